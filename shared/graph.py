@@ -1,0 +1,256 @@
+"""A small Graph API client (DESIGN §7): timeouts, appsecret_proof, paging, errors.
+
+Tokens go in the ``Authorization`` header, never the URL; every call made with a
+user or page token carries ``appsecret_proof``. Meta's error body becomes a
+:class:`GraphError` carrying ``code``, ``error_subcode`` and ``fbtrace_id``;
+transport failures become :class:`GraphTransportError`, which says whether the
+request may have reached Meta (an ambiguous failure) or certainly did not.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from typing import Any, Callable, Iterator
+from urllib.parse import parse_qsl, urlsplit
+
+import requests
+from urllib3.exceptions import MaxRetryError, NewConnectionError, ConnectTimeoutError
+
+from shared.errors import THROTTLE_CODES, classify_graph_error
+
+log = logging.getLogger(__name__)
+
+# Called after every Graph call with (endpoint label, seconds, outcome).
+GraphObserver = Callable[[str, float, str], None]
+
+
+class GraphError(Exception):
+    """Meta answered with an error body (or a non-JSON error status)."""
+
+    def __init__(self, *, http_status: int, code: int | None, subcode: int | None = None,
+                 message: str = "", error_type: str | None = None, fbtrace_id: str | None = None,
+                 usage: dict | None = None, is_transient: bool = False):
+        super().__init__(f"Graph error http={http_status} code={code} subcode={subcode} fbtrace_id={fbtrace_id}")
+        self.http_status = http_status
+        self.code = code
+        self.subcode = subcode
+        self.message = message
+        self.error_type = error_type
+        self.fbtrace_id = fbtrace_id
+        self.usage = usage or {}
+        self.is_transient = is_transient
+
+    @property
+    def error_code(self) -> str:
+        return classify_graph_error(self.code, self.subcode, self.http_status)
+
+    @property
+    def retry_after_seconds(self) -> float | None:
+        """Meta's ``estimated_time_to_regain_access`` (minutes) as seconds, if given."""
+        regain = self.usage.get("regain_seconds")
+        if regain:
+            return float(regain)
+        return None
+
+    @property
+    def is_throttle(self) -> bool:
+        return self.code in THROTTLE_CODES
+
+
+class GraphTransportError(Exception):
+    """No usable answer from Meta. ``sent`` is False only when the request surely never left."""
+
+    error_code = "meta_unavailable"
+
+    def __init__(self, reason: str, *, sent: bool):
+        super().__init__(reason)
+        self.sent = sent
+
+
+def appsecret_proof(token: str, app_secret: str) -> str:
+    return hmac.new(app_secret.encode(), token.encode(), hashlib.sha256).hexdigest()
+
+
+def parse_usage(headers) -> dict:
+    """Read ``X-App-Usage`` and ``X-Business-Use-Case-Usage`` into one summary."""
+    usage: dict[str, Any] = {"max_percent": 0, "regain_seconds": 0}
+    try:
+        app = json.loads(headers.get("X-App-Usage") or "{}")
+        business = json.loads(headers.get("X-Business-Use-Case-Usage") or "{}")
+    except ValueError:
+        return usage
+    percents = [v for v in app.values() if isinstance(v, (int, float))] if isinstance(app, dict) else []
+    regain = 0
+    if isinstance(business, dict):
+        for entries in business.values():
+            for entry in entries if isinstance(entries, list) else []:
+                if not isinstance(entry, dict):
+                    continue
+                percents += [entry.get(k) for k in ("call_count", "total_cputime", "total_time")
+                             if isinstance(entry.get(k), (int, float))]
+                minutes = entry.get("estimated_time_to_regain_access")
+                if isinstance(minutes, (int, float)):
+                    regain = max(regain, minutes * 60)
+    usage["app"] = app if isinstance(app, dict) else {}
+    usage["business"] = business if isinstance(business, dict) else {}
+    usage["max_percent"] = max(percents, default=0)
+    usage["regain_seconds"] = regain
+    return usage
+
+
+def _was_sent(exc: requests.ConnectionError) -> bool:
+    """A refused or timed-out connect never reached Meta; anything else may have."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return False
+    reason = exc.args[0] if exc.args else None
+    if isinstance(reason, MaxRetryError):
+        reason = reason.reason
+    return not isinstance(reason, (NewConnectionError, ConnectTimeoutError))
+
+
+def _endpoint_label(path: str) -> str:
+    """A low-cardinality label for metrics: ids become ``{id}``."""
+    parts = [p for p in urlsplit(path).path.split("/") if p]
+    if parts and parts[0].startswith("v") and parts[0][1:2].isdigit():
+        parts = parts[1:]
+    return "/" + "/".join("{id}" if p.replace("_", "").isdigit() else p for p in parts)
+
+
+class GraphClient:
+    """Calls the Graph API at ``settings.graph_base``."""
+
+    def __init__(self, settings, *, session: requests.Session | None = None,
+                 timeout: tuple[float, float] | None = None, deadline: float | None = None,
+                 observer: GraphObserver | None = None):
+        self.settings = settings
+        self.session = session or requests.Session()
+        self.timeout = timeout or (settings.graph_connect_timeout, settings.graph_read_timeout)
+        self.deadline = deadline
+        self.observer = observer
+        self.last_usage: dict = {}
+        base = urlsplit(settings.meta_graph_url)
+        self._origin = (base.scheme, base.netloc)
+
+    @property
+    def app_token(self) -> str:
+        return f"{self.settings.meta_app_id}|{self.settings.meta_app_secret}"
+
+    def get(self, path: str, *, token: str | None = None, params: dict | None = None) -> Any:
+        return self.request("GET", path, token=token, params=params)
+
+    def post(self, path: str, *, token: str | None = None, data: dict | None = None) -> Any:
+        return self.request("POST", path, token=token, data=data)
+
+    def delete(self, path: str, *, token: str | None = None, params: dict | None = None) -> Any:
+        return self.request("DELETE", path, token=token, params=params)
+
+    def paginate(self, path: str, *, token: str, params: dict | None = None, max_pages: int = 50) -> Iterator[dict]:
+        """Yield every item of a list edge, following ``paging.next`` on Meta's host only."""
+        url: str | None = path
+        page_params = params
+        for _ in range(max_pages):
+            body = self.request("GET", url, token=token, params=page_params)
+            yield from body.get("data", [])
+            url = (body.get("paging") or {}).get("next")
+            if not url:
+                return
+            split = urlsplit(url)
+            if (split.scheme, split.netloc) != self._origin:
+                log.warning("graph paging.next points off the Graph host; stopped following it")
+                return
+            page_params = None
+        log.warning("graph paging stopped after %d pages", max_pages)
+
+    def debug_token(self, input_token: str) -> dict:
+        """``GET /debug_token`` with the app token; returns its ``data`` object."""
+        body = self.request("GET", "/debug_token", token=self.app_token, params={"input_token": input_token},
+                            proof=False)
+        return body.get("data") or {}
+
+    # -- internals --
+
+    def _url_and_params(self, path: str, params: dict | None) -> tuple[str, dict]:
+        if path.startswith("http://") or path.startswith("https://"):
+            split = urlsplit(path)
+            if (split.scheme, split.netloc) != self._origin:
+                raise ValueError("refusing to send a token to a host other than META_GRAPH_URL")
+            # paging.next carries the token in its query: drop it, it goes in the header.
+            query = {k: v for k, v in parse_qsl(split.query, keep_blank_values=True)
+                     if k not in ("access_token", "appsecret_proof")}
+            query.update(params or {})
+            return f"{split.scheme}://{split.netloc}{split.path}", query
+        return f"{self.settings.graph_base}/{path.lstrip('/')}", dict(params or {})
+
+    def current_timeout(self) -> tuple[float, float]:
+        if self.deadline is None:
+            return self.timeout
+        remaining = self.deadline - time.monotonic()
+        if remaining < 0.5:
+            raise GraphTransportError("time budget for Meta calls used up", sent=False)
+        return (min(self.timeout[0], remaining), min(self.timeout[1], remaining))
+
+    def request(self, method: str, path: str, *, token: str | None = None, params: dict | None = None,
+                data: dict | None = None, proof: bool = True) -> Any:
+        url, query = self._url_and_params(path, params)
+        body = dict(data or {}) if method == "POST" else None
+        headers = {"Accept": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+            if proof:
+                target = body if body is not None else query
+                target["appsecret_proof"] = appsecret_proof(token, self.settings.meta_app_secret)
+        label = _endpoint_label(url)
+        started = time.monotonic()
+        outcome = "error"
+        try:
+            try:
+                resp = self.session.request(method, url, params=query or None, data=body, headers=headers,
+                                            timeout=self.current_timeout(), allow_redirects=False)
+            except requests.Timeout as exc:
+                sent = not isinstance(exc, requests.ConnectTimeout)
+                outcome = "timeout"
+                raise GraphTransportError(f"{method} {label}: timed out", sent=sent) from None
+            except requests.ConnectionError as exc:
+                outcome = "connection_error"
+                raise GraphTransportError(f"{method} {label}: connection failed", sent=_was_sent(exc)) from None
+            self.last_usage = parse_usage(resp.headers)
+            result = self._parse(resp)
+            outcome = "ok"
+            return result
+        finally:
+            elapsed = time.monotonic() - started
+            log.debug("graph %s %s -> %s in %.3fs", method, label, outcome, elapsed)
+            if self.observer:
+                self.observer(label, elapsed, outcome)
+
+    def _parse(self, resp: requests.Response) -> Any:
+        try:
+            payload = resp.json()
+        except ValueError:
+            payload = None
+        if resp.status_code < 400 and payload is not None and not (
+                isinstance(payload, dict) and "error" in payload):
+            return payload
+        error = payload.get("error") if isinstance(payload, dict) else None
+        if not isinstance(error, dict):
+            error = {}
+        raise GraphError(
+            http_status=resp.status_code,
+            code=_as_int(error.get("code")),
+            subcode=_as_int(error.get("error_subcode")),
+            message=str(error.get("message", ""))[:500],
+            error_type=error.get("type"),
+            fbtrace_id=error.get("fbtrace_id") or resp.headers.get("x-fb-trace-id"),
+            usage=self.last_usage,
+            is_transient=bool(error.get("is_transient")),
+        )
+
+
+def _as_int(value) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None

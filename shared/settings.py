@@ -1,0 +1,196 @@
+"""Settings read once from the environment and validated (DESIGN §2).
+
+Nothing here runs at import time: callers build a :class:`Settings` with
+:func:`load_settings` when the app or the worker starts, so a production start
+with a missing secret fails at once with the variable's name.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Mapping
+
+from dotenv import dotenv_values
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+APP_ENVS = ("production", "demo", "test")
+
+REQUIRED_SCOPES = (
+    "pages_show_list",
+    "pages_read_engagement",
+    "pages_manage_posts",
+    "instagram_basic",
+    "instagram_content_publish",
+)
+DEFAULT_SCOPES = REQUIRED_SCOPES + ("business_management",)
+
+# Only for demo and test: a fixed key and secrets so those modes run with no setup.
+DEMO_ENCRYPTION_KEYS = "demo1:" + base64.b64encode(b"resellio-demo-key-not-for-prod!!").decode()
+DEMO_SESSION_SECRET = "resellio-demo-session-secret-not-for-production"
+DEMO_APP_ID = "sandbox-app-id"
+DEMO_APP_SECRET = "sandbox-app-secret"
+
+
+class SettingsError(RuntimeError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    app_env: str
+    database_url: str
+    redis_url: str | None
+    meta_app_id: str
+    meta_app_secret: str
+    meta_redirect_uri: str | None
+    meta_graph_version: str
+    meta_graph_url: str
+    meta_dialog_url: str
+    meta_scopes: tuple[str, ...]
+    token_encryption_keys: tuple[tuple[str, bytes], ...]
+    session_secret: str
+    session_cookie: str
+    scheduler_api_token: str | None
+    dashboard_url: str
+    cors_origins: tuple[str, ...]
+    metrics_port: int
+    # Timeouts and worker tuning: settings so tests can shorten them.
+    graph_connect_timeout: float = 3.0
+    graph_read_timeout: float = 10.0
+    callback_budget_seconds: float = 25.0
+    status_check_timeout: float = 3.0
+    token_check_max_age_seconds: int = 600
+    lease_seconds: int = 120
+    sweep_interval_seconds: float = 30.0
+    retry_base_seconds: float = 30.0
+    retry_max_tries: int = 5
+    ig_status_poll_seconds: float = 3.0
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def graph_base(self) -> str:
+        """The versioned Graph API base, e.g. ``https://graph.facebook.com/v25.0``."""
+        return f"{self.meta_graph_url.rstrip('/')}/{self.meta_graph_version}"
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env == "production"
+
+    def with_overrides(self, **changes) -> "Settings":
+        return replace(self, **changes)
+
+
+def normalize_database_url(url: str) -> str:
+    """Fill in the installed PostgreSQL driver for the usual URL forms."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        # Relative SQLite paths would resolve differently per process (DESIGN §11).
+        relative = url[len("sqlite:///"):]
+        if relative and relative != ":memory:":
+            return "sqlite:///" + str((PROJECT_ROOT / relative).resolve())
+    return url
+
+
+def parse_key_ring(value: str) -> tuple[tuple[str, bytes], ...]:
+    """Parse ``kid:base64(32 bytes)`` entries, comma-separated; the first encrypts."""
+    ring: list[tuple[str, bytes]] = []
+    for entry in (part.strip() for part in value.split(",")):
+        if not entry:
+            continue
+        kid, sep, encoded = entry.partition(":")
+        if not sep or not kid:
+            raise SettingsError("TOKEN_ENCRYPTION_KEYS: each entry must be 'kid:base64key'")
+        try:
+            key = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise SettingsError(f"TOKEN_ENCRYPTION_KEYS: key '{kid}' is not valid base64") from exc
+        if len(key) != 32:
+            raise SettingsError(f"TOKEN_ENCRYPTION_KEYS: key '{kid}' must decode to 32 bytes")
+        if any(existing == kid for existing, _ in ring):
+            raise SettingsError(f"TOKEN_ENCRYPTION_KEYS: key id '{kid}' appears twice")
+        ring.append((kid, key))
+    if not ring:
+        raise SettingsError("TOKEN_ENCRYPTION_KEYS: no key given")
+    return tuple(ring)
+
+
+def _split_csv(value: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (value or "").split(",") if part.strip())
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a whole number") from exc
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides) -> Settings:
+    """Read and validate every setting; raise :class:`SettingsError` naming the variable."""
+    if environ is None:
+        # A .env file is a development convenience; the real environment wins.
+        env = {**dotenv_values(PROJECT_ROOT / ".env"), **os.environ}
+        env = {k: v for k, v in env.items() if v is not None}
+    else:
+        env = dict(environ)
+    app_env = env.get("APP_ENV", "production").strip() or "production"
+    if app_env not in APP_ENVS:
+        raise SettingsError(f"APP_ENV must be one of {', '.join(APP_ENVS)}")
+    production = app_env == "production"
+
+    def required(name: str, dev_default: str | None = None) -> str:
+        value = env.get(name, "").strip()
+        if value:
+            return value
+        if production or dev_default is None:
+            raise SettingsError(f"{name} is required but not set")
+        return dev_default
+
+    database_url = env.get("DATABASE_URL", "").strip()
+    if not database_url:
+        if production:
+            raise SettingsError("DATABASE_URL is required but not set")
+        database_url = "sqlite:///" + str(PROJECT_ROOT / "var" / "social_connect.db")
+    redis_url = env.get("REDIS_URL", "").strip() or None
+    if production and not redis_url:
+        raise SettingsError("REDIS_URL is required but not set")
+
+    scopes = _split_csv(env.get("META_SCOPES")) or DEFAULT_SCOPES
+    missing_scopes = [s for s in REQUIRED_SCOPES if s not in scopes]
+    if missing_scopes:
+        raise SettingsError(f"META_SCOPES must include {', '.join(missing_scopes)}")
+
+    metrics_port = _int(env, "METRICS_PORT", 9100)
+    settings = Settings(
+        app_env=app_env,
+        database_url=normalize_database_url(database_url),
+        redis_url=redis_url,
+        meta_app_id=required("META_APP_ID", DEMO_APP_ID),
+        meta_app_secret=required("META_APP_SECRET", DEMO_APP_SECRET),
+        meta_redirect_uri=env.get("META_REDIRECT_URI", "").strip() or None,
+        meta_graph_version=env.get("META_GRAPH_VERSION", "").strip() or "v25.0",
+        meta_graph_url=(env.get("META_GRAPH_URL", "").strip() or "https://graph.facebook.com").rstrip("/"),
+        meta_dialog_url=(env.get("META_DIALOG_URL", "").strip() or "https://www.facebook.com").rstrip("/"),
+        meta_scopes=scopes,
+        token_encryption_keys=parse_key_ring(required("TOKEN_ENCRYPTION_KEYS", DEMO_ENCRYPTION_KEYS)),
+        session_secret=required("RESELLIO_SESSION_SECRET", DEMO_SESSION_SECRET),
+        session_cookie=env.get("RESELLIO_SESSION_COOKIE", "").strip() or "resellio_session",
+        scheduler_api_token=env.get("SCHEDULER_API_TOKEN", "").strip() or None,
+        dashboard_url=env.get("DASHBOARD_URL", "").strip() or "/",
+        cors_origins=tuple(o.rstrip("/") for o in _split_csv(env.get("CORS_ORIGINS"))),
+        metrics_port=metrics_port,
+    )
+    if production and not settings.meta_redirect_uri:
+        raise SettingsError("META_REDIRECT_URI is required but not set")
+    if not settings.meta_graph_version.startswith("v"):
+        raise SettingsError("META_GRAPH_VERSION must look like v25.0")
+    return replace(settings, **overrides) if overrides else settings

@@ -1,0 +1,72 @@
+"""Is a stored connection's token still good? (``debug_token``, DESIGN §4 and §8)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy.orm import Session
+
+from shared.audit import record_event
+from shared.db import utcnow
+from shared.graph import GraphClient
+from shared.models import CONNECTED, DISCONNECTED, NEEDS_REAUTH, SocialConnection
+from shared.settings import REQUIRED_SCOPES
+
+
+@dataclass(frozen=True)
+class TokenCheck:
+    valid: bool
+    error_code: str | None = None
+    expires_at: datetime | None = None
+    data_access_expires_at: datetime | None = None
+    scopes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _from_unix(value) -> datetime | None:
+    """Meta's unix times; 0 means "never"."""
+    if not value:
+        return None
+    return datetime.fromtimestamp(int(value), tz=timezone.utc)
+
+
+def check_token(graph: GraphClient, token: str) -> TokenCheck:
+    """Ask Meta about ``token``. Raises GraphError/GraphTransportError if Meta cannot answer."""
+    data = graph.debug_token(token)
+    expires_at = _from_unix(data.get("expires_at"))
+    data_access = _from_unix(data.get("data_access_expires_at"))
+    scopes = tuple(data.get("scopes") or ())
+    now = utcnow()
+    if not data.get("is_valid") or (expires_at and expires_at <= now) or (data_access and data_access <= now):
+        return TokenCheck(False, "token_expired", expires_at, data_access, scopes)
+    if any(scope not in scopes for scope in REQUIRED_SCOPES):
+        return TokenCheck(False, "permissions_missing", expires_at, data_access, scopes)
+    return TokenCheck(True, None, expires_at, data_access, scopes)
+
+
+def is_fresh(conn: SocialConnection, max_age_seconds: int) -> bool:
+    checked = conn.token_last_checked_at
+    return checked is not None and utcnow() - checked < timedelta(seconds=max_age_seconds)
+
+
+def apply_token_check(session: Session, conn: SocialConnection, check: TokenCheck, *,
+                      request_id: str | None = None, ip: str | None = None) -> None:
+    """Record the check on the row; a dead token turns the connection ``needs_reauth``."""
+    conn.token_last_checked_at = utcnow()
+    if check.valid:
+        conn.expires_at = check.expires_at
+        conn.data_access_expires_at = check.data_access_expires_at
+        conn.scopes_granted = list(check.scopes)
+        return
+    mark_needs_reauth(session, conn, check.error_code or "token_expired", request_id=request_id, ip=ip)
+
+
+def mark_needs_reauth(session: Session, conn: SocialConnection, error_code: str, *,
+                      request_id: str | None = None, ip: str | None = None) -> None:
+    """The seller must reconnect; pending posts wait for the same Page to come back."""
+    if conn.status == DISCONNECTED:
+        return
+    if conn.status == CONNECTED or conn.last_error_code != error_code:
+        conn.status = NEEDS_REAUTH
+        conn.last_error_code = error_code
+        record_event(session, "token_expired", user_id=conn.user_id_resellio, connection_id=conn.id,
+                     error_code=error_code, request_id=request_id, ip=ip)
