@@ -1,0 +1,59 @@
+"""The connect service: Meta OAuth, connection status and the Social Connect page."""
+from __future__ import annotations
+
+from flask import Flask
+
+from shared.crypto import cipher_from_settings
+from shared.db import engine_options
+from shared.log import configure_logging, register_secret
+from shared.redis_conn import make_redis
+from shared.settings import Settings, load_settings
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the app; settings are read and validated here, not at import time.
+
+    ``test_config`` may hold ``SETTINGS`` (a ready :class:`Settings`), ``ENV``
+    (a mapping used instead of ``os.environ``), ``REDIS`` (a client) and any Flask config.
+    """
+    test_config = dict(test_config or {})
+    settings: Settings = test_config.pop("SETTINGS", None) or load_settings(test_config.pop("ENV", None))
+    redis_client = test_config.pop("REDIS", None) or make_redis(settings)
+
+    app = Flask(__name__)
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI=settings.database_url,
+        SQLALCHEMY_ENGINE_OPTIONS=engine_options(settings.database_url),
+        MAX_CONTENT_LENGTH=64 * 1024,
+    )
+    app.config.update(test_config)
+    app.json.sort_keys = False
+
+    configure_logging()
+    for secret in (settings.meta_app_secret, settings.session_secret, settings.scheduler_api_token):
+        register_secret(secret)
+
+    from connect_service import meta_oauth
+    from connect_service.api_errors import register_error_handlers
+    from connect_service.extensions import Services, cors, db
+    from connect_service.request_context import init_request_context
+
+    db.init_app(app)
+    with app.app_context():
+        from shared.db import install_sqlite_pragmas
+
+        install_sqlite_pragmas(db.engine)
+    cors.init_app(app, resources={r"/api/*": {"origins": list(settings.cors_origins)}},
+                  supports_credentials=True)
+    app.extensions["social_connect"] = Services(settings=settings, redis=redis_client,
+                                                cipher=cipher_from_settings(settings))
+    meta_oauth.init_oauth(app, settings)
+    init_request_context(app)
+    register_error_handlers(app)
+
+    from connect_service import connect_flow, connection_api, ops
+
+    app.register_blueprint(ops.bp)
+    app.register_blueprint(connect_flow.bp)
+    app.register_blueprint(connection_api.bp)
+    return app

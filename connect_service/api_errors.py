@@ -1,0 +1,69 @@
+"""Every error leaves the API in one shape: ``{"error_code", "message", "action"}``."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from shared.errors import CATALOGUE, AppError, error_body
+from shared.graph import GraphError, GraphTransportError
+
+log = logging.getLogger(__name__)
+
+
+def request_language() -> str:
+    """Indonesian unless the caller prefers English."""
+    best = request.accept_languages.best_match(["id", "en"], default="id")
+    return "en" if best == "en" else "id"
+
+
+def error_response(error_code: str, status: int | None = None, fields: dict | None = None):
+    body = error_body(error_code, request_language(), fields)
+    response = jsonify(body)
+    response.status_code = status or CATALOGUE[error_code].http_status
+    return response
+
+
+def _http_error_code(status: int) -> str:
+    if status == 401:
+        return "not_authenticated"
+    if status == 403:
+        return "forbidden"
+    if status == 404:
+        return "not_found"
+    if status == 429:
+        return "rate_limited"
+    if status >= 500:
+        return "internal_error"
+    return "bad_request"
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(AppError)
+    def handle_app_error(exc: AppError):
+        return error_response(exc.error_code, exc.http_status, exc.fields)
+
+    @app.errorhandler(GraphError)
+    def handle_graph_error(exc: GraphError):
+        log.warning("Meta answered an error: code=%s subcode=%s http=%s fbtrace_id=%s",
+                    exc.code, exc.subcode, exc.http_status, exc.fbtrace_id)
+        return error_response(exc.error_code)
+
+    @app.errorhandler(GraphTransportError)
+    def handle_graph_transport_error(exc: GraphTransportError):
+        log.warning("Meta did not answer: %s", exc)
+        return error_response("meta_unavailable")
+
+    @app.errorhandler(HTTPException)
+    def handle_http_error(exc: HTTPException):
+        status = exc.code or 500
+        return error_response(_http_error_code(status), status if status < 500 else 500)
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(exc: Exception):
+        from connect_service.extensions import db
+
+        db.session.rollback()
+        log.exception("unhandled error (request_id=%s)", getattr(g, "request_id", None))
+        return error_response("internal_error", 500)

@@ -1,0 +1,64 @@
+"""The seller's connection: ``GET /status`` and ``POST /disconnect``."""
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, jsonify
+
+from connect_service.auth import current_caller, require_user
+from connect_service.connections import active_connection, retire, revoke_grant, status_body
+from connect_service.extensions import db, graph_client, services
+from connect_service.page_selection import SelectionStore
+from connect_service.parsing import json_body
+from connect_service.request_context import request_info
+from connect_service.schemas import EmptyBody
+from shared.crypto import DecryptionError
+from shared.graph import GraphError, GraphTransportError
+from shared.models import CONNECTED
+from shared.token_check import apply_token_check, check_token, is_fresh
+from shared.tokens import page_token
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("connection", __name__, url_prefix="/api/meta")
+
+
+@bp.get("/status")
+@require_user
+def status():
+    """The stored state; a token not checked for ten minutes is re-checked first."""
+    svc = services()
+    conn = active_connection(db.session, current_caller().user_id)
+    if conn is not None and conn.status == CONNECTED and not is_fresh(conn, svc.settings.token_check_max_age_seconds):
+        _recheck(conn)
+    return jsonify(status_body(conn))
+
+
+def _recheck(conn) -> None:
+    svc = services()
+    timeout = svc.settings.status_check_timeout
+    graph = graph_client(timeout=(min(timeout, svc.settings.graph_connect_timeout), timeout))
+    try:
+        check = check_token(graph, page_token(conn, svc.cipher))
+    except (GraphError, GraphTransportError, DecryptionError) as exc:
+        log.warning("token re-check skipped: %s", type(exc).__name__, extra={"connection_id": conn.id})
+        return
+    info = request_info()
+    apply_token_check(db.session, conn, check, request_id=info.request_id, ip=info.ip)
+    db.session.commit()
+
+
+@bp.post("/disconnect")
+@require_user
+def disconnect():
+    """Revoke the grant (best effort), wipe the tokens, keep the row. Idempotent."""
+    json_body(EmptyBody(), allow_empty=True)
+    svc = services()
+    user_id = current_caller().user_id
+    conn = active_connection(db.session, user_id, for_update=True)
+    if conn is not None:
+        revoke_grant(db.session, graph_client(timeout=(svc.settings.graph_connect_timeout, 5.0)), svc.cipher, conn)
+        retire(db.session, conn, reason="user_disconnected", info=request_info())
+        db.session.commit()
+    SelectionStore(svc.redis, svc.cipher).clear(user_id)
+    return jsonify(disconnected=True, status="not_connected")

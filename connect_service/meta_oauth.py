@@ -1,0 +1,119 @@
+"""Meta OAuth with Authlib: the dialog URL, the code exchange, and state kept in Redis.
+
+Authlib would keep state in the Flask session and cannot bind it to a user
+(DESIGN §11), so the state is generated here, stored in Redis under the user's
+key for ten minutes, and consumed atomically with GETDEL.
+"""
+from __future__ import annotations
+
+import secrets
+
+import requests
+from authlib.integrations.flask_client import OAuth
+from flask import Flask, current_app
+from redis import Redis
+
+from shared.graph import GraphError, GraphTransportError, parse_usage
+from shared.redis_conn import key
+from shared.settings import Settings
+
+STATE_TTL_SECONDS = 600
+CLIENT_NAME = "meta"
+
+
+def _raise_meta_token_errors(response: requests.Response) -> requests.Response:
+    """Turn Meta's token-endpoint error body into a GraphError before Authlib parses it."""
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if response.status_code >= 400 or error is not None:
+        error = error if isinstance(error, dict) else {}
+        raise GraphError(http_status=response.status_code, code=_int(error.get("code")),
+                         subcode=_int(error.get("error_subcode")), message=str(error.get("message", ""))[:500],
+                         error_type=error.get("type"), fbtrace_id=error.get("fbtrace_id"),
+                         usage=parse_usage(response.headers))
+    return response
+
+
+def _int(value):
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _meta_compliance_fix(session) -> None:
+    session.register_compliance_hook("access_token_response", _raise_meta_token_errors)
+    session.register_compliance_hook("refresh_token_response", _raise_meta_token_errors)
+
+
+def init_oauth(app: Flask, settings: Settings) -> OAuth:
+    """One OAuth registry per app (a module-level one would keep the first app's URLs)."""
+    oauth = OAuth(app)
+    oauth.register(
+        CLIENT_NAME,
+        client_id=settings.meta_app_id,
+        client_secret=settings.meta_app_secret,
+        authorize_url=f"{settings.meta_dialog_url}/{settings.meta_graph_version}/dialog/oauth",
+        access_token_url=f"{settings.graph_base}/oauth/access_token",
+        client_kwargs={
+            "token_endpoint_auth_method": "client_secret_post",
+            "default_timeout": (settings.graph_connect_timeout, settings.graph_read_timeout),
+            "scope": ",".join(settings.meta_scopes),
+        },
+        compliance_fix=_meta_compliance_fix,
+    )
+    app.extensions["social_connect_oauth"] = oauth
+    return oauth
+
+
+def meta_client():
+    return current_app.extensions["social_connect_oauth"].create_client(CLIENT_NAME)
+
+
+def authorization_url(redirect_uri: str, state: str) -> str:
+    return meta_client().create_authorization_url(redirect_uri, state=state)["url"]
+
+
+def _token_call(timeout: tuple[float, float], **params) -> dict:
+    try:
+        return meta_client().fetch_access_token(timeout=timeout, **params)
+    except requests.Timeout as exc:
+        raise GraphTransportError("token endpoint timed out",
+                                  sent=not isinstance(exc, requests.ConnectTimeout)) from None
+    except requests.ConnectionError:
+        raise GraphTransportError("token endpoint unreachable", sent=True) from None
+
+
+def exchange_code(code: str, redirect_uri: str, timeout: tuple[float, float]) -> dict:
+    """Code → short-lived user token. Codes are single use: never retried."""
+    return _token_call(timeout, redirect_uri=redirect_uri, code=code)
+
+
+def exchange_long_lived(short_token: str, timeout: tuple[float, float]) -> dict:
+    """Short-lived → long-lived (~60 days) user token."""
+    return _token_call(timeout, grant_type="fb_exchange_token", fb_exchange_token=short_token)
+
+
+class StateStore:
+    """OAuth ``state`` values: random, per user, ten minutes, single use."""
+
+    def __init__(self, redis: Redis):
+        self.redis = redis
+
+    @staticmethod
+    def _key(user_id: str, state: str) -> str:
+        return key("oauth_state", user_id, state)
+
+    def create(self, user_id: str) -> str:
+        state = secrets.token_urlsafe(32)  # 256 bits
+        self.redis.set(self._key(user_id, state), b"1", ex=STATE_TTL_SECONDS)
+        return state
+
+    def consume(self, user_id: str, state: str | None) -> bool:
+        """True once for a live state of this user; a replay or another user's state is False."""
+        if not state or len(state) > 128:
+            return False
+        return self.redis.getdel(self._key(user_id, state)) is not None

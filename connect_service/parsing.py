@@ -1,0 +1,55 @@
+"""Request parsing: JSON bodies and query strings through marshmallow schemas."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request
+from marshmallow import EXCLUDE, Schema, ValidationError
+
+from shared.errors import AppError
+
+
+def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """marshmallow's nested messages as flat dotted keys: ``{"targets.0": ["..."]}``."""
+    flat: dict[str, list[str]] = {}
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            name = "_schema" if key == "_schema" and not prefix else f"{prefix}{key}"
+            flat.update(flatten_errors(value, f"{name}."))
+    elif isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        flat[prefix.rstrip(".")] = list(messages)
+    elif isinstance(messages, list):
+        for index, value in enumerate(messages):
+            flat.update(flatten_errors(value, f"{prefix}{index}."))
+    else:
+        flat[prefix.rstrip(".")] = [str(messages)]
+    return flat
+
+
+def load_or_422(schema: Schema, data: Any, **kwargs) -> dict:
+    try:
+        return schema.load(data, **kwargs)
+    except ValidationError as exc:
+        raise AppError("validation_error", fields=flatten_errors(exc.messages)) from None
+
+
+def json_body(schema: Schema, *, allow_empty: bool = False) -> dict:
+    """The request's JSON object validated by ``schema`` (unknown keys refused)."""
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        if allow_empty:
+            return load_or_422(schema, {})
+        raise AppError("bad_request", detail="a JSON body is required")
+    if not request.is_json:
+        raise AppError("bad_request", http_status=415, detail="Content-Type must be application/json")
+    payload = request.get_json(silent=True)
+    if payload is None:
+        raise AppError("bad_request", detail="malformed JSON")
+    if not isinstance(payload, dict):
+        raise AppError("validation_error", fields={"_schema": ["Body must be a JSON object."]})
+    return load_or_422(schema, payload)
+
+
+def query_args(schema: Schema) -> dict:
+    """Query string validated by ``schema``; unknown parameters are ignored."""
+    return load_or_422(schema, request.args.to_dict(), unknown=EXCLUDE)

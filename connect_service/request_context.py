@@ -1,0 +1,40 @@
+"""Per-request id, carried into log lines, audit events and the ``X-Request-ID`` header."""
+from __future__ import annotations
+
+import re
+import uuid
+
+from flask import Flask, g, request
+
+from connect_service.connections import RequestInfo
+from shared.log import reset_log_context, set_log_context
+
+_VALID_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+def init_request_context(app: Flask) -> None:
+    @app.before_request
+    def assign_request_id():
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
+        g.log_token = set_log_context(request_id=g.request_id)
+
+    @app.after_request
+    def expose_request_id(response):
+        if "request_id" in g:
+            response.headers["X-Request-ID"] = g.request_id
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.teardown_request
+    def clear_log_context(_exc):
+        token = g.pop("log_token", None)
+        if token is not None:
+            try:
+                reset_log_context(token)
+            except ValueError:  # created in another context; nothing to undo here
+                pass
+
+
+def request_info() -> RequestInfo:
+    return RequestInfo(request_id=g.get("request_id"), ip=request.remote_addr)

@@ -1,0 +1,90 @@
+"""marshmallow schemas of the API's inputs and outputs (also the OpenAPI source)."""
+from __future__ import annotations
+
+from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
+
+
+class ConnectQuery(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    redirect = fields.Boolean(load_default=False)
+
+
+class CallbackQuery(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    code = fields.String(load_default=None, validate=validate.Length(max=2048))
+    state = fields.String(load_default=None)
+    error = fields.String(load_default=None)
+    error_reason = fields.String(load_default=None)
+
+
+class SelectPageBody(Schema):
+    class Meta:
+        unknown = RAISE
+
+    page_id = fields.String(required=True, validate=validate.Regexp(r"^\d{1,32}$", error="Must be a Page id."))
+
+
+class EmptyBody(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class PageOut(Schema):
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+    has_instagram = fields.Boolean(required=True)
+
+
+class ConnectOut(Schema):
+    oauth_url = fields.String(required=True)
+    state = fields.String(required=True)
+
+
+class ConnectedOut(Schema):
+    connected = fields.Boolean(required=True)
+    facebook_page_id = fields.String()
+    instagram_business_account_id = fields.String()
+    status = fields.String()
+    connection_id = fields.String()
+    page_name = fields.String()
+
+
+class SelectionOut(Schema):
+    connected = fields.Boolean(required=True)
+    requires_page_selection = fields.Boolean(required=True)
+    pages = fields.List(fields.Nested(PageOut), required=True)
+
+
+class PagesOut(Schema):
+    pages = fields.List(fields.Nested(PageOut), required=True)
+
+
+class StatusOut(Schema):
+    status = fields.String(required=True, validate=validate.OneOf(["connected", "not_connected", "needs_reauth"]))
+    connection_id = fields.String()
+    facebook_page_id = fields.String()
+    instagram_business_account_id = fields.String()
+    instagram_username = fields.String(allow_none=True)
+    page_name = fields.String()
+    connected_at = fields.String(allow_none=True)
+    expires_at = fields.String(allow_none=True)
+    data_access_expires_at = fields.String(allow_none=True)
+    scopes_granted = fields.List(fields.String())
+    token_last_checked_at = fields.String(allow_none=True)
+    error_code = fields.String()
+
+
+class DisconnectOut(Schema):
+    disconnected = fields.Boolean(required=True)
+    status = fields.String(required=True)
+
+
+class ErrorOut(Schema):
+    error_code = fields.String(required=True)
+    message = fields.String(required=True)
+    action = fields.String(allow_none=True, required=True)
+    fields_ = fields.Dict(keys=fields.String(), values=fields.List(fields.String()), data_key="fields")
