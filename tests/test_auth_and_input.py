@@ -1,0 +1,131 @@
+"""Who may call, from where, and what bad input gets back."""
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+
+from tests.conftest import DASHBOARD_ORIGIN, SCHEDULER_TOKEN, SESSION_SECRET, same_origin, session_jwt
+
+
+@pytest.mark.parametrize("token", [
+    session_jwt("user-1", expires_in=-10),  # expired
+    session_jwt("user-1", secret="not-the-secret-but-long-enough-x"),  # badly signed
+    jwt.encode({"sub": "user-1"}, SESSION_SECRET, algorithm="HS256"),  # no exp
+    jwt.encode({"exp": int(time.time()) + 60}, SESSION_SECRET, algorithm="HS256"),  # no sub
+    jwt.encode({"sub": "user-1", "exp": int(time.time()) + 60}, SESSION_SECRET, algorithm="HS512"),  # wrong alg
+    jwt.encode({"sub": "user-1", "exp": int(time.time()) + 60}, None, algorithm="none"),  # unsigned
+    "not-a-jwt",
+])
+def test_bad_sessions_are_not_authenticated(anon_client, token):
+    anon_client.set_cookie("resellio_session", token)
+    response = anon_client.get("/api/meta/status")
+    assert response.status_code == 401
+    assert response.json == {"error_code": "not_authenticated", "action": "login",
+                             "message": "Sesi Resellio tidak ditemukan atau sudah berakhir. Silakan masuk lagi."}
+
+
+def test_bearer_session_works(anon_client):
+    response = anon_client.get("/api/meta/status", headers={"Authorization": f"Bearer {session_jwt('user-9')}"})
+    assert response.status_code == 200 and response.json == {"status": "not_connected"}
+
+
+def test_scheduler_may_not_use_connection_endpoints(anon_client):
+    headers = {"Authorization": f"Bearer {SCHEDULER_TOKEN}"}
+    for method, path in [("get", "/api/meta/status"), ("get", "/api/meta/connect"), ("get", "/api/meta/pages"),
+                         ("post", "/api/meta/disconnect")]:
+        response = getattr(anon_client, method)(path, headers=headers)
+        assert response.status_code == 403, path
+        assert response.json["error_code"] == "forbidden"
+
+
+def test_cookie_post_without_origin_is_refused(client):
+    response = client.post("/api/meta/disconnect")
+    assert response.status_code == 403
+    assert response.json["error_code"] == "forbidden_origin"
+
+
+def test_cookie_post_from_a_foreign_origin_is_refused(client):
+    response = client.post("/api/meta/disconnect", headers={"Origin": "https://evil.example"})
+    assert response.status_code == 403 and response.json["error_code"] == "forbidden_origin"
+
+
+def test_referer_stands_in_for_a_missing_origin(client):
+    ok = client.post("/api/meta/disconnect", headers={"Referer": "http://localhost/social-connect"})
+    assert ok.status_code == 200
+    bad = client.post("/api/meta/disconnect", headers={"Referer": "https://evil.example/x"})
+    assert bad.status_code == 403
+
+
+def test_dashboard_origin_is_allowed_with_cors_credentials(client):
+    response = client.post("/api/meta/disconnect", headers={"Origin": DASHBOARD_ORIGIN})
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == DASHBOARD_ORIGIN
+    assert response.headers["Access-Control-Allow-Credentials"] == "true"
+    foreign = client.get("/api/meta/status", headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in foreign.headers
+
+
+def test_bearer_post_needs_no_origin(anon_client):
+    response = anon_client.post("/api/meta/disconnect",
+                                headers={"Authorization": f"Bearer {session_jwt('user-1')}"})
+    assert response.status_code == 200
+
+
+def test_malformed_json_is_a_bad_request(client):
+    response = client.post("/api/meta/select-page", data="{not json", content_type="application/json",
+                           headers=same_origin())
+    assert response.status_code == 400
+    assert response.json["error_code"] == "bad_request" and response.json["action"] == "fix_input"
+
+
+def test_wrong_content_type_is_415(client):
+    response = client.post("/api/meta/select-page", data="page_id=1", headers=same_origin(),
+                           content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 415 and response.json["error_code"] == "bad_request"
+
+
+def test_select_page_validation_errors(client):
+    response = client.post("/api/meta/select-page", json={"page_id": "12a", "extra": 1}, headers=same_origin())
+    assert response.status_code == 422
+    assert response.json["error_code"] == "validation_error"
+    assert response.json["fields"] == {"page_id": ["Must be a Page id."], "extra": ["Unknown field."]}
+    missing = client.post("/api/meta/select-page", json={}, headers=same_origin())
+    assert missing.json["fields"] == {"page_id": ["Missing data for required field."]}
+    not_object = client.post("/api/meta/select-page", json=["123"], headers=same_origin())
+    assert not_object.status_code == 422
+
+
+def test_wrong_method_and_unknown_path(client):
+    wrong = client.get("/api/meta/select-page")
+    assert wrong.status_code == 405 and wrong.json["error_code"] == "bad_request"
+    unknown = client.get("/api/meta/nope")
+    assert unknown.status_code == 404 and unknown.json["error_code"] == "not_found"
+
+
+def test_english_messages_on_request(client):
+    response = client.post("/api/meta/select-page", json={"page_id": "1"},
+                           headers={**same_origin(), "Accept-Language": "en"})
+    assert response.json["error_code"] == "selection_expired"
+    assert response.json["message"] == "The time to choose a Page has run out. Please connect again."
+
+
+def test_every_response_has_a_request_id(client):
+    response = client.get("/api/meta/status")
+    assert len(response.headers["X-Request-ID"]) >= 16
+    echoed = client.get("/api/meta/status", headers={"X-Request-ID": "req-abc-12345"})
+    assert echoed.headers["X-Request-ID"] == "req-abc-12345"
+
+
+def test_an_unexpected_error_is_a_500_without_details(app, client, monkeypatch):
+    from connect_service import connection_api
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("database password is hunter2")
+
+    monkeypatch.setattr(connection_api, "active_connection", explode)
+    response = client.get("/api/meta/status")
+    assert response.status_code == 500
+    assert response.json["error_code"] == "internal_error"
+    assert "hunter2" not in response.get_data(as_text=True)

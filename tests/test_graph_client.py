@@ -1,0 +1,102 @@
+"""The Graph client: proofs, token placement, errors, usage headers, transport failures."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+import requests_mock
+
+from shared.graph import GraphClient, GraphError, GraphTransportError, appsecret_proof
+from tests.conftest import APP_SECRET
+
+BASE = "https://graph.meta.test/v25.0"
+
+
+@pytest.fixture
+def graph(settings):
+    return GraphClient(settings)
+
+
+def test_token_in_header_and_proof_in_query_or_body(graph):
+    with requests_mock.Mocker() as m:
+        m.get(f"{BASE}/me", json={"id": "1"})
+        m.post(f"{BASE}/1/feed", json={"id": "1_2"})
+        graph.get("/me", token="EAAusertoken", params={"fields": "id"})
+        graph.post("/1/feed", token="EAApagetoken", data={"message": "hi"})
+        get, post = m.request_history
+    assert get.headers["Authorization"] == "Bearer EAAusertoken"
+    assert get.qs["appsecret_proof"] == [appsecret_proof("EAAusertoken", APP_SECRET)]
+    assert "access_token" not in get.url
+    assert "appsecret_proof=" + appsecret_proof("EAApagetoken", APP_SECRET) in post.text
+    assert "EAApagetoken" not in post.url and "EAApagetoken" not in post.text
+
+
+def test_meta_error_body_is_parsed(graph):
+    usage = {"1": [{"type": "pages", "call_count": 97, "total_cputime": 10, "total_time": 12,
+                    "estimated_time_to_regain_access": 5}]}
+    with requests_mock.Mocker() as m:
+        m.post(f"{BASE}/1/photos", status_code=400, headers={"X-Business-Use-Case-Usage": json.dumps(usage),
+                                                              "X-App-Usage": json.dumps({"call_count": 40})},
+               json={"error": {"message": "Page request limit reached", "type": "OAuthException", "code": 32,
+                               "error_subcode": 2018238, "fbtrace_id": "AbCdEf"}})
+        with pytest.raises(GraphError) as caught:
+            graph.post("/1/photos", token="EAApagetoken", data={})
+    error = caught.value
+    assert (error.code, error.subcode, error.fbtrace_id, error.http_status) == (32, 2018238, "AbCdEf", 400)
+    assert error.error_code == "rate_limited" and error.is_throttle
+    assert error.retry_after_seconds == 300
+    assert graph.last_usage["max_percent"] == 97
+
+
+@pytest.mark.parametrize("code, subcode, expected", [
+    (190, 463, "token_expired"), (102, None, "token_expired"), (10, None, "permissions_missing"),
+    (200, None, "permissions_missing"), (4, None, "rate_limited"), (80002, None, "rate_limited"),
+    (9, 2207042, "publishing_limit_reached"), (9004, 2207052, "media_invalid"), (36003, None, "media_invalid"),
+    (100, 2207026, "media_invalid"), (1, None, "meta_unavailable"), (2, None, "meta_unavailable"),
+])
+def test_error_classification_by_number(code, subcode, expected):
+    error = GraphError(http_status=400, code=code, subcode=subcode)
+    assert error.error_code == expected
+
+
+def test_transport_failures_say_whether_the_request_may_have_left(graph):
+    with requests_mock.Mocker() as m:
+        m.post(f"{BASE}/1/photos", exc=requests.exceptions.ConnectTimeout)
+        with pytest.raises(GraphTransportError) as not_sent:
+            graph.post("/1/photos", token="EAAx", data={})
+        m.post(f"{BASE}/1/photos", exc=requests.exceptions.ReadTimeout)
+        with pytest.raises(GraphTransportError) as sent:
+            graph.post("/1/photos", token="EAAx", data={})
+    assert not_sent.value.sent is False
+    assert sent.value.sent is True
+
+
+def test_refused_connection_was_not_sent(settings):
+    graph = GraphClient(settings.with_overrides(meta_graph_url="http://127.0.0.1:9"))
+    with pytest.raises(GraphTransportError) as caught:
+        graph.get("/me", token="EAAx")
+    assert caught.value.sent is False
+
+
+def test_paging_strips_the_token_from_next_and_stays_on_host(graph):
+    with requests_mock.Mocker() as m:
+        m.get(f"{BASE}/me/accounts", [
+            {"json": {"data": [{"id": "1"}], "paging": {"next": f"{BASE}/me/accounts?access_token=EAAuser&after=a"}}},
+            {"json": {"data": [{"id": "2"}], "paging": {"next": "https://other.test/v25.0/me/accounts?after=b"}}},
+        ])
+        items = list(graph.paginate("/me/accounts", token="EAAuser", params={"fields": "id"}))
+        second = m.request_history[1]
+    assert [i["id"] for i in items] == ["1", "2"]
+    assert "access_token" not in second.url and second.qs["after"] == ["a"]
+    assert second.qs["appsecret_proof"] == [appsecret_proof("EAAuser", APP_SECRET)]
+    assert len(m.request_history) == 2
+
+
+def test_deadline_bounds_every_call(settings):
+    import time
+
+    graph = GraphClient(settings, deadline=time.monotonic() - 1)
+    with pytest.raises(GraphTransportError) as caught:
+        graph.get("/me", token="EAAx")
+    assert caught.value.sent is False

@@ -1,0 +1,24 @@
+"""Liveness and readiness."""
+from __future__ import annotations
+
+import redis
+
+
+def test_healthz(anon_client):
+    assert anon_client.get("/healthz").json == {"status": "ok"}
+
+
+def test_readyz_when_everything_answers(anon_client):
+    response = anon_client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json["checks"] == {"database": "ok", "redis": "ok"}
+
+
+def test_readyz_when_redis_is_down(settings):
+    from connect_service import create_app
+
+    dead = redis.Redis(host="127.0.0.1", port=9, socket_connect_timeout=0.5)
+    app = create_app({"SETTINGS": settings, "REDIS": dead})
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert response.json["checks"] == {"database": "ok", "redis": "unavailable"}

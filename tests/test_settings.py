@@ -1,0 +1,80 @@
+"""Settings: read once, validated, failing fast on a missing production secret."""
+from __future__ import annotations
+
+import pytest
+
+from shared.settings import PROJECT_ROOT, SettingsError, load_settings, normalize_database_url
+from tests.conftest import KEY_A
+
+PRODUCTION = {
+    "APP_ENV": "production",
+    "DATABASE_URL": "postgres://u:p@db:5432/sc",
+    "REDIS_URL": "redis://redis:6379/0",
+    "META_APP_ID": "1",
+    "META_APP_SECRET": "s" * 32,
+    "META_REDIRECT_URI": "https://connect.example/api/meta/callback",
+    "TOKEN_ENCRYPTION_KEYS": KEY_A,
+    "RESELLIO_SESSION_SECRET": "x" * 40,
+}
+
+
+def test_a_complete_production_environment_loads():
+    settings = load_settings(PRODUCTION)
+    assert settings.database_url == "postgresql+psycopg://u:p@db:5432/sc"
+    assert settings.meta_graph_version == "v25.0"
+    assert settings.graph_base == "https://graph.facebook.com/v25.0"
+    assert settings.session_cookie == "resellio_session"
+    assert settings.metrics_port == 9100
+    assert settings.scheduler_api_token is None
+
+
+@pytest.mark.parametrize("name", ["DATABASE_URL", "REDIS_URL", "META_APP_ID", "META_APP_SECRET",
+                                  "META_REDIRECT_URI", "TOKEN_ENCRYPTION_KEYS", "RESELLIO_SESSION_SECRET"])
+def test_production_fails_fast_naming_the_missing_variable(name):
+    env = {k: v for k, v in PRODUCTION.items() if k != name}
+    with pytest.raises(SettingsError, match=name):
+        load_settings(env)
+
+
+def test_app_creation_fails_on_a_missing_secret():
+    from connect_service import create_app
+
+    env = {k: v for k, v in PRODUCTION.items() if k != "RESELLIO_SESSION_SECRET"}
+    with pytest.raises(SettingsError, match="RESELLIO_SESSION_SECRET"):
+        create_app({"ENV": env})
+
+
+@pytest.mark.parametrize("value, message", [
+    ("nokey", "kid:base64key"),
+    ("a:not-base64!!", "not valid base64"),
+    ("a:c2hvcnQ=", "32 bytes"),
+    (f"{KEY_A},{KEY_A}", "appears twice"),
+])
+def test_bad_key_rings_are_refused(value, message):
+    with pytest.raises(SettingsError, match=message):
+        load_settings({**PRODUCTION, "TOKEN_ENCRYPTION_KEYS": value})
+
+
+def test_demo_defaults_need_nothing():
+    settings = load_settings({"APP_ENV": "demo"})
+    assert settings.database_url == "sqlite:///" + str(PROJECT_ROOT / "var" / "social_connect.db")
+    assert settings.redis_url is None
+
+
+def test_required_scopes_cannot_be_dropped():
+    with pytest.raises(SettingsError, match="instagram_content_publish"):
+        load_settings({**PRODUCTION, "META_SCOPES": "pages_show_list,pages_manage_posts"})
+
+
+def test_bad_app_env_and_numbers():
+    with pytest.raises(SettingsError, match="APP_ENV"):
+        load_settings({"APP_ENV": "staging"})
+    with pytest.raises(SettingsError, match="METRICS_PORT"):
+        load_settings({**PRODUCTION, "METRICS_PORT": "ninety"})
+
+
+def test_database_url_forms():
+    assert normalize_database_url("postgresql://a@b/c") == "postgresql+psycopg://a@b/c"
+    assert normalize_database_url("postgresql+psycopg://a@b/c") == "postgresql+psycopg://a@b/c"
+    assert normalize_database_url("sqlite:///var/x.db") == "sqlite:///" + str(PROJECT_ROOT / "var" / "x.db")
+    assert normalize_database_url("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
