@@ -1,0 +1,29 @@
+# The two commands: `make demo` (the whole system on embedded defaults) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install test demo migrate clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+## Everything the tests need (virtualenv, Chromium for the browser tests), then the tests.
+test: install
+	scripts/test-prereqs
+	$(BIN)/python -m pytest
+
+## The whole system on one machine: SQLite, embedded Redis, the Meta sandbox, http://127.0.0.1:8000/
+demo: install
+	$(BIN)/social-connect demo
+
+migrate: install
+	$(BIN)/social-connect migrate
+
+clean:
+	rm -rf $(VENV) var/*.db .pytest_cache
