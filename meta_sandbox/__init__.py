@@ -1,0 +1,115 @@
+"""Meta sandbox: a local stand-in for Meta's Graph API and OAuth dialog.
+
+``create_app(config)`` builds the Flask app; ``serve_in_thread(host, port,
+config)`` runs it in-process; ``python -m meta_sandbox`` runs it standalone.
+It refuses to run when ``APP_ENV=production``.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+from flask import Flask
+
+DEFAULTS = {
+    "SANDBOX_APP_ID": "sandbox-app-id",
+    "SANDBOX_APP_SECRET": "sandbox-app-secret",
+    "SANDBOX_APP_NAME": "Sandbox App",
+    "SANDBOX_SCENARIO": "one_page",
+    "SANDBOX_CONTAINER_DELAY": 0.0,
+    "SANDBOX_LATENCY_MS": 0,
+    "SANDBOX_QUOTA_TOTAL": 100,
+    "SANDBOX_DEFAULT_VERSION": "v25.0",
+    "SANDBOX_PUBLIC_URL": None,
+}
+_TYPES = {"SANDBOX_CONTAINER_DELAY": float, "SANDBOX_LATENCY_MS": int, "SANDBOX_QUOTA_TOTAL": int}
+
+
+class SandboxRefused(RuntimeError):
+    """Raised when the sandbox is asked to run in production."""
+
+
+def refuse_in_production(config: dict | None = None) -> None:
+    """Raise :class:`SandboxRefused` when ``APP_ENV`` (env or config) is production."""
+    envs = ((config or {}).get("APP_ENV"), os.environ.get("APP_ENV"))
+    if any(str(env or "").strip().lower() == "production" for env in envs):
+        raise SandboxRefused("The Meta sandbox must not run with APP_ENV=production: it "
+                             "fakes Meta and accepts any consent. Use APP_ENV=demo or test.")
+
+
+def config_from_env(environ=None) -> dict:
+    """The ``SANDBOX_*`` settings found in the environment, typed."""
+    environ = os.environ if environ is None else environ
+    out = {}
+    for key in DEFAULTS:
+        if environ.get(key) not in (None, ""):
+            out[key] = _TYPES.get(key, str)(environ[key])
+    return out
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the sandbox app with ``DEFAULTS`` overridden by ``config``."""
+    refuse_in_production(config)
+    from . import admin, dialog, graph, publishing, routing
+    from .errors import GraphError, unknown_error
+    from .scenarios import SCENARIOS
+    from .state import World
+
+    app = Flask(__name__, static_folder=None)
+    app.json.sort_keys = False
+    app.config.update(DEFAULTS)
+    app.config.update(config or {})
+    for key, cast in _TYPES.items():
+        app.config[key] = cast(app.config[key])
+    if app.config["SANDBOX_SCENARIO"] not in SCENARIOS:
+        raise ValueError(f"unknown SANDBOX_SCENARIO {app.config['SANDBOX_SCENARIO']!r}; "
+                         f"known: {', '.join(sorted(SCENARIOS))}")
+    app.extensions["meta_sandbox"] = World(app.config)
+    routing.install(app)
+    for bp in (graph.bp, publishing.bp, dialog.bp, admin.bp):
+        app.register_blueprint(bp)
+
+    def is_graph_path() -> bool:
+        from flask import request
+        return not request.path.startswith("/_sandbox")
+
+    def graph_error(exc: GraphError):
+        resp = exc.response()
+        resp.headers["X-App-Usage"] = json.dumps(app.extensions["meta_sandbox"].usage_app,
+                                                 separators=(",", ":"))
+        return resp
+
+    @app.errorhandler(404)
+    @app.errorhandler(405)
+    def _not_routed(exc):
+        from flask import jsonify, request
+        if not is_graph_path():
+            return jsonify({"error": exc.name}), exc.code
+        if exc.code == 405:
+            return graph_error(GraphError(f"Unsupported {request.method.lower()} request.",
+                                          100, type="GraphMethodException"))
+        return graph_error(GraphError(f"(#100) Unknown path components: {request.path}", 100))
+
+    @app.errorhandler(GraphError)
+    def _graph_error(exc):
+        return graph_error(exc)
+
+    @app.errorhandler(500)
+    def _crash(exc):
+        original = getattr(exc, "original_exception", None) or exc
+        app.logger.error("sandbox error: %r", original, exc_info=original)
+        return graph_error(unknown_error())
+
+    return app
+
+
+def serve_in_thread(host: str = "127.0.0.1", port: int = 0, config: dict | None = None,
+                    *, quiet: bool = True):
+    """Run the sandbox on a daemon thread; returns a handle with ``.url``,
+    ``.port``, ``.app`` and ``.stop()``. ``port=0`` picks a free port;
+    ``config=None`` reads the ``SANDBOX_*`` environment variables."""
+    from .server import serve_in_thread as _serve
+    return _serve(host, port, config, quiet=quiet)
+
+
+__all__ = ["create_app", "serve_in_thread", "config_from_env", "SandboxRefused", "DEFAULTS"]

@@ -1,0 +1,343 @@
+"""Admin API for tests (``/_sandbox/...``, no auth), the published page and
+the index page."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+
+from flask import Blueprint, current_app, jsonify, render_template, request
+
+from .calls import ENDPOINTS, get_world
+from .objects import meta_time
+from .scenarios import SCENARIOS
+from .state import DEFAULT_USAGE, Fault, Quota, default_flags
+
+bp = Blueprint("admin", __name__)
+
+CONTAINER_STATUSES = ("IN_PROGRESS", "FINISHED", "ERROR", "EXPIRED")
+
+
+class AdminError(Exception):
+    """A bad admin request: answered ``400 {"error": message}``."""
+
+
+@bp.errorhandler(AdminError)
+def _admin_error(exc):
+    return jsonify({"error": str(exc)}), 400
+
+
+def _body() -> dict:
+    if not request.data and not request.form:
+        return {}
+    if request.form:
+        return dict(request.form.items())
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise AdminError("body must be a JSON object")
+    return body
+
+
+def _int(body: dict, key: str, default=None, *, minimum=0):
+    value = body.get(key, default)
+    if value is None:
+        return None
+    try:
+        value = int(value)
+    except (TypeError, ValueError):
+        raise AdminError(f"{key} must be an integer") from None
+    if value < minimum:
+        raise AdminError(f"{key} must be >= {minimum}")
+    return value
+
+
+def _scenario_name(name) -> str:
+    if name not in SCENARIOS:
+        raise AdminError(f"unknown scenario {name!r}; known: {', '.join(sorted(SCENARIOS))}")
+    return name
+
+
+# --- world -------------------------------------------------------------------
+
+@bp.post("/_sandbox/reset")
+def reset():
+    """Forget everything; optionally switch scenario (default: the current one)."""
+    world = get_world()
+    body = _body()
+    with world.lock:
+        name = _scenario_name(body.get("scenario") or world.scenario.name)
+        world.reset(name)
+    return jsonify({"reset": True, "scenario": name})
+
+
+@bp.post("/_sandbox/scenario")
+def set_scenario():
+    """Switch scenario. Same as a reset with that scenario."""
+    world = get_world()
+    name = _scenario_name(_body().get("name"))
+    with world.lock:
+        world.reset(name)
+    return jsonify({"scenario": name})
+
+
+@bp.get("/_sandbox/scenarios")
+def scenarios():
+    world = get_world()
+    with world.lock:
+        current = world.scenario.name
+    return jsonify({"current": current, "scenarios": [
+        {"name": s.name, "description": s.description} for s in SCENARIOS.values()]})
+
+
+@bp.get("/_sandbox/state")
+def state():
+    world = get_world()
+    with world.lock:
+        return jsonify(world.snapshot())
+
+
+@bp.post("/_sandbox/flags")
+def flags():
+    """Change scenario flags (``page_tokens_expired``, ``throttle_once``,
+    ``throttle_regain_minutes``, ``flaky_every``, ``flaky_slow_every``, ``flaky_slow_ms``)."""
+    world = get_world()
+    body = _body()
+    known = default_flags()
+    unknown = set(body) - set(known)
+    if unknown:
+        raise AdminError(f"unknown flags: {', '.join(sorted(unknown))}")
+    with world.lock:
+        for key, value in body.items():
+            world.flags[key] = bool(value) if isinstance(known[key], bool) else _int(body, key)
+            if key == "throttle_once" and value:
+                world.throttled_done.clear()
+        return jsonify({"flags": dict(world.flags)})
+
+
+# --- tokens ------------------------------------------------------------------
+
+@bp.post("/_sandbox/tokens/expire")
+def expire_tokens():
+    """Expire tokens (190/463) by ``token``, ``user_id``, ``page_id``, ``kind``
+    or ``all``; ``page_tokens_expired: true|false`` toggles the scenario flag
+    (every page token, including future ones, reported expired)."""
+    world = get_world()
+    body = _body()
+    selectors = {k: body.get(k) for k in ("token", "user_id", "page_id", "kind")}
+    if body.get("kind") not in (None, "user", "page"):
+        raise AdminError("kind must be 'user' or 'page'")
+    toggle = "page_tokens_expired" in body
+    if not any(selectors.values()) and not body.get("all") and not toggle:
+        raise AdminError("give token, user_id, page_id, kind, all or page_tokens_expired")
+    with world.lock:
+        n = 0
+        if any(selectors.values()) or body.get("all"):
+            n = world.expire_tokens(**selectors, all=bool(body.get("all")))
+        if toggle:
+            world.flags["page_tokens_expired"] = bool(body["page_tokens_expired"])
+        return jsonify({"expired": n, "page_tokens_expired": world.flags["page_tokens_expired"]})
+
+
+def _signed_request(user_id: str, extra: dict | None = None) -> str:
+    payload = {"algorithm": "HMAC-SHA256", "issued_at": int(time.time()), "user_id": user_id,
+               **(extra or {})}
+    encoded = base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+    sig = hmac.new(current_app.config["SANDBOX_APP_SECRET"].encode(), encoded.encode(),
+                   hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(sig).decode().rstrip("=") + "." + encoded
+
+
+@bp.post("/_sandbox/signed-request")
+def signed_request():
+    """A Meta ``signed_request`` for ``user_id`` (default: the sandbox user)."""
+    world = get_world()
+    body = _body()
+    with world.lock:
+        user_id = str(body.get("user_id") or world.user_id)
+    extra = body.get("extra") if isinstance(body.get("extra"), dict) else None
+    return jsonify({"signed_request": _signed_request(user_id, extra)})
+
+
+@bp.post("/_sandbox/deauthorize")
+def deauthorize():
+    """The user removes the app in their Facebook settings: the grant is
+    revoked and, when ``callback_url`` is given, Meta's deauthorize callback
+    is POSTed there (form field ``signed_request``)."""
+    world = get_world()
+    body = _body()
+    with world.lock:
+        user_id = str(body.get("user_id") or world.user_id)
+        world.revoke(user_id, via="user removed the app (admin deauthorize)")
+    signed = _signed_request(user_id)
+    out: dict = {"revoked": True, "user_id": user_id, "signed_request": signed}
+    if body.get("callback_url"):
+        import requests
+
+        try:
+            resp = requests.post(body["callback_url"], data={"signed_request": signed}, timeout=5)
+            out["callback"] = {"status": resp.status_code}
+        except requests.RequestException as exc:
+            out["callback"] = {"error": type(exc).__name__}
+    return jsonify(out)
+
+
+# --- faults, latency, usage, quota, containers ---------------------------------
+
+@bp.post("/_sandbox/faults")
+def add_fault():
+    """Queue a fault for the next ``times`` calls of ``endpoint`` (or ``*``)."""
+    body = _body()
+    endpoint = body.get("endpoint")
+    if endpoint != "*" and endpoint not in ENDPOINTS:
+        raise AdminError(f"endpoint must be '*' or one of: {', '.join(ENDPOINTS)}")
+    status = _int(body, "status", minimum=100)
+    error = body.get("error")
+    if error is not None and not isinstance(error, dict):
+        raise AdminError("error must be an object")
+    latency = _int(body, "latency_ms", 0)
+    if status is None and not error and not latency:
+        raise AdminError("a fault needs a status, an error or latency_ms")
+    fault = Fault(endpoint, status, error, latency, _int(body, "times", 1, minimum=1),
+                  bool(body.get("after_processing", False)))
+    world = get_world()
+    with world.lock:
+        world.faults.append(fault)
+        return jsonify({"faults": [f.describe() for f in world.faults]}), 201
+
+
+@bp.get("/_sandbox/faults")
+def list_faults():
+    world = get_world()
+    with world.lock:
+        return jsonify({"faults": [f.describe() for f in world.faults]})
+
+
+@bp.delete("/_sandbox/faults")
+def clear_faults():
+    world = get_world()
+    with world.lock:
+        world.faults.clear()
+    return jsonify({"faults": []})
+
+
+@bp.post("/_sandbox/latency")
+def latency():
+    """Global latency added to every Graph call."""
+    ms = _int(_body(), "ms", 0)
+    world = get_world()
+    with world.lock:
+        world.latency_ms = ms
+    return jsonify({"latency_ms": ms})
+
+
+def _usage_value(value, key: str) -> dict:
+    if isinstance(value, dict):
+        return {k: _int(value, k, DEFAULT_USAGE[k]) for k in DEFAULT_USAGE}
+    pct = _int({key: value}, key)
+    return {k: pct for k in DEFAULT_USAGE}
+
+
+@bp.post("/_sandbox/usage")
+def usage():
+    """Percentages reported in X-App-Usage (``app``) and
+    X-Business-Use-Case-Usage (``business``): an int for all three figures or
+    ``{"call_count", "total_cputime", "total_time"}``; plus
+    ``estimated_time_to_regain_access`` (minutes)."""
+    body = _body()
+    world = get_world()
+    with world.lock:
+        if "app" in body:
+            world.usage_app = _usage_value(body["app"], "app")
+        if "business" in body:
+            world.usage_business = _usage_value(body["business"], "business")
+        if "estimated_time_to_regain_access" in body:
+            world.regain_minutes = _int(body, "estimated_time_to_regain_access")
+        return jsonify({"app": world.usage_app, "business": world.usage_business,
+                        "estimated_time_to_regain_access": world.regain_minutes})
+
+
+@bp.post("/_sandbox/quota")
+def quota():
+    """Set an IG account's publishing quota (all accounts when ``ig_user_id`` is absent)."""
+    body = _body()
+    world = get_world()
+    with world.lock:
+        ig_ids = [body["ig_user_id"]] if body.get("ig_user_id") else list(world.ig_accounts)
+        for ig in ig_ids:
+            if ig not in world.ig_accounts:
+                raise AdminError(f"unknown ig_user_id {ig!r}")
+        out = {}
+        for ig in ig_ids:
+            q = world.quota(ig)
+            total = _int(body, "total", q.total)
+            used = _int(body, "used", len(q.times))
+            now = time.time()
+            world.quotas[ig] = Quota(total, [now] * used)
+            out[ig] = {"used": used, "total": total}
+        return jsonify({"quotas": out})
+
+
+@bp.post("/_sandbox/containers/<container_id>")
+def container_status(container_id: str):
+    """Force a container's ``status_code`` (``IN_PROGRESS``, ``FINISHED``,
+    ``ERROR``, ``EXPIRED``)."""
+    status = _body().get("status_code")
+    if status not in CONTAINER_STATUSES:
+        raise AdminError(f"status_code must be one of {', '.join(CONTAINER_STATUSES)}")
+    world = get_world()
+    with world.lock:
+        c = world.containers.get(container_id)
+        if c is None:
+            return jsonify({"error": "unknown container"}), 404
+        c.status_override = None if status == "FINISHED" else status
+        c.ready_at = min(c.ready_at, time.time()) if status == "FINISHED" else c.ready_at
+        return jsonify({"id": c.id, "status_code": world.container_status(c)})
+
+
+# --- what was published ---------------------------------------------------------
+
+def _published(world) -> dict:
+    fb = [{"page_id": p.page_id, "post_id": p.post_id, "photo_id": p.photo_id,
+           "message": p.message, "url": p.url, "link": p.link,
+           "created_time": meta_time(p.created_at)}
+          for p in world.posts if p.post_id]
+    ig = [{"ig_user_id": m.ig_user_id, "media_id": m.media_id, "container_id": m.container_id,
+           "caption": m.caption, "image_url": m.image_url,
+           "created_time": meta_time(m.created_at)}
+          for m in world.media.values()]
+    return {"facebook": fb, "instagram": ig}
+
+
+@bp.get("/_sandbox/published.json")
+def published_json():
+    world = get_world()
+    with world.lock:
+        return jsonify(_published(world))
+
+
+@bp.get("/_sandbox/published")
+def published_html():
+    world = get_world()
+    with world.lock:
+        data = _published(world)
+        pages = list(world.pages.values())
+        scenario = world.scenario.name
+    fb_groups = [(p, [x for x in data["facebook"] if x["page_id"] == p.id]) for p in pages]
+    ig_groups = [(p, [x for x in data["instagram"] if x["ig_user_id"] == p.ig_id])
+                 for p in pages if p.ig_id]
+    return render_template("published.html", scenario=scenario,
+                           fb_groups=[g for g in fb_groups if g[1]],
+                           ig_groups=[g for g in ig_groups if g[1]])
+
+
+@bp.get("/")
+def index():
+    world = get_world()
+    with world.lock:
+        scenario = world.scenario
+        counts = {"facebook": sum(1 for p in world.posts if p.post_id),
+                  "instagram": len(world.media)}
+    return render_template("index.html", scenario=scenario, scenarios=SCENARIOS.values(),
+                           counts=counts)

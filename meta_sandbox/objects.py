@@ -1,0 +1,127 @@
+"""How sandbox objects look on the Graph (field dictionaries) and who may see them."""
+from __future__ import annotations
+
+import time
+
+from .auth import Caller
+from .errors import app_permission, pages_permission, unsupported
+from .fields import select
+from .scenarios import PageSpec
+from .state import Container, FbPost, IgMedia, World
+
+PUBLISH_TASKS = {"CREATE_CONTENT", "MANAGE"}
+PAGE_SCOPES = {"pages_show_list", "pages_read_engagement", "pages_manage_posts",
+               "pages_manage_metadata", "pages_read_user_content", "pages_manage_engagement"}
+IG_SCOPES = {"instagram_basic", "instagram_content_publish", "instagram_manage_comments",
+             "instagram_manage_insights"}
+CONTAINER_STATUS_TEXT = {
+    "FINISHED": "Finished: Media has been uploaded and it is ready to be published.",
+    "IN_PROGRESS": "In Progress: Media is still being processed.",
+    "ERROR": "Error: Create media fail (2207032).",
+    "EXPIRED": "Expired: The container was not published within 24 hours.",
+    "PUBLISHED": "Published: Media has been successfully published.",
+}
+
+
+def meta_time(ts: float) -> str:
+    """``2026-11-26T08:00:00+0000``."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime(ts))
+
+
+# --- visibility ------------------------------------------------------------
+
+def can_see_page(world: World, caller: Caller, page: PageSpec) -> bool:
+    if caller.kind == "page":
+        return caller.page_id == page.id
+    if caller.kind == "user":
+        return page in world.granted_pages(caller.user_id)
+    return False
+
+
+def require_publisher(world: World, caller: Caller, page: PageSpec) -> None:
+    """Publishing on a Page needs that Page's token, the scopes and an admin task."""
+    if caller.kind != "page" or caller.page_id != page.id:
+        raise pages_permission()
+    scopes = world.scopes_of(caller.user_id)
+    if "pages_manage_posts" not in scopes or "pages_read_engagement" not in scopes:
+        raise pages_permission()
+    if not PUBLISH_TASKS & set(page.tasks):
+        raise pages_permission()
+
+
+def require_ig(world: World, caller: Caller, ig_id: str, scope: str,
+               method: str = "get") -> PageSpec:
+    """IG calls take the linked Page's token (or a user token granted that Page)."""
+    page = world.ig_accounts.get(ig_id)
+    if page is None or not can_see_page(world, caller, page):
+        raise unsupported(ig_id, method)
+    if scope not in world.scopes_of(caller.user_id):
+        raise app_permission(scope)
+    if scope == "instagram_content_publish" and not PUBLISH_TASKS & set(page.tasks):
+        raise app_permission(scope)
+    return page
+
+
+# --- representations -----------------------------------------------------
+
+def ig_obj(world: World, page: PageSpec) -> dict:
+    return {"id": page.ig_id, "username": page.ig_username, "name": page.name,
+            "media_count": sum(1 for m in world.media.values() if m.ig_user_id == page.ig_id),
+            "followers_count": 1200}
+
+
+def page_obj(world: World, caller: Caller, page: PageSpec) -> dict:
+    def access_token(_sub):
+        if caller.kind == "page":
+            return caller.raw
+        return world.page_token_for(caller.token, page.id).value
+
+    def instagram(sub):
+        if not page.ig_id:
+            return None
+        return select(ig_obj(world, page), sub, ("id",), "IGUser")
+
+    return {"id": page.id, "name": page.name, "category": page.category,
+            "tasks": list(page.tasks), "access_token": access_token,
+            "instagram_business_account": instagram,
+            "connected_instagram_account": instagram,
+            "link": f"https://www.facebook.com/{page.id}"}
+
+
+def user_obj(world: World) -> dict:
+    first, _, last = world.user_name.partition(" ")
+    return {"id": world.user_id, "name": world.user_name, "first_name": first,
+            "last_name": last}
+
+
+def post_obj(post: FbPost) -> dict:
+    return {"id": post.post_id, "message": post.message,
+            "created_time": meta_time(post.created_at),
+            "permalink_url": f"https://www.facebook.com/{post.post_id}",
+            "full_picture": post.url}
+
+
+def container_obj(world: World, c: Container) -> dict:
+    status = world.container_status(c)
+    return {"id": c.id, "status_code": status, "status": CONTAINER_STATUS_TEXT[status]}
+
+
+def media_obj(world: World, m: IgMedia) -> dict:
+    page = world.ig_accounts.get(m.ig_user_id)
+    return {"id": m.media_id, "caption": m.caption, "media_type": "IMAGE",
+            "media_url": m.image_url, "timestamp": meta_time(m.created_at),
+            "permalink": f"https://www.instagram.com/p/sandbox{m.media_id[-6:]}/",
+            "username": page.ig_username if page else None}
+
+
+def granular_scopes(world: World, user_id: str, scopes: list[str]) -> list[dict]:
+    pages = world.granted_pages(user_id)
+    out = []
+    for scope in scopes:
+        if scope in PAGE_SCOPES:
+            out.append({"scope": scope, "target_ids": [p.id for p in pages]})
+        elif scope in IG_SCOPES:
+            out.append({"scope": scope, "target_ids": [p.ig_id for p in pages if p.ig_id]})
+        else:
+            out.append({"scope": scope})
+    return out

@@ -1,0 +1,79 @@
+"""Running the sandbox: Werkzeug's threaded server, in a thread or standalone.
+Request lines are logged with token-like query values masked."""
+from __future__ import annotations
+
+import re
+import threading
+
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+SECRET_PARAMS = re.compile(
+    r"((?:access_token|input_token|fb_exchange_token|client_secret|appsecret_proof|code)=)[^&\s#]+")
+TOKEN_SHAPED = re.compile(r"\bEAA[A-Za-z0-9]{20,}")
+
+
+def mask(text: str) -> str:
+    """Hide token, secret and code values in a logged URL."""
+    return TOKEN_SHAPED.sub("EAA***", SECRET_PARAMS.sub(r"\1***", text))
+
+
+class MaskingRequestHandler(WSGIRequestHandler):
+    """Logs request lines without tokens, secrets or codes."""
+
+    def log_request(self, code="-", size="-"):
+        path = getattr(self, "path", None)
+        if path is not None:
+            self.path = mask(path)
+        try:
+            super().log_request(code, size)
+        finally:
+            if path is not None:
+                self.path = path
+
+
+class QuietRequestHandler(MaskingRequestHandler):
+    """Does not log successful request lines at all (errors still are)."""
+
+    def log_request(self, code="-", size="-"):
+        pass
+
+
+class SandboxServer:
+    """A sandbox served on a daemon thread."""
+
+    def __init__(self, app, server, thread):
+        self.app = app
+        self._server = server
+        self._thread = thread
+        self.host = server.host
+        self.port = server.server_port
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        self.url = f"http://{host}:{self.port}"
+
+    @property
+    def world(self):
+        return self.app.extensions["meta_sandbox"]
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def serve_in_thread(host: str = "127.0.0.1", port: int = 0, config: dict | None = None,
+                    *, quiet: bool = True) -> SandboxServer:
+    """Start the sandbox on ``host:port`` (0 = a free port) in a daemon thread."""
+    from . import config_from_env, create_app
+
+    app = create_app(config_from_env() if config is None else config)
+    handler = QuietRequestHandler if quiet else MaskingRequestHandler
+    server = make_server(host, port, app, threaded=True, request_handler=handler)
+    thread = threading.Thread(target=server.serve_forever, name="meta-sandbox", daemon=True)
+    thread.start()
+    return SandboxServer(app, server, thread)
