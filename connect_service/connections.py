@@ -14,6 +14,7 @@ from shared.db import utcnow
 from shared.errors import AppError
 from shared.graph import GraphClient, GraphError, GraphTransportError
 from shared.models import CONNECTED, DISCONNECTED, SocialConnection, new_id
+from shared.posts import cancel_pending_posts
 from shared.settings import REQUIRED_SCOPES
 from shared.token_check import check_token
 from shared.tokens import store_tokens, user_token, wipe_tokens
@@ -129,12 +130,14 @@ def active_connection(session: Session, user_id: str, *, for_update: bool = Fals
 
 def retire(session: Session, conn: SocialConnection, *, reason: str, info: RequestInfo,
            event: str = "disconnected") -> None:
-    """Wipe the tokens and keep the row as history."""
+    """Wipe the tokens and keep the row as history; its pending posts are cancelled."""
     wipe_tokens(conn)
     conn.status = DISCONNECTED
     conn.disconnected_at = utcnow()
+    cancelled = cancel_pending_posts(session, conn.id, reason)
     record_event(session, event, user_id=conn.user_id_resellio, connection_id=conn.id,
-                 detail={"reason": reason}, request_id=info.request_id, ip=info.ip)
+                 detail={"reason": reason, "posts_cancelled": len(cancelled)}, request_id=info.request_id,
+                 ip=info.ip)
 
 
 def revoke_grant(session: Session, graph: GraphClient, cipher: TokenCipher, conn: SocialConnection) -> bool:

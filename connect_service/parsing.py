@@ -7,23 +7,7 @@ from flask import request
 from marshmallow import EXCLUDE, Schema, ValidationError
 
 from shared.errors import AppError
-
-
-def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
-    """marshmallow's nested messages as flat dotted keys: ``{"targets.0": ["..."]}``."""
-    flat: dict[str, list[str]] = {}
-    if isinstance(messages, dict):
-        for key, value in messages.items():
-            name = "_schema" if key == "_schema" and not prefix else f"{prefix}{key}"
-            flat.update(flatten_errors(value, f"{name}."))
-    elif isinstance(messages, list) and all(isinstance(m, str) for m in messages):
-        flat[prefix.rstrip(".")] = list(messages)
-    elif isinstance(messages, list):
-        for index, value in enumerate(messages):
-            flat.update(flatten_errors(value, f"{prefix}{index}."))
-    else:
-        flat[prefix.rstrip(".")] = [str(messages)]
-    return flat
+from shared.validation import flatten_errors
 
 
 def load_or_422(schema: Schema, data: Any, **kwargs) -> dict:
@@ -33,12 +17,12 @@ def load_or_422(schema: Schema, data: Any, **kwargs) -> dict:
         raise AppError("validation_error", fields=flatten_errors(exc.messages)) from None
 
 
-def json_body(schema: Schema, *, allow_empty: bool = False) -> dict:
-    """The request's JSON object validated by ``schema`` (unknown keys refused)."""
+def json_body_raw(*, allow_empty: bool = False) -> dict:
+    """The request's JSON object, not yet validated."""
     raw = request.get_data(cache=True)
     if not raw.strip():
         if allow_empty:
-            return load_or_422(schema, {})
+            return {}
         raise AppError("bad_request", detail="a JSON body is required")
     if not request.is_json:
         raise AppError("bad_request", http_status=415, detail="Content-Type must be application/json")
@@ -47,7 +31,12 @@ def json_body(schema: Schema, *, allow_empty: bool = False) -> dict:
         raise AppError("bad_request", detail="malformed JSON")
     if not isinstance(payload, dict):
         raise AppError("validation_error", fields={"_schema": ["Body must be a JSON object."]})
-    return load_or_422(schema, payload)
+    return payload
+
+
+def json_body(schema: Schema, *, allow_empty: bool = False) -> dict:
+    """The request's JSON object validated by ``schema`` (unknown keys refused)."""
+    return load_or_422(schema, json_body_raw(allow_empty=allow_empty))
 
 
 def query_args(schema: Schema) -> dict:

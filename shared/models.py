@@ -5,7 +5,7 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, String, Text, text
+from sqlalchemy import ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base, JSONType, utcnow
@@ -79,3 +79,83 @@ class AuditEvent(Base):
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     ip: Mapped[str | None] = mapped_column(String(64))
     request_id: Mapped[str | None] = mapped_column(String(64))
+
+
+# --- scheduled posts (DESIGN §6, §8) ---
+
+QUEUED = "queued"
+PUBLISHING = "publishing"
+PUBLISHED = "published"
+PARTIALLY_PUBLISHED = "partially_published"
+UNCONFIRMED = "unconfirmed"
+FAILED = "failed"
+CANCELLED = "cancelled"
+POST_STATUSES = (QUEUED, PUBLISHING, PUBLISHED, PARTIALLY_PUBLISHED, UNCONFIRMED, FAILED, CANCELLED)
+FINAL_POST_STATUSES = (PUBLISHED, PARTIALLY_PUBLISHED, UNCONFIRMED, FAILED, CANCELLED)
+
+# Per-target states.
+PENDING = "pending"
+SKIPPED = "skipped"
+TARGETS = ("facebook", "instagram")
+
+
+class ScheduledPost(Base):
+    """One post for a connection's Page and/or Instagram account, published at ``publish_at``."""
+
+    __tablename__ = "scheduled_posts"
+    __table_args__ = (
+        Index("uq_scheduled_posts_idempotency", "idempotency_scope", "idempotency_key", unique=True),
+        Index("ix_scheduled_posts_due", "status", "publish_at"),
+        Index("ix_scheduled_posts_owner_created", "user_id_resellio", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("job"))
+    connection_id: Mapped[str] = mapped_column(ForeignKey("social_connections.id"), index=True)
+    user_id_resellio: Mapped[str] = mapped_column(String(255))
+    publish_at: Mapped[datetime]
+    caption: Mapped[str] = mapped_column(Text, default="")
+    media_url: Mapped[str | None] = mapped_column(Text)
+    link: Mapped[str | None] = mapped_column(Text)
+    targets: Mapped[list[str]] = mapped_column(JSONType)
+    status: Mapped[str] = mapped_column(String(24), default=QUEUED)
+
+    fb_status: Mapped[str] = mapped_column(String(16), default=PENDING)
+    fb_post_id: Mapped[str | None] = mapped_column(String(128))
+    fb_error_code: Mapped[str | None] = mapped_column(String(64))
+    # Set (and committed) just before the request leaves, so a crash or timeout after
+    # it is known to be ambiguous and gets checked before anything is sent again.
+    fb_sent_at: Mapped[datetime | None]
+    fb_published_at: Mapped[datetime | None]
+    fb_tries: Mapped[int] = mapped_column(default=0)
+    fb_not_before: Mapped[datetime | None]
+
+    ig_status: Mapped[str] = mapped_column(String(16), default=PENDING)
+    ig_container_id: Mapped[str | None] = mapped_column(String(128))
+    ig_media_id: Mapped[str | None] = mapped_column(String(128))
+    ig_error_code: Mapped[str | None] = mapped_column(String(64))
+    ig_container_at: Mapped[datetime | None]
+    ig_publish_sent_at: Mapped[datetime | None]
+    ig_published_at: Mapped[datetime | None]
+    ig_tries: Mapped[int] = mapped_column(default=0)
+    ig_not_before: Mapped[datetime | None]
+
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None]
+    rq_job_id: Mapped[str | None] = mapped_column(String(80))
+    enqueue_seq: Mapped[int] = mapped_column(default=0)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+
+    idempotency_scope: Mapped[str | None] = mapped_column(String(300))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    def wants(self, target: str) -> bool:
+        return target in (self.targets or ())

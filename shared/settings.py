@@ -69,6 +69,11 @@ class Settings:
     retry_base_seconds: float = 30.0
     retry_max_tries: int = 5
     ig_status_poll_seconds: float = 3.0
+    ig_container_timeout_seconds: float = 600.0
+    quota_defer_seconds: float = 3600.0
+    max_runs: int = 20
+    usage_slowdown_max_seconds: float = 5.0
+    token_daily_check_seconds: int = 86400
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -134,6 +139,30 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name} must be a whole number") from exc
 
 
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a number") from exc
+    if value <= 0:
+        raise SettingsError(f"{name} must be positive")
+    return value
+
+
+# Worker tuning read from the environment (tests and benchmarks shorten these).
+TUNING = {
+    "lease_seconds": ("PUBLISH_LEASE_SECONDS", int),
+    "sweep_interval_seconds": ("SWEEP_INTERVAL_SECONDS", float),
+    "retry_base_seconds": ("RETRY_BASE_SECONDS", float),
+    "retry_max_tries": ("RETRY_MAX_TRIES", int),
+    "ig_status_poll_seconds": ("IG_STATUS_POLL_SECONDS", float),
+    "quota_defer_seconds": ("QUOTA_DEFER_SECONDS", float),
+}
+
+
 def load_settings(environ: Mapping[str, str] | None = None, **overrides) -> Settings:
     """Read and validate every setting; raise :class:`SettingsError` naming the variable."""
     if environ is None:
@@ -189,6 +218,11 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides) -> Sett
         cors_origins=tuple(o.rstrip("/") for o in _split_csv(env.get("CORS_ORIGINS"))),
         metrics_port=metrics_port,
     )
+    tuning = {}
+    for attr, (name, cast) in TUNING.items():
+        if env.get(name) not in (None, ""):
+            tuning[attr] = cast(_float(env, name, 1.0))
+    settings = replace(settings, **tuning)
     if production and not settings.meta_redirect_uri:
         raise SettingsError("META_REDIRECT_URI is required but not set")
     if not settings.meta_graph_version.startswith("v"):

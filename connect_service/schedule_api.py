@@ -1,0 +1,169 @@
+"""Scheduling: create, read, list and cancel posts (DESIGN §4)."""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from datetime import datetime
+
+from flask import Blueprint, jsonify, request
+from marshmallow import Schema, fields, validate
+from sqlalchemy import and_, or_, select, update
+
+from connect_service.auth import current_caller, require_caller
+from connect_service.extensions import db, graph_client, services
+from connect_service.parsing import json_body_raw, query_args
+from connect_service.request_context import request_info
+from shared.errors import AppError
+from shared.models import CANCELLED, POST_STATUSES, QUEUED, ScheduledPost
+from shared.posts import cancel_rq_job
+from shared.scheduling import PostCaller, schedule_post
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("schedule", __name__, url_prefix="/api/meta")
+
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def post_body(post: ScheduledPost) -> dict:
+    """One post with its per-target outcome."""
+    return {
+        "job_id": post.id,
+        "connection_id": post.connection_id,
+        "status": post.status,
+        "publish_at": _iso(post.publish_at),
+        "caption": post.caption,
+        "media_url": post.media_url,
+        "link": post.link,
+        "targets": {
+            "facebook": {"status": post.fb_status, "post_id": post.fb_post_id, "error_code": post.fb_error_code},
+            "instagram": {"status": post.ig_status, "media_id": post.ig_media_id, "error_code": post.ig_error_code},
+        },
+        "attempts": post.attempts,
+        "next_attempt_at": _iso(post.next_attempt_at) if post.status in (QUEUED, "publishing") else None,
+        "error_code": post.error_code,
+        "error_message": post.error_message,
+        "created_at": _iso(post.created_at),
+        "finished_at": _iso(post.finished_at),
+    }
+
+
+def _post_caller() -> PostCaller:
+    caller = current_caller()
+    return PostCaller(user_id=caller.user_id, is_scheduler=caller.is_scheduler)
+
+
+def _idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    key = key.strip()
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY:
+        raise AppError("validation_error", fields={"Idempotency-Key": ["Must be 1 to 255 characters."]})
+    return key
+
+
+@bp.post("/schedule")
+@require_caller(allow_scheduler=True)
+def create():
+    """Store a post and queue it for ``publish_at``."""
+    payload = json_body_raw()
+    key = _idempotency_key()
+    svc = services()
+    info = request_info()
+    settings = svc.settings
+    outcome = schedule_post(
+        db.session, settings=settings, redis=svc.redis, cipher=svc.cipher, caller=_post_caller(), payload=payload,
+        idempotency_key=key, graph=graph_client(timeout=(settings.graph_connect_timeout,
+                                                          settings.status_check_timeout)),
+        request_id=info.request_id, ip=info.ip)
+    return jsonify(queued=True, job_id=outcome.post.id)
+
+
+def _visible_post(job_id: str, *, for_update: bool = False) -> ScheduledPost:
+    """The post if the caller may see it; otherwise ``not_found`` (no existence oracle)."""
+    query = select(ScheduledPost).where(ScheduledPost.id == job_id)
+    caller = current_caller()
+    if not caller.is_scheduler:
+        query = query.where(ScheduledPost.user_id_resellio == caller.user_id)
+    post = db.session.scalars(query).first()
+    if post is None:
+        raise AppError("not_found")
+    return post
+
+
+@bp.get("/schedule/<job_id>")
+@require_caller(allow_scheduler=True)
+def read(job_id: str):
+    return jsonify(post_body(_visible_post(job_id)))
+
+
+class ListQuery(Schema):
+    status = fields.String(load_default=None, validate=validate.OneOf(POST_STATUSES))
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    cursor = fields.String(load_default=None)
+    connection_id = fields.String(load_default=None)
+
+
+def _encode_cursor(post: ScheduledPost) -> str:
+    raw = json.dumps([post.created_at.isoformat(), post.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        created, post_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return datetime.fromisoformat(created), str(post_id)
+    except (ValueError, TypeError, binascii.Error):
+        raise AppError("validation_error", fields={"cursor": ["Invalid cursor."]}) from None
+
+
+@bp.get("/schedule")
+@require_caller(allow_scheduler=True)
+def list_posts():
+    """The caller's posts, newest first, ``?status=&limit=&cursor=``."""
+    args = query_args(ListQuery())
+    caller = current_caller()
+    query = select(ScheduledPost)
+    if caller.is_scheduler:
+        if not args["connection_id"]:
+            raise AppError("validation_error", fields={"connection_id": ["Missing data for required field."]})
+    else:
+        query = query.where(ScheduledPost.user_id_resellio == caller.user_id)
+    if args["connection_id"]:
+        query = query.where(ScheduledPost.connection_id == args["connection_id"])
+    if args["status"]:
+        query = query.where(ScheduledPost.status == args["status"])
+    if args["cursor"]:
+        created, post_id = _decode_cursor(args["cursor"])
+        query = query.where(or_(ScheduledPost.created_at < created,
+                                and_(ScheduledPost.created_at == created, ScheduledPost.id < post_id)))
+    limit = args["limit"]
+    posts = list(db.session.scalars(
+        query.order_by(ScheduledPost.created_at.desc(), ScheduledPost.id.desc()).limit(limit + 1)))
+    next_cursor = _encode_cursor(posts[limit - 1]) if len(posts) > limit else None
+    return jsonify(items=[post_body(p) for p in posts[:limit]], next_cursor=next_cursor)
+
+
+@bp.delete("/schedule/<job_id>")
+@require_caller(allow_scheduler=True)
+def cancel(job_id: str):
+    """Cancel a post that has not started publishing."""
+    post = _visible_post(job_id)
+    if post.status != CANCELLED:
+        changed = db.session.execute(
+            update(ScheduledPost).where(ScheduledPost.id == post.id, ScheduledPost.status == QUEUED)
+            .values(status=CANCELLED, error_code=None, error_message="Dibatalkan.")
+        ).rowcount
+        if not changed:
+            db.session.rollback()
+            raise AppError("not_cancellable")
+        db.session.commit()
+        cancel_rq_job(services().redis, post.rq_job_id)
+    return jsonify(cancelled=True, job_id=post.id)

@@ -1,0 +1,80 @@
+"""What a publish job needs: settings, database sessions, Redis, the token cipher.
+
+Built once per process (the engine is never shared across a fork), or installed
+by whoever runs the worker in-process (the demo, the tests).
+"""
+from __future__ import annotations
+
+import os
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+from redis import Redis
+from rq import Queue
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.crypto import TokenCipher, cipher_from_settings
+from shared.db import make_engine, make_session_factory
+from shared.graph import GraphClient
+from shared.metrics import observe_graph_call
+from shared.queue import make_queue
+from shared.redis_conn import make_redis
+from shared.settings import Settings, load_settings
+
+
+@dataclass
+class WorkerContext:
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker
+    redis: Redis
+    cipher: TokenCipher
+    pid: int
+
+    @classmethod
+    def build(cls, settings: Settings, redis: Redis | None = None) -> "WorkerContext":
+        engine = make_engine(settings.database_url)
+        return cls(settings=settings, engine=engine, session_factory=make_session_factory(engine),
+                   redis=redis if redis is not None else make_redis(settings),
+                   cipher=cipher_from_settings(settings), pid=os.getpid())
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self.session_factory() as session:
+            yield session
+
+    @property
+    def queue(self) -> Queue:
+        return make_queue(self.redis)
+
+    def graph(self) -> GraphClient:
+        return GraphClient(self.settings, observer=observe_graph_call)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+_context: WorkerContext | None = None
+_lock = threading.Lock()
+
+
+def install_context(context: WorkerContext | None) -> None:
+    global _context
+    with _lock:
+        _context = context
+
+
+def get_context() -> WorkerContext:
+    """This process's context, built from the environment on first use."""
+    global _context
+    with _lock:
+        if _context is None:
+            _context = WorkerContext.build(load_settings())
+        elif _context.pid != os.getpid():
+            # Forked: the parent's pooled connections must not be used here.
+            _context.engine.dispose(close=False)
+            _context.pid = os.getpid()
+        return _context

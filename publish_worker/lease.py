@@ -1,0 +1,68 @@
+"""The per-post lease (DESIGN §8 step 1): one run at a time, and a late or duplicate job is a no-op."""
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, or_, update
+from sqlalchemy.orm import Session
+
+from shared.db import utcnow
+from shared.models import PUBLISHING, QUEUED, ScheduledPost
+
+# A job may start this much before publish_at (clock skew between hosts).
+EARLY_TOLERANCE = timedelta(seconds=2)
+
+
+class LeaseLost(Exception):
+    """Another run owns the post now; this one must stop without writing."""
+
+
+def new_owner() -> str:
+    return "lease-" + secrets.token_hex(12)
+
+
+def take(session: Session, post_id: str, owner: str, lease_seconds: float) -> bool:
+    """Atomically move a due ``queued`` post (or one whose lease expired) to ``publishing``."""
+    now = utcnow()
+    due = and_(ScheduledPost.status == QUEUED, ScheduledPost.publish_at <= now + EARLY_TOLERANCE)
+    abandoned = and_(ScheduledPost.status == PUBLISHING, ScheduledPost.lease_expires_at < now)
+    taken = session.execute(
+        update(ScheduledPost).where(ScheduledPost.id == post_id, or_(due, abandoned)).values(
+            status=PUBLISHING, lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds),
+            attempts=ScheduledPost.attempts + 1, started_at=func.coalesce(ScheduledPost.started_at, now),
+            next_attempt_at=None)
+    ).rowcount
+    session.commit()
+    return taken == 1
+
+
+def resume(session: Session, post_id: str, owner: str, lease_seconds: float, *, count_attempt: bool) -> bool:
+    """A continuation job carrying the lease renews it, if it is still the owner."""
+    values = dict(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds), next_attempt_at=None)
+    if count_attempt:
+        values["attempts"] = ScheduledPost.attempts + 1
+    renewed = session.execute(
+        update(ScheduledPost).where(ScheduledPost.id == post_id, ScheduledPost.status == PUBLISHING,
+                                    ScheduledPost.lease_owner == owner).values(**values)
+    ).rowcount
+    session.commit()
+    return renewed == 1
+
+
+def record(session: Session, post_id: str, owner: str, lease_seconds: float, **values) -> None:
+    """Write step results only while holding the lease (and extend it); commit at once."""
+    values.setdefault("lease_expires_at", utcnow() + timedelta(seconds=lease_seconds))
+    changed = session.execute(
+        update(ScheduledPost).where(ScheduledPost.id == post_id, ScheduledPost.lease_owner == owner,
+                                    ScheduledPost.status == PUBLISHING).values(**values)
+    ).rowcount
+    session.commit()
+    if changed != 1:
+        raise LeaseLost(post_id)
+
+
+def hold_until(session: Session, post_id: str, owner: str, lease_seconds: float, at: datetime) -> None:
+    """Keep the lease through a wait (a retry or a status poll), and past it by one lease."""
+    record(session, post_id, owner, lease_seconds, next_attempt_at=at,
+           lease_expires_at=at + timedelta(seconds=lease_seconds))

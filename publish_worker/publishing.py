@@ -1,0 +1,268 @@
+"""One run of one post (DESIGN §8): Facebook, then Instagram, each step recorded.
+
+Every step's result is committed under the lease before the next step starts, so
+a retry skips what is done. Before a request that creates something leaves, its
+"sent" marker is committed; finding that marker without a result means the last
+attempt is ambiguous, and the post is looked for before anything is sent again.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+
+from sqlalchemy.orm import Session
+
+from publish_worker import lease
+from publish_worker.failures import DEFER, NO_RETRY, Failure, classify, retry_delay
+from publish_worker.outcome import finish
+from shared.db import utcnow
+from shared.graph import GraphClient, GraphError, GraphTransportError
+from shared.metrics import USAGE_SLOWDOWNS
+from shared.models import CONNECTED, FAILED, PENDING, PUBLISHED, UNCONFIRMED, ScheduledPost, SocialConnection
+from shared.queue import enqueue_publish, make_queue
+from shared.token_check import mark_needs_reauth
+from shared.tokens import page_token
+
+log = logging.getLogger(__name__)
+
+NOT_READY_SUBCODE = 2207027  # media_publish before the container is FINISHED
+QUOTA_DEFER_LIMIT = timedelta(hours=26)  # the IG window is 24 h; past this, give up
+
+_SENT_MARKER = {"fb": "fb_sent_at", "ig": "ig_publish_sent_at"}
+
+
+class CheckFailed(Exception):
+    """Meta could not tell whether an earlier, ambiguous request was carried out."""
+
+
+class PublishRun:
+    def __init__(self, context, session: Session, post: ScheduledPost, owner: str, graph: GraphClient):
+        self.ctx = context
+        self.settings = context.settings
+        self.session = session
+        self.post = post
+        self.owner = owner
+        self.graph = graph
+        self.token: str | None = None
+        self.conn: SocialConnection | None = None
+        self.token_dead: Failure | None = None
+        self.polling = False
+
+    # -- bookkeeping --
+
+    def save(self, **values) -> None:
+        lease.record(self.session, self.post.id, self.owner, self.settings.lease_seconds, **values)
+
+    def due(self, not_before) -> bool:
+        return not_before is None or not_before <= utcnow()
+
+    def pending(self) -> list[str]:
+        out = []
+        if self.post.wants("facebook") and self.post.fb_status == PENDING:
+            out.append("fb")
+        if self.post.wants("instagram") and self.post.ig_status == PENDING:
+            out.append("ig")
+        return out
+
+    def fail_pending(self, error_code: str) -> None:
+        values = {}
+        for prefix in self.pending():
+            values[f"{prefix}_status"] = FAILED
+            values[f"{prefix}_error_code"] = error_code
+        if values:
+            self.save(**values)
+
+    def target_failed(self, prefix: str, failure: Failure) -> None:
+        """Record a failed step: retry later, or give up (unconfirmed if it may have happened)."""
+        tries = getattr(self.post, f"{prefix}_tries") + 1
+        values: dict = {f"{prefix}_tries": tries, f"{prefix}_error_code": failure.error_code}
+        if not failure.ambiguous and prefix in _SENT_MARKER:
+            values[_SENT_MARKER[prefix]] = None
+        if failure.error_code == "token_expired":
+            self.token_dead = failure
+        if failure.decision == DEFER:
+            retry = utcnow() < self.post.publish_at + QUOTA_DEFER_LIMIT
+        else:
+            retry = failure.decision != NO_RETRY and tries < self.settings.retry_max_tries
+        if retry:
+            values[f"{prefix}_not_before"] = utcnow() + retry_delay(failure, tries, self.settings)
+        else:
+            values[f"{prefix}_status"] = UNCONFIRMED if failure.ambiguous else FAILED
+        log.info("%s step failed: %s (%s), %s", prefix, failure.error_code, failure.decision,
+                 "retrying" if retry else "giving up", extra={"job_id": self.post.id})
+        self.save(**values)
+
+    def slow_down_if_busy(self) -> None:
+        """Meta's usage headers above 90%: pause before the next call."""
+        percent = self.graph.last_usage.get("max_percent", 0) or 0
+        if percent >= 90:
+            USAGE_SLOWDOWNS.inc()
+            time.sleep(min(self.settings.usage_slowdown_max_seconds, 0.5 * (percent - 89)))
+
+    # -- Facebook --
+
+    def facebook(self) -> None:
+        post = self.post
+        if "fb" not in self.pending() or not self.due(post.fb_not_before):
+            return
+        if post.fb_sent_at is not None:
+            try:
+                found = self.find_page_post()
+            except CheckFailed:
+                self.save(fb_status=UNCONFIRMED, fb_error_code="meta_unavailable")
+                return
+            if found:
+                self.save(fb_status=PUBLISHED, fb_post_id=found, fb_published_at=utcnow(), fb_error_code=None)
+                return
+            self.save(fb_sent_at=None)
+        self.save(fb_sent_at=utcnow())
+        page_id = self.conn.facebook_page_id
+        try:
+            if post.media_url:
+                body = self.graph.post(f"/{page_id}/photos", token=self.token,
+                                       data={"url": post.media_url, "caption": post.caption})
+                post_id = body.get("post_id") or f"{page_id}_{body['id']}"
+            else:
+                data = {"message": post.caption}
+                if post.link:
+                    data["link"] = post.link
+                post_id = self.graph.post(f"/{page_id}/feed", token=self.token, data=data)["id"]
+        except (GraphError, GraphTransportError) as exc:
+            self.target_failed("fb", classify(exc))
+            return
+        self.save(fb_status=PUBLISHED, fb_post_id=str(post_id), fb_published_at=utcnow(), fb_error_code=None)
+
+    def find_page_post(self) -> str | None:
+        """After an ambiguous attempt: is the post on the Page already?"""
+        post = self.post
+        since = int((post.fb_sent_at - timedelta(seconds=60)).timestamp())
+        try:
+            body = self.graph.get(f"/{self.conn.facebook_page_id}/feed", token=self.token,
+                                  params={"fields": "id,message,created_time", "since": since, "limit": 50})
+        except (GraphError, GraphTransportError) as exc:
+            log.warning("could not check the Page feed: %s", type(exc).__name__, extra={"job_id": post.id})
+            raise CheckFailed from None
+        for item in body.get("data", []):
+            if (item.get("message") or "") == (post.caption or ""):
+                return str(item["id"])
+        return None
+
+    # -- Instagram --
+
+    def instagram(self) -> None:
+        post = self.post
+        if "ig" not in self.pending() or not self.due(post.ig_not_before):
+            return
+        if not post.ig_container_id:
+            if not self.quota_left():
+                return
+            try:
+                body = self.graph.post(f"/{self.conn.instagram_business_account_id}/media", token=self.token,
+                                       data={"image_url": post.media_url, "caption": post.caption})
+            except (GraphError, GraphTransportError) as exc:
+                # A container nobody publishes is harmless: creating it again is safe.
+                self.target_failed("ig", classify(exc))
+                return
+            self.save(ig_container_id=str(body["id"]), ig_container_at=utcnow(), ig_not_before=None)
+        try:
+            status = self.graph.get(f"/{post.ig_container_id}", token=self.token,
+                                    params={"fields": "status_code"}).get("status_code")
+        except (GraphError, GraphTransportError) as exc:
+            if post.ig_publish_sent_at is not None:
+                self.save(ig_status=UNCONFIRMED, ig_error_code="meta_unavailable")
+            else:
+                self.target_failed("ig", classify(exc))
+            return
+        if status == "PUBLISHED":
+            self.save(ig_status=PUBLISHED, ig_published_at=utcnow(), ig_error_code=None)
+        elif status == "FINISHED":
+            self.publish_container()
+        elif status == "EXPIRED":
+            # Too old to publish (24 h): the next run makes a fresh container.
+            self.save(ig_container_id=None, ig_container_at=None, ig_publish_sent_at=None, ig_not_before=None)
+        elif status == "ERROR":
+            self.save(ig_status=FAILED, ig_error_code="media_invalid")
+        else:
+            self.wait_for_container()
+
+    def wait_for_container(self) -> None:
+        started = self.post.ig_container_at or utcnow()
+        if utcnow() - started > timedelta(seconds=self.settings.ig_container_timeout_seconds):
+            self.save(ig_status=FAILED, ig_error_code="media_invalid")
+            return
+        self.polling = True
+        self.save(ig_not_before=utcnow() + timedelta(seconds=self.settings.ig_status_poll_seconds),
+                  ig_publish_sent_at=None)
+
+    def quota_left(self) -> bool:
+        ig_id = self.conn.instagram_business_account_id
+        try:
+            body = self.graph.get(f"/{ig_id}/content_publishing_limit", token=self.token,
+                                  params={"fields": "quota_usage,config"})
+        except (GraphError, GraphTransportError) as exc:
+            failure = classify(exc)
+            if failure.retryable:
+                return True  # media_publish enforces the limit anyway
+            self.target_failed("ig", failure)
+            return False
+        entry = (body.get("data") or [{}])[0]
+        used = entry.get("quota_usage") or 0
+        total = (entry.get("config") or {}).get("quota_total") or 100
+        if used >= total:
+            self.target_failed("ig", Failure("publishing_limit_reached", DEFER))
+            return False
+        return True
+
+    def publish_container(self) -> None:
+        post = self.post
+        self.save(ig_publish_sent_at=utcnow())
+        try:
+            body = self.graph.post(f"/{self.conn.instagram_business_account_id}/media_publish", token=self.token,
+                                   data={"creation_id": post.ig_container_id})
+        except GraphError as exc:
+            if exc.subcode == NOT_READY_SUBCODE:
+                self.wait_for_container()
+                return
+            self.target_failed("ig", classify(exc))
+            return
+        except GraphTransportError as exc:
+            self.target_failed("ig", classify(exc))
+            return
+        self.save(ig_status=PUBLISHED, ig_media_id=str(body["id"]), ig_published_at=utcnow(), ig_error_code=None)
+
+    # -- the run --
+
+    def run(self) -> str:
+        post = self.post
+        self.conn = self.session.get(SocialConnection, post.connection_id)
+        if self.conn.status != CONNECTED:
+            code = "not_connected" if self.conn.status == "disconnected" else (
+                self.conn.last_error_code or "token_expired")
+            self.fail_pending(code)
+        elif post.attempts > self.settings.max_runs:
+            self.fail_pending("internal_error")
+        else:
+            self.token = page_token(self.conn, self.ctx.cipher)
+            self.facebook()
+            self.slow_down_if_busy()
+            if not self.token_dead:
+                self.instagram()
+                self.slow_down_if_busy()
+            if self.token_dead:
+                mark_needs_reauth(self.session, self.conn, "token_expired")
+                self.session.commit()
+                self.fail_pending("token_expired")
+        if self.pending():
+            return self.continue_later()
+        return finish(self.session, self.post, self.owner, self.settings)
+
+    def continue_later(self) -> str:
+        post = self.post
+        times = [getattr(post, f"{p}_not_before") for p in self.pending()]
+        at = max(utcnow(), min(t or utcnow() for t in times))
+        lease.hold_until(self.session, post.id, self.owner, self.settings.lease_seconds, at)
+        only_polling = self.polling and self.pending() == ["ig"]
+        enqueue_publish(self.session, make_queue(self.ctx.redis), self.settings, post.id, at=at, lease=self.owner,
+                        poll=only_polling)
+        return "continuing"

@@ -1,0 +1,117 @@
+"""The body of ``POST /api/meta/schedule`` (and of ``publish_request``), validated."""
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import timedelta, timezone
+from urllib.parse import urlsplit
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates, validates_schema
+
+from shared.db import utcnow
+
+MAX_CAPTION = 2200
+MAX_HASHTAGS = 30
+MAX_MENTIONS = 20
+PAST_TOLERANCE = timedelta(minutes=5)
+MAX_AHEAD = timedelta(days=365)
+
+_HASHTAG = re.compile(r"(?<![\w#])#\w+")
+_MENTION = re.compile(r"(?<![\w@])@[\w.]+")
+_PRIVATE_SUFFIXES = (".local", ".localhost", ".internal", ".lan", ".home", ".corp")
+
+
+def _host_meta_cannot_reach(host: str) -> bool:
+    """localhost, private and link-local addresses: Meta's servers cannot fetch them."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(_PRIVATE_SUFFIXES) or "." not in host and ":" not in host:
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return not address.is_global
+
+
+def check_public_https_url(value: str, *, schemes=("https",)) -> None:
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ValidationError(f"Must be an absolute {' or '.join(schemes)} URL.")
+    if parts.username or parts.password:
+        raise ValidationError("Must not carry a user name or password.")
+    if _host_meta_cannot_reach(parts.hostname):
+        raise ValidationError("Must be reachable from the internet (Meta fetches it).")
+
+
+class ScheduleBody(Schema):
+    class Meta:
+        unknown = RAISE
+
+    connection_id = fields.String(load_default=None, validate=validate.Regexp(r"^conn_[0-9a-f]{20}$",
+                                                                               error="Unknown connection id."))
+    publish_at = fields.AwareDateTime(required=True, format="iso", error_messages={
+        "invalid": "Must be an ISO-8601 date and time with a time zone, e.g. 2026-02-20T10:00:00Z.",
+        "invalid_awareness": "Must include a time zone (Z or an offset such as +07:00)."})
+    caption = fields.String(load_default="")
+    media_url = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2048))
+    link = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2048))
+    targets = fields.List(fields.String(validate=validate.OneOf(["facebook", "instagram"])),
+                          load_default=lambda: ["facebook", "instagram"],
+                          validate=validate.Length(min=1, error="Choose at least one target."))
+
+    @validates("publish_at")
+    def check_publish_at(self, value, data_key):
+        now = utcnow()
+        if value < now - PAST_TOLERANCE:
+            raise ValidationError("Must not be more than 5 minutes in the past.")
+        if value > now + MAX_AHEAD:
+            raise ValidationError("Must be within a year from now.")
+
+    @validates("caption")
+    def check_caption(self, value, data_key):
+        problems = []
+        if len(value) > MAX_CAPTION:
+            problems.append(f"Must be at most {MAX_CAPTION} characters.")
+        if len(_HASHTAG.findall(value)) > MAX_HASHTAGS:
+            problems.append(f"Must have at most {MAX_HASHTAGS} hashtags.")
+        if len(_MENTION.findall(value)) > MAX_MENTIONS:
+            problems.append(f"Must have at most {MAX_MENTIONS} @mentions.")
+        if problems:
+            raise ValidationError(problems)
+
+    @validates("media_url")
+    def check_media_url(self, value, data_key):
+        if value is not None:
+            check_public_https_url(value)
+
+    @validates("link")
+    def check_link(self, value, data_key):
+        if value is not None:
+            check_public_https_url(value, schemes=("https", "http"))
+
+    @validates("targets")
+    def check_targets(self, value, data_key):
+        if len(set(value)) != len(value):
+            raise ValidationError("Each target at most once.")
+
+    @validates_schema(skip_on_field_errors=True)
+    def check_combination(self, data, **kwargs):
+        targets = data.get("targets") or []
+        if "instagram" in targets and not data.get("media_url"):
+            raise ValidationError("Required when instagram is a target.", "media_url")
+        if data.get("link") and "facebook" not in targets:
+            raise ValidationError("A link is only posted to Facebook.", "link")
+        if "facebook" in targets and not (data.get("media_url") or data.get("caption") or data.get("link")):
+            raise ValidationError("A post needs a caption, a media_url or a link.", "caption")
+
+
+def normalized(body: dict) -> dict:
+    """The validated body in a canonical form (for idempotency hashing)."""
+    return {
+        "connection_id": body.get("connection_id"),
+        "publish_at": body["publish_at"].astimezone(timezone.utc).isoformat(),
+        "caption": body.get("caption") or "",
+        "media_url": body.get("media_url"),
+        "link": body.get("link"),
+        "targets": sorted(body.get("targets") or []),
+    }

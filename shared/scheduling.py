@@ -1,0 +1,162 @@
+"""``schedule_post``: what ``POST /api/meta/schedule`` does, for every caller (DESIGN §4, §8).
+
+Validate, check the connection and its token, store the post (committed first),
+then enqueue it for ``publish_at``. The endpoint, ``publish_request`` jobs and any
+Python caller go through this one function.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+
+from marshmallow import ValidationError
+from redis import Redis
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from shared.audit import record_event
+from shared.crypto import DecryptionError, TokenCipher
+from shared.errors import AppError
+from shared.graph import GraphClient, GraphError, GraphTransportError
+from shared.models import (
+    CONNECTED, DISCONNECTED, PENDING, QUEUED, SKIPPED, ScheduledPost, SocialConnection, new_id,
+)
+from shared.post_schema import ScheduleBody, normalized
+from shared.queue import enqueue_publish, make_queue
+from shared.token_check import apply_token_check, check_token, is_fresh
+from shared.tokens import page_token
+from shared.validation import flatten_errors
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PostCaller:
+    """A Resellio user (``user_id``), the scheduler over HTTP (``is_scheduler``), or
+    the scheduler on RQ acting for a user (``via="rq"``)."""
+
+    user_id: str | None
+    is_scheduler: bool = False
+    via: str = "user"
+
+    @property
+    def idempotency_scope(self) -> str:
+        return "scheduler" if self.is_scheduler else f"{self.via}:{self.user_id}"
+
+
+@dataclass
+class ScheduleOutcome:
+    post: ScheduledPost
+    created: bool
+
+
+def validate_body(payload: dict) -> dict:
+    try:
+        return ScheduleBody().load(payload)
+    except ValidationError as exc:
+        raise AppError("validation_error", fields=flatten_errors(exc.messages)) from None
+
+
+def request_hash(body: dict) -> str:
+    return hashlib.sha256(json.dumps(normalized(body), sort_keys=True).encode()).hexdigest()
+
+
+def _existing_for_key(session: Session, caller: PostCaller, key: str) -> ScheduledPost | None:
+    return session.scalars(select(ScheduledPost).where(ScheduledPost.idempotency_scope == caller.idempotency_scope,
+                                                       ScheduledPost.idempotency_key == key)).first()
+
+
+def _replay(existing: ScheduledPost, digest: str) -> ScheduleOutcome:
+    if existing.request_hash != digest:
+        raise AppError("idempotency_conflict")
+    return ScheduleOutcome(existing, created=False)
+
+
+def resolve_connection(session: Session, caller: PostCaller, connection_id: str | None,
+                       on_behalf_of: str | None = None) -> SocialConnection:
+    """The connection the post is for; another user's is ``not_found``, never ``forbidden``."""
+    if caller.is_scheduler:
+        if not connection_id:
+            raise AppError("validation_error", fields={"connection_id": ["Missing data for required field."]})
+        conn = session.get(SocialConnection, connection_id)
+        if conn is None or (on_behalf_of is not None and conn.user_id_resellio != on_behalf_of):
+            raise AppError("not_found")
+    elif connection_id:
+        conn = session.get(SocialConnection, connection_id)
+        if conn is None or conn.user_id_resellio != caller.user_id:
+            raise AppError("not_found")
+    else:
+        conn = session.scalars(select(SocialConnection).where(
+            SocialConnection.user_id_resellio == caller.user_id, SocialConnection.status != DISCONNECTED)).first()
+        if conn is None:
+            raise AppError("not_connected")
+    if conn.status == DISCONNECTED:
+        raise AppError("not_connected")
+    if conn.status != CONNECTED:
+        raise AppError("permissions_missing" if conn.last_error_code == "permissions_missing" else "token_expired")
+    return conn
+
+
+def ensure_token_valid(session: Session, conn: SocialConnection, *, settings, cipher: TokenCipher,
+                       graph: GraphClient, request_id: str | None = None, ip: str | None = None) -> None:
+    """``debug_token`` at most every ten minutes; a dead token marks the connection ``needs_reauth``.
+
+    If Meta cannot answer, the post is still accepted: the worker checks again at publish time.
+    """
+    if is_fresh(conn, settings.token_check_max_age_seconds):
+        return
+    try:
+        check = check_token(graph, page_token(conn, cipher) or "")
+    except (GraphError, GraphTransportError, DecryptionError) as exc:
+        log.warning("token check unavailable (%s); accepting the post", type(exc).__name__,
+                    extra={"connection_id": conn.id})
+        return
+    apply_token_check(session, conn, check, request_id=request_id, ip=ip)
+    session.commit()
+    if not check.valid:
+        raise AppError(check.error_code or "token_expired")
+
+
+def schedule_post(session: Session, *, settings, redis: Redis, cipher: TokenCipher, caller: PostCaller,
+                  payload: dict, idempotency_key: str | None = None, on_behalf_of: str | None = None,
+                  graph: GraphClient | None = None, request_id: str | None = None,
+                  ip: str | None = None) -> ScheduleOutcome:
+    """Validate, store (committed) and enqueue one post. Raises :class:`AppError`."""
+    body = validate_body(payload)
+    digest = request_hash(body)
+    if idempotency_key:
+        existing = _existing_for_key(session, caller, idempotency_key)
+        if existing is not None:
+            return _replay(existing, digest)
+    conn = resolve_connection(session, caller, body["connection_id"], on_behalf_of)
+    graph = graph or GraphClient(settings, timeout=(settings.graph_connect_timeout, settings.status_check_timeout))
+    ensure_token_valid(session, conn, settings=settings, cipher=cipher, graph=graph, request_id=request_id, ip=ip)
+
+    post = ScheduledPost(
+        id=new_id("job"), connection_id=conn.id, user_id_resellio=conn.user_id_resellio,
+        publish_at=body["publish_at"], caption=body["caption"], media_url=body["media_url"], link=body["link"],
+        targets=list(body["targets"]), status=QUEUED,
+        fb_status=PENDING if "facebook" in body["targets"] else SKIPPED,
+        ig_status=PENDING if "instagram" in body["targets"] else SKIPPED,
+        idempotency_scope=caller.idempotency_scope if idempotency_key else None,
+        idempotency_key=idempotency_key, request_hash=digest,
+    )
+    session.add(post)
+    record_event(session, "post_scheduled", user_id=conn.user_id_resellio, connection_id=conn.id,
+                 detail={"job_id": post.id, "publish_at": body["publish_at"].isoformat(),
+                         "targets": list(body["targets"]), "by": "scheduler" if caller.is_scheduler else "user"},
+                 request_id=request_id, ip=ip)
+    try:
+        session.commit()
+    except IntegrityError:
+        # The same Idempotency-Key arrived twice at once: the other request won.
+        session.rollback()
+        existing = _existing_for_key(session, caller, idempotency_key) if idempotency_key else None
+        if existing is None:
+            raise
+        return _replay(existing, digest)
+    enqueue_publish(session, make_queue(redis), settings, post.id, at=post.publish_at)
+    return ScheduleOutcome(post, created=True)

@@ -1,0 +1,103 @@
+"""requests-mock stand-ins for the Graph endpoints the worker calls."""
+from __future__ import annotations
+
+import re
+from collections import defaultdict, deque
+
+from tests.factories import IG_ID, PAGE_ID
+
+BASE = "https://graph.meta.test/v25.0"
+
+
+def graph_error(code: int, subcode: int | None = None, status: int = 400, message: str = "error", **extra) -> dict:
+    error = {"message": message, "type": "OAuthException", "code": code, "fbtrace_id": "AbC123", **extra}
+    if subcode is not None:
+        error["error_subcode"] = subcode
+    return {"status_code": status, "json": {"error": error}}
+
+
+class PublishMock:
+    """Default answers for every publishing endpoint; ``queue(name, *responses)`` overrides the next calls."""
+
+    def __init__(self, mocker):
+        self.m = mocker
+        self.overrides: dict[str, deque] = defaultdict(deque)
+        self.feed: list[dict] = []
+        self.container_status = "FINISHED"
+        self.quota_used = 0
+        self.counter = 0
+        routes = {
+            "photos": ("POST", f"{BASE}/{PAGE_ID}/photos", self._photos),
+            "feed_post": ("POST", f"{BASE}/{PAGE_ID}/feed", self._feed_post),
+            "feed_get": ("GET", f"{BASE}/{PAGE_ID}/feed", self._feed_get),
+            "limit": ("GET", f"{BASE}/{IG_ID}/content_publishing_limit", self._limit),
+            "media": ("POST", f"{BASE}/{IG_ID}/media", self._media),
+            "media_publish": ("POST", f"{BASE}/{IG_ID}/media_publish", self._publish),
+        }
+        for name, (method, url, handler) in routes.items():
+            mocker.register_uri(method, url, json=self._wrap(name, handler))
+        mocker.get(re.compile(rf"^{re.escape(BASE)}/container-\d+(\?.*)?$"),
+                   json=self._wrap("container", self._container))
+
+    def queue(self, name: str, *responses: dict) -> None:
+        """The next calls to ``name`` get these answers (dicts with status_code/json or exc)."""
+        self.overrides[name].extend(responses)
+
+    def _wrap(self, name, handler):
+        def respond(request, context):
+            if self.overrides[name]:
+                answer = self.overrides[name].popleft()
+                if "exc" in answer:
+                    raise answer["exc"]
+                context.status_code = answer.get("status_code", 200)
+                context.headers.update(answer.get("headers", {}))
+                if answer.get("carried_out"):
+                    handler(request, context)
+                return answer.get("json", {})
+            return handler(request, context)
+        return respond
+
+    def _next(self) -> int:
+        self.counter += 1
+        return self.counter
+
+    def _photos(self, request, context):
+        n = self._next()
+        self.feed.append({"id": f"{PAGE_ID}_{n}", "message": _form(request).get("caption", "")})
+        return {"id": str(n), "post_id": f"{PAGE_ID}_{n}"}
+
+    def _feed_post(self, request, context):
+        n = self._next()
+        self.feed.append({"id": f"{PAGE_ID}_{n}", "message": _form(request).get("message", "")})
+        return {"id": f"{PAGE_ID}_{n}"}
+
+    def _feed_get(self, request, context):
+        return {"data": [{**item, "created_time": "2026-11-26T08:00:00+0000"} for item in reversed(self.feed)]}
+
+    def _limit(self, request, context):
+        return {"data": [{"quota_usage": self.quota_used, "config": {"quota_total": 100, "quota_duration": 86400}}]}
+
+    def _media(self, request, context):
+        return {"id": f"container-{self._next()}"}
+
+    def _container(self, request, context):
+        return {"status_code": self.container_status, "id": request.path.rsplit("/", 1)[-1]}
+
+    def _publish(self, request, context):
+        self.container_status = "PUBLISHED"
+        return {"id": f"1795{self._next():08d}"}
+
+    def calls(self, name: str) -> list:
+        paths = {"photos": f"/{PAGE_ID}/photos", "feed": f"/{PAGE_ID}/feed", "media": f"/{IG_ID}/media",
+                 "media_publish": f"/{IG_ID}/media_publish", "limit": f"/{IG_ID}/content_publishing_limit"}
+        if name == "container":
+            return [r for r in self.m.request_history if "/container-" in r.path]
+        if name == "feed_get":
+            return [r for r in self.m.request_history if r.method == "GET" and r.path.endswith("/feed")]
+        return [r for r in self.m.request_history if r.method == "POST" and r.path == "/v25.0" + paths[name]]
+
+
+def _form(request) -> dict:
+    from urllib.parse import parse_qs
+
+    return {k: v[0] for k, v in parse_qs(request.text or "").items()}

@@ -1,0 +1,321 @@
+"""The publish job: steps, retries by error class, ambiguity checks, leases (Graph mocked)."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import requests
+from rq import SimpleWorker
+from rq.serializers import JSONSerializer
+from sqlalchemy import select, update
+
+from publish_worker.jobs import publish_post
+from shared.db import utcnow
+from shared.models import AuditEvent, ScheduledPost, SocialConnection
+from shared.queue import enqueue_publish, make_queue
+from tests.factories import PAGE_TOKEN, make_connection, make_post
+from tests.meta_mock import assert_every_token_call_has_proof
+from tests.publish_mock import graph_error
+from tests.worker_fixtures import (  # noqa: F401
+    graph, queued_jobs, reload, run_next_continuation, scheduled_jobs, worker_ctx,
+)
+
+
+@pytest.fixture
+def conn(db_session):
+    return make_connection(db_session)
+
+
+def test_a_due_post_is_published_to_both_targets(worker_ctx, graph, conn, db_session):
+    post = make_post(db_session, conn)
+    assert publish_post(post.id) == "published"
+    post = reload(db_session, post.id)
+    assert post.status == "published" and post.attempts == 1
+    assert post.fb_status == "published" and post.fb_post_id == "104000000000001_1"
+    assert post.ig_status == "published" and post.ig_media_id.startswith("1795")
+    assert post.lease_owner is None and post.finished_at is not None
+    [photo] = graph.calls("photos")
+    assert "url=https%3A%2F%2Fcdn.example.com%2Fp.jpg" in photo.text and "caption=Promo" in photo.text
+    assert photo.headers["Authorization"] == f"Bearer {PAGE_TOKEN}"
+    assert assert_every_token_call_has_proof(graph.m.request_history) == 5
+    events = db_session.scalars(select(AuditEvent.event)).all()
+    assert events == ["post_published"]
+    assert queued_jobs(worker_ctx.redis) == [] and scheduled_jobs(worker_ctx.redis) == []
+
+
+def test_through_rq_with_a_simple_worker(worker_ctx, graph, conn, db_session):
+    post = make_post(db_session, conn)
+    with worker_ctx.session() as session:
+        enqueue_publish(session, make_queue(worker_ctx.redis), worker_ctx.settings, post.id)
+    SimpleWorker([make_queue(worker_ctx.redis)], connection=worker_ctx.redis,
+                 serializer=JSONSerializer).work(burst=True)
+    assert reload(db_session, post.id).status == "published"
+
+
+def test_facebook_only_text_post_goes_to_the_feed_with_its_link(worker_ctx, graph, conn, db_session):
+    post = make_post(db_session, conn, targets=["facebook"], media_url=None, link="https://shop.example.com/x")
+    assert publish_post(post.id) == "published"
+    [feed] = graph.calls("feed")
+    assert "message=Promo" in feed.text and "link=https%3A%2F%2Fshop.example.com%2Fx" in feed.text
+    assert graph.calls("photos") == [] and graph.calls("media") == []
+    assert reload(db_session, post.id).ig_status == "skipped"
+
+
+def test_a_duplicate_or_late_job_does_nothing(worker_ctx, graph, conn, db_session):
+    post = make_post(db_session, conn)
+    assert publish_post(post.id) == "published"
+    calls = graph.m.call_count
+    assert publish_post(post.id) == "skipped"
+    assert graph.m.call_count == calls
+    assert len(graph.calls("photos")) == 1
+
+
+@pytest.mark.parametrize("status", ["cancelled", "failed"])
+def test_cancelled_or_finished_posts_are_not_published(worker_ctx, graph, conn, db_session, status):
+    post = make_post(db_session, conn, status=status)
+    assert publish_post(post.id) == "skipped"
+    assert graph.m.call_count == 0
+
+
+def test_a_job_before_publish_at_does_nothing(worker_ctx, graph, conn, db_session):
+    post = make_post(db_session, conn, publish_in=600)
+    assert publish_post(post.id) == "skipped"
+    assert reload(db_session, post.id).status == "queued"
+
+
+def test_a_post_held_by_a_live_lease_is_left_alone(worker_ctx, graph, conn, db_session):
+    post = make_post(db_session, conn, status="publishing", lease_owner="lease-other",
+                     lease_expires_at=utcnow() + timedelta(seconds=60))
+    assert publish_post(post.id) == "skipped"
+    assert publish_post(post.id, lease="lease-wrong") == "skipped"
+    assert graph.m.call_count == 0
+
+
+def test_an_expired_lease_is_taken_over_and_recorded_steps_are_skipped(worker_ctx, graph, conn, db_session):
+    post = make_post(db_session, conn, status="publishing", lease_owner="lease-dead",
+                     lease_expires_at=utcnow() - timedelta(seconds=1), fb_status="published",
+                     fb_post_id="104000000000001_77", ig_container_id="container-900")
+    assert publish_post(post.id) == "published"
+    assert graph.calls("photos") == [] and graph.calls("media") == []
+    assert len(graph.calls("media_publish")) == 1
+    post = reload(db_session, post.id)
+    assert post.fb_post_id == "104000000000001_77" and post.ig_status == "published"
+
+
+def test_token_expired_fails_without_retry_and_marks_the_connection(worker_ctx, graph, conn, db_session):
+    graph.queue("photos", graph_error(190, 463, message="Session has expired"))
+    post = make_post(db_session, conn)
+    assert publish_post(post.id) == "failed"
+    post = reload(db_session, post.id)
+    assert post.error_code == "token_expired"
+    assert (post.fb_status, post.fb_error_code) == ("failed", "token_expired")
+    assert (post.ig_status, post.ig_error_code) == ("failed", "token_expired")
+    assert "Koneksi Meta kedaluwarsa" in post.error_message
+    assert graph.calls("media") == []
+    assert scheduled_jobs(worker_ctx.redis) == []
+    connection = db_session.get(SocialConnection, conn.id)
+    assert connection.status == "needs_reauth" and connection.last_error_code == "token_expired"
+
+
+@pytest.mark.parametrize("error, expected", [
+    (graph_error(10, message="(#10) Requires instagram_content_publish permission"), "permissions_missing"),
+    (graph_error(200), "permissions_missing"),
+    (graph_error(9004, 2207052), "media_invalid"),
+    (graph_error(100, 2207026), "media_invalid"),
+    (graph_error(100), "bad_request"),
+])
+def test_errors_that_are_not_retried(worker_ctx, graph, conn, db_session, error, expected):
+    graph.queue("media", error)
+    post = make_post(db_session, conn)
+    assert publish_post(post.id) == "partially_published"
+    post = reload(db_session, post.id)
+    assert (post.ig_status, post.ig_error_code, post.ig_tries) == ("failed", expected, 1)
+    assert post.fb_status == "published" and post.error_code == expected
+    assert post.error_message.startswith("Instagram: ")
+    assert scheduled_jobs(worker_ctx.redis) == [] and queued_jobs(worker_ctx.redis) == []
+    assert db_session.get(SocialConnection, conn.id).status == "connected"
+
+
+def test_throttling_waits_for_the_time_meta_gives_then_publishes_once(worker_ctx, graph, conn, db_session):
+    usage = '{"104000000000001": [{"type": "pages", "call_count": 100, "estimated_time_to_regain_access": 2}]}'
+    graph.queue("photos", {**graph_error(32, message="Page request limit reached"),
+                           "headers": {"X-Business-Use-Case-Usage": usage}})
+    post = make_post(db_session, conn, targets=["facebook"], media_url="https://cdn.example.com/p.jpg")
+    before = utcnow()
+    assert publish_post(post.id) == "continuing"
+    held = reload(db_session, post.id)
+    assert held.status == "publishing" and held.fb_status == "pending" and held.fb_error_code == "rate_limited"
+    assert held.fb_sent_at is None  # Meta refused it: nothing was created
+    assert timedelta(seconds=119) <= held.fb_not_before - before <= timedelta(seconds=125)
+    [job] = scheduled_jobs(worker_ctx.redis)
+    assert job.kwargs["lease"] == held.lease_owner and job.id == f"pub-{post.id}-1"
+    with worker_ctx.session() as s:
+        s.execute(update(ScheduledPost).where(ScheduledPost.id == post.id).values(fb_not_before=utcnow()))
+        s.commit()
+    assert run_next_continuation(worker_ctx.redis) == "published"
+    assert len(graph.calls("photos")) == 2
+    assert reload(db_session, post.id).attempts == 2
+
+
+@pytest.mark.parametrize("failure, ambiguous", [
+    ({"exc": requests.exceptions.ReadTimeout}, True),
+    (graph_error(2, status=500, message="An unexpected error has occurred.", is_transient=True), True),
+    ({"status_code": 503, "text": "Service Unavailable"}, True),
+    ({"exc": requests.exceptions.ConnectTimeout}, False),
+    (graph_error(4, message="Application request limit reached"), False),
+])
+def test_transient_failures_are_retried_and_ambiguous_ones_checked_first(worker_ctx, graph, conn, db_session,
+                                                                       failure, ambiguous):
+    graph.queue("photos", failure)
+    post = make_post(db_session, conn, targets=["facebook"])
+    assert publish_post(post.id) == "continuing"
+    held = reload(db_session, post.id)
+    assert (held.fb_sent_at is not None) is ambiguous
+    assert held.fb_tries == 1 and held.fb_error_code in ("meta_unavailable", "rate_limited")
+    with worker_ctx.session() as s:
+        s.execute(update(ScheduledPost).where(ScheduledPost.id == post.id).values(fb_not_before=utcnow()))
+        s.commit()
+    assert run_next_continuation(worker_ctx.redis) == "published"
+    assert len(graph.calls("feed_get")) == (1 if ambiguous else 0)
+    assert len(graph.calls("photos")) == 2
+
+
+def test_an_ambiguous_send_that_did_reach_meta_is_found_not_repeated(worker_ctx, graph, conn, db_session):
+    graph.queue("photos", {"exc": requests.exceptions.ReadTimeout})
+    graph.feed.append({"id": "104000000000001_555", "message": "Promo minggu ini #diskon"})  # it went through
+    post = make_post(db_session, conn, targets=["facebook"])
+    assert publish_post(post.id) == "continuing"
+    with worker_ctx.session() as s:
+        s.execute(update(ScheduledPost).where(ScheduledPost.id == post.id).values(fb_not_before=utcnow()))
+        s.commit()
+    assert run_next_continuation(worker_ctx.redis) == "published"
+    assert len(graph.calls("photos")) == 1
+    assert reload(db_session, post.id).fb_post_id == "104000000000001_555"
+
+
+def test_after_a_crash_mid_send_the_page_is_checked_before_sending(worker_ctx, graph, conn, db_session):
+    # A worker died after committing "sent" and before recording the answer; its lease expired.
+    post = make_post(db_session, conn, targets=["facebook"], status="publishing", lease_owner="lease-dead",
+                     lease_expires_at=utcnow() - timedelta(seconds=1), fb_sent_at=utcnow() - timedelta(seconds=5))
+    graph.feed.append({"id": "104000000000001_42", "message": post.caption})
+    assert publish_post(post.id) == "published"
+    assert graph.calls("photos") == []
+    assert reload(db_session, post.id).fb_post_id == "104000000000001_42"
+
+
+def test_when_the_check_cannot_be_made_the_target_is_unconfirmed(worker_ctx, graph, conn, db_session):
+    post = make_post(db_session, conn, targets=["facebook"], status="publishing", lease_owner="lease-dead",
+                     lease_expires_at=utcnow() - timedelta(seconds=1), fb_sent_at=utcnow() - timedelta(seconds=5))
+    graph.queue("feed_get", {"exc": requests.exceptions.ReadTimeout})
+    assert publish_post(post.id) == "unconfirmed"
+    post = reload(db_session, post.id)
+    assert post.fb_status == "unconfirmed" and post.status == "unconfirmed"
+    assert "belum bisa dipastikan" in post.error_message
+    assert graph.calls("photos") == []
+
+
+def test_backoff_gives_up_after_five_tries(worker_ctx, graph, conn, db_session):
+    graph.queue("photos", *[{"exc": requests.exceptions.ConnectTimeout}] * 5)
+    post = make_post(db_session, conn, targets=["facebook"])
+    result = publish_post(post.id)
+    for _ in range(4):
+        assert result == "continuing"
+        with worker_ctx.session() as s:
+            s.execute(update(ScheduledPost).where(ScheduledPost.id == post.id).values(fb_not_before=utcnow()))
+            s.commit()
+        result = run_next_continuation(worker_ctx.redis)
+    assert result == "failed"
+    post = reload(db_session, post.id)
+    assert (post.fb_tries, post.fb_status, post.error_code) == (5, "failed", "meta_unavailable")
+    assert len(graph.calls("photos")) == 5
+
+
+def test_an_instagram_container_in_progress_is_checked_again_later(worker_ctx, graph, conn, db_session):
+    graph.container_status = "IN_PROGRESS"
+    post = make_post(db_session, conn, targets=["instagram"])
+    assert publish_post(post.id) == "continuing"
+    held = reload(db_session, post.id)
+    assert held.ig_container_id and held.ig_status == "pending" and held.attempts == 1
+    [job] = scheduled_jobs(worker_ctx.redis) + queued_jobs(worker_ctx.redis)
+    assert job.kwargs == {"lease": held.lease_owner, "poll": True}
+    graph.container_status = "FINISHED"
+    assert run_next_continuation(worker_ctx.redis) == "published"
+    post = reload(db_session, post.id)
+    assert post.attempts == 1  # a status check is not a new attempt
+    assert len(graph.calls("media")) == 1 and len(graph.calls("media_publish")) == 1
+
+
+def test_a_container_in_error_is_media_invalid(worker_ctx, graph, conn, db_session):
+    graph.container_status = "ERROR"
+    post = make_post(db_session, conn, targets=["instagram"])
+    assert publish_post(post.id) == "failed"
+    post = reload(db_session, post.id)
+    assert (post.ig_status, post.ig_error_code) == ("failed", "media_invalid")
+    assert graph.calls("media_publish") == []
+
+
+def test_an_expired_container_is_replaced(worker_ctx, graph, conn, db_session):
+    graph.container_status = "EXPIRED"
+    post = make_post(db_session, conn, targets=["instagram"])
+    assert publish_post(post.id) == "continuing"
+    graph.container_status = "FINISHED"
+    assert run_next_continuation(worker_ctx.redis) == "published"
+    assert len(graph.calls("media")) == 2 and len(graph.calls("media_publish")) == 1
+
+
+def test_a_published_container_is_never_published_again(worker_ctx, graph, conn, db_session):
+    graph.container_status = "PUBLISHED"
+    post = make_post(db_session, conn, targets=["instagram"], status="publishing", lease_owner="lease-dead",
+                     lease_expires_at=utcnow() - timedelta(seconds=1), ig_container_id="container-7",
+                     ig_publish_sent_at=utcnow() - timedelta(seconds=3))
+    assert publish_post(post.id) == "published"
+    assert graph.calls("media_publish") == [] and graph.calls("media") == []
+
+
+def test_a_full_daily_quota_defers_instagram(worker_ctx, graph, conn, db_session):
+    graph.quota_used = 100
+    post = make_post(db_session, conn)
+    before = utcnow()
+    assert publish_post(post.id) == "continuing"
+    held = reload(db_session, post.id)
+    assert held.fb_status == "published"
+    assert held.ig_status == "pending" and held.ig_error_code == "publishing_limit_reached"
+    assert timedelta(minutes=59) <= held.ig_not_before - before <= timedelta(minutes=61)
+    assert graph.calls("media") == []
+    [job] = scheduled_jobs(worker_ctx.redis)
+    assert job.kwargs["lease"] == held.lease_owner
+
+
+def test_media_publish_hitting_the_limit_is_deferred_too(worker_ctx, graph, conn, db_session):
+    graph.queue("media_publish", graph_error(9, 2207042, message="limit"))
+    post = make_post(db_session, conn, targets=["instagram"])
+    assert publish_post(post.id) == "continuing"
+    held = reload(db_session, post.id)
+    assert held.ig_error_code == "publishing_limit_reached" and held.ig_publish_sent_at is None
+
+
+def test_a_connection_that_needs_reauth_fails_the_post_without_calls(worker_ctx, graph, db_session):
+    conn = make_connection(db_session, status="needs_reauth", last_error_code="token_expired")
+    post = make_post(db_session, conn)
+    assert publish_post(post.id) == "failed"
+    assert reload(db_session, post.id).error_code == "token_expired"
+    assert graph.m.call_count == 0
+
+
+def test_high_usage_slows_the_worker_down(worker_ctx, graph, conn, db_session, monkeypatch):
+    from publish_worker import publishing
+
+    pauses = []
+    monkeypatch.setattr(publishing.time, "sleep", pauses.append)
+    graph.queue("photos", {"json": {"id": "1", "post_id": "104000000000001_1"},
+                           "headers": {"X-App-Usage": '{"call_count": 95, "total_time": 20}'}})
+    post = make_post(db_session, conn, targets=["facebook"])
+    assert publish_post(post.id) == "published"
+    assert pauses and pauses[0] > 0
+
+
+def test_too_many_runs_stop_the_post(worker_ctx, graph, conn, db_session):
+    post = make_post(db_session, conn, attempts=worker_ctx.settings.max_runs)
+    assert publish_post(post.id) == "failed"
+    assert reload(db_session, post.id).error_code == "internal_error"
+    assert graph.m.call_count == 0

@@ -1,0 +1,134 @@
+"""publish_request on RQ, the sweeper and the daily token check."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import requests_mock
+from rq.job import Job
+from sqlalchemy import func, select
+
+from publish_worker import duties
+from publish_worker.jobs import publish_request
+from shared.db import utcnow
+from shared.models import ScheduledPost, SocialConnection
+from shared.queue import enqueue_publish, make_queue
+from tests.factories import make_connection, make_post
+from tests.worker_fixtures import queued_jobs, reload, scheduled_jobs, worker_ctx  # noqa: F401
+
+DEBUG_TOKEN = "https://graph.meta.test/v25.0/debug_token"
+
+
+@pytest.fixture
+def conn(db_session):
+    return make_connection(db_session)
+
+
+def request_payload(**overrides) -> dict:
+    publish_at = (utcnow() + timedelta(hours=1)).isoformat()
+    return {"user_id_resellio": "user-1", "idempotency_key": "resellio-order-77", "publish_at": publish_at,
+            "caption": "Promo", "media_url": "https://cdn.example.com/p.jpg", **overrides}
+
+
+def test_publish_request_stores_and_queues_the_post(worker_ctx, conn, db_session):
+    result = publish_request(request_payload())
+    assert result["ok"] is True and result["created"] is True
+    post = db_session.get(ScheduledPost, result["job_id"])
+    assert post.connection_id == conn.id and post.status == "queued"
+    assert [j.id for j in scheduled_jobs(worker_ctx.redis)] == [f"pub-{post.id}-1"]
+
+
+def test_a_duplicate_delivery_is_harmless(worker_ctx, conn, db_session):
+    payload = request_payload()
+    first = publish_request(payload)
+    second = publish_request(dict(payload))
+    assert second == {"ok": True, "job_id": first["job_id"], "created": False}
+    assert db_session.scalar(select(func.count()).select_from(ScheduledPost)) == 1
+
+
+@pytest.mark.parametrize("payload, error_code, field", [
+    (request_payload(idempotency_key=None), "validation_error", "idempotency_key"),
+    (request_payload(user_id_resellio=""), "validation_error", "user_id_resellio"),
+    (request_payload(media_url="http://x.example.com/a.jpg"), "validation_error", "media_url"),
+    (request_payload(surprise=1), "validation_error", "surprise"),
+    (request_payload(user_id_resellio="user-without-connection"), "not_connected", None),
+])
+def test_bad_requests_are_answered_not_raised(worker_ctx, conn, db_session, payload, error_code, field):
+    result = publish_request(payload)
+    assert result["ok"] is False and result["error_code"] == error_code
+    if field:
+        assert field in result["fields"]
+    assert db_session.scalar(select(func.count()).select_from(ScheduledPost)) == 0
+
+
+def test_publish_request_cannot_post_for_another_users_connection(worker_ctx, conn, db_session):
+    mine = make_connection(db_session, "user-2", page_id="104000000000002")
+    result = publish_request(request_payload(connection_id=conn.id, user_id_resellio="user-2"))
+    assert result["error_code"] == "not_found"
+    assert publish_request(request_payload(connection_id=mine.id, user_id_resellio="user-2"))["ok"] is True
+
+
+def test_sweeper_restores_a_due_post_whose_job_vanished(worker_ctx, conn, db_session):
+    post = make_post(db_session, conn)
+    with worker_ctx.session() as session:
+        enqueue_publish(session, make_queue(worker_ctx.redis), worker_ctx.settings, post.id)
+    worker_ctx.redis.flushdb()  # Redis lost everything
+    assert duties.sweep(worker_ctx) == {"missing_job": 1, "lease_expired": 0}
+    [job] = queued_jobs(worker_ctx.redis)
+    assert job.id == f"pub-{post.id}-2" and job.args == [post.id]
+    assert duties.sweep(worker_ctx) == {"missing_job": 0, "lease_expired": 0}
+
+
+def test_sweeper_leaves_posts_with_a_live_job_and_far_future_posts(worker_ctx, conn, db_session):
+    soon = make_post(db_session, conn, publish_in=5)
+    far = make_post(db_session, conn, publish_in=3600)
+    with worker_ctx.session() as session:
+        enqueue_publish(session, make_queue(worker_ctx.redis), worker_ctx.settings, soon.id, at=soon.publish_at)
+    assert duties.sweep(worker_ctx)["missing_job"] == 0
+    assert reload(db_session, far.id).rq_job_id is None
+
+
+def test_sweeper_schedules_a_soon_due_post_whose_job_vanished_for_its_time(worker_ctx, conn, db_session):
+    post = make_post(db_session, conn, publish_in=20)
+    assert duties.sweep(worker_ctx)["missing_job"] == 1
+    [job] = scheduled_jobs(worker_ctx.redis)
+    assert job.id == reload(db_session, post.id).rq_job_id
+
+
+def test_sweeper_takes_back_posts_whose_worker_died(worker_ctx, conn, db_session):
+    stuck = make_post(db_session, conn, status="publishing", lease_owner="lease-dead",
+                      lease_expires_at=utcnow() - timedelta(seconds=1))
+    alive = make_post(db_session, conn, status="publishing", lease_owner="lease-live",
+                      lease_expires_at=utcnow() + timedelta(seconds=60))
+    assert duties.sweep(worker_ctx) == {"missing_job": 0, "lease_expired": 1}
+    [job] = queued_jobs(worker_ctx.redis)
+    assert job.args == [stuck.id] and job.kwargs == {}
+    assert reload(db_session, alive.id).rq_job_id is None
+
+
+def test_a_duty_runs_once_per_period_across_workers(worker_ctx):
+    runs = []
+    assert duties.run_once(worker_ctx, "sweep", 30, runs.append) is True
+    assert duties.run_once(worker_ctx, "sweep", 30, runs.append) is False
+    assert len(runs) == 1
+
+
+def test_daily_token_check_marks_dead_connections(worker_ctx, db_session):
+    stale = make_connection(db_session, "user-1", checked_minutes_ago=25 * 60)
+    fresh = make_connection(db_session, "user-2", checked_minutes_ago=5, page_id="104000000000002")
+    with requests_mock.Mocker() as m:
+        m.get(DEBUG_TOKEN, json={"data": {"is_valid": False, "expires_at": 0, "scopes": []}})
+        assert duties.check_tokens(worker_ctx) == 1
+    assert m.call_count == 1
+    db_session.expire_all()
+    assert db_session.get(SocialConnection, stale.id).status == "needs_reauth"
+    assert db_session.get(SocialConnection, fresh.id).status == "connected"
+
+
+def test_job_ids_are_never_reused(worker_ctx, conn, db_session):
+    post = make_post(db_session, conn, publish_in=3600)
+    queue = make_queue(worker_ctx.redis)
+    with worker_ctx.session() as session:
+        ids = [enqueue_publish(session, queue, worker_ctx.settings, post.id, at=post.publish_at) for _ in range(3)]
+    assert ids == [f"pub-{post.id}-1", f"pub-{post.id}-2", f"pub-{post.id}-3"]
+    assert all(Job.exists(i, connection=worker_ctx.redis) for i in ids)

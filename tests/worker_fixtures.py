@@ -1,0 +1,56 @@
+"""Fixtures for running publish jobs in the test process against the test database and Redis."""
+from __future__ import annotations
+
+import pytest
+import requests_mock
+from rq.job import Job
+from rq.registry import ScheduledJobRegistry
+from rq.serializers import JSONSerializer
+
+from publish_worker.context import WorkerContext, install_context
+from shared.models import ScheduledPost
+from shared.queue import make_queue
+from tests.publish_mock import PublishMock
+
+FAST = dict(retry_base_seconds=0.01, ig_status_poll_seconds=0.01, lease_seconds=30, quota_defer_seconds=3600,
+            usage_slowdown_max_seconds=0.01)
+
+
+@pytest.fixture
+def worker_ctx(settings, redis_client, engine):
+    ctx = WorkerContext.build(settings.with_overrides(**FAST), redis_client)
+    install_context(ctx)
+    yield ctx
+    install_context(None)
+    ctx.close()
+
+
+@pytest.fixture
+def graph():
+    with requests_mock.Mocker() as m:
+        yield PublishMock(m)
+
+
+def scheduled_jobs(redis) -> list[Job]:
+    registry = ScheduledJobRegistry("meta-publish", connection=redis, serializer=JSONSerializer)
+    return [Job.fetch(job_id, connection=redis, serializer=JSONSerializer) for job_id in registry.get_job_ids()]
+
+
+def queued_jobs(redis) -> list[Job]:
+    return make_queue(redis).get_jobs()
+
+
+def run_next_continuation(redis) -> str:
+    """Run the post's pending continuation job now, as if its time had come."""
+    from publish_worker.jobs import publish_post
+
+    jobs = scheduled_jobs(redis) + queued_jobs(redis)
+    assert len(jobs) == 1, [j.id for j in jobs]
+    job = jobs[0]
+    job.delete()
+    return publish_post(*job.args, **job.kwargs)
+
+
+def reload(db_session, post_id: str) -> ScheduledPost:
+    db_session.expire_all()
+    return db_session.get(ScheduledPost, post_id)
