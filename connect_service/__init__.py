@@ -6,6 +6,7 @@ from flask import Flask
 from shared.crypto import cipher_from_settings
 from shared.db import engine_options
 from shared.log import configure_logging, register_secret
+from shared.metrics import observe_graph_call
 from shared.redis_conn import make_redis
 from shared.settings import Settings, load_settings
 
@@ -46,7 +47,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     cors.init_app(app, resources={r"/api/*": {"origins": list(settings.cors_origins)}},
                   supports_credentials=True)
     app.extensions["social_connect"] = Services(settings=settings, redis=redis_client,
-                                                cipher=cipher_from_settings(settings))
+                                                cipher=cipher_from_settings(settings),
+                                                graph_observer=observe_graph_call)
     meta_oauth.init_oauth(app, settings)
     init_request_context(app)
     register_error_handlers(app)

@@ -8,6 +8,7 @@ from werkzeug.exceptions import HTTPException
 
 from shared.errors import CATALOGUE, AppError, error_body
 from shared.graph import GraphError, GraphTransportError
+from shared.metrics import ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +21,7 @@ def request_language() -> str:
 
 def error_response(error_code: str, status: int | None = None, fields: dict | None = None):
     body = error_body(error_code, request_language(), fields)
+    ERRORS.labels(error_code=error_code).inc()
     response = jsonify(body)
     response.status_code = status or CATALOGUE[error_code].http_status
     return response

@@ -20,6 +20,7 @@ from connect_service.schemas import CallbackQuery, ConnectQuery, SelectPageBody
 from shared.audit import record_event
 from shared.errors import AppError
 from shared.graph import GraphError, GraphTransportError
+from shared.metrics import CONNECTS
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +83,15 @@ def callback():
             record_event(db.session, "connect_failed", user_id=user_id, error_code=error_code,
                          detail=_failure_detail(exc), request_id=info.request_id, ip=info.ip)
             db.session.commit()
+        CONNECTS.labels(result=error_code).inc()
         if wants_json():
             raise
         return dashboard_redirect(meta_status="error", error_code=error_code)
+    meta_status = "connected" if body["connected"] else "select_page"
+    CONNECTS.labels(result=meta_status).inc()
     if wants_json():
         return jsonify(body)
-    return dashboard_redirect(meta_status="connected" if body["connected"] else "select_page")
+    return dashboard_redirect(meta_status=meta_status)
 
 
 def _failure_detail(exc: Exception) -> dict | None:

@@ -1,12 +1,13 @@
-"""Operations endpoints: liveness and readiness."""
+"""Operations endpoints: liveness, readiness and Prometheus metrics."""
 from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify
 from sqlalchemy import text
 
 from connect_service.extensions import db, services
+from shared.metrics import render
 
 log = logging.getLogger(__name__)
 
@@ -38,3 +39,10 @@ def readyz():
         checks["redis"] = "unavailable"
     ready = all(v == "ok" for v in checks.values())
     return jsonify(status="ready" if ready else "not_ready", checks=checks), 200 if ready else 503
+
+
+@bp.get("/metrics")
+def metrics():
+    """Prometheus exposition of the web processes (all gunicorn workers together)."""
+    body, content_type = render()
+    return Response(body, content_type=content_type)

@@ -21,6 +21,7 @@ from shared.audit import record_event
 from shared.crypto import DecryptionError, TokenCipher
 from shared.errors import AppError
 from shared.graph import GraphClient, GraphError, GraphTransportError
+from shared.metrics import POSTS_SCHEDULED
 from shared.models import (
     CONNECTED, DISCONNECTED, PENDING, QUEUED, SKIPPED, ScheduledPost, SocialConnection, new_id,
 )
@@ -158,5 +159,6 @@ def schedule_post(session: Session, *, settings, redis: Redis, cipher: TokenCiph
         if existing is None:
             raise
         return _replay(existing, digest)
+    POSTS_SCHEDULED.inc()
     enqueue_publish(session, make_queue(redis), settings, post.id, at=post.publish_at)
     return ScheduleOutcome(post, created=True)
