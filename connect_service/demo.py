@@ -34,6 +34,7 @@ class DemoStack:
     env_overrides: dict = field(default_factory=dict)
     settings_overrides: dict = field(default_factory=dict)
     with_worker: bool = True
+    redis_client: object | None = None
     sandbox_config: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -83,7 +84,7 @@ class DemoStack:
 
             Path(self.settings.database_url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         run_migrations(self.settings.database_url)
-        redis = make_redis(self.settings)
+        redis = self.redis_client if self.redis_client is not None else make_redis(self.settings)
         self.app = create_app({"SETTINGS": self.settings, "REDIS": redis})
         self._server.app = self.app
         self._server_thread = threading.Thread(target=self._server.serve_forever, name="connect-service",

@@ -98,7 +98,7 @@ class PublishRun:
         percent = self.graph.last_usage.get("max_percent", 0) or 0
         if percent >= 90:
             USAGE_SLOWDOWNS.inc()
-            time.sleep(min(self.settings.usage_slowdown_max_seconds, 0.5 * (percent - 89)))
+            time.sleep(min(self.settings.usage_slowdown_max_seconds, 0.2 * (percent - 89)))
 
     # -- Facebook --
 

@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
 import time
 
 from redis.exceptions import RedisError
 from rq import SimpleWorker
+from rq.exceptions import StopRequested
 from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 from rq.timeouts import TimerDeathPenalty
 
 from publish_worker.context import WorkerContext, install_context
 from publish_worker.duties import PeriodicDuties
-from shared.queue import QUEUE_NAME, make_queue
+from shared.queue import QUEUE_NAME, job_timeout, make_queue
 
 log = logging.getLogger(__name__)
 
@@ -67,44 +69,70 @@ class PublishWorker(SimpleWorker):
 
 
 class ThreadPublishWorker(PublishWorker):
-    """For a thread of the demo process: no signal handlers, a timer instead of SIGALRM."""
+    """One of several workers on threads of one process: no signal handlers, a timer
+    instead of SIGALRM, and it stops (between jobs) once ``stop_event`` is set."""
 
     death_penalty_class = TimerDeathPenalty
+
+    def __init__(self, *args, stop_event: threading.Event | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.stop_event = stop_event or threading.Event()
 
     def _install_signal_handlers(self):
         pass
 
+    @property
+    def dequeue_timeout(self) -> int:
+        # Wake up every second while idle, so a stop request is seen promptly.
+        return 1
 
-def make_worker(ctx: WorkerContext, worker_class=PublishWorker, name: str | None = None):
-    name = name or f"publish-{socket.gethostname()}-{os.getpid()}-{threading.get_ident() % 10000}"
-    return worker_class([make_queue(ctx.redis)], connection=ctx.redis, serializer=JSONSerializer, name=name)
+    def heartbeat(self, *args, **kwargs):
+        # Called between jobs and between idle waits: the place to leave the work loop.
+        if self.stop_event.is_set():
+            raise StopRequested()
+        return super().heartbeat(*args, **kwargs)
+
+
+def make_worker(ctx: WorkerContext, worker_class=PublishWorker, *, index: int = 0, **kwargs):
+    name = f"publish-{socket.gethostname()}-{os.getpid()}-{index}"
+    return worker_class([make_queue(ctx.redis)], connection=ctx.redis, serializer=JSONSerializer, name=name, **kwargs)
+
+
+def work_on_threads(ctx: WorkerContext, count: int, stop: threading.Event,
+                    logging_level: str = "WARNING") -> list[threading.Thread]:
+    """``count`` RQ workers on threads of this process (jobs wait on Meta, not on the CPU)."""
+    def loop(index: int) -> None:
+        worker = make_worker(ctx, ThreadPublishWorker, index=index, stop_event=stop)
+        while not stop.is_set():
+            try:
+                worker.work(logging_level=logging_level, with_scheduler=False)
+            except RedisError as exc:
+                log.warning("worker thread %d: redis unavailable (%s)", index, type(exc).__name__)
+            stop.wait(1.0)
+
+    threads = [threading.Thread(target=loop, args=(n,), name=f"publish-worker-{n}", daemon=True)
+               for n in range(count)]
+    for thread in threads:
+        thread.start()
+    return threads
 
 
 class InProcessWorker:
     """The whole worker on threads of this process (``social-connect demo``, tests)."""
 
-    def __init__(self, settings, redis, *, poll_seconds: float = 0.2):
+    def __init__(self, settings, redis, *, threads: int = 2):
         self.ctx = WorkerContext.build(settings, redis)
         self.stop_event = threading.Event()
-        self.poll_seconds = poll_seconds
+        self.thread_count = threads
         self._threads: list[threading.Thread] = []
 
     def start(self) -> "InProcessWorker":
         install_context(self.ctx)
-        self._threads = [SchedulerLoop(self.ctx.redis, self.stop_event), PeriodicDuties(self.ctx, self.stop_event),
-                         threading.Thread(target=self._work, name="publish-worker", daemon=True)]
+        self._threads = [SchedulerLoop(self.ctx.redis, self.stop_event), PeriodicDuties(self.ctx, self.stop_event)]
         for thread in self._threads:
             thread.start()
+        self._threads += work_on_threads(self.ctx, self.thread_count, self.stop_event)
         return self
-
-    def _work(self) -> None:
-        worker = make_worker(self.ctx, ThreadPublishWorker)
-        while not self.stop_event.is_set():
-            try:
-                worker.work(burst=True, logging_level="WARNING", with_scheduler=False)
-            except RedisError as exc:
-                log.warning("worker loop: redis unavailable (%s)", type(exc).__name__)
-            self.stop_event.wait(self.poll_seconds)
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -132,7 +160,18 @@ def run_forever(settings) -> None:
     SchedulerLoop(ctx.redis, stop).start()
     PeriodicDuties(ctx, stop).start()
     try:
-        make_worker(ctx).work(logging_level="INFO", with_scheduler=False)
+        if settings.worker_threads <= 1:
+            make_worker(ctx).work(logging_level="INFO", with_scheduler=False)
+        else:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, lambda *_: stop.set())
+            log.info("publish worker: %d worker threads", settings.worker_threads)
+            threads = work_on_threads(ctx, settings.worker_threads, stop, logging_level="INFO")
+            while not stop.wait(0.5):
+                pass
+            # Warm shutdown: each thread finishes its current job (a job is shorter than the lease).
+            for thread in threads:
+                thread.join(timeout=job_timeout(settings) + 5)
     finally:
         stop.set()
         ctx.close()

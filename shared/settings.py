@@ -72,8 +72,9 @@ class Settings:
     ig_container_timeout_seconds: float = 600.0
     quota_defer_seconds: float = 3600.0
     max_runs: int = 20
-    usage_slowdown_max_seconds: float = 5.0
+    usage_slowdown_max_seconds: float = 2.0
     token_daily_check_seconds: int = 86400
+    worker_threads: int = 4
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -160,6 +161,8 @@ TUNING = {
     "retry_max_tries": ("RETRY_MAX_TRIES", int),
     "ig_status_poll_seconds": ("IG_STATUS_POLL_SECONDS", float),
     "quota_defer_seconds": ("QUOTA_DEFER_SECONDS", float),
+    "usage_slowdown_max_seconds": ("USAGE_SLOWDOWN_MAX_SECONDS", float),
+    "worker_threads": ("WORKER_THREADS", int),
 }
 
 
