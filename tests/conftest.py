@@ -54,37 +54,55 @@ def _redis_reachable() -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
-def database_url(tmp_path_factory):
-    """A database created for this run, migrated with Alembic, dropped afterwards."""
+def create_database(tag: str, tmp_dir) -> str:
+    """A new, migrated database for this run: PostgreSQL when reachable, else SQLite (not in CI)."""
     if _postgres_reachable():
         import psycopg
 
-        name = f"social_connect_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        name = f"social_connect_test_{os.getpid()}_{uuid.uuid4().hex[:8]}_{tag}"
         with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
             admin.execute(f'CREATE DATABASE "{name}"')
         url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
         url = url.replace("postgresql://", "postgresql+psycopg://", 1)
-        run_migrations(url)
-        yield url
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        return
-    if CI:
+    elif CI:
         pytest.fail(f"CI=true but PostgreSQL is unreachable at {POSTGRES_ADMIN_URL}", pytrace=False)
-    url = "sqlite:///" + str(tmp_path_factory.mktemp("db") / "social_connect.db")
+    else:
+        url = "sqlite:///" + str(tmp_dir / f"social_connect_{tag}.db")
     run_migrations(url)
+    return url
+
+
+def drop_database(url: str) -> None:
+    if not url.startswith("postgresql"):
+        return
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    """A database created for this run, migrated with Alembic, dropped afterwards."""
+    url = create_database("main", tmp_path_factory.mktemp("db"))
     yield url
+    drop_database(url)
+
+
+def redis_url_for(db_number: int) -> str | None:
+    """A Redis database of this run's own, or None for the embedded fakeredis."""
+    if _redis_reachable():
+        return f"{REDIS_BASE_URL}/{db_number}"
+    if CI:
+        pytest.fail(f"CI=true but Redis is unreachable at {REDIS_BASE_URL}", pytrace=False)
+    return None
 
 
 @pytest.fixture(scope="session")
 def redis_url():
     """This run's own Redis database number, or None for the embedded fakeredis."""
-    if _redis_reachable():
-        return f"{REDIS_BASE_URL}/{REDIS_DB}"
-    if CI:
-        pytest.fail(f"CI=true but Redis is unreachable at {REDIS_BASE_URL}", pytrace=False)
-    return None
+    return redis_url_for(REDIS_DB)
 
 
 def make_test_env(database_url: str, redis_url: str | None, **extra: str) -> dict[str, str]:

@@ -34,10 +34,11 @@ def wait_for(url: str, timeout: float = 20.0) -> requests.Response:
             time.sleep(0.2)
 
 
-def test_gunicorn_starts_from_the_environment_and_is_ready(database_url, redis_url):
+def test_gunicorn_starts_from_the_environment_and_is_ready(database_url, redis_url, tmp_path):
     port = free_port()
     env = {**os.environ, **make_test_env(database_url, redis_url), "APP_ENV": "production",
-           "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "1"}
+           "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "2",
+           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
     if not redis_url:
         pytest.skip("needs a real Redis: production refuses to start without REDIS_URL")
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "connect_service:create_app()"],
@@ -46,8 +47,12 @@ def test_gunicorn_starts_from_the_environment_and_is_ready(database_url, redis_u
         response = wait_for(f"http://127.0.0.1:{port}/readyz")
         assert response.status_code == 200
         assert response.json()["checks"] == {"database": "ok", "redis": "ok"}
-        status = requests.get(f"http://127.0.0.1:{port}/api/meta/status", timeout=5)
-        assert status.status_code == 401 and status.json()["error_code"] == "not_authenticated"
+        for _ in range(6):
+            status = requests.get(f"http://127.0.0.1:{port}/api/meta/status", timeout=5)
+            assert status.status_code == 401 and status.json()["error_code"] == "not_authenticated"
+        # Both gunicorn workers' counts add up in one /metrics answer.
+        metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        assert 'social_connect_errors_total{error_code="not_authenticated"} 6.0' in metrics
     finally:
         proc.terminate()
         output = proc.communicate(timeout=20)[0].decode()

@@ -11,19 +11,31 @@ import requests
 from sqlalchemy import text
 
 from connect_service.demo import DemoStack
-from tests.conftest import ALL_TABLES
+from tests.conftest import ALL_TABLES, create_database, drop_database, redis_url_for
 
 E2E_TUNING = {"sweep_interval_seconds": 1.0, "retry_base_seconds": 0.3, "ig_status_poll_seconds": 0.3,
               "lease_seconds": 20}
 
 
+E2E_REDIS_DB = 14
+
+
 @pytest.fixture(scope="session")
-def stack(database_url, redis_url):
+def stack(tmp_path_factory):
+    """Its own database and Redis database: its worker must not see other tests' posts."""
+    database_url = create_database("e2e", tmp_path_factory.mktemp("e2e"))
+    redis_url = redis_url_for(E2E_REDIS_DB)
+    redis_client = None
+    if redis_url is None:
+        import fakeredis
+
+        redis_client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
     demo = DemoStack(port=0, sandbox_port=0, database_url=database_url, redis_url=redis_url,
-                     settings_overrides=E2E_TUNING)
+                     redis_client=redis_client, settings_overrides=E2E_TUNING)
     demo.start()
     yield demo
     demo.stop()
+    drop_database(database_url)
 
 
 @pytest.fixture

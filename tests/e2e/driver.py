@@ -32,8 +32,14 @@ class Seller:
         return oauth_url, page.text
 
     def consent(self, *, action: str = "continue", pages: list[str] | None = None,
-                permissions: list[str] | None = None) -> requests.Response:
+                permissions: list[str] | None = None, headers: dict | None = None) -> requests.Response:
         """Answer Meta's consent page, then follow the redirect back to the callback."""
+        callback_url = self.answer_consent(action=action, pages=pages, permissions=permissions)
+        return self.http.get(callback_url, headers=headers or JSON, timeout=30, allow_redirects=False)
+
+    def answer_consent(self, *, action: str = "continue", pages: list[str] | None = None,
+                       permissions: list[str] | None = None) -> str:
+        """Answer Meta's consent page; returns where Meta sends the browser back to."""
         oauth_url, html = self.consent_page()
         query = parse_qs(urlsplit(oauth_url).query)
         offered_pages = re.findall(r'name="pages" value="(\d+)"', html)
@@ -45,7 +51,7 @@ class Seller:
         }
         answer = self.http.post(oauth_url.split("?")[0], data=form, allow_redirects=False, timeout=5)
         assert answer.status_code == 302, answer.text
-        return self.http.get(answer.headers["Location"], headers=JSON, timeout=30)
+        return answer.headers["Location"]
 
     def status(self) -> dict:
         return self.api("GET", "/api/meta/status").json()

@@ -1,0 +1,210 @@
+"""A real ``python -m publish_worker`` process against PostgreSQL, Redis and the Meta sandbox.
+
+Posts are published exactly once even when the worker is killed mid-publish or
+Redis loses its jobs; a dead token and throttling behave as the seller expects.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import text
+
+from connect_service.demo import DemoStack
+from shared.db import make_engine
+from shared.settings import DEMO_APP_ID, DEMO_APP_SECRET
+from tests.conftest import ALL_TABLES, create_database, drop_database, redis_url_for
+from tests.e2e.conftest import reset_sandbox
+from tests.e2e.driver import Seller
+
+ROOT = Path(__file__).resolve().parents[2]
+PROC_REDIS_DB = 15
+IMAGE = "https://cdn.example.com/promo.jpg"
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory):
+    if redis_url_for(PROC_REDIS_DB) is None:
+        pytest.skip("a worker process needs a real Redis")
+    database_url = create_database("proc", tmp_path_factory.mktemp("proc"))
+    stack = DemoStack(port=0, sandbox_port=0, database_url=database_url, redis_url=redis_url_for(PROC_REDIS_DB),
+                      with_worker=False)
+    stack.start()
+    yield stack
+    stack.stop()
+    drop_database(database_url)
+
+
+@pytest.fixture
+def fresh(system):
+    engine = make_engine(system.settings.database_url)
+    with engine.begin() as conn:
+        for table in ALL_TABLES:
+            conn.execute(text(f"DELETE FROM {table}"))
+    system.app.extensions["social_connect"].redis.flushdb()
+    reset_sandbox(system, "one_page")
+    yield system, engine
+    engine.dispose()
+
+
+class WorkerProcess:
+    def __init__(self, system, log_path: Path):
+        self.env = {**os.environ, "APP_ENV": "test", "DATABASE_URL": system.settings.database_url,
+                    "REDIS_URL": system.settings.redis_url, "META_APP_ID": DEMO_APP_ID,
+                    "META_APP_SECRET": DEMO_APP_SECRET, "META_GRAPH_URL": system.sandbox.url,
+                    "META_DIALOG_URL": system.sandbox.url, "METRICS_PORT": "0",
+                    "PUBLISH_LEASE_SECONDS": "4", "SWEEP_INTERVAL_SECONDS": "1", "RETRY_BASE_SECONDS": "0.5",
+                    "IG_STATUS_POLL_SECONDS": "0.3", "USAGE_SLOWDOWN_MAX_SECONDS": "0.2"}
+        self.log_path = log_path
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self) -> subprocess.Popen:
+        log = open(self.log_path, "a")
+        proc = subprocess.Popen([sys.executable, "-m", "publish_worker"], cwd=ROOT, env=self.env, stdout=log,
+                                stderr=subprocess.STDOUT)
+        self.procs.append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.fixture
+def workers(fresh, tmp_path):
+    system, _ = fresh
+    pool = WorkerProcess(system, tmp_path / "worker.log")
+    yield pool
+    pool.stop_all()
+
+
+def schedule(seller: Seller, seconds_ahead: float, caption: str) -> str:
+    publish_at = (datetime.now(timezone.utc) + timedelta(seconds=seconds_ahead)).isoformat()
+    response = seller.api("POST", "/api/meta/schedule",
+                          json={"publish_at": publish_at, "caption": caption, "media_url": IMAGE})
+    assert response.status_code == 200, response.text
+    return response.json()["job_id"]
+
+
+def wait_until_final(seller: Seller, job_ids: list[str], timeout: float = 60) -> dict[str, dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        posts = {j: seller.api("GET", f"/api/meta/schedule/{j}").json() for j in job_ids}
+        if all(p["status"] not in ("queued", "publishing") for p in posts.values()):
+            return posts
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not finished: {[(j, p['status']) for j, p in posts.items()]}")
+        time.sleep(0.3)
+
+
+def published(system) -> dict:
+    return requests.get(f"{system.sandbox.url}/_sandbox/published.json", timeout=5).json()
+
+
+def fault(system, **spec) -> None:
+    requests.post(f"{system.sandbox.url}/_sandbox/faults", json=spec, timeout=5).raise_for_status()
+
+
+def test_posts_due_soon_are_each_published_exactly_once(fresh, workers):
+    system, _ = fresh
+    seller = Seller(system)
+    assert seller.consent().json()["connected"] is True
+    workers.start()
+    workers.start()
+    job_ids = [schedule(seller, 2 + n % 3, f"Post {n}") for n in range(12)]
+    posts = wait_until_final(seller, job_ids)
+    assert {p["status"] for p in posts.values()} == {"published"}
+    sent = published(system)
+    assert sorted(p["message"] for p in sent["facebook"]) == sorted(f"Post {n}" for n in range(12))
+    assert sorted(p["caption"] for p in sent["instagram"]) == sorted(f"Post {n}" for n in range(12))
+
+
+def test_a_worker_killed_mid_publish_leaves_the_post_published_once(fresh, workers):
+    system, engine = fresh
+    seller = Seller(system)
+    seller.consent()
+    # Meta creates the photo, then the answer takes 5 s: the worker dies waiting for it.
+    fault(system, endpoint="photos", latency_ms=5000, after_processing=True, times=1)
+    first = workers.start()
+    job_id = schedule(seller, 1, "Kill me softly")
+    deadline = time.monotonic() + 20
+    while True:
+        with engine.connect() as conn:
+            sent_at = conn.execute(text("SELECT fb_sent_at FROM scheduled_posts WHERE id = :id"),
+                                   {"id": job_id}).scalar()
+        if sent_at is not None:
+            break
+        assert time.monotonic() < deadline, "the worker never started sending"
+        time.sleep(0.1)
+    time.sleep(0.5)  # the request is in flight at the sandbox
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    workers.start()
+    post = wait_until_final(seller, [job_id])[job_id]
+    assert post["status"] == "published"
+    sent = published(system)
+    assert [p["message"] for p in sent["facebook"]] == ["Kill me softly"]
+    assert [p["caption"] for p in sent["instagram"]] == ["Kill me softly"]
+    assert post["targets"]["facebook"]["post_id"] == sent["facebook"][0]["post_id"]
+
+
+def test_a_redis_wipe_after_scheduling_is_repaired_by_the_sweeper(fresh, workers):
+    system, _ = fresh
+    seller = Seller(system)
+    seller.consent()
+    job_ids = [schedule(seller, 3, f"Survivor {n}") for n in range(3)]
+    # FLUSHDB on this run's own Redis database: what FLUSHALL does to it, without touching others.
+    system.app.extensions["social_connect"].redis.flushdb()
+    workers.start()
+    posts = wait_until_final(seller, job_ids)
+    assert {p["status"] for p in posts.values()} == {"published"}
+    assert len(published(system)["facebook"]) == 3
+
+
+def test_a_token_expired_at_publish_time_fails_the_post_and_asks_to_reconnect(fresh, workers):
+    from tests.test_deployment import free_port
+
+    system, _ = fresh
+    seller = Seller(system)
+    seller.consent()
+    job_id = schedule(seller, 2, "Too late")
+    requests.post(f"{system.sandbox.url}/_sandbox/tokens/expire", json={"kind": "page"}, timeout=5)
+    metrics_port = free_port()
+    workers.env["METRICS_PORT"] = str(metrics_port)
+    workers.start()
+    post = wait_until_final(seller, [job_id])[job_id]
+    assert post["status"] == "failed" and post["error_code"] == "token_expired"
+    assert post["targets"]["facebook"]["error_code"] == "token_expired"
+    status = seller.status()
+    assert status["status"] == "needs_reauth" and status["error_code"] == "token_expired"
+    assert published(system) == {"facebook": [], "instagram": []}
+    metrics = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+    assert 'social_connect_publishes_total{result="failed",target="facebook"} 1.0' in metrics
+    assert 'social_connect_errors_total{error_code="token_expired"} 2.0' in metrics
+
+
+def test_throttled_once_is_retried_and_published_once(fresh, workers):
+    system, _ = fresh
+    reset_sandbox(system, "throttled")
+    seller = Seller(system)
+    seller.consent()
+    workers.start()
+    job_id = schedule(seller, 1, "Patience")
+    post = wait_until_final(seller, [job_id])[job_id]
+    assert post["status"] == "published"
+    assert post["attempts"] >= 2
+    sent = published(system)
+    assert len(sent["facebook"]) == 1 and len(sent["instagram"]) == 1
