@@ -53,12 +53,14 @@ def create_app(test_config: dict | None = None) -> Flask:
     init_request_context(app)
     register_error_handlers(app)
 
-    from connect_service import connect_flow, connection_api, ops, schedule_api
+    from connect_service import connect_flow, connection_api, meta_callbacks, openapi, ops, schedule_api
 
     app.register_blueprint(ops.bp)
     app.register_blueprint(connect_flow.bp)
     app.register_blueprint(connection_api.bp)
     app.register_blueprint(schedule_api.bp)
+    app.register_blueprint(meta_callbacks.bp)
+    app.register_blueprint(openapi.bp)
     if settings.app_env == "demo":
         from connect_service import demo_login
 

@@ -159,3 +159,15 @@ class ScheduledPost(Base):
 
     def wants(self, target: str) -> bool:
         return target in (self.targets or ())
+
+
+class DataDeletionRequest(Base):
+    """A deletion Meta asked for on a person's behalf; its code is the status page's key."""
+
+    __tablename__ = "data_deletion_requests"
+
+    confirmation_code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    status: Mapped[str] = mapped_column(String(20), default="completed")
+    connections_erased: Mapped[int] = mapped_column(default=0)
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[datetime | None]

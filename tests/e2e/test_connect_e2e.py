@@ -149,3 +149,12 @@ def wait_for_post(seller, job_id: str, timeout: float = 30) -> dict:
         if post["status"] not in ("queued", "publishing") or time.monotonic() > deadline:
             return post
         time.sleep(0.2)
+
+
+def test_removing_the_app_on_facebook_disconnects(live):
+    seller = Seller(live)
+    seller.consent()
+    answer = requests.post(f"{live.sandbox.url}/_sandbox/deauthorize",
+                           json={"callback_url": f"{live.url}/api/meta/deauthorize"}, timeout=10).json()
+    assert answer["callback"] == {"status": 200}
+    assert seller.status() == {"status": "not_connected"}
