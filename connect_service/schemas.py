@@ -88,3 +88,65 @@ class ErrorOut(Schema):
     message = fields.String(required=True)
     action = fields.String(allow_none=True, required=True)
     fields_ = fields.Dict(keys=fields.String(), values=fields.List(fields.String()), data_key="fields")
+
+
+class ScheduleOut(Schema):
+    queued = fields.Boolean(required=True)
+    job_id = fields.String(required=True)
+
+
+class FacebookTargetOut(Schema):
+    status = fields.String(required=True)
+    post_id = fields.String(allow_none=True, required=True)
+    error_code = fields.String(allow_none=True, required=True)
+
+
+class InstagramTargetOut(Schema):
+    status = fields.String(required=True)
+    media_id = fields.String(allow_none=True, required=True)
+    error_code = fields.String(allow_none=True, required=True)
+
+
+class TargetsOut(Schema):
+    facebook = fields.Nested(FacebookTargetOut, required=True)
+    instagram = fields.Nested(InstagramTargetOut, required=True)
+
+
+class PostOut(Schema):
+    job_id = fields.String(required=True)
+    connection_id = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(
+        ["queued", "publishing", "published", "partially_published", "unconfirmed", "failed", "cancelled"]))
+    publish_at = fields.String(required=True)
+    caption = fields.String(required=True)
+    media_url = fields.String(allow_none=True, required=True)
+    link = fields.String(allow_none=True, required=True)
+    targets = fields.Nested(TargetsOut, required=True)
+    attempts = fields.Integer(required=True)
+    next_attempt_at = fields.String(allow_none=True)
+    error_code = fields.String(allow_none=True, required=True)
+    error_message = fields.String(allow_none=True, required=True)
+    created_at = fields.String()
+    finished_at = fields.String(allow_none=True)
+
+
+class PostListOut(Schema):
+    items = fields.List(fields.Nested(PostOut), required=True)
+    next_cursor = fields.String(allow_none=True, required=True)
+
+
+class CancelOut(Schema):
+    cancelled = fields.Boolean(required=True)
+    job_id = fields.String(required=True)
+
+
+class DeletionOut(Schema):
+    url = fields.String(required=True)
+    confirmation_code = fields.String(required=True)
+
+
+class DeletionStatusOut(Schema):
+    confirmation_code = fields.String(required=True)
+    status = fields.String(required=True)
+    requested_at = fields.String(required=True)
+    completed_at = fields.String(allow_none=True, required=True)

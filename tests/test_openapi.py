@@ -1,0 +1,54 @@
+"""The OpenAPI document covers every API route, and real answers fit its schemas."""
+from __future__ import annotations
+
+import json
+import re
+
+import requests_mock
+
+from connect_service import schemas
+from tests.conftest import same_origin
+from tests.meta_mock import MetaMock, page
+from tests.test_connect_flow import callback, start
+from tests.test_schedule_api import body as schedule_body
+
+
+def test_every_api_route_is_documented(app, anon_client):
+    spec = anon_client.get("/api/meta/openapi.json").json
+    assert spec["openapi"].startswith("3.")
+    documented = {(path, method) for path, ops in spec["paths"].items() for method in ops if method != "parameters"}
+    routed = set()
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/api/meta/") and rule.endpoint != "openapi.openapi":
+            path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+            routed |= {(path, m.lower()) for m in rule.methods - {"HEAD", "OPTIONS"}}
+    assert documented == routed
+
+
+def test_every_reference_resolves(anon_client):
+    spec = anon_client.get("/api/meta/openapi.json").json
+    refs = set(re.findall(r'"\$ref": "#/components/schemas/(\w+)"', json.dumps(spec)))
+    assert refs and refs <= set(spec["components"]["schemas"])
+
+
+def test_real_answers_fit_the_documented_schemas(client):
+    with requests_mock.Mocker() as m:
+        meta = MetaMock(m, pages=[page(1), page(2)])
+        selection = callback(client, start(client), meta.code).json
+        assert schemas.SelectionOut().validate(selection) == {}
+        assert schemas.PagesOut().validate(client.get("/api/meta/pages").json) == {}
+        chosen = client.post("/api/meta/select-page", json={"page_id": meta.pages[0].id}, headers=same_origin())
+        assert schemas.ConnectedOut().validate(chosen.json) == {}
+        assert schemas.StatusOut().validate(client.get("/api/meta/status").json) == {}
+        assert schemas.ConnectOut().validate(client.get("/api/meta/connect").json) == {}
+        created = client.post("/api/meta/schedule", json=schedule_body(), headers=same_origin()).json
+        assert schemas.ScheduleOut().validate(created) == {}
+        assert schemas.PostOut().validate(client.get(f"/api/meta/schedule/{created['job_id']}").json) == {}
+        assert schemas.PostListOut().validate(client.get("/api/meta/schedule").json) == {}
+        cancelled = client.delete(f"/api/meta/schedule/{created['job_id']}", headers=same_origin()).json
+        assert schemas.CancelOut().validate(cancelled) == {}
+        error = client.post("/api/meta/schedule", json={"caption": 1}, headers=same_origin()).json
+        assert schemas.ErrorOut().validate(error) == {}
+        m.delete(requests_mock.ANY, json={"success": True})
+        assert schemas.DisconnectOut().validate(
+            client.post("/api/meta/disconnect", headers=same_origin()).json) == {}
