@@ -13,7 +13,7 @@ from authlib.integrations.flask_client import OAuth
 from flask import Flask, current_app
 from redis import Redis
 
-from shared.graph import GraphError, GraphTransportError, parse_usage
+from shared.graph import GraphTransportError, error_from_response
 from shared.redis_conn import key
 from shared.settings import Settings
 
@@ -27,21 +27,9 @@ def _raise_meta_token_errors(response: requests.Response) -> requests.Response:
         payload = response.json()
     except ValueError:
         payload = None
-    error = payload.get("error") if isinstance(payload, dict) else None
-    if response.status_code >= 400 or error is not None:
-        error = error if isinstance(error, dict) else {}
-        raise GraphError(http_status=response.status_code, code=_int(error.get("code")),
-                         subcode=_int(error.get("error_subcode")), message=str(error.get("message", ""))[:500],
-                         error_type=error.get("type"), fbtrace_id=error.get("fbtrace_id"),
-                         usage=parse_usage(response.headers))
+    if response.status_code >= 400 or (isinstance(payload, dict) and "error" in payload):
+        raise error_from_response(response, payload)
     return response
-
-
-def _int(value):
-    try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
 
 
 def _meta_compliance_fix(session) -> None:

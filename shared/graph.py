@@ -234,19 +234,24 @@ class GraphClient:
         if resp.status_code < 400 and payload is not None and not (
                 isinstance(payload, dict) and "error" in payload):
             return payload
-        error = payload.get("error") if isinstance(payload, dict) else None
-        if not isinstance(error, dict):
-            error = {}
-        raise GraphError(
-            http_status=resp.status_code,
-            code=_as_int(error.get("code")),
-            subcode=_as_int(error.get("error_subcode")),
-            message=str(error.get("message", ""))[:500],
-            error_type=error.get("type"),
-            fbtrace_id=error.get("fbtrace_id") or resp.headers.get("x-fb-trace-id"),
-            usage=self.last_usage,
-            is_transient=bool(error.get("is_transient")),
-        )
+        raise error_from_response(resp, payload, self.last_usage)
+
+
+def error_from_response(resp: requests.Response, payload: Any, usage: dict | None = None) -> GraphError:
+    """Meta's error body (``{"error": {...}}``) as a :class:`GraphError`."""
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if not isinstance(error, dict):
+        error = {}
+    return GraphError(
+        http_status=resp.status_code,
+        code=_as_int(error.get("code")),
+        subcode=_as_int(error.get("error_subcode")),
+        message=str(error.get("message", ""))[:500],
+        error_type=error.get("type"),
+        fbtrace_id=error.get("fbtrace_id") or resp.headers.get("x-fb-trace-id"),
+        usage=usage if usage is not None else parse_usage(resp.headers),
+        is_transient=bool(error.get("is_transient")),
+    )
 
 
 def _as_int(value) -> int | None:
