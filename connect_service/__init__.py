@@ -61,6 +61,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(schedule_api.bp)
     app.register_blueprint(meta_callbacks.bp)
     app.register_blueprint(openapi.bp)
+    from connect_service import web
+    app.register_blueprint(web.bp)
     if settings.app_env == "demo":
         from connect_service import demo_login
 
