@@ -341,3 +341,9 @@ def index():
                   "instagram": len(world.media)}
     return render_template("index.html", scenario=scenario, scenarios=SCENARIOS.values(),
                            counts=counts)
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    """Browsers ask for it on the consent page; nothing to show."""
+    return "", 204

@@ -13,6 +13,7 @@ import signal
 import socket
 import threading
 import time
+import uuid
 
 from redis.exceptions import RedisError
 from rq import SimpleWorker
@@ -94,7 +95,8 @@ class ThreadPublishWorker(PublishWorker):
 
 
 def make_worker(ctx: WorkerContext, worker_class=PublishWorker, *, index: int = 0, **kwargs):
-    name = f"publish-{socket.gethostname()}-{os.getpid()}-{index}"
+    # Random suffix: a crashed worker's registration (same host and pid) may still be in Redis.
+    name = f"publish-{socket.gethostname()}-{os.getpid()}-{index}-{uuid.uuid4().hex[:6]}"
     return worker_class([make_queue(ctx.redis)], connection=ctx.redis, serializer=JSONSerializer, name=name, **kwargs)
 
 

@@ -158,3 +158,14 @@ def test_removing_the_app_on_facebook_disconnects(live):
                            json={"callback_url": f"{live.url}/api/meta/deauthorize"}, timeout=10).json()
     assert answer["callback"] == {"status": 200}
     assert seller.status() == {"status": "not_connected"}
+
+
+def test_demo_sign_in_keeps_where_the_seller_was_going(live):
+    http = requests.Session()
+    first = http.get(f"{live.url}/?meta_status=select_page", allow_redirects=False, timeout=5)
+    assert first.status_code == 302
+    login = http.get(live.url + first.headers["Location"], allow_redirects=False, timeout=5)
+    assert login.headers["Location"] == "/?meta_status=select_page"
+    for hostile in ("//evil.example/x", "https://evil.example/", "evil"):
+        answer = http.get(f"{live.url}/demo/login", params={"next": hostile}, allow_redirects=False, timeout=5)
+        assert answer.headers["Location"] == "/"
