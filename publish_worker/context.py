@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
+import requests
 from redis import Redis
 from rq import Queue
 from sqlalchemy.engine import Engine
@@ -51,12 +52,17 @@ class WorkerContext:
         return make_queue(self.redis)
 
     def graph(self) -> GraphClient:
-        return GraphClient(self.settings, observer=observe_graph_call)
+        """A Graph client on this thread's HTTP session: connections to Meta are reused across jobs."""
+        http = getattr(_http, "session", None)
+        if http is None:
+            http = _http.session = requests.Session()
+        return GraphClient(self.settings, session=http, observer=observe_graph_call)
 
     def close(self) -> None:
         self.engine.dispose()
 
 
+_http = threading.local()
 _context: WorkerContext | None = None
 _lock = threading.Lock()
 

@@ -13,7 +13,6 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 from sqlalchemy import and_, or_, select
-from sqlalchemy.exc import SQLAlchemyError
 
 from shared.crypto import DecryptionError
 from shared.db import utcnow
@@ -27,17 +26,25 @@ from shared.tokens import page_token
 
 log = logging.getLogger(__name__)
 
-LIVE_JOB_STATES = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.STARTED, JobStatus.DEFERRED}
 SWEEP_BATCH = 500
+# Past this, a post is put back on the queue whatever RQ says of its job: a job can be
+# stranded where RQ still calls it queued. Duplicates are harmless (the lease).
+RESCUE_AFTER = timedelta(minutes=10)
 
 
-def job_is_live(redis, job_id: str | None) -> bool:
+def job_is_live(queue, job_id: str | None, *, running_counts: bool = True) -> bool:
+    """The job will still run: scheduled, really waiting in the queue, or (if it counts) running."""
     if not job_id:
         return False
     try:
-        return Job.fetch(job_id, connection=redis, serializer=JSONSerializer).get_status() in LIVE_JOB_STATES
+        status = Job.fetch(job_id, connection=queue.connection, serializer=JSONSerializer).get_status()
     except NoSuchJobError:
         return False
+    if status == JobStatus.QUEUED:
+        return queue.get_job_position(job_id) is not None
+    if status == JobStatus.STARTED:
+        return running_counts
+    return status in (JobStatus.SCHEDULED, JobStatus.DEFERRED)
 
 
 def sweep(ctx) -> dict[str, int]:
@@ -51,14 +58,19 @@ def sweep(ctx) -> dict[str, int]:
             select(ScheduledPost).where(ScheduledPost.status == QUEUED, ScheduledPost.publish_at <= horizon)
             .order_by(ScheduledPost.publish_at).limit(SWEEP_BATCH)).all()
         for post in waiting:
-            if not job_is_live(ctx.redis, post.rq_job_id):
+            if post.publish_at < now - RESCUE_AFTER or not job_is_live(queue, post.rq_job_id):
                 enqueue_publish(session, queue, ctx.settings, post.id, at=post.publish_at)
                 counts["missing_job"] += 1
         expired = session.scalars(
             select(ScheduledPost).where(ScheduledPost.status == PUBLISHING, ScheduledPost.lease_expires_at < now)
             .limit(SWEEP_BATCH)).all()
         for post in expired:
-            # The old owner is gone (crashed, or its continuation job vanished): a fresh job takes over.
+            # Its continuation may just be waiting behind a backlog; if not, or for too long,
+            # the owner is gone (crashed, or the job vanished) and a fresh job takes over.
+            # A job still "started" under an expired lease belongs to a worker that is gone.
+            if post.lease_expires_at > now - RESCUE_AFTER and job_is_live(queue, post.rq_job_id,
+                                                                          running_counts=False):
+                continue
             enqueue_publish(session, queue, ctx.settings, post.id)
             counts["lease_expired"] += 1
     for reason, count in counts.items():
@@ -104,21 +116,29 @@ def run_once(ctx, name: str, ttl_seconds: int, duty) -> bool:
     return True
 
 
-class PeriodicDuties(threading.Thread):
-    """A daemon thread: the sweeper every ``sweep_interval_seconds``, the token check daily."""
+class PeriodicDuty(threading.Thread):
+    """A daemon thread running ``duty`` every ``interval`` seconds, when this worker wins its lock.
 
-    def __init__(self, ctx, stop: threading.Event):
-        super().__init__(name="periodic-duties", daemon=True)
-        self.ctx = ctx
-        self.stop_event = stop
+    Nothing it meets may stop it: an error is logged and the next tick tries again.
+    """
+
+    def __init__(self, ctx, stop: threading.Event, name: str, duty, interval: float, lock_seconds: float):
+        super().__init__(name=f"duty-{name}", daemon=True)
+        self.ctx, self.stop_event, self.duty_name, self.duty = ctx, stop, name, duty
+        self.interval, self.lock_seconds = interval, lock_seconds
 
     def run(self) -> None:
-        interval = self.ctx.settings.sweep_interval_seconds
         while not self.stop_event.is_set():
             try:
-                # The lock lives slightly less than the interval, so the next tick can take it.
-                run_once(self.ctx, "sweep", max(1, int(interval * 0.8)), sweep)
-                run_once(self.ctx, "token_check", self.ctx.settings.token_daily_check_seconds, check_tokens)
-            except (SQLAlchemyError, RedisError):
-                log.exception("periodic duty failed; trying again next tick")
-            self.stop_event.wait(interval)
+                run_once(self.ctx, self.duty_name, self.lock_seconds, self.duty)
+            except Exception:  # noqa: BLE001 - a periodic duty must outlive any one failure
+                log.exception("periodic duty %s failed; trying again next tick", self.duty_name)
+            self.stop_event.wait(self.interval)
+
+
+def periodic_duties(ctx, stop: threading.Event) -> list[PeriodicDuty]:
+    """The sweeper every ``sweep_interval_seconds``; the daily token check on its own thread."""
+    interval = ctx.settings.sweep_interval_seconds
+    # The sweep lock lives slightly less than the interval, so the next tick can take it.
+    return [PeriodicDuty(ctx, stop, "sweep", sweep, interval, max(1, int(interval * 0.8))),
+            PeriodicDuty(ctx, stop, "token_check", check_tokens, 60, ctx.settings.token_daily_check_seconds)]

@@ -44,7 +44,7 @@ def classify(exc: Exception) -> Failure:
         return Failure("token_expired", NO_RETRY, message=message)
     if code == 10 or (code is not None and 200 <= code <= 299):
         return Failure("permissions_missing", NO_RETRY, message=message)
-    if code in THROTTLE_CODES:
+    if code in THROTTLE_CODES or exc.http_status == 429:
         return Failure("rate_limited", WAIT, wait_seconds=exc.retry_after_seconds, message=message)
     if code in TRANSIENT_CODES or exc.http_status >= 500 or exc.is_transient:
         # Meta received the request and failed somewhere: it may have been carried out.

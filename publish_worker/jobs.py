@@ -3,9 +3,14 @@ from __future__ import annotations
 
 import logging
 
+from datetime import timezone
+
+from rq import get_current_job
+
 from publish_worker import lease
 from publish_worker.context import get_context
 from publish_worker.publishing import PublishRun
+from shared.audit import record_event
 from shared.errors import AppError
 from shared.log import log_context
 from shared.models import ScheduledPost
@@ -14,23 +19,23 @@ from shared.scheduling import PostCaller, schedule_post
 log = logging.getLogger(__name__)
 
 
-def publish_post(post_id: str, lease: str | None = None, poll: bool = False) -> str:
+def publish_post(post_id: str, lease: str | None = None) -> str:
     """Publish one post. A duplicate or late job (the post is not ours to take) does nothing.
 
     ``lease`` is carried by continuation jobs (retries, container status checks).
     Known failures are recorded on the post; an unexpected error raises.
     """
-    return _publish(post_id, lease, poll)
+    return _publish(post_id, lease)
 
 
-def _publish(post_id: str, owner: str | None, poll: bool) -> str:
+def _publish(post_id: str, carried: str | None) -> str:
     ctx = get_context()
     with log_context(job_id=post_id), ctx.session() as session:
-        if owner is None:
-            owner = lease.new_owner()
+        owner = lease.new_owner()
+        if carried is None:
             mine = lease.take(session, post_id, owner, ctx.settings.lease_seconds)
         else:
-            mine = lease.resume(session, post_id, owner, ctx.settings.lease_seconds, count_attempt=not poll)
+            mine = lease.resume(session, post_id, carried, owner, ctx.settings.lease_seconds)
         if not mine:
             log.info("post not taken (already published, cancelled, not due, or another run holds it)")
             return "skipped"
@@ -38,7 +43,7 @@ def _publish(post_id: str, owner: str | None, poll: bool) -> str:
         log_fields = {"connection_id": post.connection_id}
         with log_context(**log_fields):
             try:
-                return PublishRun(ctx, session, post, owner, ctx.graph()).run()
+                return PublishRun(ctx, session, post, owner, ctx.graph(), fresh_take=carried is None).run()
             except lease.LeaseLost:
                 session.rollback()
                 log.warning("lease lost mid-run; another run carries on")
@@ -53,21 +58,39 @@ def publish_request(payload: dict) -> dict:
     Invalid input is a known failure: logged and answered, not raised.
     """
     ctx = get_context()
-    body = dict(payload or {})
+    body = dict(payload) if isinstance(payload, dict) else {}
     user_id = body.pop("user_id_resellio", None)
     key = body.pop("idempotency_key", None)
-    missing = {name: ["Missing data for required field."]
-               for name, value in (("user_id_resellio", user_id), ("idempotency_key", key))
-               if not isinstance(value, str) or not value.strip()}
-    if missing:
-        log.warning("publish_request refused: %s", ", ".join(missing))
-        return {"ok": False, "error_code": "validation_error", "fields": missing}
+    problems = {name: ["Must be a non-empty string of at most 255 printable characters."]
+                for name, value in (("user_id_resellio", user_id), ("idempotency_key", key))
+                if not _printable(value)}
     with ctx.session() as session:
         try:
+            if problems:
+                raise AppError("validation_error", fields=problems)
             outcome = schedule_post(session, settings=ctx.settings, redis=ctx.redis, cipher=ctx.cipher,
                                     caller=PostCaller(user_id=user_id, via="rq"), payload=body,
-                                    idempotency_key=key, graph=ctx.graph())
+                                    idempotency_key=key, graph=ctx.graph(), received_at=_enqueued_at())
         except AppError as exc:
+            session.rollback()
+            # Recorded, so a refused hand-over is visible to operators and never silently lost.
+            record_event(session, "post_failed", user_id=user_id if _printable(user_id) else None,
+                         error_code=exc.error_code, detail={"via": "publish_request", "fields": exc.fields,
+                                                            "idempotency_key": key if _printable(key) else None})
+            session.commit()
             log.warning("publish_request refused: %s", exc.error_code)
             return {"ok": False, "error_code": exc.error_code, "fields": exc.fields}
         return {"ok": True, "job_id": outcome.post.id, "created": outcome.created}
+
+
+def _printable(value) -> bool:
+    return isinstance(value, str) and 0 < len(value.strip()) and len(value) <= 255 and value.isprintable()
+
+
+def _enqueued_at():
+    """When the scheduler handed the request over (the RQ job's enqueue time), if known."""
+    job = get_current_job()
+    enqueued = job.enqueued_at if job is not None else None
+    if enqueued is not None and enqueued.tzinfo is None:
+        enqueued = enqueued.replace(tzinfo=timezone.utc)
+    return enqueued

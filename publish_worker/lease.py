@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, or_, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from shared.db import utcnow
 from shared.models import PUBLISHING, QUEUED, ScheduledPost
@@ -30,39 +31,49 @@ def take(session: Session, post_id: str, owner: str, lease_seconds: float) -> bo
     taken = session.execute(
         update(ScheduledPost).where(ScheduledPost.id == post_id, or_(due, abandoned)).values(
             status=PUBLISHING, lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds),
-            attempts=ScheduledPost.attempts + 1, started_at=func.coalesce(ScheduledPost.started_at, now),
+            takes=ScheduledPost.takes + 1, started_at=func.coalesce(ScheduledPost.started_at, now),
             next_attempt_at=None)
     ).rowcount
     session.commit()
     return taken == 1
 
 
-def resume(session: Session, post_id: str, owner: str, lease_seconds: float, *, count_attempt: bool) -> bool:
-    """A continuation job carrying the lease renews it, if it is still the owner."""
-    values = dict(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds), next_attempt_at=None)
-    if count_attempt:
-        values["attempts"] = ScheduledPost.attempts + 1
+def resume(session: Session, post_id: str, owner: str, new_owner: str, lease_seconds: float) -> bool:
+    """A continuation job carrying the lease takes it over under a fresh owner token.
+
+    Rotating the token fences duplicate deliveries of the same continuation: only
+    the first one finds ``owner`` still there.
+    """
     renewed = session.execute(
         update(ScheduledPost).where(ScheduledPost.id == post_id, ScheduledPost.status == PUBLISHING,
-                                    ScheduledPost.lease_owner == owner).values(**values)
+                                    ScheduledPost.lease_owner == owner)
+        .values(lease_owner=new_owner, lease_expires_at=utcnow() + timedelta(seconds=lease_seconds),
+                next_attempt_at=None)
     ).rowcount
     session.commit()
     return renewed == 1
 
 
-def record(session: Session, post_id: str, owner: str, lease_seconds: float, **values) -> None:
-    """Write step results only while holding the lease (and extend it); commit at once."""
+def record(session: Session, post: ScheduledPost, owner: str, lease_seconds: float, **values) -> None:
+    """Write step results only while holding the lease (and extend it); commit at once.
+
+    The loaded ``post`` is brought up to date without being marked dirty, so nothing
+    is ever written outside this fenced UPDATE.
+    """
     values.setdefault("lease_expires_at", utcnow() + timedelta(seconds=lease_seconds))
     changed = session.execute(
-        update(ScheduledPost).where(ScheduledPost.id == post_id, ScheduledPost.lease_owner == owner,
-                                    ScheduledPost.status == PUBLISHING).values(**values)
+        update(ScheduledPost).where(ScheduledPost.id == post.id, ScheduledPost.lease_owner == owner,
+                                    ScheduledPost.status == PUBLISHING).values(**values),
+        execution_options={"synchronize_session": False},
     ).rowcount
     session.commit()
     if changed != 1:
-        raise LeaseLost(post_id)
+        raise LeaseLost(post.id)
+    for key, value in values.items():
+        set_committed_value(post, key, value)
 
 
-def hold_until(session: Session, post_id: str, owner: str, lease_seconds: float, at: datetime) -> None:
+def hold_until(session: Session, post: ScheduledPost, owner: str, lease_seconds: float, at: datetime) -> None:
     """Keep the lease through a wait (a retry or a status poll), and past it by one lease."""
-    record(session, post_id, owner, lease_seconds, next_attempt_at=at,
+    record(session, post, owner, lease_seconds, next_attempt_at=at,
            lease_expires_at=at + timedelta(seconds=lease_seconds))

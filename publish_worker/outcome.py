@@ -58,7 +58,7 @@ def finish(session: Session, post: ScheduledPost, owner: str, settings) -> str:
     outcome = decide(results)
     error_code, error_message = explain(results)
     now = utcnow()
-    lease.record(session, post.id, owner, settings.lease_seconds, status=outcome, error_code=error_code,
+    lease.record(session, post, owner, settings.lease_seconds, status=outcome, error_code=error_code,
                  error_message=error_message, finished_at=now, lease_owner=None, lease_expires_at=None,
                  next_attempt_at=None)
     record_event(session, "post_published" if outcome == PUBLISHED else "post_failed",

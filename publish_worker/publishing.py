@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from publish_worker import lease
-from publish_worker.failures import DEFER, NO_RETRY, Failure, classify, retry_delay
+from publish_worker.failures import BACKOFF, DEFER, NO_RETRY, Failure, classify, retry_delay
 from publish_worker.outcome import finish
 from shared.db import utcnow
 from shared.graph import GraphClient, GraphError, GraphTransportError
@@ -33,11 +34,19 @@ _SENT_MARKER = {"fb": "fb_sent_at", "ig": "ig_publish_sent_at"}
 
 
 class CheckFailed(Exception):
-    """Meta could not tell whether an earlier, ambiguous request was carried out."""
+    """Whether an earlier, ambiguous request was carried out cannot be told for sure."""
+
+
+# media_publish answers these when the container is no longer usable: make a new one.
+RECREATE_CONTAINER_SUBCODES = {2207020, 2207032}
+FEED_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
+CLOCK_SKEW = timedelta(seconds=60)
+DUE_TOLERANCE = timedelta(seconds=1)
 
 
 class PublishRun:
-    def __init__(self, context, session: Session, post: ScheduledPost, owner: str, graph: GraphClient):
+    def __init__(self, context, session: Session, post: ScheduledPost, owner: str, graph: GraphClient, *,
+                 fresh_take: bool = True):
         self.ctx = context
         self.settings = context.settings
         self.session = session
@@ -47,15 +56,24 @@ class PublishRun:
         self.token: str | None = None
         self.conn: SocialConnection | None = None
         self.token_dead: Failure | None = None
-        self.polling = False
+        self.fresh_take = fresh_take
+        self.counted_attempt = False
 
     # -- bookkeeping --
 
     def save(self, **values) -> None:
-        lease.record(self.session, self.post.id, self.owner, self.settings.lease_seconds, **values)
+        lease.record(self.session, self.post, self.owner, self.settings.lease_seconds, **values)
+
+    def save_attempt(self, **values) -> None:
+        """Like ``save``, and the first time this run sends something it counts as an attempt."""
+        if not self.counted_attempt:
+            values["attempts"] = self.post.attempts + 1
+            self.counted_attempt = True
+        self.save(**values)
 
     def due(self, not_before) -> bool:
-        return not_before is None or not_before <= utcnow()
+        # RQ schedules to the whole second, so a continuation may start a little early.
+        return not_before is None or not_before <= utcnow() + DUE_TOLERANCE
 
     def pending(self) -> list[str]:
         out = []
@@ -66,9 +84,11 @@ class PublishRun:
         return out
 
     def fail_pending(self, error_code: str) -> None:
+        """Give up on every pending target; one whose last request may have gone through is unconfirmed."""
         values = {}
         for prefix in self.pending():
-            values[f"{prefix}_status"] = FAILED
+            maybe_sent = getattr(self.post, _SENT_MARKER[prefix]) is not None
+            values[f"{prefix}_status"] = UNCONFIRMED if maybe_sent else FAILED
             values[f"{prefix}_error_code"] = error_code
         if values:
             self.save(**values)
@@ -115,8 +135,7 @@ class PublishRun:
             if found:
                 self.save(fb_status=PUBLISHED, fb_post_id=found, fb_published_at=utcnow(), fb_error_code=None)
                 return
-            self.save(fb_sent_at=None)
-        self.save(fb_sent_at=utcnow())
+        self.save_attempt(fb_sent_at=utcnow())
         page_id = self.conn.facebook_page_id
         try:
             if post.media_url:
@@ -134,19 +153,40 @@ class PublishRun:
         self.save(fb_status=PUBLISHED, fb_post_id=str(post_id), fb_published_at=utcnow(), fb_error_code=None)
 
     def find_page_post(self) -> str | None:
-        """After an ambiguous attempt: is the post on the Page already?"""
+        """After an ambiguous attempt: is the post on the Page? Its id, None if surely not there.
+
+        A match must be unique: same text, created since the attempt, not already
+        recorded for another post, and no other post of this Page with the same text
+        in the same uncertain state. Anything less certain raises :class:`CheckFailed`.
+        """
         post = self.post
-        since = int((post.fb_sent_at - timedelta(seconds=60)).timestamp())
+        if not post.caption:
+            raise CheckFailed("nothing to recognise the post by")
+        window_start = post.fb_sent_at - CLOCK_SKEW
         try:
             body = self.graph.get(f"/{self.conn.facebook_page_id}/feed", token=self.token,
-                                  params={"fields": "id,message,created_time", "since": since, "limit": 50})
+                                  params={"fields": "id,message,created_time", "limit": 50,
+                                          "since": int(window_start.timestamp())})
         except (GraphError, GraphTransportError) as exc:
             log.warning("could not check the Page feed: %s", type(exc).__name__, extra={"job_id": post.id})
-            raise CheckFailed from None
-        for item in body.get("data", []):
-            if (item.get("message") or "") == (post.caption or ""):
-                return str(item["id"])
-        return None
+            raise CheckFailed("feed unavailable") from None
+        candidates = [str(item["id"]) for item in body.get("data", [])
+                      if (item.get("message") or "") == post.caption and _created(item) >= window_start]
+        if not candidates:
+            return None
+        taken = set(self.session.scalars(select(ScheduledPost.fb_post_id).where(
+            ScheduledPost.fb_post_id.in_(candidates), ScheduledPost.id != post.id)))
+        candidates = [c for c in candidates if c not in taken]
+        rivals = self.session.scalar(
+            select(func.count()).select_from(ScheduledPost).join(SocialConnection).where(
+                SocialConnection.facebook_page_id == self.conn.facebook_page_id, ScheduledPost.id != post.id,
+                ScheduledPost.caption == post.caption, ScheduledPost.fb_sent_at.is_not(None),
+                ScheduledPost.fb_post_id.is_(None)))
+        if len(candidates) == 1 and not rivals:
+            return candidates[0]
+        if not candidates:
+            return None
+        raise CheckFailed("more than one post could be this one")
 
     # -- Instagram --
 
@@ -164,7 +204,7 @@ class PublishRun:
                 # A container nobody publishes is harmless: creating it again is safe.
                 self.target_failed("ig", classify(exc))
                 return
-            self.save(ig_container_id=str(body["id"]), ig_container_at=utcnow(), ig_not_before=None)
+            self.save_attempt(ig_container_id=str(body["id"]), ig_container_at=utcnow(), ig_not_before=None)
         try:
             status = self.graph.get(f"/{post.ig_container_id}", token=self.token,
                                     params={"fields": "status_code"}).get("status_code")
@@ -191,7 +231,6 @@ class PublishRun:
         if utcnow() - started > timedelta(seconds=self.settings.ig_container_timeout_seconds):
             self.save(ig_status=FAILED, ig_error_code="media_invalid")
             return
-        self.polling = True
         self.save(ig_not_before=utcnow() + timedelta(seconds=self.settings.ig_status_poll_seconds),
                   ig_publish_sent_at=None)
 
@@ -216,13 +255,17 @@ class PublishRun:
 
     def publish_container(self) -> None:
         post = self.post
-        self.save(ig_publish_sent_at=utcnow())
+        self.save_attempt(ig_publish_sent_at=utcnow())
         try:
             body = self.graph.post(f"/{self.conn.instagram_business_account_id}/media_publish", token=self.token,
                                    data={"creation_id": post.ig_container_id})
         except GraphError as exc:
             if exc.subcode == NOT_READY_SUBCODE:
                 self.wait_for_container()
+                return
+            if exc.subcode in RECREATE_CONTAINER_SUBCODES:
+                self.save(ig_container_id=None, ig_container_at=None)
+                self.target_failed("ig", Failure("meta_unavailable", BACKOFF, message=exc.message))
                 return
             self.target_failed("ig", classify(exc))
             return
@@ -240,7 +283,8 @@ class PublishRun:
             code = "not_connected" if self.conn.status == "disconnected" else (
                 self.conn.last_error_code or "token_expired")
             self.fail_pending(code)
-        elif post.attempts > self.settings.max_runs:
+        elif self.fresh_take and post.takes > self.settings.max_runs:
+            # Taken over again and again (crashes, lost jobs): stop rather than loop forever.
             self.fail_pending("internal_error")
         else:
             self.token = page_token(self.conn, self.ctx.cipher)
@@ -261,8 +305,13 @@ class PublishRun:
         post = self.post
         times = [getattr(post, f"{p}_not_before") for p in self.pending()]
         at = max(utcnow(), min(t or utcnow() for t in times))
-        lease.hold_until(self.session, post.id, self.owner, self.settings.lease_seconds, at)
-        only_polling = self.polling and self.pending() == ["ig"]
-        enqueue_publish(self.session, make_queue(self.ctx.redis), self.settings, post.id, at=at, lease=self.owner,
-                        poll=only_polling)
+        lease.hold_until(self.session, post, self.owner, self.settings.lease_seconds, at)
+        enqueue_publish(self.session, make_queue(self.ctx.redis), self.settings, post.id, at=at, lease=self.owner)
         return "continuing"
+
+
+def _created(item: dict) -> datetime:
+    try:
+        return datetime.strptime(item.get("created_time") or "", FEED_TIME_FORMAT)
+    except ValueError:
+        return datetime.max.replace(tzinfo=utcnow().tzinfo)  # no time given: do not rule it out

@@ -23,7 +23,7 @@ from rq.serializers import JSONSerializer
 from rq.timeouts import TimerDeathPenalty
 
 from publish_worker.context import WorkerContext, install_context
-from publish_worker.duties import PeriodicDuties
+from publish_worker.duties import periodic_duties
 from shared.queue import QUEUE_NAME, job_timeout, make_queue
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class SchedulerLoop(threading.Thread):
                 if self.scheduler.acquired_locks:
                     self.scheduler.heartbeat()
                     self.scheduler.enqueue_scheduled_jobs()
-            except RedisError as exc:
+            except Exception as exc:  # noqa: BLE001 - the scheduler must outlive any one failure
                 log.warning("scheduler tick failed: %s", type(exc).__name__)
             self.stop_event.wait(self.interval)
         try:
@@ -82,16 +82,14 @@ class ThreadPublishWorker(PublishWorker):
     def _install_signal_handlers(self):
         pass
 
-    @property
-    def dequeue_timeout(self) -> int:
-        # Wake up every second while idle, so a stop request is seen promptly.
-        return 1
-
-    def heartbeat(self, *args, **kwargs):
-        # Called between jobs and between idle waits: the place to leave the work loop.
-        if self.stop_event.is_set():
-            raise StopRequested()
-        return super().heartbeat(*args, **kwargs)
+    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
+        """Wait for a job a second at a time, leaving only before a dequeue (never after one)."""
+        while True:
+            if self.stop_event.is_set():
+                raise StopRequested()
+            result = super().dequeue_job_and_maintain_ttl(1, max_idle_time=1)
+            if result is not None:
+                return result
 
 
 def make_worker(ctx: WorkerContext, worker_class=PublishWorker, *, index: int = 0, **kwargs):
@@ -108,8 +106,8 @@ def work_on_threads(ctx: WorkerContext, count: int, stop: threading.Event,
         while not stop.is_set():
             try:
                 worker.work(logging_level=logging_level, with_scheduler=False)
-            except RedisError as exc:
-                log.warning("worker thread %d: redis unavailable (%s)", index, type(exc).__name__)
+            except Exception:  # noqa: BLE001 - the thread must outlive any one failure
+                log.exception("worker thread %d stopped unexpectedly; restarting it", index)
             stop.wait(1.0)
 
     threads = [threading.Thread(target=loop, args=(n,), name=f"publish-worker-{n}", daemon=True)
@@ -130,7 +128,7 @@ class InProcessWorker:
 
     def start(self) -> "InProcessWorker":
         install_context(self.ctx)
-        self._threads = [SchedulerLoop(self.ctx.redis, self.stop_event), PeriodicDuties(self.ctx, self.stop_event)]
+        self._threads = [SchedulerLoop(self.ctx.redis, self.stop_event), *periodic_duties(self.ctx, self.stop_event)]
         for thread in self._threads:
             thread.start()
         self._threads += work_on_threads(self.ctx, self.thread_count, self.stop_event)
@@ -159,21 +157,24 @@ def run_forever(settings) -> None:
         except OSError as exc:
             log.warning("metrics server not started on port %d: %s", settings.metrics_port, exc.strerror)
     stop = threading.Event()
-    SchedulerLoop(ctx.redis, stop).start()
-    PeriodicDuties(ctx, stop).start()
+    background = [SchedulerLoop(ctx.redis, stop), *periodic_duties(ctx, stop)]
+    for thread in background:
+        thread.start()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    log.info("publish worker: %d worker threads", settings.worker_threads)
+    threads = work_on_threads(ctx, max(1, settings.worker_threads), stop, logging_level="INFO")
     try:
-        if settings.worker_threads <= 1:
-            make_worker(ctx).work(logging_level="INFO", with_scheduler=False)
-        else:
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(signum, lambda *_: stop.set())
-            log.info("publish worker: %d worker threads", settings.worker_threads)
-            threads = work_on_threads(ctx, settings.worker_threads, stop, logging_level="INFO")
-            while not stop.wait(0.5):
-                pass
-            # Warm shutdown: each thread finishes its current job (a job is shorter than the lease).
-            for thread in threads:
-                thread.join(timeout=job_timeout(settings) + 5)
+        while not stop.wait(1.0):
+            dead = [t.name for t in background + threads if not t.is_alive()]
+            if dead:
+                # Better a restart by the supervisor than a worker that silently stopped sweeping.
+                log.error("background thread(s) died: %s; exiting", ", ".join(dead))
+                stop.set()
+                raise SystemExit(1)
     finally:
         stop.set()
+        # Warm shutdown: each thread finishes its current job (a job is shorter than the lease).
+        for thread in threads:
+            thread.join(timeout=job_timeout(settings) + 5)
         ctx.close()

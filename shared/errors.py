@@ -140,8 +140,8 @@ def error_body(error_code: str, language: str = "id", fields: dict | None = None
 TOKEN_CODES = {190, 102}
 THROTTLE_CODES = {4, 17, 32, 613, 80001, 80002}
 TRANSIENT_CODES = {1, 2}
-# 2207020 container expired, 2207032 container error (seen from media_publish).
-MEDIA_SUBCODES = {2207004, 2207005, 2207009, 2207020, 2207023, 2207026, 2207032, 2207052}
+# 2207020 (container expired) and 2207032 (re-create media) are not here: the worker makes a new container.
+MEDIA_SUBCODES = {2207004, 2207005, 2207009, 2207023, 2207026, 2207052}
 PUBLISHING_LIMIT_SUBCODE = 2207042
 
 

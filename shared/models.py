@@ -140,6 +140,8 @@ class ScheduledPost(Base):
     ig_not_before: Mapped[datetime | None]
 
     attempts: Mapped[int] = mapped_column(default=0)
+    # Fresh takes of the lease (first start, or after a crash or a lost job): bounds a crash loop.
+    takes: Mapped[int] = mapped_column(default=0, server_default="0")
     next_attempt_at: Mapped[datetime | None]
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[datetime | None]

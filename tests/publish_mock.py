@@ -63,16 +63,16 @@ class PublishMock:
 
     def _photos(self, request, context):
         n = self._next()
-        self.feed.append({"id": f"{PAGE_ID}_{n}", "message": _form(request).get("caption", "")})
+        self.feed.append(feed_item(f"{PAGE_ID}_{n}", _form(request).get("caption", "")))
         return {"id": str(n), "post_id": f"{PAGE_ID}_{n}"}
 
     def _feed_post(self, request, context):
         n = self._next()
-        self.feed.append({"id": f"{PAGE_ID}_{n}", "message": _form(request).get("message", "")})
+        self.feed.append(feed_item(f"{PAGE_ID}_{n}", _form(request).get("message", "")))
         return {"id": f"{PAGE_ID}_{n}"}
 
     def _feed_get(self, request, context):
-        return {"data": [{**item, "created_time": "2026-11-26T08:00:00+0000"} for item in reversed(self.feed)]}
+        return {"data": list(reversed(self.feed))}
 
     def _limit(self, request, context):
         return {"data": [{"quota_usage": self.quota_used, "config": {"quota_total": 100, "quota_duration": 86400}}]}
@@ -95,6 +95,16 @@ class PublishMock:
         if name == "feed_get":
             return [r for r in self.m.request_history if r.method == "GET" and r.path.endswith("/feed")]
         return [r for r in self.m.request_history if r.method == "POST" and r.path == "/v25.0" + paths[name]]
+
+
+def feed_item(post_id: str, message: str, *, seconds_ago: float = 0) -> dict:
+    """A Page feed entry as Meta lists it."""
+    from datetime import timedelta
+
+    from shared.db import utcnow
+
+    created = (utcnow() - timedelta(seconds=seconds_ago)).strftime("%Y-%m-%dT%H:%M:%S+0000")
+    return {"id": post_id, "message": message, "created_time": created}
 
 
 def _form(request) -> dict:

@@ -15,7 +15,7 @@ from shared.models import AuditEvent, ScheduledPost, SocialConnection
 from shared.queue import enqueue_publish, make_queue
 from tests.factories import PAGE_TOKEN, make_connection, make_post
 from tests.meta_mock import assert_every_token_call_has_proof
-from tests.publish_mock import graph_error
+from tests.publish_mock import feed_item, graph_error
 from tests.worker_fixtures import (  # noqa: F401
     graph, queued_jobs, reload, run_next_continuation, scheduled_jobs, worker_ctx,
 )
@@ -182,7 +182,7 @@ def test_transient_failures_are_retried_and_ambiguous_ones_checked_first(worker_
 
 def test_an_ambiguous_send_that_did_reach_meta_is_found_not_repeated(worker_ctx, graph, conn, db_session):
     graph.queue("photos", {"exc": requests.exceptions.ReadTimeout})
-    graph.feed.append({"id": "104000000000001_555", "message": "Promo minggu ini #diskon"})  # it went through
+    graph.feed.append(feed_item("104000000000001_555", "Promo minggu ini #diskon"))  # it went through
     post = make_post(db_session, conn, targets=["facebook"])
     assert publish_post(post.id) == "continuing"
     with worker_ctx.session() as s:
@@ -197,7 +197,7 @@ def test_after_a_crash_mid_send_the_page_is_checked_before_sending(worker_ctx, g
     # A worker died after committing "sent" and before recording the answer; its lease expired.
     post = make_post(db_session, conn, targets=["facebook"], status="publishing", lease_owner="lease-dead",
                      lease_expires_at=utcnow() - timedelta(seconds=1), fb_sent_at=utcnow() - timedelta(seconds=5))
-    graph.feed.append({"id": "104000000000001_42", "message": post.caption})
+    graph.feed.append(feed_item("104000000000001_42", post.caption))
     assert publish_post(post.id) == "published"
     assert graph.calls("photos") == []
     assert reload(db_session, post.id).fb_post_id == "104000000000001_42"
@@ -237,11 +237,13 @@ def test_an_instagram_container_in_progress_is_checked_again_later(worker_ctx, g
     held = reload(db_session, post.id)
     assert held.ig_container_id and held.ig_status == "pending" and held.attempts == 1
     [job] = scheduled_jobs(worker_ctx.redis) + queued_jobs(worker_ctx.redis)
-    assert job.kwargs == {"lease": held.lease_owner, "poll": True}
+    assert job.kwargs == {"lease": held.lease_owner}
+    assert run_next_continuation(worker_ctx.redis) == "continuing"
+    assert reload(db_session, post.id).attempts == 1  # a status check is not a new attempt
     graph.container_status = "FINISHED"
     assert run_next_continuation(worker_ctx.redis) == "published"
     post = reload(db_session, post.id)
-    assert post.attempts == 1  # a status check is not a new attempt
+    assert post.attempts == 2  # the container, then the publish
     assert len(graph.calls("media")) == 1 and len(graph.calls("media_publish")) == 1
 
 
@@ -314,8 +316,112 @@ def test_high_usage_slows_the_worker_down(worker_ctx, graph, conn, db_session, m
     assert pauses and pauses[0] > 0
 
 
-def test_too_many_runs_stop_the_post(worker_ctx, graph, conn, db_session):
-    post = make_post(db_session, conn, attempts=worker_ctx.settings.max_runs)
+def test_a_post_taken_over_too_often_stops(worker_ctx, graph, conn, db_session):
+    post = make_post(db_session, conn, takes=worker_ctx.settings.max_runs)
     assert publish_post(post.id) == "failed"
     assert reload(db_session, post.id).error_code == "internal_error"
     assert graph.m.call_count == 0
+
+
+def test_a_post_taken_over_too_often_after_an_ambiguous_send_is_unconfirmed(worker_ctx, graph, conn, db_session):
+    post = make_post(db_session, conn, targets=["facebook"], takes=worker_ctx.settings.max_runs,
+                     fb_sent_at=utcnow() - timedelta(seconds=5))
+    assert publish_post(post.id) == "unconfirmed"
+
+
+def test_polling_while_facebook_waits_neither_counts_attempts_nor_fails(worker_ctx, graph, conn, db_session):
+    graph.queue("photos", graph_error(4, message="Application request limit reached"))
+    graph.container_status = "IN_PROGRESS"
+    post = make_post(db_session, conn)
+    assert publish_post(post.id) == "continuing"
+    with worker_ctx.session() as s:  # Facebook's backoff lasts a while
+        s.execute(update(ScheduledPost).where(ScheduledPost.id == post.id)
+                  .values(fb_not_before=utcnow() + timedelta(minutes=5)))
+        s.commit()
+    for _ in range(worker_ctx.settings.max_runs + 5):
+        assert run_next_continuation(worker_ctx.redis) == "continuing"
+    held = reload(db_session, post.id)
+    assert held.status == "publishing" and held.attempts == 1
+    graph.container_status = "FINISHED"
+    with worker_ctx.session() as s:
+        s.execute(update(ScheduledPost).where(ScheduledPost.id == post.id).values(fb_not_before=utcnow()))
+        s.commit()
+    assert run_next_continuation(worker_ctx.redis) == "published"
+
+
+def test_a_duplicate_delivery_of_a_continuation_runs_once(worker_ctx, graph, conn, db_session):
+    graph.container_status = "IN_PROGRESS"
+    post = make_post(db_session, conn, targets=["instagram"])
+    publish_post(post.id)
+    carried = reload(db_session, post.id).lease_owner
+    graph.container_status = "FINISHED"
+    assert publish_post(post.id, lease=carried) == "published"
+    assert publish_post(post.id, lease=carried) == "skipped"
+    assert len(graph.calls("media_publish")) == 1
+
+
+def test_same_caption_posts_are_never_mistaken_for_each_other(worker_ctx, graph, conn, db_session):
+    # A (already recorded) and B share a caption; B's send timed out before Meta acted on it.
+    a = make_post(db_session, conn, targets=["facebook"], status="published", fb_status="published",
+                  fb_post_id="104000000000001_900")
+    graph.feed.append(feed_item("104000000000001_900", a.caption))
+    b = make_post(db_session, conn, targets=["facebook"], status="publishing", lease_owner="lease-dead",
+                  lease_expires_at=utcnow() - timedelta(seconds=1), fb_sent_at=utcnow() - timedelta(seconds=5))
+    assert publish_post(b.id) == "published"
+    assert len(graph.calls("photos")) == 1  # A's entry was not taken for B: B was really sent
+    assert reload(db_session, b.id).fb_post_id != "104000000000001_900"
+
+
+def test_an_uncertain_match_is_unconfirmed_not_guessed(worker_ctx, graph, conn, db_session):
+    sent = utcnow() - timedelta(seconds=5)
+    stuck = dict(targets=["facebook"], status="publishing", lease_owner="lease-dead",
+                 lease_expires_at=utcnow() - timedelta(seconds=1), fb_sent_at=sent)
+    a = make_post(db_session, conn, **stuck)
+    make_post(db_session, conn, **stuck)  # another post of this Page, same caption, same doubt
+    graph.feed.append(feed_item("104000000000001_901", a.caption))
+    assert publish_post(a.id) == "unconfirmed"
+    assert graph.calls("photos") == []
+
+
+def test_a_post_without_caption_cannot_be_recognised_so_it_is_unconfirmed(worker_ctx, graph, conn, db_session):
+    post = make_post(db_session, conn, targets=["facebook"], caption="", status="publishing",
+                     lease_owner="lease-dead", lease_expires_at=utcnow() - timedelta(seconds=1),
+                     fb_sent_at=utcnow() - timedelta(seconds=5))
+    assert publish_post(post.id) == "unconfirmed"
+    assert graph.calls("photos") == []
+
+
+def test_an_old_feed_entry_with_the_same_caption_is_not_this_post(worker_ctx, graph, conn, db_session):
+    post = make_post(db_session, conn, targets=["facebook"], status="publishing", lease_owner="lease-dead",
+                     lease_expires_at=utcnow() - timedelta(seconds=1), fb_sent_at=utcnow() - timedelta(seconds=5))
+    graph.feed.append(feed_item("104000000000001_77", post.caption, seconds_ago=3600))
+    assert publish_post(post.id) == "published"
+    assert len(graph.calls("photos")) == 1
+
+
+def test_a_dead_connection_leaves_an_ambiguous_target_unconfirmed(worker_ctx, graph, db_session):
+    conn = make_connection(db_session, status="needs_reauth", last_error_code="token_expired")
+    post = make_post(db_session, conn, status="publishing", lease_owner="lease-dead",
+                     lease_expires_at=utcnow() - timedelta(seconds=1), fb_sent_at=utcnow() - timedelta(seconds=5))
+    assert publish_post(post.id) == "unconfirmed"
+    post = reload(db_session, post.id)
+    assert (post.fb_status, post.ig_status) == ("unconfirmed", "failed")
+
+
+def test_a_container_meta_wants_recreated_is_replaced(worker_ctx, graph, conn, db_session):
+    graph.queue("media_publish", graph_error(-1, 2207032, message="Create media fail, please re-create media"))
+    post = make_post(db_session, conn, targets=["instagram"])
+    assert publish_post(post.id) == "continuing"
+    assert reload(db_session, post.id).ig_container_id is None
+    with worker_ctx.session() as s:
+        s.execute(update(ScheduledPost).where(ScheduledPost.id == post.id).values(ig_not_before=utcnow()))
+        s.commit()
+    assert run_next_continuation(worker_ctx.redis) == "published"
+    assert len(graph.calls("media")) == 2
+
+
+def test_a_bare_429_is_throttling(worker_ctx, graph, conn, db_session):
+    graph.queue("photos", {"status_code": 429, "text": "Too Many Requests"})
+    post = make_post(db_session, conn, targets=["facebook"])
+    assert publish_post(post.id) == "continuing"
+    assert reload(db_session, post.id).fb_error_code == "rate_limited"
