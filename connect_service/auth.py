@@ -34,7 +34,7 @@ def decode_session(token: str, secret: str) -> str:
     except jwt.PyJWTError:
         raise AppError("not_authenticated") from None
     subject = claims.get("sub")
-    if not isinstance(subject, str) or not subject.strip():
+    if not isinstance(subject, str) or not subject.strip() or not subject.isprintable() or len(subject) > 255:
         raise AppError("not_authenticated")
     return subject
 

@@ -189,7 +189,7 @@ def select_page():
     grant = MetaGrant(meta_user_id=selection.meta_user_id, user_token=selection.user_token,
                       scopes_granted=selection.scopes_granted)
     graph = graph_client(budget_seconds=svc.settings.callback_budget_seconds)
-    page = read_page(graph, choice.id, grant)
+    page = read_page(graph, choice, grant)
     conn = _save_connection(graph, user_id, grant, page, event="page_selected")
     store.clear(user_id)
     return jsonify(connected_body(conn, include_status=True))

@@ -64,12 +64,19 @@ def page_choice(page: dict) -> PageChoice:
     ig = page.get("instagram_business_account") or {}
     return PageChoice(id=str(page["id"]), name=page.get("name") or str(page["id"]),
                       instagram_business_account_id=str(ig["id"]) if ig.get("id") else None,
-                      instagram_username=ig.get("username"))
+                      instagram_username=ig.get("username"), tasks=list(page.get("tasks") or ()))
 
 
-def read_page(graph: GraphClient, page_id: str, grant: MetaGrant) -> dict:
-    """Re-read one Page (with its token) using the user token."""
-    return graph.get(f"/{page_id}", token=grant.user_token, params={"fields": PAGE_FIELDS})
+PAGE_NODE_FIELDS = "id,name,access_token,instagram_business_account{id,username}"
+
+
+def read_page(graph: GraphClient, choice: PageChoice, grant: MetaGrant) -> dict:
+    """Re-read the chosen Page (its token, its Instagram account) with the user token.
+
+    ``tasks`` belongs to the user's edge to the Page, so it comes from the selection.
+    """
+    page = graph.get(f"/{choice.id}", token=grant.user_token, params={"fields": PAGE_NODE_FIELDS})
+    return {**page, "tasks": choice.tasks}
 
 
 def connect_page(session: Session, graph: GraphClient, cipher: TokenCipher, *, user_id: str, grant: MetaGrant,

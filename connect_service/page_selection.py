@@ -22,6 +22,8 @@ class PageChoice:
     name: str
     instagram_business_account_id: str | None = None
     instagram_username: str | None = None
+    # What the user may do on the Page, as /me/accounts said (the Page node has no such field).
+    tasks: list[str] = field(default_factory=list)
 
     @property
     def has_instagram(self) -> bool:

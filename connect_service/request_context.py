@@ -7,12 +7,20 @@ import uuid
 from flask import Flask, g, request
 
 from connect_service.connections import RequestInfo
+from shared.errors import AppError
 from shared.log import reset_log_context, set_log_context
 
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
 def init_request_context(app: Flask) -> None:
+    @app.before_request
+    def refuse_nul_in_url():
+        # PostgreSQL cannot store NUL: refuse it at the door rather than fail deep inside.
+        if "\x00" in request.path or b"%00" in request.query_string or "\x00" in request.query_string.decode(
+                "latin-1"):
+            raise AppError("bad_request", detail="NUL in the URL")
+
     @app.before_request
     def assign_request_id():
         incoming = request.headers.get("X-Request-ID", "")

@@ -11,7 +11,7 @@ from flask import Blueprint, jsonify, request
 from marshmallow import Schema, fields, validate
 from sqlalchemy import and_, or_, select, update
 
-from connect_service.auth import current_caller, require_caller
+from connect_service.auth import current_caller, require_caller, require_user
 from connect_service.extensions import db, graph_client, services
 from connect_service.parsing import json_body_raw, query_args
 from connect_service.request_context import request_info
@@ -64,8 +64,8 @@ def _idempotency_key() -> str | None:
     if key is None:
         return None
     key = key.strip()
-    if not key or len(key) > MAX_IDEMPOTENCY_KEY:
-        raise AppError("validation_error", fields={"Idempotency-Key": ["Must be 1 to 255 characters."]})
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
+        raise AppError("validation_error", fields={"Idempotency-Key": ["Must be 1 to 255 printable characters."]})
     return key
 
 
@@ -119,9 +119,12 @@ def _encode_cursor(post: ScheduledPost) -> str:
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         created, post_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return datetime.fromisoformat(created), str(post_id)
+        created = datetime.fromisoformat(created)
     except (ValueError, TypeError, binascii.Error):
-        raise AppError("validation_error", fields={"cursor": ["Invalid cursor."]}) from None
+        created, post_id = None, ""
+    if created is None or created.tzinfo is None or not str(post_id).isprintable():
+        raise AppError("validation_error", fields={"cursor": ["Invalid cursor."]})
+    return created, str(post_id)
 
 
 @bp.get("/schedule")
@@ -152,7 +155,7 @@ def list_posts():
 
 
 @bp.delete("/schedule/<job_id>")
-@require_caller(allow_scheduler=True)
+@require_user
 def cancel(job_id: str):
     """Cancel a post that has not started publishing."""
     post = _visible_post(job_id)

@@ -43,25 +43,40 @@ def check_public_https_url(value: str, *, schemes=("https",)) -> None:
         raise ValidationError("Must be reachable from the internet (Meta fetches it).")
 
 
+class Text(fields.String):
+    """A string without NUL characters (PostgreSQL cannot store them)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if "\x00" in text:
+            raise ValidationError("Must not contain NUL characters.")
+        return text
+
+
 class ScheduleBody(Schema):
+    """``now`` is the moment the 5-minutes-in-the-past rule is measured from (default: now)."""
+
     class Meta:
         unknown = RAISE
 
-    connection_id = fields.String(load_default=None, validate=validate.Regexp(r"^conn_[0-9a-f]{20}$",
-                                                                               error="Unknown connection id."))
+    def __init__(self, *args, now=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.reference_time = now
+
+    connection_id = Text(load_default=None, validate=validate.Length(max=64))
     publish_at = fields.AwareDateTime(required=True, format="iso", error_messages={
         "invalid": "Must be an ISO-8601 date and time with a time zone, e.g. 2026-02-20T10:00:00Z.",
         "invalid_awareness": "Must include a time zone (Z or an offset such as +07:00)."})
-    caption = fields.String(load_default="")
-    media_url = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2048))
-    link = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2048))
+    caption = Text(load_default="")
+    media_url = Text(load_default=None, allow_none=True, validate=validate.Length(max=2048))
+    link = Text(load_default=None, allow_none=True, validate=validate.Length(max=2048))
     targets = fields.List(fields.String(validate=validate.OneOf(["facebook", "instagram"])),
                           load_default=lambda: ["facebook", "instagram"],
                           validate=validate.Length(min=1, error="Choose at least one target."))
 
     @validates("publish_at")
     def check_publish_at(self, value, data_key):
-        now = utcnow()
+        now = self.reference_time or utcnow()
         if value < now - PAST_TOLERANCE:
             raise ValidationError("Must not be more than 5 minutes in the past.")
         if value > now + MAX_AHEAD:

@@ -54,9 +54,9 @@ class ScheduleOutcome:
     created: bool
 
 
-def validate_body(payload: dict) -> dict:
+def validate_body(payload: dict, now=None) -> dict:
     try:
-        return ScheduleBody().load(payload)
+        return ScheduleBody(now=now).load(payload)
     except ValidationError as exc:
         raise AppError("validation_error", fields=flatten_errors(exc.messages)) from None
 
@@ -124,14 +124,19 @@ def ensure_token_valid(session: Session, conn: SocialConnection, *, settings, ci
 def schedule_post(session: Session, *, settings, redis: Redis, cipher: TokenCipher, caller: PostCaller,
                   payload: dict, idempotency_key: str | None = None, on_behalf_of: str | None = None,
                   graph: GraphClient | None = None, request_id: str | None = None,
-                  ip: str | None = None) -> ScheduleOutcome:
-    """Validate, store (committed) and enqueue one post. Raises :class:`AppError`."""
-    body = validate_body(payload)
-    digest = request_hash(body)
+                  ip: str | None = None, received_at=None) -> ScheduleOutcome:
+    """Validate, store (committed) and enqueue one post. Raises :class:`AppError`.
+
+    ``received_at`` is when the request was handed over (an RQ job's enqueue time):
+    a post delivered late is measured against it, so a worker backlog loses nothing.
+    """
     if idempotency_key:
         existing = _existing_for_key(session, caller, idempotency_key)
         if existing is not None:
-            return _replay(existing, digest)
+            # A repeat is judged as of the first delivery, so a late retry still replays.
+            return _replay(existing, request_hash(validate_body(payload, now=existing.created_at)))
+    body = validate_body(payload, now=received_at)
+    digest = request_hash(body)
     conn = resolve_connection(session, caller, body["connection_id"], on_behalf_of)
     graph = graph or GraphClient(settings, timeout=(settings.graph_connect_timeout, settings.status_check_timeout))
     ensure_token_valid(session, conn, settings=settings, cipher=cipher, graph=graph, request_id=request_id, ip=ip)

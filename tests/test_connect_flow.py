@@ -111,7 +111,9 @@ def test_several_pages_then_select(client, meta, db_session):
     assert events(db_session)[-1] == "page_selected"
     # The code was exchanged once only; the page token was re-read with the stored user token.
     assert len(meta.calls("POST", "/oauth/access_token")) == 2
-    assert len(meta.calls("GET", f"/{meta.pages[2].id}")) == 1
+    [reread] = meta.calls("GET", f"/{meta.pages[2].id}")
+    # The Page node has no "tasks": those come from /me/accounts, kept in the selection.
+    assert reread.qs["fields"] == ["id,name,access_token,instagram_business_account{id,username}"]
     assert client.get("/api/meta/pages").status_code == 410
     assert_every_token_call_has_proof(meta.m.request_history)
 

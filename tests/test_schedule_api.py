@@ -10,7 +10,7 @@ import requests_mock
 from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 from rq.serializers import JSONSerializer
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from shared.db import utcnow
 from shared.models import AuditEvent, ScheduledPost, SocialConnection
@@ -308,3 +308,49 @@ def test_redis_down_at_enqueue_still_keeps_the_post(settings, conn, db_session):
 
 def test_scheduling_requires_a_session(anon_client):
     assert anon_client.post("/api/meta/schedule", json=body()).status_code == 401
+
+
+def test_a_late_retry_with_the_same_key_still_gets_the_same_job(client, conn, db_session, settings, redis_client):
+    from shared.scheduling import PostCaller, schedule_post
+    from tests.factories import cipher
+
+    payload = body(publish_at=(utcnow() - timedelta(minutes=9)).isoformat())
+    first = schedule_post(db_session, settings=settings, redis=redis_client, cipher=cipher(),
+                          caller=PostCaller(user_id="user-1"), payload=payload, idempotency_key="k-late",
+                          received_at=utcnow() - timedelta(minutes=10))
+    db_session.execute(update(ScheduledPost).values(created_at=utcnow() - timedelta(minutes=10)))
+    db_session.commit()
+    retry = schedule(client, payload, **{"Idempotency-Key": "k-late"})
+    assert retry.status_code == 200 and retry.json["job_id"] == first.post.id
+
+
+def test_nul_characters_are_refused_not_crashing(client, conn, db_session):
+    response = schedule(client, body(caption="promo\x00"))
+    assert response.status_code == 422 and "caption" in response.json["fields"]
+    assert client.get("/api/meta/schedule/job_%00x").status_code in (400, 404)
+    assert client.get("/api/meta/schedule?connection_id=a%00b").status_code in (400, 422)
+    bad_key = schedule(client, body(), **{"Idempotency-Key": "k\x01"})
+    assert bad_key.status_code == 422
+    assert post_count(db_session) == 0
+
+
+def test_a_cursor_with_a_naive_time_is_a_validation_error(client, conn):
+    import base64
+    import json as jsonlib
+
+    cursor = base64.urlsafe_b64encode(jsonlib.dumps(["2026-01-01T00:00:00", "job_x"]).encode()).decode()
+    assert client.get(f"/api/meta/schedule?cursor={cursor}").status_code == 422
+
+
+def test_a_malformed_connection_id_is_simply_not_found(client, conn):
+    response = schedule(client, body(connection_id="not-a-connection"))
+    assert response.status_code == 404 and response.json["error_code"] == "not_found"
+
+
+def test_the_scheduler_may_not_cancel(anon_client, conn, db_session):
+    post = make_post(db_session, conn, publish_in=3600)
+    response = anon_client.delete(f"/api/meta/schedule/{post.id}",
+                                  headers={"Authorization": f"Bearer {SCHEDULER_TOKEN}"})
+    assert response.status_code == 403 and response.json["error_code"] == "forbidden"
+    db_session.expire_all()
+    assert db_session.get(ScheduledPost, post.id).status == "queued"

@@ -132,3 +132,81 @@ def test_job_ids_are_never_reused(worker_ctx, conn, db_session):
         ids = [enqueue_publish(session, queue, worker_ctx.settings, post.id, at=post.publish_at) for _ in range(3)]
     assert ids == [f"pub-{post.id}-1", f"pub-{post.id}-2", f"pub-{post.id}-3"]
     assert all(Job.exists(i, connection=worker_ctx.redis) for i in ids)
+
+
+def test_sweeper_rescues_a_job_rq_still_calls_queued_but_nobody_will_run(worker_ctx, conn, db_session):
+    post = make_post(db_session, conn)
+    queue = make_queue(worker_ctx.redis)
+    with worker_ctx.session() as session:
+        job_id = enqueue_publish(session, queue, worker_ctx.settings, post.id)
+    worker_ctx.redis.lrem(queue.key, 0, job_id)  # dequeued by a worker that then stopped
+    assert Job.fetch(job_id, connection=worker_ctx.redis).get_status() == "queued"
+    assert duties.sweep(worker_ctx)["missing_job"] == 1
+
+
+def test_sweeper_leaves_a_continuation_waiting_behind_a_backlog(worker_ctx, conn, db_session):
+    post = make_post(db_session, conn, status="publishing", lease_owner="lease-busy",
+                     lease_expires_at=utcnow() - timedelta(seconds=5))
+    with worker_ctx.session() as session:
+        enqueue_publish(session, make_queue(worker_ctx.redis), worker_ctx.settings, post.id, lease="lease-busy")
+    assert duties.sweep(worker_ctx)["lease_expired"] == 0
+    assert len(queued_jobs(worker_ctx.redis)) == 1
+
+
+def test_a_periodic_duty_survives_a_failing_run(worker_ctx):
+    import threading
+
+    calls = []
+
+    def flaky(ctx):
+        calls.append(1)
+        raise ValueError("a truncated answer from somewhere")
+
+    stop = threading.Event()
+    thread = duties.PeriodicDuty(worker_ctx, stop, "flaky", flaky, interval=0.05, lock_seconds=0.01)
+    worker_ctx.redis.delete("social_connect:duty:flaky")
+    thread.start()
+    deadline = utcnow() + timedelta(seconds=5)
+    while len(calls) < 2 and utcnow() < deadline:
+        worker_ctx.redis.delete("social_connect:duty:flaky")
+        stop.wait(0.05)
+    assert thread.is_alive() and len(calls) >= 2
+    stop.set()
+    thread.join(timeout=5)
+
+
+def test_a_publish_request_delivered_late_is_still_recorded_and_published_soon(worker_ctx, conn, db_session):
+    from rq import SimpleWorker
+    from rq.serializers import JSONSerializer
+
+    payload = request_payload(publish_at=(utcnow() - timedelta(minutes=8)).isoformat())
+    queue = make_queue(worker_ctx.redis)
+    job = queue.enqueue("publish_worker.jobs.publish_request", payload)
+    job.enqueued_at = (utcnow() - timedelta(minutes=10)).replace(tzinfo=None)  # the workers were down
+    job.save()
+    SimpleWorker([queue], connection=worker_ctx.redis, serializer=JSONSerializer).work(burst=True, max_jobs=1)
+    result = job.latest_result().return_value
+    assert result["ok"] is True
+    assert db_session.get(ScheduledPost, result["job_id"]).status == "queued"
+
+
+def test_a_refused_publish_request_leaves_an_audit_event(worker_ctx, conn, db_session):
+    from shared.models import AuditEvent
+
+    assert publish_request(request_payload(media_url="http://x.example.com/a.jpg"))["ok"] is False
+    [event] = db_session.scalars(select(AuditEvent)).all()
+    assert event.event == "post_failed" and event.error_code == "validation_error"
+    assert event.detail["idempotency_key"] == "resellio-order-77"
+
+
+def test_a_job_left_started_by_a_dead_worker_does_not_block_the_rescue(worker_ctx, conn, db_session):
+    from rq.job import JobStatus
+
+    post = make_post(db_session, conn, status="publishing", lease_owner="lease-dead",
+                     lease_expires_at=utcnow() - timedelta(seconds=5))
+    with worker_ctx.session() as session:
+        job_id = enqueue_publish(session, make_queue(worker_ctx.redis), worker_ctx.settings, post.id)
+    worker_ctx.redis.delete("rq:queue:meta-publish")
+    job = Job.fetch(job_id, connection=worker_ctx.redis)
+    job.set_status(JobStatus.STARTED)  # the worker was SIGKILLed while running it
+    assert duties.sweep(worker_ctx)["lease_expired"] == 1
