@@ -216,6 +216,10 @@ class GraphClient:
             except requests.ConnectionError as exc:
                 outcome = "connection_error"
                 raise GraphTransportError(f"{method} {label}: connection failed", sent=_was_sent(exc)) from None
+            except requests.RequestException as exc:
+                # A broken or truncated answer: the request did leave.
+                outcome = "broken_response"
+                raise GraphTransportError(f"{method} {label}: {type(exc).__name__}", sent=True) from None
             self.last_usage = parse_usage(resp.headers)
             result = self._parse(resp)
             outcome = "ok"

@@ -44,14 +44,14 @@ def next_job_id(session: Session, post_id: str) -> str:
 
 
 def enqueue_publish(session: Session, queue: Queue, settings, post_id: str, *, at: datetime | None = None,
-                    lease: str | None = None, poll: bool = False) -> str | None:
+                    lease: str | None = None) -> str | None:
     """Commit a new job id, then put ``publish_post`` on the queue (at ``at``, UTC-aware).
 
     A Redis failure is logged and swallowed on purpose: the post is in the database,
     and the sweeper enqueues any due post whose job is missing.
     """
     job_id = next_job_id(session, post_id)
-    kwargs = {"lease": lease, "poll": poll} if lease else {}
+    kwargs = {"lease": lease} if lease else {}
     options = dict(job_id=job_id, job_timeout=job_timeout(settings), result_ttl=3600, failure_ttl=7 * 86400,
                    retry=Retry(max=2, interval=[10, 60]), description=f"publish {post_id}")
     try:
