@@ -74,7 +74,7 @@ class Settings:
     max_runs: int = 20
     usage_slowdown_max_seconds: float = 2.0
     token_daily_check_seconds: int = 86400
-    worker_threads: int = 4
+    worker_threads: int = 8
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
