@@ -1,8 +1,6 @@
 """The seller's connection: ``GET /status`` and ``POST /disconnect``."""
 from __future__ import annotations
 
-import logging
-
 from flask import Blueprint, jsonify
 
 from connect_service.auth import current_caller, require_user
@@ -12,13 +10,8 @@ from connect_service.page_selection import SelectionStore
 from connect_service.parsing import json_body
 from connect_service.request_context import request_info
 from connect_service.schemas import EmptyBody
-from shared.crypto import DecryptionError
-from shared.graph import GraphError, GraphTransportError
 from shared.models import CONNECTED
-from shared.token_check import apply_token_check, check_token, is_fresh
-from shared.tokens import page_token
-
-log = logging.getLogger(__name__)
+from shared.token_check import is_fresh, recheck_connection
 
 bp = Blueprint("connection", __name__, url_prefix="/api/meta")
 
@@ -38,14 +31,8 @@ def _recheck(conn) -> None:
     svc = services()
     timeout = svc.settings.status_check_timeout
     graph = graph_client(timeout=(min(timeout, svc.settings.graph_connect_timeout), timeout))
-    try:
-        check = check_token(graph, page_token(conn, svc.cipher))
-    except (GraphError, GraphTransportError, DecryptionError) as exc:
-        log.warning("token re-check skipped: %s", type(exc).__name__, extra={"connection_id": conn.id})
-        return
     info = request_info()
-    apply_token_check(db.session, conn, check, request_id=info.request_id, ip=info.ip)
-    db.session.commit()
+    recheck_connection(db.session, conn, graph, svc.cipher, request_id=info.request_id, ip=info.ip)
 
 
 @bp.post("/disconnect")

@@ -10,10 +10,10 @@ from sqlalchemy.orm import Session
 from connect_service.page_selection import PageChoice
 from shared.audit import record_event
 from shared.crypto import TokenCipher
-from shared.db import utcnow
+from shared.db import iso_z, utcnow
 from shared.errors import AppError
 from shared.graph import GraphClient, GraphError, GraphTransportError
-from shared.models import CONNECTED, DISCONNECTED, SocialConnection, new_id
+from shared.models import CONNECTED, DISCONNECTED, SocialConnection, active_connection, new_id
 from shared.posts import cancel_pending_posts
 from shared.settings import REQUIRED_SCOPES
 from shared.token_check import check_token
@@ -126,15 +126,6 @@ def connect_page(session: Session, graph: GraphClient, cipher: TokenCipher, *, u
     return conn
 
 
-def active_connection(session: Session, user_id: str, *, for_update: bool = False) -> SocialConnection | None:
-    """The user's connection that is not ``disconnected`` (there is at most one)."""
-    query = select(SocialConnection).where(SocialConnection.user_id_resellio == user_id,
-                                           SocialConnection.status != DISCONNECTED)
-    if for_update:
-        query = query.with_for_update()
-    return session.scalars(query).first()
-
-
 def retire(session: Session, conn: SocialConnection, *, reason: str, info: RequestInfo,
            event: str = "disconnected") -> None:
     """Wipe the tokens and keep the row as history; its pending posts are cancelled."""
@@ -171,10 +162,6 @@ def revoke_grant(session: Session, graph: GraphClient, cipher: TokenCipher, conn
         return False
 
 
-def _iso(value) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
-
-
 def status_body(conn: SocialConnection | None) -> dict:
     """``GET /api/meta/status``: only ``status`` when not connected."""
     if conn is None or conn.status == DISCONNECTED:
@@ -186,11 +173,11 @@ def status_body(conn: SocialConnection | None) -> dict:
         "instagram_business_account_id": conn.instagram_business_account_id,
         "instagram_username": conn.instagram_username,
         "page_name": conn.page_name,
-        "connected_at": _iso(conn.connected_at),
-        "expires_at": _iso(conn.expires_at),
-        "data_access_expires_at": _iso(conn.data_access_expires_at),
+        "connected_at": iso_z(conn.connected_at),
+        "expires_at": iso_z(conn.expires_at),
+        "data_access_expires_at": iso_z(conn.data_access_expires_at),
         "scopes_granted": list(conn.scopes_granted or []),
-        "token_last_checked_at": _iso(conn.token_last_checked_at),
+        "token_last_checked_at": iso_z(conn.token_last_checked_at),
     }
     if conn.status != CONNECTED:
         body["error_code"] = conn.last_error_code or "token_expired"

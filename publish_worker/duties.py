@@ -14,15 +14,12 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 from sqlalchemy import and_, or_, select
 
-from shared.crypto import DecryptionError
 from shared.db import utcnow
-from shared.graph import GraphError, GraphTransportError
 from shared.metrics import SWEEPER_REQUEUED
 from shared.models import CONNECTED, PUBLISHING, QUEUED, ScheduledPost, SocialConnection
 from shared.queue import enqueue_publish, make_queue
 from shared.redis_conn import key
-from shared.token_check import apply_token_check, check_token
-from shared.tokens import page_token
+from shared.token_check import recheck_connection
 
 log = logging.getLogger(__name__)
 
@@ -91,14 +88,8 @@ def check_tokens(ctx) -> int:
             or_(SocialConnection.token_last_checked_at.is_(None),
                 and_(SocialConnection.token_last_checked_at < stale_before)))).all()
         for conn in conns:
-            try:
-                check = check_token(graph, page_token(conn, ctx.cipher) or "")
-            except (GraphError, GraphTransportError, DecryptionError) as exc:
-                log.warning("daily token check skipped: %s", type(exc).__name__, extra={"connection_id": conn.id})
-                continue
-            apply_token_check(session, conn, check)
-            session.commit()
-            marked += 0 if check.valid else 1
+            check = recheck_connection(session, conn, graph, ctx.cipher)
+            marked += 1 if check is not None and not check.valid else 0
     if marked:
         log.info("daily token check: %d connection(s) need reconnecting", marked)
     return marked

@@ -5,15 +5,14 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import ForeignKey, Index, String, Text, select, text
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from shared.db import Base, JSONType, utcnow
 
 CONNECTED = "connected"
 NEEDS_REAUTH = "needs_reauth"
 DISCONNECTED = "disconnected"
-CONNECTION_STATUSES = (CONNECTED, NEEDS_REAUTH, DISCONNECTED)
 
 # The encrypted token columns, by the field name bound into their ciphertext.
 TOKEN_FIELDS = ("page_access_token_enc", "user_access_token_enc")
@@ -60,9 +59,14 @@ class SocialConnection(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
-    @property
-    def is_active(self) -> bool:
-        return self.status != DISCONNECTED
+
+def active_connection(session: Session, user_id: str, *, for_update: bool = False) -> SocialConnection | None:
+    """The user's connection that is not ``disconnected`` (there is at most one)."""
+    query = select(SocialConnection).where(SocialConnection.user_id_resellio == user_id,
+                                           SocialConnection.status != DISCONNECTED)
+    if for_update:
+        query = query.with_for_update()
+    return session.scalars(query).first()
 
 
 class AuditEvent(Base):
@@ -91,12 +95,10 @@ UNCONFIRMED = "unconfirmed"
 FAILED = "failed"
 CANCELLED = "cancelled"
 POST_STATUSES = (QUEUED, PUBLISHING, PUBLISHED, PARTIALLY_PUBLISHED, UNCONFIRMED, FAILED, CANCELLED)
-FINAL_POST_STATUSES = (PUBLISHED, PARTIALLY_PUBLISHED, UNCONFIRMED, FAILED, CANCELLED)
 
 # Per-target states.
 PENDING = "pending"
 SKIPPED = "skipped"
-TARGETS = ("facebook", "instagram")
 
 
 class ScheduledPost(Base):

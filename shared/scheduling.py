@@ -18,17 +18,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared.audit import record_event
-from shared.crypto import DecryptionError, TokenCipher
+from shared.crypto import TokenCipher
 from shared.errors import AppError
-from shared.graph import GraphClient, GraphError, GraphTransportError
+from shared.graph import GraphClient
 from shared.metrics import POSTS_SCHEDULED
 from shared.models import (
-    CONNECTED, DISCONNECTED, PENDING, QUEUED, SKIPPED, ScheduledPost, SocialConnection, new_id,
+    CONNECTED, DISCONNECTED, PENDING, QUEUED, SKIPPED, ScheduledPost, SocialConnection, active_connection, new_id,
 )
 from shared.post_schema import ScheduleBody, normalized
 from shared.queue import enqueue_publish, make_queue
-from shared.token_check import apply_token_check, check_token, is_fresh
-from shared.tokens import page_token
+from shared.token_check import is_fresh, recheck_connection
 from shared.validation import flatten_errors
 
 log = logging.getLogger(__name__)
@@ -76,22 +75,20 @@ def _replay(existing: ScheduledPost, digest: str) -> ScheduleOutcome:
     return ScheduleOutcome(existing, created=False)
 
 
-def resolve_connection(session: Session, caller: PostCaller, connection_id: str | None,
-                       on_behalf_of: str | None = None) -> SocialConnection:
+def resolve_connection(session: Session, caller: PostCaller, connection_id: str | None) -> SocialConnection:
     """The connection the post is for; another user's is ``not_found``, never ``forbidden``."""
     if caller.is_scheduler:
         if not connection_id:
             raise AppError("validation_error", fields={"connection_id": ["Missing data for required field."]})
         conn = session.get(SocialConnection, connection_id)
-        if conn is None or (on_behalf_of is not None and conn.user_id_resellio != on_behalf_of):
+        if conn is None:
             raise AppError("not_found")
     elif connection_id:
         conn = session.get(SocialConnection, connection_id)
         if conn is None or conn.user_id_resellio != caller.user_id:
             raise AppError("not_found")
     else:
-        conn = session.scalars(select(SocialConnection).where(
-            SocialConnection.user_id_resellio == caller.user_id, SocialConnection.status != DISCONNECTED)).first()
+        conn = active_connection(session, caller.user_id)
         if conn is None:
             raise AppError("not_connected")
     if conn.status == DISCONNECTED:
@@ -109,20 +106,13 @@ def ensure_token_valid(session: Session, conn: SocialConnection, *, settings, ci
     """
     if is_fresh(conn, settings.token_check_max_age_seconds):
         return
-    try:
-        check = check_token(graph, page_token(conn, cipher) or "")
-    except (GraphError, GraphTransportError, DecryptionError) as exc:
-        log.warning("token check unavailable (%s); accepting the post", type(exc).__name__,
-                    extra={"connection_id": conn.id})
-        return
-    apply_token_check(session, conn, check, request_id=request_id, ip=ip)
-    session.commit()
-    if not check.valid:
+    check = recheck_connection(session, conn, graph, cipher, request_id=request_id, ip=ip)
+    if check is not None and not check.valid:
         raise AppError(check.error_code or "token_expired")
 
 
 def schedule_post(session: Session, *, settings, redis: Redis, cipher: TokenCipher, caller: PostCaller,
-                  payload: dict, idempotency_key: str | None = None, on_behalf_of: str | None = None,
+                  payload: dict, idempotency_key: str | None = None,
                   graph: GraphClient | None = None, request_id: str | None = None,
                   ip: str | None = None, received_at=None) -> ScheduleOutcome:
     """Validate, store (committed) and enqueue one post. Raises :class:`AppError`.
@@ -137,7 +127,7 @@ def schedule_post(session: Session, *, settings, redis: Redis, cipher: TokenCiph
             return _replay(existing, request_hash(validate_body(payload, now=existing.created_at)))
     body = validate_body(payload, now=received_at)
     digest = request_hash(body)
-    conn = resolve_connection(session, caller, body["connection_id"], on_behalf_of)
+    conn = resolve_connection(session, caller, body["connection_id"])
     graph = graph or GraphClient(settings, timeout=(settings.graph_connect_timeout, settings.status_check_timeout))
     ensure_token_valid(session, conn, settings=settings, cipher=cipher, graph=graph, request_id=request_id, ip=ip)
 

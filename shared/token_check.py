@@ -6,11 +6,17 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy.orm import Session
 
+import logging
+
 from shared.audit import record_event
+from shared.crypto import DecryptionError, TokenCipher
 from shared.db import utcnow
-from shared.graph import GraphClient
+from shared.graph import GraphClient, GraphError, GraphTransportError
 from shared.models import CONNECTED, DISCONNECTED, NEEDS_REAUTH, SocialConnection
 from shared.settings import REQUIRED_SCOPES
+from shared.tokens import page_token
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,22 @@ def apply_token_check(session: Session, conn: SocialConnection, check: TokenChec
         conn.scopes_granted = list(check.scopes)
         return
     mark_needs_reauth(session, conn, check.error_code or "token_expired", request_id=request_id, ip=ip)
+
+
+def recheck_connection(session: Session, conn: SocialConnection, graph: GraphClient, cipher: TokenCipher, *,
+                       request_id: str | None = None, ip: str | None = None) -> TokenCheck | None:
+    """``debug_token`` the connection's page token and record the answer (committed).
+
+    ``None`` when Meta cannot answer or the token cannot be read: the stored state stands.
+    """
+    try:
+        check = check_token(graph, page_token(conn, cipher) or "")
+    except (GraphError, GraphTransportError, DecryptionError) as exc:
+        log.warning("token check skipped: %s", type(exc).__name__, extra={"connection_id": conn.id})
+        return None
+    apply_token_check(session, conn, check, request_id=request_id, ip=ip)
+    session.commit()
+    return check
 
 
 def mark_needs_reauth(session: Session, conn: SocialConnection, error_code: str, *,
