@@ -19,7 +19,7 @@ from connect_service.connections import retire
 from connect_service.extensions import db, services
 from connect_service.request_context import request_info
 from shared.audit import record_event
-from shared.db import utcnow
+from shared.db import iso_z, utcnow
 from shared.errors import AppError
 from shared.models import DISCONNECTED, DataDeletionRequest, SocialConnection
 from shared.tokens import wipe_tokens
@@ -103,5 +103,4 @@ def deletion_status(code: str):
     if found is None:
         raise AppError("not_found")
     return jsonify(confirmation_code=found.confirmation_code, status=found.status,
-                   requested_at=found.requested_at.isoformat().replace("+00:00", "Z"),
-                   completed_at=found.completed_at.isoformat().replace("+00:00", "Z") if found.completed_at else None)
+                   requested_at=iso_z(found.requested_at), completed_at=iso_z(found.completed_at))

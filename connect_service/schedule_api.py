@@ -15,6 +15,7 @@ from connect_service.auth import current_caller, require_caller, require_user
 from connect_service.extensions import db, graph_client, services
 from connect_service.parsing import json_body_raw, query_args
 from connect_service.request_context import request_info
+from shared.db import iso_z
 from shared.errors import AppError
 from shared.models import CANCELLED, POST_STATUSES, QUEUED, ScheduledPost
 from shared.posts import cancel_rq_job
@@ -27,17 +28,13 @@ bp = Blueprint("schedule", __name__, url_prefix="/api/meta")
 MAX_IDEMPOTENCY_KEY = 255
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
-
-
 def post_body(post: ScheduledPost) -> dict:
     """One post with its per-target outcome."""
     return {
         "job_id": post.id,
         "connection_id": post.connection_id,
         "status": post.status,
-        "publish_at": _iso(post.publish_at),
+        "publish_at": iso_z(post.publish_at),
         "caption": post.caption,
         "media_url": post.media_url,
         "link": post.link,
@@ -46,11 +43,11 @@ def post_body(post: ScheduledPost) -> dict:
             "instagram": {"status": post.ig_status, "media_id": post.ig_media_id, "error_code": post.ig_error_code},
         },
         "attempts": post.attempts,
-        "next_attempt_at": _iso(post.next_attempt_at) if post.status in (QUEUED, "publishing") else None,
+        "next_attempt_at": iso_z(post.next_attempt_at) if post.status in (QUEUED, "publishing") else None,
         "error_code": post.error_code,
         "error_message": post.error_message,
-        "created_at": _iso(post.created_at),
-        "finished_at": _iso(post.finished_at),
+        "created_at": iso_z(post.created_at),
+        "finished_at": iso_z(post.finished_at),
     }
 
 

@@ -24,6 +24,11 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def iso_z(value: datetime | None) -> str | None:
+    """An aware datetime as the API writes it: ISO-8601 in UTC with ``Z``."""
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if value else None
+
+
 class UTCDateTime(TypeDecorator):
     """Stores UTC and always gives back aware datetimes, SQLite included (DESIGN §11)."""
 
