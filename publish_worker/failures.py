@@ -5,7 +5,7 @@ import random
 from dataclasses import dataclass
 from datetime import timedelta
 
-from shared.errors import MEDIA_SUBCODES, PUBLISHING_LIMIT_SUBCODE, THROTTLE_CODES, TOKEN_CODES, TRANSIENT_CODES
+from shared.errors import TRANSIENT_CODES
 from shared.graph import GraphError, GraphTransportError
 
 NO_RETRY = "no_retry"
@@ -28,28 +28,32 @@ class Failure:
         return self.decision != NO_RETRY
 
 
+# What to do about each catalogue code (shared.errors.classify_graph_error decides the code).
+DECISIONS = {
+    "publishing_limit_reached": DEFER,
+    "media_invalid": NO_RETRY,
+    "token_expired": NO_RETRY,
+    "permissions_missing": NO_RETRY,
+    "rate_limited": WAIT,
+}
+
+
 def classify(exc: Exception) -> Failure:
     """Turn a Graph exception into an error code and a retry decision."""
     if isinstance(exc, GraphTransportError):
         return Failure("meta_unavailable", BACKOFF, ambiguous=exc.sent, message=str(exc))
     if not isinstance(exc, GraphError):
         raise TypeError(f"not a Graph failure: {type(exc).__name__}")
-    code, subcode = exc.code, exc.subcode
-    message = exc.message
-    if subcode == PUBLISHING_LIMIT_SUBCODE:
-        return Failure("publishing_limit_reached", DEFER, message=message)
-    if subcode in MEDIA_SUBCODES or code in (9004, 324) or (code is not None and 36000 <= code < 37000):
-        return Failure("media_invalid", NO_RETRY, message=message)
-    if code in TOKEN_CODES:
-        return Failure("token_expired", NO_RETRY, message=message)
-    if code == 10 or (code is not None and 200 <= code <= 299):
-        return Failure("permissions_missing", NO_RETRY, message=message)
-    if code in THROTTLE_CODES or exc.http_status == 429:
-        return Failure("rate_limited", WAIT, wait_seconds=exc.retry_after_seconds, message=message)
-    if code in TRANSIENT_CODES or exc.http_status >= 500 or exc.is_transient:
+    error_code = exc.error_code
+    if error_code == "meta_unavailable" and exc.http_status == 429:
+        error_code = "rate_limited"  # a bare 429 (no Graph error body) is throttling too
+    if error_code in DECISIONS:
+        return Failure(error_code, DECISIONS[error_code], message=exc.message,
+                       wait_seconds=exc.retry_after_seconds if error_code == "rate_limited" else None)
+    if exc.code in TRANSIENT_CODES or exc.http_status >= 500 or exc.is_transient:
         # Meta received the request and failed somewhere: it may have been carried out.
-        return Failure("meta_unavailable", BACKOFF, ambiguous=True, message=message)
-    return Failure("bad_request", NO_RETRY, message=message)
+        return Failure("meta_unavailable", BACKOFF, ambiguous=True, message=exc.message)
+    return Failure("bad_request", NO_RETRY, message=exc.message)
 
 
 def backoff_delay(tries: int, base_seconds: float, *, rng: random.Random | None = None) -> timedelta:

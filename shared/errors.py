@@ -164,7 +164,3 @@ def classify_graph_error(code: int | None, subcode: int | None = None, http_stat
         return "media_invalid"
     return "meta_unavailable"
 
-
-def is_retryable(error_code: str) -> bool:
-    """Whether a publish failure with this catalogue code is worth trying again."""
-    return error_code in {"rate_limited", "meta_unavailable", "publishing_limit_reached"}
