@@ -1,11 +1,10 @@
 """What a publish job needs: settings, database sessions, Redis, the token cipher.
 
-Built once per process (the engine is never shared across a fork), or installed
-by whoever runs the worker in-process (the demo, the tests).
+Built once per process, or installed by whoever runs the worker in-process (the demo,
+the tests).
 """
 from __future__ import annotations
 
-import os
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,14 +32,13 @@ class WorkerContext:
     session_factory: sessionmaker
     redis: Redis
     cipher: TokenCipher
-    pid: int
 
     @classmethod
     def build(cls, settings: Settings, redis: Redis | None = None) -> "WorkerContext":
         engine = make_engine(settings.database_url)
         return cls(settings=settings, engine=engine, session_factory=make_session_factory(engine),
                    redis=redis if redis is not None else make_redis(settings),
-                   cipher=cipher_from_settings(settings), pid=os.getpid())
+                   cipher=cipher_from_settings(settings))
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -74,13 +72,13 @@ def install_context(context: WorkerContext | None) -> None:
 
 
 def get_context() -> WorkerContext:
-    """This process's context, built from the environment on first use."""
+    """This process's context, built from the environment on first use.
+
+    Jobs run on threads of the process that built it (RQ 3's forking worker would start a
+    fresh interpreter, which builds its own), so no engine is ever shared across a fork.
+    """
     global _context
     with _lock:
         if _context is None:
             _context = WorkerContext.build(load_settings())
-        elif _context.pid != os.getpid():
-            # Forked: the parent's pooled connections must not be used here.
-            _context.engine.dispose(close=False)
-            _context.pid = os.getpid()
         return _context

@@ -40,8 +40,7 @@ def _publish(post_id: str, carried: str | None) -> str:
             log.info("post not taken (already published, cancelled, not due, or another run holds it)")
             return "skipped"
         post = session.get(ScheduledPost, post_id)
-        log_fields = {"connection_id": post.connection_id}
-        with log_context(**log_fields):
+        with log_context(connection_id=post.connection_id):
             try:
                 return PublishRun(ctx, session, post, owner, ctx.graph(), fresh_take=carried is None).run()
             except lease.LeaseLost:

@@ -20,7 +20,7 @@ from publish_worker.outcome import finish
 from shared.db import utcnow
 from shared.graph import GraphClient, GraphError, GraphTransportError
 from shared.metrics import USAGE_SLOWDOWNS
-from shared.models import CONNECTED, FAILED, PENDING, PUBLISHED, UNCONFIRMED, ScheduledPost, SocialConnection
+from shared.models import CONNECTED, DISCONNECTED, FAILED, PENDING, PUBLISHED, UNCONFIRMED, ScheduledPost, SocialConnection
 from shared.queue import enqueue_publish, make_queue
 from shared.token_check import mark_needs_reauth
 from shared.tokens import page_token
@@ -280,7 +280,7 @@ class PublishRun:
         post = self.post
         self.conn = self.session.get(SocialConnection, post.connection_id)
         if self.conn.status != CONNECTED:
-            code = "not_connected" if self.conn.status == "disconnected" else (
+            code = "not_connected" if self.conn.status == DISCONNECTED else (
                 self.conn.last_error_code or "token_expired")
             self.fail_pending(code)
         elif self.fresh_take and post.takes > self.settings.max_runs:

@@ -65,13 +65,9 @@ class SchedulerLoop(threading.Thread):
             pass
 
 
-class PublishWorker(SimpleWorker):
-    """RQ's in-process worker, with JSON jobs on ``meta-publish``."""
-
-
-class ThreadPublishWorker(PublishWorker):
-    """One of several workers on threads of one process: no signal handlers, a timer
-    instead of SIGALRM, and it stops (between jobs) once ``stop_event`` is set."""
+class ThreadPublishWorker(SimpleWorker):
+    """RQ's in-process worker as one of several on threads of one process: no signal
+    handlers, a timer instead of SIGALRM, and it stops (between jobs) once ``stop_event`` is set."""
 
     death_penalty_class = TimerDeathPenalty
 
@@ -92,17 +88,19 @@ class ThreadPublishWorker(PublishWorker):
                 return result
 
 
-def make_worker(ctx: WorkerContext, worker_class=PublishWorker, *, index: int = 0, **kwargs):
+def make_worker(ctx: WorkerContext, index: int, stop: threading.Event) -> ThreadPublishWorker:
     # Random suffix: a crashed worker's registration (same host and pid) may still be in Redis.
     name = f"publish-{socket.gethostname()}-{os.getpid()}-{index}-{uuid.uuid4().hex[:6]}"
-    return worker_class([make_queue(ctx.redis)], connection=ctx.redis, serializer=JSONSerializer, name=name, **kwargs)
+    return ThreadPublishWorker([make_queue(ctx.redis)], connection=ctx.redis, serializer=JSONSerializer, name=name,
+                               stop_event=stop)
 
 
-def work_on_threads(ctx: WorkerContext, count: int, stop: threading.Event,
-                    logging_level: str = "WARNING") -> list[threading.Thread]:
-    """``count`` RQ workers on threads of this process (jobs wait on Meta, not on the CPU)."""
+def start_threads(ctx: WorkerContext, count: int, stop: threading.Event,
+                  logging_level: str = "WARNING") -> list[threading.Thread]:
+    """The whole worker on threads of this process: RQ's scheduler, the periodic duties and
+    ``count`` RQ workers (jobs wait on Meta, not on the CPU). All stop when ``stop`` is set."""
     def loop(index: int) -> None:
-        worker = make_worker(ctx, ThreadPublishWorker, index=index, stop_event=stop)
+        worker = make_worker(ctx, index, stop)
         while not stop.is_set():
             try:
                 worker.work(logging_level=logging_level, with_scheduler=False)
@@ -110,15 +108,16 @@ def work_on_threads(ctx: WorkerContext, count: int, stop: threading.Event,
                 log.exception("worker thread %d stopped unexpectedly; restarting it", index)
             stop.wait(1.0)
 
-    threads = [threading.Thread(target=loop, args=(n,), name=f"publish-worker-{n}", daemon=True)
-               for n in range(count)]
+    threads = [SchedulerLoop(ctx.redis, stop), *periodic_duties(ctx, stop)]
+    threads += [threading.Thread(target=loop, args=(n,), name=f"publish-worker-{n}", daemon=True)
+                for n in range(max(1, count))]
     for thread in threads:
         thread.start()
     return threads
 
 
 class InProcessWorker:
-    """The whole worker on threads of this process (``social-connect demo``, tests)."""
+    """The whole worker inside another process (``social-connect demo``, tests)."""
 
     def __init__(self, settings, redis, *, threads: int = 2):
         self.ctx = WorkerContext.build(settings, redis)
@@ -128,10 +127,7 @@ class InProcessWorker:
 
     def start(self) -> "InProcessWorker":
         install_context(self.ctx)
-        self._threads = [SchedulerLoop(self.ctx.redis, self.stop_event), *periodic_duties(self.ctx, self.stop_event)]
-        for thread in self._threads:
-            thread.start()
-        self._threads += work_on_threads(self.ctx, self.thread_count, self.stop_event)
+        self._threads = start_threads(self.ctx, self.thread_count, self.stop_event)
         return self
 
     def stop(self) -> None:
@@ -157,16 +153,13 @@ def run_forever(settings) -> None:
         except OSError as exc:
             log.warning("metrics server not started on port %d: %s", settings.metrics_port, exc.strerror)
     stop = threading.Event()
-    background = [SchedulerLoop(ctx.redis, stop), *periodic_duties(ctx, stop)]
-    for thread in background:
-        thread.start()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     log.info("publish worker: %d worker threads", settings.worker_threads)
-    threads = work_on_threads(ctx, max(1, settings.worker_threads), stop, logging_level="INFO")
+    threads = start_threads(ctx, settings.worker_threads, stop, logging_level="INFO")
     try:
         while not stop.wait(1.0):
-            dead = [t.name for t in background + threads if not t.is_alive()]
+            dead = [t.name for t in threads if not t.is_alive()]
             if dead:
                 # Better a restart by the supervisor than a worker that silently stopped sweeping.
                 log.error("background thread(s) died: %s; exiting", ", ".join(dead))
