@@ -8,7 +8,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, Retry
 from rq.serializers import JSONSerializer
-from sqlalchemy import update
+from sqlalchemy import String, cast, update
 from sqlalchemy.orm import Session
 
 from shared.db import utcnow
@@ -32,15 +32,14 @@ def job_timeout(settings) -> int:
 
 def next_job_id(session: Session, post_id: str) -> str:
     """Reserve ``pub-<post id>-<n>`` and commit it: never reuse an RQ job id (DESIGN §11)."""
+    following = ScheduledPost.enqueue_seq + 1
     seq = session.execute(
         update(ScheduledPost).where(ScheduledPost.id == post_id)
-        .values(enqueue_seq=ScheduledPost.enqueue_seq + 1)
+        .values(enqueue_seq=following, rq_job_id="pub-" + ScheduledPost.id + "-" + cast(following, String))
         .returning(ScheduledPost.enqueue_seq)
     ).scalar_one()
-    job_id = f"pub-{post_id}-{seq}"
-    session.execute(update(ScheduledPost).where(ScheduledPost.id == post_id).values(rq_job_id=job_id))
     session.commit()
-    return job_id
+    return f"pub-{post_id}-{seq}"
 
 
 def enqueue_publish(session: Session, queue: Queue, settings, post_id: str, *, at: datetime | None = None,
