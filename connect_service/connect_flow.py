@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from flask import Blueprint, g, jsonify, redirect, request, url_for
+from flask import Blueprint, jsonify, redirect, request, url_for
 from sqlalchemy.exc import IntegrityError
 
 from connect_service import meta_oauth

@@ -1,6 +1,7 @@
 """Extensions created unbound and bound to the app in ``create_app``."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -11,6 +12,7 @@ from redis import Redis
 
 from shared.crypto import TokenCipher
 from shared.db import Base
+from shared.graph import GraphClient
 from shared.settings import Settings
 
 db = SQLAlchemy(model_class=Base)
@@ -33,10 +35,6 @@ def services() -> Services:
 
 def graph_client(*, timeout: tuple[float, float] | None = None, budget_seconds: float | None = None):
     """A Graph client for this request, optionally bounded by an overall time budget."""
-    import time
-
-    from shared.graph import GraphClient
-
     svc = services()
     deadline = time.monotonic() + budget_seconds if budget_seconds else None
     return GraphClient(svc.settings, timeout=timeout, deadline=deadline, observer=svc.graph_observer)

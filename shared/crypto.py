@@ -87,14 +87,6 @@ class TokenCipher:
         except (InvalidTag, ValueError) as exc:
             raise DecryptionError("ciphertext does not verify for this row and field") from exc
 
-    @staticmethod
-    def key_id_of(value: str) -> str | None:
-        parts = value.split(":", 2)
-        return parts[1] if len(parts) == 3 else None
-
-    def needs_rotation(self, value: str) -> bool:
-        return self.key_id_of(value) != self.provider.current_key_id()
-
 
 def cipher_from_settings(settings) -> TokenCipher:
     return TokenCipher(EnvKeyRing(settings.token_encryption_keys))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping
 
@@ -75,7 +75,6 @@ class Settings:
     usage_slowdown_max_seconds: float = 2.0
     token_daily_check_seconds: int = 86400
     worker_threads: int = 8
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def graph_base(self) -> str:

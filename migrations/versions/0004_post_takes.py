@@ -6,7 +6,6 @@ Create Date: 2026-11-26 08:53:01.452071
 """
 from alembic import op
 import sqlalchemy as sa
-import shared.db
 
 
 revision = '0004'
