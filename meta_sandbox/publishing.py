@@ -67,12 +67,18 @@ def photos(page_id: str):
     return run_graph("photos", lambda: _photos(world, page_id), subject=page_id)
 
 
-def _photos(world: World, page_id: str) -> dict:
+def _publisher_page(world: World, page_id: str):
+    """The Page a publishing call targets, if the caller's token may post to it."""
     caller = authenticate(world)
     page = world.pages.get(page_id)
     if page is None:
         raise unsupported(page_id, "post")
     require_publisher(world, caller, page)
+    return page
+
+
+def _photos(world: World, page_id: str) -> dict:
+    page = _publisher_page(world, page_id)
     p = params()
     url = p.get("url")
     if not url:
@@ -96,11 +102,7 @@ def feed(page_id: str):
 
 
 def _feed_post(world: World, page_id: str) -> dict:
-    caller = authenticate(world)
-    page = world.pages.get(page_id)
-    if page is None:
-        raise unsupported(page_id, "post")
-    require_publisher(world, caller, page)
+    page = _publisher_page(world, page_id)
     p = params()
     message, link = p.get("message"), p.get("link")
     if not message and not link:
