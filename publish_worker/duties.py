@@ -11,6 +11,7 @@ from datetime import timedelta
 from redis.exceptions import RedisError
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.registry import ScheduledJobRegistry
 from rq.serializers import JSONSerializer
 from sqlalchemy import and_, or_, select
 
@@ -29,19 +30,28 @@ SWEEP_BATCH = 500
 RESCUE_AFTER = timedelta(minutes=10)
 
 
-def job_is_live(queue, job_id: str | None, *, running_counts: bool = True) -> bool:
-    """The job will still run: scheduled, really waiting in the queue, or (if it counts) running."""
+def job_is_live(queue, job_id: str | None, *, overdue_after: timedelta, running_counts: bool = True) -> bool:
+    """The job will still run: really waiting in the queue, scheduled and not long overdue
+    (no scheduler moves an overdue job while the one holding RQ's scheduler lock is dead),
+    or, if it counts, running."""
     if not job_id:
         return False
     try:
-        status = Job.fetch(job_id, connection=queue.connection, serializer=JSONSerializer).get_status()
+        job = Job.fetch(job_id, connection=queue.connection, serializer=JSONSerializer)
     except NoSuchJobError:
         return False
+    status = job.get_status()
     if status == JobStatus.QUEUED:
         return queue.get_job_position(job_id) is not None
     if status == JobStatus.STARTED:
         return running_counts
-    return status in (JobStatus.SCHEDULED, JobStatus.DEFERRED)
+    if status == JobStatus.SCHEDULED:
+        registry = ScheduledJobRegistry(queue.name, connection=queue.connection, serializer=JSONSerializer)
+        try:
+            return registry.get_scheduled_time(job) > utcnow() - overdue_after
+        except NoSuchJobError:
+            return False
+    return status == JobStatus.DEFERRED
 
 
 def sweep(ctx) -> dict[str, int]:
@@ -50,12 +60,14 @@ def sweep(ctx) -> dict[str, int]:
     horizon = now + timedelta(seconds=2 * ctx.settings.sweep_interval_seconds)
     counts = {"missing_job": 0, "lease_expired": 0}
     queue = make_queue(ctx.redis)
+    # A live scheduler moves a due job within a second or two.
+    overdue_after = timedelta(seconds=max(5.0, 2 * ctx.settings.sweep_interval_seconds))
     with ctx.session() as session:
         waiting = session.scalars(
             select(ScheduledPost).where(ScheduledPost.status == QUEUED, ScheduledPost.publish_at <= horizon)
             .order_by(ScheduledPost.publish_at).limit(SWEEP_BATCH)).all()
         for post in waiting:
-            if post.publish_at < now - RESCUE_AFTER or not job_is_live(queue, post.rq_job_id):
+            if post.publish_at < now - RESCUE_AFTER or not job_is_live(queue, post.rq_job_id, overdue_after=overdue_after):
                 enqueue_publish(session, queue, ctx.settings, post.id, at=post.publish_at)
                 counts["missing_job"] += 1
         expired = session.scalars(
@@ -66,6 +78,7 @@ def sweep(ctx) -> dict[str, int]:
             # the owner is gone (crashed, or the job vanished) and a fresh job takes over.
             # A job still "started" under an expired lease belongs to a worker that is gone.
             if post.lease_expires_at > now - RESCUE_AFTER and job_is_live(queue, post.rq_job_id,
+                                                                          overdue_after=overdue_after,
                                                                           running_counts=False):
                 continue
             enqueue_publish(session, queue, ctx.settings, post.id)

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 import requests_mock
 from rq.job import Job
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from publish_worker import duties
 from publish_worker.jobs import publish_request
@@ -210,3 +210,28 @@ def test_a_job_left_started_by_a_dead_worker_does_not_block_the_rescue(worker_ct
     job = Job.fetch(job_id, connection=worker_ctx.redis)
     job.set_status(JobStatus.STARTED)  # the worker was SIGKILLed while running it
     assert duties.sweep(worker_ctx)["lease_expired"] == 1
+
+
+def test_a_scheduled_job_long_overdue_is_not_trusted(worker_ctx, conn, db_session):
+    # The worker holding RQ's scheduler lock died: nobody moves its scheduled jobs for a while.
+    overdue = 3 * worker_ctx.settings.sweep_interval_seconds
+    post = make_post(db_session, conn, publish_in=-overdue)
+    queue = make_queue(worker_ctx.redis)
+    job = queue.enqueue_at(utcnow() - timedelta(seconds=overdue), "publish_worker.jobs.publish_post", post.id,
+                           job_id=f"pub-{post.id}-1")
+    with worker_ctx.session() as session:
+        session.execute(update(ScheduledPost).where(ScheduledPost.id == post.id).values(rq_job_id=job.id))
+        session.commit()
+    assert duties.sweep(worker_ctx)["missing_job"] == 1
+    assert [j.args for j in queued_jobs(worker_ctx.redis)] == [[post.id]]
+
+
+def test_a_scheduled_job_just_due_is_left_to_the_scheduler(worker_ctx, conn, db_session):
+    post = make_post(db_session, conn, publish_in=-1)
+    queue = make_queue(worker_ctx.redis)
+    job = queue.enqueue_at(utcnow() - timedelta(seconds=1), "publish_worker.jobs.publish_post", post.id,
+                           job_id=f"pub-{post.id}-1")
+    with worker_ctx.session() as session:
+        session.execute(update(ScheduledPost).where(ScheduledPost.id == post.id).values(rq_job_id=job.id))
+        session.commit()
+    assert duties.sweep(worker_ctx)["missing_job"] == 0
