@@ -10,6 +10,7 @@ import threading
 import time
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
@@ -257,3 +258,70 @@ def test_the_threaded_worker_refuses_foreign_jobs_and_publishes_ours(worker_ctx,
     assert reload(db_session, post.id).status == "published"
     assert sorted(failed_ids(redis)) == sorted(j.id for j in foreign)
     assert not marker.exists() and refused("not_allowed") == before + 2
+
+
+SCHEDULER_ACL = ("resetkeys resetchannels -@all +hello +ping +multi +exec +discard +info +sadd +hset +rpush +zadd "
+                 "~rq:queues ~rq:queue:meta-publish ~rq:scheduled:meta-publish ~rq:job:req-*")
+
+
+@pytest.fixture
+def acl_redis(tmp_path):
+    """A throwaway redis-server of this test's own (ACL users are server-wide)."""
+    import shutil
+    import socket
+    import subprocess
+
+    import redis as redis_lib
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server not installed")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    admin = redis_lib.Redis(port=port)
+    try:
+        for _ in range(100):
+            try:
+                admin.ping()
+                break
+            except redis_lib.ConnectionError:
+                time.sleep(0.05)
+        admin.execute_command("ACL", "SETUSER", "resellio-scheduler", "on", ">scheduler-pw",
+                              *SCHEDULER_ACL.split())
+        yield admin, redis_lib.Redis(port=port, username="resellio-scheduler", password="scheduler-pw")
+    finally:
+        admin.close()
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_the_readme_acl_lets_the_scheduler_enqueue_publish_requests_and_nothing_else(acl_redis, worker_ctx, conn,
+                                                                                      db_session):
+    from redis.exceptions import NoPermissionError
+
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    assert SCHEDULER_ACL in " ".join(readme.read_text().split())  # the README shows this ACL
+    admin, scheduler = acl_redis
+    payload = {"user_id_resellio": conn.user_id_resellio, "idempotency_key": "order-9", "caption": "Via ACL",
+               "publish_at": (utcnow() + timedelta(hours=1)).isoformat(), "media_url": "https://cdn.example.com/p.jpg"}
+    queue = Queue(QUEUE_NAME, connection=scheduler, serializer=JSONSerializer)
+    queue.enqueue(PUBLISH_REQUEST, payload, job_id="req-order-9")
+    queue.enqueue_at(utcnow() + timedelta(hours=2), PUBLISH_REQUEST, payload, job_id="req-order-10")
+
+    for job_id in ("pub-someone-1", None):  # another prefix, or RQ's default random id
+        with pytest.raises(NoPermissionError):
+            queue.enqueue(PUBLISH_REQUEST, payload, job_id=job_id)
+    for command in (("HGETALL", "rq:job:req-order-9"), ("GET", "social_connect:anything"), ("KEYS", "*"),
+                    ("HSET", "rq:worker:x", "a", "b"), ("DEL", "rq:queue:meta-publish"), ("FLUSHDB",)):
+        with pytest.raises(NoPermissionError):
+            scheduler.execute_command(*command)
+
+    assert admin.zrange("rq:scheduled:meta-publish", 0, -1) == [b"req-order-10"]
+    assert admin.lrange("rq:queue:meta-publish", 0, -1) == [b"req-order-9"]  # the refused enqueues left nothing
+    assert sorted(admin.keys("rq:job:*")) == [b"rq:job:req-order-10", b"rq:job:req-order-9"]
+    SimpleWorker([make_queue(admin)], connection=admin, serializer=JSONSerializer, job_class=PublishJob).work(burst=True)
+    result = PublishJob.fetch("req-order-9", connection=admin, serializer=JSONSerializer).latest_result().return_value
+    assert result["ok"] is True and reload(db_session, result["job_id"]).caption == "Via ACL"
