@@ -17,7 +17,7 @@ import uuid
 
 from redis.exceptions import RedisError
 from rq import SimpleWorker
-from rq.exceptions import StopRequested
+from rq.exceptions import DeserializationError, StopRequested
 from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 from rq.timeouts import TimerDeathPenalty
@@ -25,7 +25,7 @@ from rq.utils import current_timestamp
 
 from publish_worker.context import WorkerContext, install_context
 from publish_worker.duties import periodic_duties
-from shared.queue import QUEUE_NAME, JobRefused, PublishJob, job_timeout, make_queue, refuse
+from shared.queue import QUEUE_NAME, JobRefused, PublishJob, job_timeout, make_queue, note_refusal, refuse
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,12 @@ class ThreadPublishWorker(SimpleWorker):
 
     def handle_exception(self, job, *exc_info):
         """RQ's own line would carry the refused job's raw function name and arguments;
-        ``PublishJob`` has already logged the refusal, capped."""
+        ``PublishJob`` has already logged the refusal, capped. A job whose data is not
+        even readable fails before ``func`` is reached: refused the same way here."""
+        if isinstance(exc_info[1], DeserializationError):
+            job.retries_left = None
+            note_refusal(job, "unreadable")
+            return
         if isinstance(exc_info[1], JobRefused):
             return
         super().handle_exception(job, *exc_info)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
-from rq import Callback, Queue, SimpleWorker
+from rq import Callback, Queue, Retry, SimpleWorker
 from rq.job import JobStatus
 from rq.registry import StartedJobRegistry, clean_registries
 from rq.serializers import JSONSerializer
@@ -93,8 +93,6 @@ def test_a_foreign_job_is_not_run_and_lands_in_the_failed_registry(worker_ctx, m
 
 
 def test_a_refused_job_with_retries_is_not_retried(worker_ctx, marker):
-    from rq import Retry
-
     job = attacker_queue(worker_ctx.redis).enqueue(MARKER_JOB, str(marker), retry=Retry(max=5))
     before = refused("not_allowed")
     run_burst(worker_ctx.redis)
@@ -239,16 +237,19 @@ def test_the_threaded_worker_refuses_foreign_jobs_and_publishes_ours(worker_ctx,
     redis = worker_ctx.redis
     attacker = attacker_queue(redis)
     foreign = [attacker.enqueue(MARKER_JOB, str(marker)), attacker.enqueue("os.system", f"touch {marker}")]
+    unreadable = attacker.enqueue(PUBLISH_POST, "x", retry=Retry(max=3))
+    redis.hset(unreadable.key, "data", b'{"not": "a job"}')
+    foreign.append(unreadable)
     post = make_post(db_session, conn)
     with worker_ctx.session() as session:
         enqueue_publish(session, make_queue(redis), worker_ctx.settings, post.id)
-    before = refused("not_allowed")
+    before = refused("not_allowed"), refused("unreadable")
     stop = threading.Event()
     threads = start_threads(worker_ctx, 2, stop)
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            if reload(db_session, post.id).status == "published" and len(failed_ids(redis)) == 2:
+            if reload(db_session, post.id).status == "published" and len(failed_ids(redis)) == 3:
                 break
             time.sleep(0.1)
     finally:
@@ -257,7 +258,8 @@ def test_the_threaded_worker_refuses_foreign_jobs_and_publishes_ours(worker_ctx,
             thread.join(timeout=10)
     assert reload(db_session, post.id).status == "published"
     assert sorted(failed_ids(redis)) == sorted(j.id for j in foreign)
-    assert not marker.exists() and refused("not_allowed") == before + 2
+    assert not marker.exists() and (refused("not_allowed"), refused("unreadable")) == (before[0] + 2, before[1] + 1)
+    assert make_queue(redis).get_job_ids() == []  # the unreadable one was not retried
 
 
 SCHEDULER_ACL = ("resetkeys resetchannels -@all +hello +ping +multi +exec +discard +info +sadd +hset +rpush +zadd "
