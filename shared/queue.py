@@ -34,9 +34,6 @@ PUBLISH_REQUEST = "publish_worker.jobs.publish_request"
 # the contract here and nowhere else; nothing outside this set is ever imported.
 JOB_FUNCTIONS = frozenset({PUBLISH_POST, PUBLISH_REQUEST})
 
-# The Resellio scheduler's own job ids start with this, so a Redis ACL can name its keys (README).
-SCHEDULER_JOB_PREFIX = "req-"
-
 _LOG_CAP = 80
 
 
