@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from connect_service.cli import run_migrations  # noqa: E402
 from shared.db import make_engine, make_session_factory, utcnow  # noqa: E402
-from shared.models import PENDING, QUEUED, ScheduledPost, SocialConnection, new_id  # noqa: E402
+from shared.models import CANCELLED, PENDING, QUEUED, ScheduledPost, SocialConnection, new_id  # noqa: E402
 from shared.queue import PUBLISH_POST, job_timeout, make_queue  # noqa: E402
 from shared.settings import DEFAULT_SCOPES, DEMO_APP_ID, DEMO_APP_SECRET, load_settings  # noqa: E402
 
@@ -139,7 +139,8 @@ class Bench:
                 post = ScheduledPost(id=new_id("job"), connection_id=conn.id, user_id_resellio=conn.user_id_resellio,
                                      publish_at=due_at, caption=f"Bench post {n}",
                                      media_url="https://cdn.example.com/bench.jpg",
-                                     targets=["facebook", "instagram"], status=QUEUED, fb_status=PENDING,
+                                     targets=["facebook", "instagram"], status=CANCELLED if noop else QUEUED,
+                                     fb_status=PENDING,
                                      ig_status=PENDING, rq_job_id=None, enqueue_seq=1)
                 session.add(post)
                 ids.append(post.id)
@@ -147,10 +148,11 @@ class Bench:
                 session.get(ScheduledPost, post_id).rq_job_id = f"pub-{post_id}-1"
             session.commit()
         queue = make_queue(self._redis())
-        function = "bench.noop.noop" if noop else PUBLISH_POST
+        # The worker runs only the contract's job functions, so the floor is publish_post on a
+        # cancelled post: RQ's own cost plus the one lease UPDATE that finds nothing to take.
         with queue.connection.pipeline() as pipe:
             for post_id in ids:
-                queue.enqueue_at(due_at, function, args=(post_id,), job_id=f"pub-{post_id}-1",
+                queue.enqueue_at(due_at, PUBLISH_POST, args=(post_id,), job_id=f"pub-{post_id}-1",
                                  job_timeout=job_timeout(self.settings), pipeline=pipe)
             pipe.execute()
         return ids

@@ -1,4 +1,8 @@
-"""The RQ job functions of queue ``meta-publish`` (DESIGN §8)."""
+"""The RQ job functions of queue ``meta-publish`` (DESIGN §8).
+
+The worker runs only the functions named in ``shared.queue.JOB_FUNCTIONS`` (the
+allow-list); a job function added here must be added there too.
+"""
 from __future__ import annotations
 
 import logging

@@ -17,14 +17,15 @@ import uuid
 
 from redis.exceptions import RedisError
 from rq import SimpleWorker
-from rq.exceptions import StopRequested
+from rq.exceptions import DeserializationError, StopRequested
 from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 from rq.timeouts import TimerDeathPenalty
+from rq.utils import current_timestamp
 
 from publish_worker.context import WorkerContext, install_context
 from publish_worker.duties import periodic_duties
-from shared.queue import QUEUE_NAME, job_timeout, make_queue
+from shared.queue import QUEUE_NAME, JobRefused, PublishJob, job_timeout, make_queue, note_refusal, refuse
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +33,38 @@ SCHEDULER_INTERVAL_SECONDS = 1.0
 LOCK_RETRY_SECONDS = 5.0
 
 
+class PublishScheduler(RQScheduler):
+    """RQ's scheduler, screening due jobs with ``PublishJob`` before they reach the queue.
+
+    RQ 3.0's scheduler takes no ``job_class``: it reads due jobs with the base ``Job`` (which
+    imports nothing) and moves them to the queue. A due job the allow-list refuses goes to
+    the failed registry here instead, so it never reaches the queue at all.
+    """
+
+    def enqueue_scheduled_jobs(self):
+        if not self._scheduled_job_registries and self._acquired_locks:
+            self.prepare_registries()
+        for registry in self._scheduled_job_registries:
+            job_ids = registry.get_jobs_to_schedule(current_timestamp())
+            if not job_ids:
+                continue
+            jobs = PublishJob.fetch_many(job_ids, connection=self.connection, serializer=self.serializer)
+            refused = [(job, reason) for job in jobs if job is not None and (reason := job.refusal())]
+            if refused:
+                with self.connection.pipeline() as pipe:
+                    for job, reason in refused:
+                        registry.remove(job.id, pipeline=pipe)
+                        refuse(job, reason, registry.name, pipe)
+                    pipe.execute()
+        super().enqueue_scheduled_jobs()
+
+
 class SchedulerLoop(threading.Thread):
     """Moves due ``enqueue_at`` jobs onto the queue, about once a second."""
 
     def __init__(self, redis, stop: threading.Event, interval: float = SCHEDULER_INTERVAL_SECONDS):
         super().__init__(name="rq-scheduler", daemon=True)
-        self.scheduler = RQScheduler([QUEUE_NAME], connection=redis, interval=int(max(1, interval)),
+        self.scheduler = PublishScheduler([QUEUE_NAME], connection=redis, interval=int(max(1, interval)),
                                      serializer=JSONSerializer)
         self.scheduler._connection = redis  # use this client as is (it may be the embedded Redis)
         self.stop_event = stop
@@ -67,11 +94,15 @@ class SchedulerLoop(threading.Thread):
 
 class ThreadPublishWorker(SimpleWorker):
     """RQ's in-process worker as one of several on threads of one process: no signal
-    handlers, a timer instead of SIGALRM, and it stops (between jobs) once ``stop_event`` is set."""
+    handlers, a timer instead of SIGALRM, and it stops (between jobs) once ``stop_event`` is set.
+    Jobs are ``PublishJob``: only the contract's job functions run."""
 
     death_penalty_class = TimerDeathPenalty
+    job_class = PublishJob
 
     def __init__(self, *args, stop_event: threading.Event | None = None, **kwargs):
+        # A description is whatever the enqueuer wrote (a whole payload, say): log job ids only.
+        kwargs.setdefault("log_job_description", False)
         super().__init__(*args, **kwargs)
         self.stop_event = stop_event or threading.Event()
 
@@ -87,12 +118,24 @@ class ThreadPublishWorker(SimpleWorker):
             if result is not None:
                 return result
 
+    def handle_exception(self, job, *exc_info):
+        """RQ's own line would carry the refused job's raw function name and arguments;
+        ``PublishJob`` has already logged the refusal, capped. A job whose data is not
+        even readable fails before ``func`` is reached: refused the same way here."""
+        if isinstance(exc_info[1], DeserializationError):
+            job.retries_left = None
+            note_refusal(job, "unreadable")
+            return
+        if isinstance(exc_info[1], JobRefused):
+            return
+        super().handle_exception(job, *exc_info)
+
 
 def make_worker(ctx: WorkerContext, index: int, stop: threading.Event) -> ThreadPublishWorker:
     # Random suffix: a crashed worker's registration (same host and pid) may still be in Redis.
     name = f"publish-{socket.gethostname()}-{os.getpid()}-{index}-{uuid.uuid4().hex[:6]}"
-    return ThreadPublishWorker([make_queue(ctx.redis)], connection=ctx.redis, serializer=JSONSerializer, name=name,
-                               stop_event=stop)
+    return ThreadPublishWorker([make_queue(ctx.redis)], connection=ctx.redis, serializer=JSONSerializer,
+                               job_class=PublishJob, name=name, stop_event=stop)
 
 
 def start_threads(ctx: WorkerContext, count: int, stop: threading.Event,

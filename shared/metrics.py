@@ -25,6 +25,9 @@ GRAPH_CALLS = Histogram("social_connect_graph_call_seconds", "Graph API call lat
 SWEEPER_REQUEUED = Counter("social_connect_sweeper_requeued_total", "Posts the sweeper put back on the queue",
                            ["reason"])
 USAGE_SLOWDOWNS = Counter("social_connect_usage_slowdowns_total", "Pauses because Meta usage was above 90%")
+JOBS_REFUSED = Counter("social_connect_jobs_refused_total",
+                       "Jobs on the queue moved to the failed registry unrun (not a contract job function)",
+                       ["reason"])
 
 
 def observe_graph_call(endpoint: str, seconds: float, outcome: str) -> None:

@@ -1,4 +1,9 @@
-"""The queue contract (DESIGN §8): queue name, job functions, JSON serializer, job ids."""
+"""The queue contract (DESIGN §8): queue name, job functions, JSON serializer, job ids.
+
+JSON alone does not stop RQ from importing and calling whatever a job names, so every
+Queue, Worker and the scheduler use ``PublishJob``: it runs only the functions of
+``JOB_FUNCTIONS`` and moves anything else to the failed registry unrun (DESIGN §13.1, §13.5).
+"""
 from __future__ import annotations
 
 import logging
@@ -7,11 +12,16 @@ from datetime import datetime
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, Retry
+from rq.exceptions import DeserializationError
+from rq.job import Job, JobStatus
+from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
+from rq.utils import import_attribute
 from sqlalchemy import String, cast, update
 from sqlalchemy.orm import Session
 
 from shared.db import utcnow
+from shared.metrics import JOBS_REFUSED
 from shared.models import ScheduledPost
 
 log = logging.getLogger(__name__)
@@ -20,9 +30,94 @@ QUEUE_NAME = "meta-publish"
 PUBLISH_POST = "publish_worker.jobs.publish_post"
 PUBLISH_REQUEST = "publish_worker.jobs.publish_request"
 
+# The allow-list: the only functions a job on our queues may name. Add a job function of
+# the contract here and nowhere else; nothing outside this set is ever imported.
+JOB_FUNCTIONS = frozenset({PUBLISH_POST, PUBLISH_REQUEST})
+
+_LOG_CAP = 80
+
+
+class JobRefused(Exception):
+    """A job the worker will not run. The message names the reason only, never the payload."""
+
+
+class PublishJob(Job):
+    """RQ's ``Job``, limited to the contract: ``func`` imports a function only when the job
+    names one of ``JOB_FUNCTIONS`` (as a plain function, no instance) and carries no
+    callbacks, dependencies or webhooks; otherwise it raises ``JobRefused`` and RQ moves
+    the job to the failed registry, never retried. Callbacks are never imported and
+    webhooks never sent, whichever RQ path (failure handling, registry cleanup) asks.
+    """
+
+    def refusal(self) -> str | None:
+        """Why this job must not run (a short metric label), or None when it may."""
+        try:
+            name, instance = self.func_name, self.instance
+        except DeserializationError:
+            return "unreadable"
+        if not isinstance(name, str) or name not in JOB_FUNCTIONS:
+            return "not_allowed"
+        if instance is not None:
+            return "instance"
+        if self._success_callback_name or self._failure_callback_name or self._stopped_callback_name:
+            return "callback"
+        if self._dependency_ids:
+            return "dependency"
+        if self.webhooks:
+            return "webhook"
+        return None
+
+    @property
+    def func(self):
+        reason = self.refusal()
+        if reason is not None:
+            self.retries_left = None  # failed for good: a retry would only be refused again
+            note_refusal(self, reason)
+            raise JobRefused(f"job refused ({reason}): only the contract's job functions run here")
+        return import_attribute(self.func_name)
+
+    @property
+    def success_callback(self):
+        return None
+
+    @property
+    def failure_callback(self):
+        return None
+
+    @property
+    def stopped_callback(self):
+        return None
+
+    def send_webhooks(self, status, *, exc_string=None) -> None:
+        """Never: a job's webhooks would be a request from the worker to any URL."""
+        return None
+
+
+def _capped(value) -> str:
+    text = value if isinstance(value, str) else type(value).__name__
+    return repr(text[:_LOG_CAP]) + ("…" if len(text) > _LOG_CAP else "")
+
+
+def note_refusal(job: Job, reason: str) -> None:
+    """Log (job id and function name, capped; never the arguments) and count one refusal."""
+    try:
+        name = job.func_name
+    except DeserializationError:
+        name = "<unreadable>"
+    log.warning("job refused (%s): id=%s func=%s", reason, _capped(job.id), _capped(name))
+    JOBS_REFUSED.labels(reason=reason).inc()
+
+
+def refuse(job: Job, reason: str, queue_name: str, pipeline) -> None:
+    """Move ``job`` to the failed registry of ``queue_name`` without running it (the scheduler's path)."""
+    note_refusal(job, reason)
+    job.set_status(JobStatus.FAILED, pipeline=pipeline)
+    FailedJobRegistry(queue_name, connection=job.connection, job_class=PublishJob, serializer=JSONSerializer).add(
+        job, ttl=job.failure_ttl, exc_string=f"JobRefused: {reason}", pipeline=pipeline)
+
 
 def make_queue(redis: Redis) -> Queue:
-    return Queue(QUEUE_NAME, connection=redis, serializer=JSONSerializer)
+    return Queue(QUEUE_NAME, connection=redis, serializer=JSONSerializer, job_class=PublishJob)
 
 
 def job_timeout(settings) -> int:

@@ -79,6 +79,19 @@ def test_docker_compose_file_is_valid():
     assert result.returncode == 0, result.stderr
 
 
+def test_docker_compose_redis_requires_the_password_every_service_uses():
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        pytest.skip("docker-compose not installed")
+    env = {**os.environ, "REDIS_PASSWORD": "s3cret-from-the-environment"}
+    result = subprocess.run([binary, "config"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    assert lines[lines.index("- --requirepass") + 1] == "- s3cret-from-the-environment"
+    urls = [line for line in lines if line.startswith("REDIS_URL:")]
+    assert urls == ["REDIS_URL: redis://:s3cret-from-the-environment@redis:6379/0"] * 3  # migrate, web, worker
+
+
 def test_procfile_names_the_three_processes():
     lines = dict(line.split(": ", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip())
     assert lines["release"] == "social-connect migrate"

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from publish_worker.jobs import publish_post
 from shared.db import utcnow
 from shared.models import AuditEvent, ScheduledPost, SocialConnection
-from shared.queue import enqueue_publish, make_queue
+from shared.queue import PublishJob, enqueue_publish, make_queue
 from tests.factories import PAGE_TOKEN, make_connection, make_post
 from tests.meta_mock import assert_every_token_call_has_proof
 from tests.publish_mock import feed_item, graph_error
@@ -48,7 +48,7 @@ def test_through_rq_with_a_simple_worker(worker_ctx, graph, conn, db_session):
     with worker_ctx.session() as session:
         enqueue_publish(session, make_queue(worker_ctx.redis), worker_ctx.settings, post.id)
     SimpleWorker([make_queue(worker_ctx.redis)], connection=worker_ctx.redis,
-                 serializer=JSONSerializer).work(burst=True)
+                 serializer=JSONSerializer, job_class=PublishJob).work(burst=True)
     assert reload(db_session, post.id).status == "published"
 
 

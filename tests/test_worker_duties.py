@@ -12,7 +12,7 @@ from publish_worker import duties
 from publish_worker.jobs import publish_request
 from shared.db import utcnow
 from shared.models import ScheduledPost, SocialConnection
-from shared.queue import enqueue_publish, make_queue
+from shared.queue import PublishJob, enqueue_publish, make_queue
 from tests.factories import make_connection, make_post
 from tests.worker_fixtures import queued_jobs, reload, scheduled_jobs, worker_ctx  # noqa: F401
 
@@ -184,7 +184,8 @@ def test_a_publish_request_delivered_late_is_still_recorded_and_published_soon(w
     job = queue.enqueue("publish_worker.jobs.publish_request", payload)
     job.enqueued_at = (utcnow() - timedelta(minutes=10)).replace(tzinfo=None)  # the workers were down
     job.save()
-    SimpleWorker([queue], connection=worker_ctx.redis, serializer=JSONSerializer).work(burst=True, max_jobs=1)
+    SimpleWorker([queue], connection=worker_ctx.redis, serializer=JSONSerializer,
+                 job_class=PublishJob).work(burst=True, max_jobs=1)
     result = job.latest_result().return_value
     assert result["ok"] is True
     assert db_session.get(ScheduledPost, result["job_id"]).status == "queued"

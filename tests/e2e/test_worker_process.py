@@ -208,3 +208,37 @@ def test_throttled_once_is_retried_and_published_once(fresh, workers):
     assert post["attempts"] >= 2
     sent = published(system)
     assert len(sent["facebook"]) == 1 and len(sent["instagram"]) == 1
+
+
+def test_a_foreign_job_on_the_queue_is_refused_by_the_worker_process(fresh, workers, tmp_path):
+    import socket
+
+    from rq import Queue
+    from rq.serializers import JSONSerializer
+
+    system, _ = fresh
+    seller = Seller(system)
+    seller.consent()
+    redis = system.app.extensions["social_connect"].redis
+    marker = tmp_path / "pwned"
+    # What anyone who can write to Redis could do, with stock RQ.
+    attacker = Queue("meta-publish", connection=redis, serializer=JSONSerializer)
+    foreign = [attacker.enqueue("os.system", f"touch {marker}"),
+               attacker.enqueue("tests.marker_jobs.make_marker", str(marker))]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        metrics_port = probe.getsockname()[1]
+    workers.env["METRICS_PORT"] = str(metrics_port)
+    workers.start()
+    job_id = schedule(seller, 1, "Ours")
+    assert wait_until_final(seller, [job_id])[job_id]["status"] == "published"
+    failed = attacker.failed_job_registry
+    deadline = time.monotonic() + 20
+    while len(failed) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert sorted(failed.get_job_ids()) == sorted(j.id for j in foreign)
+    assert not marker.exists()
+    metrics = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+    assert 'social_connect_jobs_refused_total{reason="not_allowed"} 2.0' in metrics
+    log = workers.log_path.read_text()
+    assert log.count("job refused (not_allowed)") == 2 and "touch" not in log

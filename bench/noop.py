@@ -1,5 +1,0 @@
-"""A job that does nothing: RQ's own floor for the publish benchmark."""
-
-
-def noop(post_id: str) -> str:
-    return post_id
