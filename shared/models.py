@@ -41,6 +41,9 @@ class SocialConnection(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("conn"))
     user_id_resellio: Mapped[str] = mapped_column(String(255), index=True)
     meta_user_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # Set when Meta's data deletion erased ``meta_user_id``: its keyed hash, so a later
+    # callback for the same person still finds the row (connect_service/meta_erasure.py).
+    meta_user_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     facebook_page_id: Mapped[str | None] = mapped_column(String(64), index=True)
     page_name: Mapped[str | None] = mapped_column(String(255))
     instagram_business_account_id: Mapped[str | None] = mapped_column(String(64))
@@ -175,3 +178,19 @@ class DataDeletionRequest(Base):
     connections_erased: Mapped[int] = mapped_column(default=0)
     requested_at: Mapped[datetime] = mapped_column(default=utcnow)
     completed_at: Mapped[datetime | None]
+
+
+class MetaCallbackReceipt(Base):
+    """A Meta callback already acted on: the same ``signed_request`` twice does nothing twice.
+
+    Keyed by the SHA-256 of the exact ``signed_request`` string (never the string itself),
+    per kind; the primary key makes two identical deliveries at once act only once.
+    """
+
+    __tablename__ = "meta_callback_receipts"
+
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    issued_at: Mapped[datetime] = mapped_column(index=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONType)

@@ -34,7 +34,8 @@ DIALOG_URL = "https://www.meta.test"
 REDIRECT_URI = "https://connect.resellio.test/api/meta/callback"
 DASHBOARD_URL = "https://dashboard.resellio.test/social-connect"
 DASHBOARD_ORIGIN = "https://dashboard.resellio.test"
-ALL_TABLES = ("audit_events", "data_deletion_requests", "scheduled_posts", "social_connections")
+ALL_TABLES = ("audit_events", "data_deletion_requests", "meta_callback_receipts", "scheduled_posts",
+              "social_connections")
 
 
 def _postgres_reachable() -> bool:

@@ -5,6 +5,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 
 import pytest
 from sqlalchemy import select
@@ -22,8 +23,9 @@ def signed(payload: dict, secret: str = APP_SECRET) -> str:
     return base64.urlsafe_b64encode(sig).decode().rstrip("=") + "." + encoded
 
 
-def good(user_id: str = META_USER) -> str:
-    return signed({"algorithm": "HMAC-SHA256", "issued_at": 1790000000, "user_id": user_id})
+def good(user_id: str = META_USER, *, issued_in: int = 0) -> str:
+    """A well-signed request issued now (or ``issued_in`` seconds from now, negative: ago)."""
+    return signed({"algorithm": "HMAC-SHA256", "issued_at": int(time.time()) + issued_in, "user_id": user_id})
 
 
 @pytest.mark.parametrize("value", [
