@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
@@ -211,6 +212,18 @@ def revoke_grant(session: Session, graph: GraphClient, cipher: TokenCipher, conn
         return False
 
 
+EXPIRING_SOON = timedelta(days=14)
+
+
+def expiring_soon(conn: SocialConnection, now: datetime | None = None) -> bool:
+    """Is the earlier of ``expires_at`` and ``data_access_expires_at`` less than 14 days away?
+
+    A null date never expires (Meta says so for page tokens) and is ignored.
+    """
+    dates = [d for d in (conn.expires_at, conn.data_access_expires_at) if d is not None]
+    return bool(dates) and min(dates) - (now or utcnow()) < EXPIRING_SOON
+
+
 def status_body(conn: SocialConnection | None) -> dict:
     """``GET /api/meta/status``: only ``status`` when not connected."""
     if conn is None or conn.status == DISCONNECTED:
@@ -227,6 +240,7 @@ def status_body(conn: SocialConnection | None) -> dict:
         "data_access_expires_at": iso_z(conn.data_access_expires_at),
         "scopes_granted": list(conn.scopes_granted or []),
         "token_last_checked_at": iso_z(conn.token_last_checked_at),
+        "expiring_soon": expiring_soon(conn),
     }
     if conn.status != CONNECTED:
         body["error_code"] = conn.last_error_code or "token_expired"
