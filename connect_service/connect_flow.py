@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from connect_service import meta_oauth
 from connect_service.auth import authenticate, current_caller, require_user
 from connect_service.connections import (
-    MetaGrant, connect_page, page_choice, read_grant, read_page, usable_pages,
+    MetaGrant, connect_page, needs_rerequest, page_choice, read_grant, read_page, usable_pages,
 )
 from connect_service.extensions import db, graph_client, services
 from connect_service.page_selection import PendingSelection, SelectionStore
@@ -43,7 +43,7 @@ def connect():
     args = query_args(ConnectQuery())
     user_id = current_caller().user_id
     state = meta_oauth.StateStore(services().redis).create(user_id)
-    oauth_url = meta_oauth.authorization_url(redirect_uri(), state)
+    oauth_url = meta_oauth.authorization_url(redirect_uri(), state, rerequest=needs_rerequest(db.session, user_id))
     info = request_info()
     record_event(db.session, "connect_started", user_id=user_id, request_id=info.request_id, ip=info.ip)
     db.session.commit()
@@ -189,7 +189,16 @@ def select_page():
     grant = MetaGrant(meta_user_id=selection.meta_user_id, user_token=selection.user_token,
                       scopes_granted=selection.scopes_granted)
     graph = graph_client(budget_seconds=svc.settings.callback_budget_seconds)
-    page = read_page(graph, choice, grant)
-    conn = _save_connection(graph, user_id, grant, page, event="page_selected")
+    try:
+        page = read_page(graph, choice, grant)
+        conn = _save_connection(graph, user_id, grant, page, event="page_selected")
+    except (AppError, GraphError, GraphTransportError) as exc:
+        # Recorded like a failed callback, so the next connect knows (auth_type=rerequest).
+        db.session.rollback()
+        info = request_info()
+        record_event(db.session, "connect_failed", user_id=user_id, error_code=exc.error_code,
+                     detail=_failure_detail(exc), request_id=info.request_id, ip=info.ip)
+        db.session.commit()
+        raise
     store.clear(user_id)
     return jsonify(connected_body(conn, include_status=True))

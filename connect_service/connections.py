@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from connect_service.page_selection import PageChoice
@@ -13,7 +14,9 @@ from shared.crypto import TokenCipher
 from shared.db import iso_z, utcnow
 from shared.errors import AppError
 from shared.graph import GraphClient, GraphError, GraphTransportError
-from shared.models import CONNECTED, DISCONNECTED, SocialConnection, active_connection, new_id
+from shared.models import (
+    CONNECTED, DISCONNECTED, NEEDS_REAUTH, AuditEvent, SocialConnection, active_connection, new_id,
+)
 from shared.posts import cancel_pending_posts
 from shared.settings import REQUIRED_SCOPES
 from shared.token_check import check_token
@@ -97,6 +100,8 @@ def connect_page(session: Session, graph: GraphClient, cipher: TokenCipher, *, u
     check = check_token(graph, token)
     if not check.valid:
         raise AppError(check.error_code or "token_expired")
+    if not granted_for(check.granular_scopes, choice.id, choice.instagram_business_account_id):
+        raise AppError("permissions_missing")
     conn = active_connection(session, user_id, for_update=True)
     now = utcnow()
     if conn is None or conn.facebook_page_id != choice.id:
@@ -124,6 +129,51 @@ def connect_page(session: Session, graph: GraphClient, cipher: TokenCipher, *, u
                  detail={"facebook_page_id": choice.id, "instagram_business_account_id":
                          choice.instagram_business_account_id}, request_id=info.request_id, ip=info.ip)
     return conn
+
+
+# Per-object grants a connection needs (a seller can untick a Page or account per scope).
+GRANULAR_TARGETS = ("pages_manage_posts", "instagram_content_publish")
+
+
+def granted_for(granular_scopes, page_id: str, ig_id: str | None) -> bool:
+    """Does debug_token's ``granular_scopes`` cover this Page and its Instagram account?
+
+    Absent granular scopes say nothing (True). Otherwise ``pages_manage_posts`` must
+    list the Page and ``instagram_content_publish`` the account; an entry without
+    ``target_ids`` is Meta's way of saying the grant is not limited to some objects.
+    """
+    if not granular_scopes:
+        return True
+    entries = {str(g.get("scope")): g for g in granular_scopes}
+    for scope, target in zip(GRANULAR_TARGETS, (page_id, ig_id)):
+        entry = entries.get(scope)
+        if entry is None:
+            return False
+        targets = entry.get("target_ids")
+        if targets is not None and (not isinstance(targets, list) or target not in {str(t) for t in targets}):
+            return False
+    return True
+
+
+def needs_rerequest(session: Session, user_id: str) -> bool:
+    """Has a connect ended in ``permissions_missing`` since the seller last connected
+    (or has the connection lost a scope)?
+
+    Meta does not ask again for a declined permission unless the dialog URL says
+    ``auth_type=rerequest``. Read from what is durable: the connection row's
+    ``last_error_code`` and the audit trail (``connect_failed`` events).
+    """
+    conn = active_connection(session, user_id)
+    if conn is not None and conn.status == NEEDS_REAUTH and conn.last_error_code == "permissions_missing":
+        return True
+    last = session.scalars(
+        select(AuditEvent).where(
+            AuditEvent.user_id_resellio == user_id,
+            or_(AuditEvent.event.in_(("connected", "page_selected")),
+                and_(AuditEvent.event == "connect_failed", AuditEvent.error_code == "permissions_missing")))
+        .order_by(AuditEvent.id.desc()).limit(1)
+    ).first()
+    return last is not None and last.event == "connect_failed"
 
 
 def retire(session: Session, conn: SocialConnection, *, reason: str, info: RequestInfo,
@@ -162,6 +212,18 @@ def revoke_grant(session: Session, graph: GraphClient, cipher: TokenCipher, conn
         return False
 
 
+EXPIRING_SOON = timedelta(days=14)
+
+
+def expiring_soon(conn: SocialConnection, now: datetime | None = None) -> bool:
+    """Is the earlier of ``expires_at`` and ``data_access_expires_at`` less than 14 days away?
+
+    A null date never expires (Meta says so for page tokens) and is ignored.
+    """
+    dates = [d for d in (conn.expires_at, conn.data_access_expires_at) if d is not None]
+    return bool(dates) and min(dates) - (now or utcnow()) < EXPIRING_SOON
+
+
 def status_body(conn: SocialConnection | None) -> dict:
     """``GET /api/meta/status``: only ``status`` when not connected."""
     if conn is None or conn.status == DISCONNECTED:
@@ -178,6 +240,7 @@ def status_body(conn: SocialConnection | None) -> dict:
         "data_access_expires_at": iso_z(conn.data_access_expires_at),
         "scopes_granted": list(conn.scopes_granted or []),
         "token_last_checked_at": iso_z(conn.token_last_checked_at),
+        "expiring_soon": expiring_soon(conn),
     }
     if conn.status != CONNECTED:
         body["error_code"] = conn.last_error_code or "token_expired"

@@ -73,7 +73,7 @@ class DemoStack:
         from shared.redis_conn import make_redis
 
         self.sandbox = meta_sandbox.serve_in_thread(self.host, self.sandbox_port, {
-            "SANDBOX_APP_ID": DEMO_APP_ID, "SANDBOX_APP_SECRET": DEMO_APP_SECRET,
+            "APP_ENV": "demo", "SANDBOX_APP_ID": DEMO_APP_ID, "SANDBOX_APP_SECRET": DEMO_APP_SECRET,
             "SANDBOX_SCENARIO": self.scenario, **self.sandbox_config})
         # Bind first, so the redirect URI carries the real port when port=0.
         self._server = make_server(self.host, self.port, _placeholder_app, threaded=True,

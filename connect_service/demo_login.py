@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from urllib.parse import urlsplit
 
 import jwt
 from flask import Blueprint, redirect, request
@@ -21,8 +22,18 @@ def demo_session(user_id: str = DEMO_USER) -> str:
 
 
 def _local_path(value: str | None) -> str:
-    """Only a path on this service ("/…", never "//host" or a URL): no open redirect."""
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+    """Only a path on this service ("/…"); anything else falls back to "/" (no open redirect).
+
+    Browsers drop tabs and newlines anywhere in a URL and read a backslash as "/",
+    so "/%09/evil.test" or "/%5Cevil.test" would leave the site: control characters
+    and backslashes are refused outright, and the rest must not name a scheme or host.
+    """
+    if not value or not value.startswith("/") or value[1:2] == "/":
+        return "/"
+    if "\\" in value or not value.isprintable() or value != value.strip():
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
         return "/"
     return value
 

@@ -6,6 +6,8 @@ key for ten minutes, and consumed atomically with GETDEL.
 """
 from __future__ import annotations
 
+import hashlib
+import re
 import secrets
 
 import requests
@@ -61,8 +63,10 @@ def meta_client():
     return current_app.extensions["social_connect_oauth"].create_client(CLIENT_NAME)
 
 
-def authorization_url(redirect_uri: str, state: str) -> str:
-    return meta_client().create_authorization_url(redirect_uri, state=state)["url"]
+def authorization_url(redirect_uri: str, state: str, *, rerequest: bool = False) -> str:
+    """Meta's dialog URL; ``rerequest`` asks again for permissions the user declined before."""
+    extra = {"auth_type": "rerequest"} if rerequest else {}
+    return meta_client().create_authorization_url(redirect_uri, state=state, **extra)["url"]
 
 
 def _token_call(timeout: tuple[float, float], **params) -> dict:
@@ -85,23 +89,29 @@ def exchange_long_lived(short_token: str, timeout: tuple[float, float]) -> dict:
     return _token_call(timeout, grant_type="fb_exchange_token", fb_exchange_token=short_token)
 
 
+STATE_PATTERN = re.compile(r"[A-Za-z0-9_-]{32,128}")
+
+
+def state_key(user_id: str, state: str) -> str:
+    """The Redis key of a state: the user id is hashed, so no user id (say one holding
+    ":") can spell another user's key, and the state itself holds no ":"."""
+    return key("oauth_state", hashlib.sha256(user_id.encode()).hexdigest(), state)
+
+
 class StateStore:
     """OAuth ``state`` values: random, per user, ten minutes, single use."""
 
     def __init__(self, redis: Redis):
         self.redis = redis
 
-    @staticmethod
-    def _key(user_id: str, state: str) -> str:
-        return key("oauth_state", user_id, state)
-
     def create(self, user_id: str) -> str:
         state = secrets.token_urlsafe(32)  # 256 bits
-        self.redis.set(self._key(user_id, state), b"1", ex=STATE_TTL_SECONDS)
+        self.redis.set(state_key(user_id, state), b"1", ex=STATE_TTL_SECONDS)
         return state
 
     def consume(self, user_id: str, state: str | None) -> bool:
-        """True once for a live state of this user; a replay or another user's state is False."""
-        if not state or len(state) > 128:
+        """True once for a live state of this user; a replay, a malformed state or another
+        user's state is False (a malformed one without asking Redis)."""
+        if not state or not STATE_PATTERN.fullmatch(state):
             return False
-        return self.redis.getdel(self._key(user_id, state)) is not None
+        return self.redis.getdel(state_key(user_id, state)) is not None

@@ -7,7 +7,7 @@ from flask import request
 from marshmallow import EXCLUDE, Schema, ValidationError
 
 from shared.errors import AppError
-from shared.validation import flatten_errors
+from shared.validation import flatten_errors, loads_strict
 
 
 def load_or_422(schema: Schema, data: Any, **kwargs) -> dict:
@@ -26,11 +26,13 @@ def json_body_raw(*, allow_empty: bool = False) -> dict:
         raise AppError("bad_request", detail="a JSON body is required")
     if not request.is_json:
         raise AppError("bad_request", http_status=415, detail="Content-Type must be application/json")
-    payload = request.get_json(silent=True)
-    if payload is None:
-        raise AppError("bad_request", detail="malformed JSON")
+    try:
+        payload = loads_strict(raw)
+    except ValueError:
+        # Malformed, or well-formed but pathological (deep, NaN, 1e999999, lone surrogates).
+        raise AppError("bad_request", detail="malformed JSON") from None
     if not isinstance(payload, dict):
-        raise AppError("validation_error", fields={"_schema": ["Body must be a JSON object."]})
+        raise AppError("bad_request", detail="the body must be a JSON object")
     return payload
 
 

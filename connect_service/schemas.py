@@ -75,6 +75,9 @@ class StatusOut(Schema):
     data_access_expires_at = fields.String(allow_none=True)
     scopes_granted = fields.List(fields.String())
     token_last_checked_at = fields.String(allow_none=True)
+    expiring_soon = fields.Boolean(metadata={"description": "Always present when connected: true when the earlier "
+                                                            "of expires_at and data_access_expires_at is less than "
+                                                            "14 days away (show a reconnect banner)."})
     error_code = fields.String()
 
 

@@ -2,7 +2,7 @@
 
 ``create_app(config)`` builds the Flask app; ``serve_in_thread(host, port,
 config)`` runs it in-process; ``python -m meta_sandbox`` runs it standalone.
-It refuses to run when ``APP_ENV=production``.
+It refuses to run unless ``APP_ENV`` is ``demo`` or ``test`` (unset counts as production).
 """
 from __future__ import annotations
 
@@ -26,15 +26,24 @@ _TYPES = {"SANDBOX_CONTAINER_DELAY": float, "SANDBOX_LATENCY_MS": int, "SANDBOX_
 
 
 class SandboxRefused(RuntimeError):
-    """Raised when the sandbox is asked to run in production."""
+    """Raised when the sandbox is asked to run outside demo and test."""
 
 
-def refuse_in_production(config: dict | None = None) -> None:
-    """Raise :class:`SandboxRefused` when ``APP_ENV`` (env or config) is production."""
-    envs = ((config or {}).get("APP_ENV"), os.environ.get("APP_ENV"))
-    if any(str(env or "").strip().lower() == "production" for env in envs):
-        raise SandboxRefused("The Meta sandbox must not run with APP_ENV=production: it "
-                             "fakes Meta and accepts any consent. Use APP_ENV=demo or test.")
+ALLOWED_ENVS = ("demo", "test")
+
+
+def require_demo_or_test(config: dict | None = None) -> None:
+    """Raise :class:`SandboxRefused` unless ``APP_ENV`` is ``demo`` or ``test``.
+
+    ``APP_ENV`` is read from ``config`` and from the environment; every value
+    given must be allowed, and none at all counts as production (the default).
+    """
+    given = [str(v).strip().lower() for v in ((config or {}).get("APP_ENV"), os.environ.get("APP_ENV"))
+             if v is not None and str(v).strip()]
+    env = next((v for v in given if v not in ALLOWED_ENVS), None) if given else "production (APP_ENV unset)"
+    if env is not None:
+        raise SandboxRefused(f"The Meta sandbox runs only with APP_ENV=demo or APP_ENV=test, not {env}: "
+                             "it fakes Meta and accepts any consent.")
 
 
 def config_from_env(environ=None) -> dict:
@@ -49,7 +58,7 @@ def config_from_env(environ=None) -> dict:
 
 def create_app(config: dict | None = None) -> Flask:
     """Build the sandbox app with ``DEFAULTS`` overridden by ``config``."""
-    refuse_in_production(config)
+    require_demo_or_test(config)
     from . import admin, dialog, graph, publishing, routing
     from .errors import GraphError, unknown_error
     from .scenarios import SCENARIOS
@@ -112,4 +121,5 @@ def serve_in_thread(host: str = "127.0.0.1", port: int = 0, config: dict | None 
     return _serve(host, port, config, quiet=quiet)
 
 
-__all__ = ["create_app", "serve_in_thread", "config_from_env", "SandboxRefused", "DEFAULTS"]
+__all__ = ["create_app", "serve_in_thread", "config_from_env", "require_demo_or_test", "SandboxRefused",
+           "DEFAULTS"]

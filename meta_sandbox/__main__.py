@@ -1,6 +1,7 @@
 """``python -m meta_sandbox [--host 127.0.0.1] [--port 8001]``.
 
-Reads ``SANDBOX_*`` settings from the environment; refuses ``APP_ENV=production``.
+Reads ``SANDBOX_*`` settings from the environment; refuses to start unless ``APP_ENV`` is
+``demo`` or ``test``.
 """
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 
 from werkzeug.serving import run_simple
 
-from . import SandboxRefused, config_from_env, create_app, refuse_in_production
+from . import SandboxRefused, config_from_env, create_app, require_demo_or_test
 from .server import MaskingRequestHandler
 
 
@@ -20,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8001)
     args = parser.parse_args(argv)
     try:
-        refuse_in_production()
+        require_demo_or_test()
         app = create_app(config_from_env())
     except (SandboxRefused, ValueError) as exc:
         print(f"meta_sandbox: refusing to start: {exc}", file=sys.stderr)

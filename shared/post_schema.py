@@ -1,14 +1,14 @@
 """The body of ``POST /api/meta/schedule`` (and of ``publish_request``), validated."""
 from __future__ import annotations
 
-import ipaddress
 import re
 from datetime import timedelta, timezone
 from urllib.parse import urlsplit
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates, validates_schema
+from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate, validates, validates_schema
 
 from shared.db import utcnow
+from shared.validation import UnsafeJSON, check_json_value, host_meta_cannot_reach
 
 MAX_CAPTION = 2200
 MAX_HASHTAGS = 30
@@ -18,19 +18,6 @@ MAX_AHEAD = timedelta(days=365)
 
 _HASHTAG = re.compile(r"(?<![\w#])#\w+")
 _MENTION = re.compile(r"(?<![\w@])@[\w.]+")
-_PRIVATE_SUFFIXES = (".local", ".localhost", ".internal", ".lan", ".home", ".corp")
-
-
-def _host_meta_cannot_reach(host: str) -> bool:
-    """localhost, private and link-local addresses: Meta's servers cannot fetch them."""
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(_PRIVATE_SUFFIXES) or "." not in host and ":" not in host:
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return not address.is_global
 
 
 def check_public_https_url(value: str, *, schemes=("https",)) -> None:
@@ -39,7 +26,7 @@ def check_public_https_url(value: str, *, schemes=("https",)) -> None:
         raise ValidationError(f"Must be an absolute {' or '.join(schemes)} URL.")
     if parts.username or parts.password:
         raise ValidationError("Must not carry a user name or password.")
-    if _host_meta_cannot_reach(parts.hostname):
+    if host_meta_cannot_reach(parts.hostname):
         raise ValidationError("Must be reachable from the internet (Meta fetches it).")
 
 
@@ -62,6 +49,15 @@ class ScheduleBody(Schema):
     def __init__(self, *args, now=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.reference_time = now
+
+    @pre_load
+    def refuse_pathological_json(self, data, **kwargs):
+        """The same refusals as the HTTP parser, for bodies handed over on RQ (``publish_request``)."""
+        try:
+            check_json_value(data)
+        except UnsafeJSON as exc:
+            raise ValidationError(f"Not acceptable JSON: {exc}.") from None
+        return data
 
     connection_id = Text(load_default=None, validate=validate.Length(max=64))
     publish_at = fields.AwareDateTime(required=True, format="iso", error_messages={

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import os
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
@@ -58,6 +61,8 @@ class Settings:
     dashboard_url: str
     cors_origins: tuple[str, ...]
     metrics_port: int
+    # Standard Webhooks signing secret (``whsec_`` + base64 of >= 32 bytes, DESIGN §13.3).
+    webhook_secret: str | None = None
     # Timeouts and worker tuning: settings so tests can shorten them.
     graph_connect_timeout: float = 3.0
     graph_read_timeout: float = 10.0
@@ -123,6 +128,69 @@ def parse_key_ring(value: str) -> tuple[tuple[str, bytes], ...]:
     if not ring:
         raise SettingsError("TOKEN_ENCRYPTION_KEYS: no key given")
     return tuple(ring)
+
+
+MIN_SECRET_BYTES = 32
+WEBHOOK_SECRET_PREFIX = "whsec_"
+_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def parse_origin(value: str) -> str:
+    """A plain ``scheme://host[:port]`` origin, lower-cased; anything else is refused.
+
+    ``*``, wildcard patterns, paths, queries, user names and ``null`` would widen
+    who may call with the seller's cookie (flask-cors reads patterns as regexes).
+    """
+    origin = value.strip()
+    if origin.endswith("/") and origin.count("/") == 3:
+        origin = origin[:-1]
+    problem = f"CORS_ORIGINS: {value!r} is not a plain scheme://host[:port] origin"
+    if "*" in origin:
+        raise SettingsError(problem + " (wildcards are refused)")
+    parts = urlsplit(origin)
+    try:
+        port = parts.port
+    except ValueError:
+        raise SettingsError(problem) from None
+    host = parts.hostname or ""
+    if parts.scheme not in ("http", "https") or not _plain_host(host, bracketed=parts.netloc.startswith("[")):
+        raise SettingsError(problem)
+    netloc = f"[{host}]" if ":" in host else host
+    normalised = f"{parts.scheme}://{netloc}" + (f":{port}" if port is not None else "")
+    if normalised != origin.lower():  # a path, query, user name, stray characters
+        raise SettingsError(problem)
+    return normalised
+
+
+def _plain_host(host: str, *, bracketed: bool) -> bool:
+    if bracketed:
+        try:
+            return ipaddress.ip_address(host).version == 6
+        except ValueError:
+            return False
+    return all(_HOST_LABEL.match(label) for label in host.split("."))
+
+
+def parse_webhook_secret(value: str) -> str:
+    """``whsec_`` + strict base64 of at least 32 bytes (the library does not check it)."""
+    name = "RESELLIO_WEBHOOK_SECRET"
+    if not value.startswith(WEBHOOK_SECRET_PREFIX):
+        raise SettingsError(f"{name} must start with {WEBHOOK_SECRET_PREFIX}")
+    encoded = value[len(WEBHOOK_SECRET_PREFIX):]
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise SettingsError(f"{name} must be {WEBHOOK_SECRET_PREFIX} followed by base64") from None
+    if base64.b64encode(raw).decode() != encoded:
+        raise SettingsError(f"{name} must be {WEBHOOK_SECRET_PREFIX} followed by canonical base64")
+    if len(raw) < MIN_SECRET_BYTES:
+        raise SettingsError(f"{name} must decode to at least {MIN_SECRET_BYTES} bytes")
+    return value
+
+
+def _check_secret_length(name: str, value: str | None) -> None:
+    if value is not None and len(value.encode()) < MIN_SECRET_BYTES:
+        raise SettingsError(f"{name} must be at least {MIN_SECRET_BYTES} bytes in production")
 
 
 def _split_csv(value: str | None) -> tuple[str, ...]:
@@ -201,6 +269,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides) -> Sett
         raise SettingsError(f"META_SCOPES must include {', '.join(missing_scopes)}")
 
     metrics_port = _int(env, "METRICS_PORT", 9100)
+    webhook_secret = env.get("RESELLIO_WEBHOOK_SECRET", "").strip() or None
     settings = Settings(
         app_env=app_env,
         database_url=normalize_database_url(database_url),
@@ -217,14 +286,19 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides) -> Sett
         session_cookie=env.get("RESELLIO_SESSION_COOKIE", "").strip() or "resellio_session",
         scheduler_api_token=env.get("SCHEDULER_API_TOKEN", "").strip() or None,
         dashboard_url=env.get("DASHBOARD_URL", "").strip() or "/",
-        cors_origins=tuple(o.rstrip("/") for o in _split_csv(env.get("CORS_ORIGINS"))),
+        cors_origins=tuple(parse_origin(o) for o in _split_csv(env.get("CORS_ORIGINS"))),
         metrics_port=metrics_port,
+        webhook_secret=parse_webhook_secret(webhook_secret) if webhook_secret else None,
     )
     tuning = {}
     for attr, (name, cast) in TUNING.items():
         if env.get(name) not in (None, ""):
             tuning[attr] = cast(_float(env, name, 1.0))
     settings = replace(settings, **tuning)
+    if production:
+        _check_secret_length("RESELLIO_SESSION_SECRET", settings.session_secret)
+        _check_secret_length("SCHEDULER_API_TOKEN", settings.scheduler_api_token)
+        # RESELLIO_WEBHOOK_SECRET must decode to >= 32 bytes in every environment (above).
     if production and not settings.meta_redirect_uri:
         raise SettingsError("META_REDIRECT_URI is required but not set")
     if not settings.meta_graph_version.startswith("v"):

@@ -26,6 +26,8 @@ class TokenCheck:
     expires_at: datetime | None = None
     data_access_expires_at: datetime | None = None
     scopes: tuple[str, ...] = field(default_factory=tuple)
+    # debug_token's per-Page/per-account grants; None when Meta did not send them.
+    granular_scopes: tuple[dict, ...] | None = None
 
 
 def _from_unix(value) -> datetime | None:
@@ -41,12 +43,14 @@ def check_token(graph: GraphClient, token: str) -> TokenCheck:
     expires_at = _from_unix(data.get("expires_at"))
     data_access = _from_unix(data.get("data_access_expires_at"))
     scopes = tuple(data.get("scopes") or ())
+    granular = data.get("granular_scopes")
+    granular = tuple(g for g in granular if isinstance(g, dict)) if isinstance(granular, list) and granular else None
     now = utcnow()
     if not data.get("is_valid") or (expires_at and expires_at <= now) or (data_access and data_access <= now):
-        return TokenCheck(False, "token_expired", expires_at, data_access, scopes)
+        return TokenCheck(False, "token_expired", expires_at, data_access, scopes, granular)
     if any(scope not in scopes for scope in REQUIRED_SCOPES):
-        return TokenCheck(False, "permissions_missing", expires_at, data_access, scopes)
-    return TokenCheck(True, None, expires_at, data_access, scopes)
+        return TokenCheck(False, "permissions_missing", expires_at, data_access, scopes, granular)
+    return TokenCheck(True, None, expires_at, data_access, scopes, granular)
 
 
 def is_fresh(conn: SocialConnection, max_age_seconds: int) -> bool:

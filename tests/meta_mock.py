@@ -56,6 +56,7 @@ class MetaMock:
         self.permissions = {scope: "granted" for scope in DEFAULT_SCOPES}
         self.token_valid = True
         self.debug_scopes = list(DEFAULT_SCOPES)
+        self.granular_scopes: list[dict] | None = None  # debug_token's granular_scopes, when set
         self.revoked = False
         self._install()
 
@@ -110,7 +111,8 @@ class MetaMock:
         return {"data": {"app_id": "1234567890", "type": "PAGE" if page else "USER", "is_valid": self.token_valid,
                          "expires_at": 0, "data_access_expires_at": now + 90 * 86400,
                          "scopes": self.debug_scopes, "user_id": META_USER_ID,
-                         **({"profile_id": page.id} if page else {})}}
+                         **({"profile_id": page.id} if page else {}),
+                         **({"granular_scopes": self.granular_scopes} if self.granular_scopes is not None else {})}}
 
     def _page_lookup(self, request, context):
         page_id = urlsplit(request.url).path.rsplit("/", 1)[-1]

@@ -94,7 +94,7 @@ def test_select_page_validation_errors(client):
     missing = client.post("/api/meta/select-page", json={}, headers=same_origin())
     assert missing.json["fields"] == {"page_id": ["Missing data for required field."]}
     not_object = client.post("/api/meta/select-page", json=["123"], headers=same_origin())
-    assert not_object.status_code == 422
+    assert not_object.status_code == 400 and not_object.json["error_code"] == "bad_request"
 
 
 def test_wrong_method_and_unknown_path(client):
@@ -129,3 +129,66 @@ def test_an_unexpected_error_is_a_500_without_details(app, client, monkeypatch):
     assert response.status_code == 500
     assert response.json["error_code"] == "internal_error"
     assert "hunter2" not in response.get_data(as_text=True)
+
+
+PATHOLOGICAL_JSON = {
+    "deeply nested arrays": "[" * 10_000 + "]" * 10_000,
+    "deeply nested objects": '{"a":' * 10_000 + "1" + "}" * 10_000,
+    "nested deeper than 32": '{"page_id": "1", "x": ' + "[" * 40 + "]" * 40 + "}",
+    "a number that overflows": '{"page_id": 1e999999}',
+    "NaN": '{"page_id": NaN}',
+    "Infinity": '{"page_id": -Infinity}',
+    "an integer of 5000 digits": '{"page_id": 1' + "0" * 5000 + "}",
+    "a lone surrogate": '{"page_id": "\\ud800"}',
+    "a lone surrogate as a key": '{"\\udfff": "1"}',
+    "NUL in a key": '{"a\\u0000": "1"}',
+    "a key twice": '{"page_id": "1", "page_id": "2"}',
+    "an array": '["123"]',
+    "a string": '"page_id"',
+    "a number": "3",
+    "null": "null",
+    "invalid UTF-8": b'{"page_id": "\xff\xfe"}',
+}
+
+
+@pytest.mark.parametrize("path", ["/api/meta/select-page", "/api/meta/schedule", "/api/meta/disconnect"])
+@pytest.mark.parametrize("name", list(PATHOLOGICAL_JSON))
+def test_pathological_json_is_a_bad_request_never_a_500(client, path, name):
+    response = client.post(path, data=PATHOLOGICAL_JSON[name], content_type="application/json",
+                           headers=same_origin())
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.json["error_code"] == "bad_request" and response.json["action"] == "fix_input"
+
+
+def test_ordinary_json_still_reads(client):
+    response = client.post("/api/meta/select-page", data='{"page_id": "123", "note": [[1.5, "é"]]}',
+                           content_type="application/json", headers=same_origin())
+    assert response.status_code == 422 and response.json["fields"] == {"note": ["Unknown field."]}
+
+
+@pytest.fixture
+def demo_client(settings, redis_client, engine):
+    from connect_service import create_app
+
+    app = create_app({"SETTINGS": settings.with_overrides(app_env="demo"), "REDIS": redis_client, "TESTING": True})
+    return app.test_client()
+
+
+@pytest.mark.parametrize("raw_next", [
+    "/%09/evil.test", "/%0A/evil.test", "/%0D/evil.test", "%09//evil.test", "/%09%0A/evil.test",
+    "//evil.test", "/\\evil.test", "/%5Cevil.test", "\\\\evil.test", "/%5C%5Cevil.test",
+    "https://evil.test/", "javascript:alert(1)", "/%00/evil.test", "%20//evil.test",
+    "evil.test", "",
+])
+def test_demo_login_next_must_be_a_same_site_path(demo_client, raw_next):
+    response = demo_client.get(f"/demo/login?next={raw_next}")
+    if response.status_code == 400:  # a NUL is refused before any redirect is made
+        assert "Location" not in response.headers
+        return
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/"
+
+
+def test_demo_login_keeps_a_same_site_path(demo_client):
+    response = demo_client.get("/demo/login?next=%2F%3Fmeta_status%3Dselect_page")
+    assert response.headers["Location"] == "/?meta_status=select_page"

@@ -8,6 +8,7 @@ import requests
 import requests_mock
 from sqlalchemy import select
 
+from connect_service.meta_oauth import state_key
 from shared.models import AuditEvent, SocialConnection
 from tests.conftest import DASHBOARD_URL, REDIRECT_URI, same_origin, session_jwt
 from tests.meta_mock import META_USER_ID, MetaMock, assert_every_token_call_has_proof, page
@@ -53,7 +54,7 @@ def test_connect_returns_the_dialog_url_with_state_and_scopes(client, redis_clie
     assert query["state"] == [body["state"]]
     assert set(query["scope"][0].split(",")) >= {"pages_manage_posts", "instagram_content_publish"}
     assert len(body["state"]) >= 32  # 256 random bits, url-safe
-    ttl = redis_client.ttl(f"social_connect:oauth_state:user-1:{body['state']}")
+    ttl = redis_client.ttl(state_key("user-1", body["state"]))
     assert 590 <= ttl <= 600
 
 
@@ -246,7 +247,7 @@ def test_replayed_state(client, meta):
 
 def test_expired_state(client, meta, redis_client):
     state = start(client)
-    redis_client.delete(f"social_connect:oauth_state:user-1:{state}")  # what the 10-minute TTL does
+    redis_client.delete(state_key("user-1", state))  # what the 10-minute TTL does
     assert callback(client, state, meta.code).json["error_code"] == "invalid_state"
     assert meta.m.call_count == 0
 
@@ -346,3 +347,102 @@ def test_two_users_may_connect_the_same_page(app, client, meta, db_session):
     other.set_cookie("resellio_session", session_jwt("user-2"))
     assert callback(other, start(other), meta.code).json["connected"] is True
     assert {c.user_id_resellio for c in connections(db_session)} == {"user-1", "user-2"}
+
+
+def test_a_user_id_holding_a_colon_cannot_consume_another_users_state(app, meta, db_session):
+    """Keys were ``oauth_state:<user>:<state>``: user "a" sending state "b:<S>" hit user "a:b"'s state S."""
+    victim = app.test_client()
+    victim.set_cookie("resellio_session", session_jwt("a:b"))
+    attacker = app.test_client()
+    attacker.set_cookie("resellio_session", session_jwt("a"))
+    state = start(victim)
+    response = callback(attacker, f"b:{state}", meta.code)
+    assert response.status_code == 400 and response.json["error_code"] == "invalid_state"
+    assert meta.m.call_count == 0 and connections(db_session) == []
+    # The victim's state is untouched: their own callback still completes.
+    assert callback(victim, state, meta.code).json["connected"] is True
+
+
+@pytest.mark.parametrize("bad_state", ["short", "x" * 31, "b:" + "x" * 40, "x" * 40 + "\n", "*" * 40, "x" * 129])
+def test_a_malformed_state_is_refused_without_asking_redis(client, meta, redis_client, monkeypatch, bad_state):
+    asked = []
+    monkeypatch.setattr(redis_client, "getdel", lambda *a, **k: asked.append(a))
+    response = callback(client, bad_state, meta.code)
+    assert response.json["error_code"] == "invalid_state"
+    assert asked == [] and meta.m.call_count == 0
+
+
+def dialog_query(client) -> dict:
+    return parse_qs(urlsplit(client.get("/api/meta/connect").json["oauth_url"]).query)
+
+
+def test_after_a_declined_permission_the_next_dialog_asks_again(client, meta, db_session):
+    assert "auth_type" not in dialog_query(client)
+    meta.permissions["instagram_content_publish"] = "declined"
+    assert callback(client, start(client), meta.code).json["error_code"] == "permissions_missing"
+    # Meta does not show a declined permission again unless asked to.
+    assert dialog_query(client)["auth_type"] == ["rerequest"]
+    # Other failures in between do not make it forget.
+    assert callback(client, "x" * 43, meta.code).json["error_code"] == "invalid_state"
+    assert dialog_query(client)["auth_type"] == ["rerequest"]
+    # Once connected, the dialog goes back to normal.
+    meta.permissions["instagram_content_publish"] = "granted"
+    assert callback(client, start(client), meta.code).json["connected"] is True
+    assert "auth_type" not in dialog_query(client)
+
+
+def test_a_cancelled_dialog_also_asks_again_next_time(client, meta):
+    response = client.get("/api/meta/callback", headers=JSON,
+                          query_string={"error": "access_denied", "state": start(client)})
+    assert response.json["error_code"] == "permissions_missing"
+    assert dialog_query(client)["auth_type"] == ["rerequest"]
+
+
+def test_a_connection_that_lost_a_scope_asks_again(client, meta, db_session):
+    assert callback(client, start(client), meta.code).json["connected"] is True
+    [conn] = connections(db_session)
+    conn.status, conn.last_error_code = "needs_reauth", "permissions_missing"
+    db_session.commit()
+    assert dialog_query(client)["auth_type"] == ["rerequest"]
+
+
+def granular(page_ids, ig_ids) -> list[dict]:
+    return [{"scope": "pages_show_list", "target_ids": list(page_ids)},
+            {"scope": "pages_manage_posts", "target_ids": list(page_ids)},
+            {"scope": "instagram_basic", "target_ids": list(ig_ids)},
+            {"scope": "instagram_content_publish", "target_ids": list(ig_ids)},
+            {"scope": "business_management"}]
+
+
+@pytest.mark.parametrize("grants", [
+    lambda p, other: granular([other.id], [p.ig_id]),  # the Page itself unticked
+    lambda p, other: granular([p.id], [other.ig_id]),  # its Instagram account unticked
+    lambda p, other: [g for g in granular([p.id], [p.ig_id]) if g["scope"] != "pages_manage_posts"],
+])
+def test_granular_scopes_must_cover_the_page_and_its_instagram_account(client, meta, db_session, grants):
+    other = page(9)
+    meta.granular_scopes = grants(meta.pages[0], other)
+    response = callback(client, start(client), meta.code)
+    assert response.status_code == 403 and response.json["error_code"] == "permissions_missing"
+    assert connections(db_session) == []
+    assert events(db_session) == ["connect_started", "connect_failed"]
+    assert dialog_query(client)["auth_type"] == ["rerequest"]
+
+
+def test_granular_scopes_that_cover_the_page_connect(client, meta):
+    meta.granular_scopes = granular([meta.pages[0].id], [meta.pages[0].ig_id])
+    assert callback(client, start(client), meta.code).json["connected"] is True
+
+
+def test_select_page_checks_granular_scopes_too(client, meta, db_session):
+    meta.pages[:] = [page(1), page(2)]
+    meta.granular_scopes = granular([meta.pages[0].id], [meta.pages[0].ig_id])
+    assert callback(client, start(client), meta.code).json["requires_page_selection"] is True
+    refused = client.post("/api/meta/select-page", json={"page_id": meta.pages[1].id}, headers=same_origin())
+    assert refused.status_code == 403 and refused.json["error_code"] == "permissions_missing"
+    assert connections(db_session) == []
+    assert events(db_session)[-1] == "connect_failed"
+    assert dialog_query(client)["auth_type"] == ["rerequest"]
+    # The choice stays open: the granted Page can still be picked.
+    chosen = client.post("/api/meta/select-page", json={"page_id": meta.pages[0].id}, headers=same_origin())
+    assert chosen.status_code == 200 and chosen.json["connected"] is True

@@ -175,3 +175,37 @@ def test_needs_reauth_then_reconnecting_the_same_page_restores_it(client, connec
     again = callback(client, start(client), meta.code).json
     assert again["connection_id"] == connected["connection_id"]
     assert client.get("/api/meta/status").json["status"] == "connected"
+
+
+def set_expiry(db_session, *, expires_in_days=None, data_access_in_days=None):
+    now = utcnow()
+    db_session.execute(update(SocialConnection).values(
+        expires_at=None if expires_in_days is None else now + timedelta(days=expires_in_days),
+        data_access_expires_at=None if data_access_in_days is None else now + timedelta(days=data_access_in_days)))
+    db_session.commit()
+
+
+@pytest.mark.parametrize("expires_in_days, data_access_in_days, soon", [
+    (None, 90, False),  # a fresh connect: page token never expires, data access 90 days
+    (None, 13.9, True),  # data access runs out in under 14 days
+    (13.9, 90, True),  # the token does
+    (60, 10, True),  # the earlier of the two counts
+    (14.1, 30, False),
+    (None, None, False),  # no date: nothing to warn about
+    (None, -1, True),  # already past
+])
+def test_status_says_expiring_soon(client, connected, db_session, expires_in_days, data_access_in_days, soon):
+    set_expiry(db_session, expires_in_days=expires_in_days, data_access_in_days=data_access_in_days)
+    body = client.get("/api/meta/status").json
+    assert body["status"] == "connected"
+    assert body["expiring_soon"] is soon
+
+
+def test_expiring_soon_is_present_after_a_fresh_connect(client, connected):
+    assert client.get("/api/meta/status").json["expiring_soon"] is False
+
+
+def test_expiring_soon_is_documented(anon_client):
+    spec = anon_client.get("/api/meta/openapi.json").json
+    field = spec["components"]["schemas"]["StatusOut"]["properties"]["expiring_soon"]
+    assert field["type"] == "boolean" and "14 days" in field["description"]

@@ -28,7 +28,7 @@ def wait_for(url: str, timeout: float = 20.0) -> requests.Response:
     while True:
         try:
             return requests.get(url, timeout=2)
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or a worker still booting
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)

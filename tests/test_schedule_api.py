@@ -354,3 +354,29 @@ def test_the_scheduler_may_not_cancel(anon_client, conn, db_session):
     assert response.status_code == 403 and response.json["error_code"] == "forbidden"
     db_session.expire_all()
     assert db_session.get(ScheduledPost, post.id).status == "queued"
+
+
+PRIVATE_HOSTS = [
+    "127.1", "0x7f.1", "0177.0.0.1", "2130706433", "0x7f000001", "10.1", "[::ffff:127.0.0.1]",
+    "[::ffff:7f00:1]", "[64:ff9b::7f00:1]", "[64:ff9b::a9fe:a9fe]", "[2002:7f00:1::]", "[2002:a00:1::1]",
+    "[::127.0.0.1]", "localhost.", "LOCALHOST", "shop.localhost.", "[::1]", "[::]", "0.0.0.0", "10.0.0.7",
+    "172.16.5.4", "192.168.0.1", "169.254.169.254", "100.64.0.1", "[fe80::1]", "[fd00::1]", "224.0.0.1",
+    "[ff02::1]", "999.1.1.1", "cdn.example.123", "%6c%6fcalhost",
+]
+
+
+@pytest.mark.parametrize("host", PRIVATE_HOSTS)
+def test_private_addresses_in_any_spelling_are_refused(client, conn, db_session, host):
+    for field, url in (("media_url", f"https://{host}/a.jpg"), ("link", f"https://{host}/produk")):
+        response = schedule(client, body(**{field: url}))
+        assert response.status_code == 422, (field, url)
+        assert response.json["fields"][field] == ["Must be reachable from the internet (Meta fetches it)."]
+    assert post_count(db_session) == 0
+
+
+@pytest.mark.parametrize("host", ["cdn.example.com", "cdn.example.com.", "93.184.215.14", "[2606:4700::1111]",
+                                  "[::ffff:93.184.215.14]", "[64:ff9b::5db8:d70e]"])
+def test_public_hosts_pass_the_host_check(host):
+    from shared.post_schema import check_public_https_url
+
+    check_public_https_url(f"https://{host}/a.jpg")  # no DNS lookup: a literal judgement

@@ -1,6 +1,8 @@
 """Settings: read once, validated, failing fast on a missing production secret."""
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from shared.settings import PROJECT_ROOT, SettingsError, load_settings, normalize_database_url
@@ -78,3 +80,55 @@ def test_database_url_forms():
     assert normalize_database_url("postgresql+psycopg://a@b/c") == "postgresql+psycopg://a@b/c"
     assert normalize_database_url("sqlite:///var/x.db") == "sqlite:///" + str(PROJECT_ROOT / "var" / "x.db")
     assert normalize_database_url("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
+
+
+@pytest.mark.parametrize("value", [
+    "*", "https://*.resellio.id", "https://dashboard.resellio.id,*", "null", "https://dashboard.resellio.id/app",
+    "https://dashboard.resellio.id?x=1", "https://user@dashboard.resellio.id", "ftp://dashboard.resellio.id",
+    "dashboard.resellio.id", "https://dashboard.resellio.id:99999", r"https://dashboard\.resellio\.id",
+    "https://(dashboard|evil).resellio.id",
+])
+def test_cors_origins_refuses_wildcards_and_anything_but_plain_origins(value):
+    with pytest.raises(SettingsError, match="CORS_ORIGINS"):
+        load_settings({**PRODUCTION, "CORS_ORIGINS": value})
+
+
+def test_app_start_fails_on_a_wildcard_cors_origin():
+    from connect_service import create_app
+
+    with pytest.raises(SettingsError, match="CORS_ORIGINS"):
+        create_app({"ENV": {**PRODUCTION, "CORS_ORIGINS": "*"}})
+
+
+def test_plain_cors_origins_are_kept_normalised():
+    settings = load_settings({**PRODUCTION, "CORS_ORIGINS": "https://Dashboard.Resellio.id/, http://127.0.0.1:3000"})
+    assert settings.cors_origins == ("https://dashboard.resellio.id", "http://127.0.0.1:3000")
+
+
+@pytest.mark.parametrize("name", ["RESELLIO_SESSION_SECRET", "SCHEDULER_API_TOKEN"])
+def test_production_refuses_secrets_shorter_than_32_bytes(name):
+    with pytest.raises(SettingsError, match=name):
+        load_settings({**PRODUCTION, name: "s" * 31})
+    assert load_settings({**PRODUCTION, name: "s" * 32})
+    assert load_settings({**PRODUCTION, "APP_ENV": "test", name: "short"})  # tests may use short ones
+
+
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"w" * 32).decode()
+
+
+def test_webhook_secret_is_optional_and_kept():
+    assert load_settings(PRODUCTION).webhook_secret is None
+    assert load_settings({**PRODUCTION, "RESELLIO_WEBHOOK_SECRET": WEBHOOK_SECRET}).webhook_secret == WEBHOOK_SECRET
+
+
+@pytest.mark.parametrize("app_env", ["production", "test", "demo"])
+@pytest.mark.parametrize("value", [
+    base64.b64encode(b"w" * 32).decode(),  # no whsec_ prefix
+    "whsec_" + base64.b64encode(b"w" * 31).decode(),  # 31 bytes
+    "whsec_not base64!",
+    "whsec_" + base64.b64encode(b"w" * 32).decode().rstrip("="),  # padding dropped: not strict base64
+    "whsec_" + base64.urlsafe_b64encode(b"\xfb" * 33).decode(),  # the URL-safe alphabet
+])
+def test_malformed_webhook_secrets_are_refused_in_every_env(app_env, value):
+    with pytest.raises(SettingsError, match="RESELLIO_WEBHOOK_SECRET"):
+        load_settings({**PRODUCTION, "APP_ENV": app_env, "RESELLIO_WEBHOOK_SECRET": value})

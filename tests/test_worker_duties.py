@@ -236,3 +236,33 @@ def test_a_scheduled_job_just_due_is_left_to_the_scheduler(worker_ctx, conn, db_
         session.execute(update(ScheduledPost).where(ScheduledPost.id == post.id).values(rq_job_id=job.id))
         session.commit()
     assert duties.sweep(worker_ctx)["missing_job"] == 0
+
+
+def _over_rq(payload: dict) -> dict:
+    """The payload as the worker gets it: through RQ's JSONSerializer."""
+    from rq.serializers import JSONSerializer
+
+    return JSONSerializer.loads(JSONSerializer.dumps(payload))
+
+
+DEEP: list = ["deep"]
+for _ in range(40):
+    DEEP = [DEEP]
+
+
+@pytest.mark.parametrize("overrides", [
+    {"caption": "Promo \ud800"},
+    {"media_url": "https://cdn.example.com/\udfff.jpg"},
+    {"\ud800": "x"},
+    {"a\x00": "x"},
+    {"caption": float("nan")},
+    {"extra": DEEP},
+])
+def test_publish_request_refuses_pathological_payloads_without_crashing(worker_ctx, conn, db_session, overrides):
+    result = publish_request(_over_rq(request_payload(**overrides)))
+    assert result["ok"] is False and result["error_code"] == "validation_error"
+    assert db_session.scalar(select(func.count()).select_from(ScheduledPost)) == 0
+    # The refusal is recorded for operators (audit details must be storable too).
+    from shared.models import AuditEvent
+
+    assert db_session.scalars(select(AuditEvent.event)).all() == ["post_failed"]

@@ -320,7 +320,7 @@
     state.connection = null;
     setBadge("not_connected");
     show($("login-message"));
-    for (const id of ["status-intro", "reauth-message", "status-details", "status-actions", "schedule-section",
+    for (const id of ["status-intro", "reauth-message", "expiry-banner", "status-details", "status-actions", "schedule-section",
       "posts-section"]) show($(id), false);
   }
 
@@ -343,6 +343,20 @@
     button.className = `button ${connected ? "secondary" : "primary"}${status === "needs_reauth" ? " prominent" : ""}`;
   }
 
+  // The token or Meta's data access ends within 14 days (the API's expiring_soon): ask for a reconnect now.
+  function renderExpiryBanner(connection, status) {
+    const expiring = status === "connected" && connection.expiring_soon === true;
+    if (expiring) {
+      const dates = [connection.expires_at, connection.data_access_expires_at].filter(Boolean).sort(
+        (a, b) => new Date(a) - new Date(b));
+      const when = $("expiry-date");
+      when.textContent = formatDateTime(dates[0]);
+      if (dates[0]) when.setAttribute("datetime", dates[0]);
+      else when.removeAttribute("datetime");
+    }
+    show($("expiry-banner"), expiring);
+  }
+
   function renderStatus(connection) {
     finishLoadingCard();
     state.connection = connection;
@@ -358,6 +372,7 @@
       reauth.textContent = messageFor(connection.error_code || "token_expired");
     }
     show(reauth, status === "needs_reauth");
+    renderExpiryBanner(connection, status);
 
     show($("status-actions"));
     renderConnectButton(status);
@@ -943,6 +958,7 @@
 
   function bindEvents() {
     $("connect-button").addEventListener("click", (event) => startConnect(event.currentTarget));
+    $("expiry-reconnect").addEventListener("click", (event) => startConnect(event.currentTarget));
     $("disconnect-button").addEventListener("click", openDisconnectConfirm);
     $("disconnect-confirm-no").addEventListener("click", () => closeDialog($("disconnect-confirm")));
     $("disconnect-confirm-yes").addEventListener("click", confirmDisconnect);

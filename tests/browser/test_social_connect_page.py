@@ -152,9 +152,50 @@ def test_declined_permission_shows_permissions_missing_with_reconnect(live, page
     expect(reconnect).to_be_visible()
     expect(page.locator("#status-badge")).to_have_text("Not connected")
     assert page.url == f"{live.url}/"
-    # The reconnect button starts over at Meta's consent page.
+    # The reconnect button starts over at Meta's consent page, asking again for what was declined.
     reconnect.click()
     page.wait_for_url(f"{live.sandbox.url}/**")
+    assert "auth_type=rerequest" in page.url
+
+
+def set_data_access_expiry(stack, days: float) -> None:
+    """What time does to a connection: Meta's data access ends ``days`` from now."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from connect_service.extensions import db
+    from shared.db import utcnow
+    from shared.models import SocialConnection
+
+    with stack.app.app_context():
+        db.session.execute(update(SocialConnection).values(data_access_expires_at=utcnow() + timedelta(days=days)))
+        db.session.commit()
+
+
+def test_a_fresh_connection_shows_no_expiry_banner(live, page):
+    open_social_connect(page, live)
+    connect_one_page(page, live)
+    page.reload()
+    expect(page.locator("#status-badge")).to_have_text("Connected")
+    expect(page.locator("#expiry-banner")).to_be_hidden()
+
+
+def test_an_expiring_connection_shows_a_reconnect_banner(live, page):
+    open_social_connect(page, live)
+    connect_one_page(page, live)
+    set_data_access_expiry(live, days=5)
+    page.reload()
+    expect(page.locator("#status-badge")).to_have_text("Connected")
+    banner = page.locator("#expiry-banner")
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text("akan berakhir pada")
+    expect(banner).to_contain_text("Connect ulang sekarang agar postingan terjadwal tetap terbit.")
+    expect(page.locator("#expiry-date")).not_to_have_text("–")
+    # The button starts the connect at Meta's consent page.
+    banner.get_by_role("button", name="Connect ulang sekarang").click()
+    page.wait_for_url(f"{live.sandbox.url}/**")
+    expect(page.locator("#continue")).to_be_visible()
 
 
 def test_cancel_on_the_consent_page_shows_permissions_missing(live, page):

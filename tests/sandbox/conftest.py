@@ -121,7 +121,7 @@ def make_meta(monkeypatch):
     monkeypatch.delenv("APP_ENV", raising=False)
 
     def factory(scenario: str = "one_page", **config) -> Meta:
-        return Meta(create_app({"SANDBOX_SCENARIO": scenario, **config}))
+        return Meta(create_app({"APP_ENV": "test", "SANDBOX_SCENARIO": scenario, **config}))
 
     return factory
 
@@ -133,6 +133,6 @@ def meta(make_meta) -> Meta:
 
 @pytest.fixture(scope="module")
 def live():
-    server = serve_in_thread("127.0.0.1", 0, {"SANDBOX_SCENARIO": "one_page"})
+    server = serve_in_thread("127.0.0.1", 0, {"APP_ENV": "test", "SANDBOX_SCENARIO": "one_page"})
     yield server
     server.stop()

@@ -78,3 +78,14 @@ def test_page_tokens_expired_toggle(meta):
     _, page = meta.connect()
     meta.admin("tokens/expire", {"page_tokens_expired": True})
     assert error_of(meta.post(f"/{PAGE_1}/feed", page, message="x"))["code"] == 190
+
+
+def test_granular_scopes_list_only_the_pages_ticked_on_the_consent_page(make_meta):
+    meta = make_meta("several_pages")
+    pages = list(meta.world.pages.values())
+    ticked = pages[1]
+    user = meta.user_token(pages=[ticked.id])
+    for token in (user, meta.page_token(user, ticked.id)):
+        granular = {g["scope"]: g.get("target_ids") for g in debug(meta, token)["granular_scopes"]}
+        assert granular["pages_manage_posts"] == [ticked.id]
+        assert granular["instagram_content_publish"] == [ticked.ig_id]

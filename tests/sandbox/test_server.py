@@ -40,18 +40,38 @@ def test_create_app_refuses_production(monkeypatch):
     monkeypatch.setenv("APP_ENV", "production")
     with pytest.raises(SandboxRefused):
         create_app()
+    with pytest.raises(SandboxRefused):  # the environment's production wins over a config's test
+        create_app({"APP_ENV": "test"})
 
 
-def test_module_refuses_production():
-    env = {**os.environ, "APP_ENV": "production", "PYTHONPATH": ROOT}
+def test_create_app_refuses_an_unset_app_env(monkeypatch):
+    monkeypatch.delenv("APP_ENV", raising=False)
+    with pytest.raises(SandboxRefused, match="APP_ENV"):
+        create_app()
+    with pytest.raises(SandboxRefused):
+        create_app({"APP_ENV": "staging"})
+
+
+@pytest.mark.parametrize("env", ["demo", "test"])
+def test_create_app_runs_in_demo_and_test(monkeypatch, env):
+    monkeypatch.delenv("APP_ENV", raising=False)
+    assert create_app({"APP_ENV": env}).config["SANDBOX_SCENARIO"] == "one_page"
+    monkeypatch.setenv("APP_ENV", env)
+    assert create_app().config["SANDBOX_SCENARIO"] == "one_page"
+
+
+@pytest.mark.parametrize("app_env", ["production", None])
+def test_module_refuses_production_and_unset(app_env):
+    env = {k: v for k, v in os.environ.items() if k != "APP_ENV"}
+    env.update(PYTHONPATH=ROOT, **({"APP_ENV": app_env} if app_env else {}))
     proc = subprocess.run([sys.executable, "-m", "meta_sandbox", "--port", "0"], env=env,
                           cwd=ROOT, capture_output=True, text=True, timeout=20)
-    assert proc.returncode != 0
-    assert "APP_ENV=production" in proc.stderr
+    assert proc.returncode == 2
+    assert "refusing to start" in proc.stderr and "APP_ENV=demo or APP_ENV=test" in proc.stderr
 
 
 def test_unknown_scenario_is_refused(monkeypatch):
-    monkeypatch.delenv("APP_ENV", raising=False)
+    monkeypatch.setenv("APP_ENV", "test")
     with pytest.raises(ValueError):
         create_app({"SANDBOX_SCENARIO": "nope"})
 
