@@ -56,7 +56,12 @@ def is_fresh(conn: SocialConnection, max_age_seconds: int) -> bool:
 
 def apply_token_check(session: Session, conn: SocialConnection, check: TokenCheck, *,
                       request_id: str | None = None, ip: str | None = None) -> None:
-    """Record the check on the row; a dead token turns the connection ``needs_reauth``."""
+    """Record the check on the row; a dead token turns the connection ``needs_reauth``.
+
+    A valid token never turns a ``needs_reauth`` connection back to ``connected``: a
+    ``meta_action_required`` connection has a perfectly valid token, and only the seller
+    (fixing it on Facebook, then connecting again) can say the problem is gone.
+    """
     conn.token_last_checked_at = utcnow()
     if check.valid:
         conn.expires_at = check.expires_at
@@ -86,6 +91,9 @@ def mark_needs_reauth(session: Session, conn: SocialConnection, error_code: str,
                       request_id: str | None = None, ip: str | None = None) -> None:
     """The seller must reconnect; pending posts wait for the same Page to come back."""
     if conn.status == DISCONNECTED:
+        return
+    if conn.status == NEEDS_REAUTH and conn.last_error_code == "meta_action_required":
+        # The seller must fix it on Facebook first; a later token error must not hide that.
         return
     if conn.status == CONNECTED or conn.last_error_code != error_code:
         conn.status = NEEDS_REAUTH

@@ -176,7 +176,8 @@ def test_transient_failures_are_retried_and_ambiguous_ones_checked_first(worker_
         s.execute(update(ScheduledPost).where(ScheduledPost.id == post.id).values(fb_not_before=utcnow()))
         s.commit()
     assert run_next_continuation(worker_ctx.redis) == "published"
-    assert len(graph.calls("feed_get")) == (1 if ambiguous else 0)
+    assert len(graph.calls("published_posts")) == (1 if ambiguous else 0)
+    assert graph.calls("feed_get") == []
     assert len(graph.calls("photos")) == 2
 
 
@@ -206,7 +207,7 @@ def test_after_a_crash_mid_send_the_page_is_checked_before_sending(worker_ctx, g
 def test_when_the_check_cannot_be_made_the_target_is_unconfirmed(worker_ctx, graph, conn, db_session):
     post = make_post(db_session, conn, targets=["facebook"], status="publishing", lease_owner="lease-dead",
                      lease_expires_at=utcnow() - timedelta(seconds=1), fb_sent_at=utcnow() - timedelta(seconds=5))
-    graph.queue("feed_get", {"exc": requests.exceptions.ReadTimeout})
+    graph.queue("published_posts", {"exc": requests.exceptions.ReadTimeout})
     assert publish_post(post.id) == "unconfirmed"
     post = reload(db_session, post.id)
     assert post.fb_status == "unconfirmed" and post.status == "unconfirmed"
