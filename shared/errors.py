@@ -113,9 +113,9 @@ CATALOGUE: dict[str, ErrorSpec] = {
     ),
     "meta_action_required": ErrorSpec(
         403, "Facebook meminta Anda menyelesaikan sesuatu dulu (misalnya verifikasi akun atau otorisasi "
-             "publikasi Page). Buka Facebook dan ikuti petunjuknya; connect ulang saja tidak cukup.",
+             "publikasi Page). Connect ulang saja tidak cukup.",
         "Facebook needs you to complete something first (for example an account check or the Page "
-        "publishing authorization). Open Facebook and follow its instructions; reconnecting alone does not help.",
+        "publishing authorization). Reconnecting alone does not help.",
         "fix_on_meta",
     ),
     "media_unreachable": ErrorSpec(
