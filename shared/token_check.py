@@ -92,9 +92,6 @@ def mark_needs_reauth(session: Session, conn: SocialConnection, error_code: str,
     """The seller must reconnect; pending posts wait for the same Page to come back."""
     if conn.status == DISCONNECTED:
         return
-    if conn.status == NEEDS_REAUTH and conn.last_error_code == "meta_action_required":
-        # The seller must fix it on Facebook first; a later token error must not hide that.
-        return
     if conn.status == CONNECTED or conn.last_error_code != error_code:
         conn.status = NEEDS_REAUTH
         conn.last_error_code = error_code

@@ -175,3 +175,13 @@ def test_needs_reauth_then_reconnecting_the_same_page_restores_it(client, connec
     again = callback(client, start(client), meta.code).json
     assert again["connection_id"] == connected["connection_id"]
     assert client.get("/api/meta/status").json["status"] == "connected"
+
+
+def test_a_connection_waiting_for_the_seller_on_facebook_stays_so_while_its_token_is_valid(client, connected, meta,
+                                                                                          db_session):
+    db_session.execute(update(SocialConnection).values(status="needs_reauth", last_error_code="meta_action_required"))
+    db_session.commit()
+    make_stale(db_session, minutes=60 * 24 * 2)
+    body = client.get("/api/meta/status").json
+    assert body["status"] == "needs_reauth" and body["error_code"] == "meta_action_required"
+    assert the_connection(db_session).status == "needs_reauth"
