@@ -18,10 +18,6 @@ NO_RETRY = NEVER
 # The connection itself is unusable: every pending target stops, the connection needs the seller.
 CONNECTION_CODES = {"token_expired", "meta_action_required"}
 
-__all__ = ["BACKOFF", "DEFER", "NO_RETRY", "RECREATE", "WAIT", "CONNECTION_CODES", "Failure", "classify",
-           "backoff_delay", "retry_delay"]
-
-
 @dataclass(frozen=True)
 class Failure:
     error_code: str

@@ -39,7 +39,7 @@ class CheckFailed(Exception):
     """Whether an earlier, ambiguous request was carried out cannot be told for sure."""
 
 
-# Without ``config.quota_total`` in content_publishing_limit, assume Meta's smallest published limit.
+# Without ``config.quota_total`` in content_publishing_limit, assume 50 per 24 h: erring low only defers.
 QUOTA_FALLBACK = 50
 FEED_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
 CLOCK_SKEW = timedelta(seconds=60)
