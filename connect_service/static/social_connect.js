@@ -811,7 +811,8 @@
     ]);
     const errorText = postErrorText(post);
     if (errorText) row.append(el("p", { className: "post-error", text: errorText }));
-    if (post.error_code && !ACTIVE_POST_STATUSES.has(status) && errorSpec(post.error_code).action === "fix_on_meta") {
+    const codes = [post.error_code, ...Object.values(post.targets || {}).map((t) => t && t.error_code)];
+    if (!ACTIVE_POST_STATUSES.has(status) && codes.some((code) => code && errorSpec(code).action === "fix_on_meta")) {
       row.append(el("p", { className: "post-fix" }, [facebookLink()]));
     }
     if (status === "queued" && post.attempts > 0 && post.next_attempt_at) {
