@@ -13,7 +13,7 @@ from flask import Blueprint, current_app, jsonify, render_template, request
 from .calls import ENDPOINTS, get_world
 from .objects import meta_time
 from .scenarios import SCENARIOS
-from .state import DEFAULT_USAGE, Fault, Quota, default_flags
+from .state import DEFAULT_USAGE, ContainerOutcome, Fault, Quota, default_flags
 
 bp = Blueprint("admin", __name__)
 
@@ -260,7 +260,8 @@ def usage():
 
 @bp.post("/_sandbox/quota")
 def quota():
-    """Set an IG account's publishing quota (all accounts when ``ig_user_id`` is absent)."""
+    """Set an IG account's publishing quota (all accounts when ``ig_user_id`` is absent).
+    ``report_total: false`` leaves ``config.quota_total`` out of content_publishing_limit."""
     body = _body()
     world = get_world()
     with world.lock:
@@ -274,16 +275,39 @@ def quota():
             total = _int(body, "total", q.total)
             used = _int(body, "used", len(q.times))
             now = time.time()
-            world.quotas[ig] = Quota(total, [now] * used)
-            out[ig] = {"used": used, "total": total}
+            world.quotas[ig] = Quota(total, [now] * used, report_total=bool(body.get("report_total", True)))
+            out[ig] = {"used": used, "total": total, "report_total": world.quotas[ig].report_total}
         return jsonify({"quotas": out})
+
+
+def _status_text(body: dict) -> str | None:
+    text = body.get("status")
+    if text is not None and not isinstance(text, str):
+        raise AdminError("status must be a string")
+    return text
+
+
+@bp.post("/_sandbox/container-outcomes")
+def container_outcomes():
+    """The next ``times`` (1) new containers come out ``ERROR`` or ``EXPIRED``, with
+    ``status`` as Meta's status text when given."""
+    body = _body()
+    status = body.get("status_code")
+    if status not in ("ERROR", "EXPIRED"):
+        raise AdminError("status_code must be ERROR or EXPIRED")
+    outcome = ContainerOutcome(status, _status_text(body), _int(body, "times", 1, minimum=1))
+    world = get_world()
+    with world.lock:
+        world.container_outcomes.append(outcome)
+        return jsonify({"container_outcomes": [o.describe() for o in world.container_outcomes]}), 201
 
 
 @bp.post("/_sandbox/containers/<container_id>")
 def container_status(container_id: str):
     """Force a container's ``status_code`` (``IN_PROGRESS``, ``FINISHED``,
-    ``ERROR``, ``EXPIRED``)."""
-    status = _body().get("status_code")
+    ``ERROR``, ``EXPIRED``), and optionally its ``status`` text."""
+    body = _body()
+    status = body.get("status_code")
     if status not in CONTAINER_STATUSES:
         raise AdminError(f"status_code must be one of {', '.join(CONTAINER_STATUSES)}")
     world = get_world()
@@ -292,17 +316,36 @@ def container_status(container_id: str):
         if c is None:
             return jsonify({"error": "unknown container"}), 404
         c.status_override = None if status == "FINISHED" else status
+        c.status_text = _status_text(body)
         c.ready_at = min(c.ready_at, time.time()) if status == "FINISHED" else c.ready_at
         return jsonify({"id": c.id, "status_code": world.container_status(c)})
+
+
+@bp.post("/_sandbox/pages/<page_id>/visitor-posts")
+def visitor_post(page_id: str):
+    """A visitor writes ``message`` on the Page (``from_name``, default "Pengunjung"): it
+    shows in the Page's ``/feed`` but not in ``/published_posts`` nor in what was published."""
+    body = _body()
+    message = body.get("message")
+    if not isinstance(message, str) or not message:
+        raise AdminError("message must be a non-empty string")
+    world = get_world()
+    with world.lock:
+        if page_id not in world.pages:
+            return jsonify({"error": "unknown page"}), 404
+        post = world.add_visitor_post(page_id, message, str(body.get("from_id") or "100090000000999"),
+                                      str(body.get("from_name") or "Pengunjung"))
+        return jsonify({"id": post.post_id, "page_id": page_id, "message": message}), 201
 
 
 # --- what was published ---------------------------------------------------------
 
 def _published(world) -> dict:
+    """What the app published (visitors' posts on a Page are not the app's)."""
     fb = [{"page_id": p.page_id, "post_id": p.post_id, "photo_id": p.photo_id,
            "message": p.message, "url": p.url, "link": p.link,
            "created_time": meta_time(p.created_at)}
-          for p in world.posts if p.post_id]
+          for p in world.posts if p.post_id and p.visitor is None]
     ig = [{"ig_user_id": m.ig_user_id, "media_id": m.media_id, "container_id": m.container_id,
            "caption": m.caption, "image_url": m.image_url,
            "created_time": meta_time(m.created_at)}
@@ -337,7 +380,7 @@ def index():
     world = get_world()
     with world.lock:
         scenario = world.scenario
-        counts = {"facebook": sum(1 for p in world.posts if p.post_id),
+        counts = {"facebook": sum(1 for p in world.posts if p.post_id and p.visitor is None),
                   "instagram": len(world.media)}
     return render_template("index.html", scenario=scenario, scenarios=SCENARIOS.values(),
                            counts=counts)

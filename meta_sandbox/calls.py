@@ -15,7 +15,7 @@ from .state import World
 PUBLISHING = ("photos", "feed_post", "media", "media_publish")
 IG_ENDPOINTS = ("media", "media_publish")
 ENDPOINTS = ("access_token", "me", "accounts", "permissions", "debug_token", "page",
-             "photos", "feed_post", "feed_get", "media", "media_list", "container_status",
+             "photos", "feed_post", "feed_get", "published_posts", "media", "media_list", "container_status",
              "media_publish", "publishing_limit", "ig_user", "ig_media", "post", "node")
 
 

@@ -137,6 +137,10 @@ def pages_permission() -> GraphError:
         "administrative permission", 200)
 
 
+def page_token_required() -> GraphError:
+    return GraphError("(#210) A page access token is required to request this resource.", 210)
+
+
 def app_permission(scope: str) -> GraphError:
     return GraphError(f"(#10) Requires {scope} permission: Application does not have "
                       "permission for this action", 10)

@@ -83,7 +83,7 @@ def _read_node(world: World, node_id: str) -> dict:
     if kind == "post":
         post = world.find_post(node_id)
         if can_see_page(world, caller, world.pages[post.page_id]):
-            return select(post_obj(post), fields, ("created_time", "message", "id"), "Post")
+            return select(post_obj(world, post), fields, ("created_time", "message", "id"), "Post")
     raise unsupported(node_id)
 
 

@@ -94,8 +94,10 @@ def user_obj(world: World) -> dict:
             "last_name": last}
 
 
-def post_obj(post: FbPost) -> dict:
-    return {"id": post.post_id, "message": post.message,
+def post_obj(world: World, post: FbPost) -> dict:
+    page = world.pages.get(post.page_id)
+    author = post.visitor or (post.page_id, page.name if page else post.page_id)
+    return {"id": post.post_id, "message": post.message, "from": {"id": author[0], "name": author[1]},
             "created_time": meta_time(post.created_at),
             "permalink_url": f"https://www.facebook.com/{post.post_id}",
             "full_picture": post.url}
@@ -103,7 +105,8 @@ def post_obj(post: FbPost) -> dict:
 
 def container_obj(world: World, c: Container) -> dict:
     status = world.container_status(c)
-    return {"id": c.id, "status_code": status, "status": CONTAINER_STATUS_TEXT[status]}
+    text = c.status_text if c.status_text and status == c.status_override else CONTAINER_STATUS_TEXT[status]
+    return {"id": c.id, "status_code": status, "status": text}
 
 
 def media_obj(world: World, m: IgMedia) -> dict:

@@ -114,25 +114,49 @@ def _feed_post(world: World, page_id: str) -> dict:
 
 
 def _feed_get(world: World, page_id: str) -> dict:
+    """The Page's feed: its own posts and what visitors wrote on it, recent first."""
     caller = authenticate(world)
     page = world.pages.get(page_id)
     if page is None or not can_see_page(world, caller, page):
         raise unsupported(page_id)
     if "pages_read_engagement" not in world.scopes_of(caller.user_id):
         raise errors.app_permission("pages_read_engagement")
+    return _list_posts(world, caller, page_id, "feed", lambda post: True)
+
+
+@graph_route(bp, "/<node:page_id>/published_posts", methods=["GET"])
+def published_posts(page_id: str):
+    world = get_world()
+    return run_graph("published_posts", lambda: _published_posts(world, page_id), subject=page_id)
+
+
+def _published_posts(world: World, page_id: str) -> dict:
+    """Only the Page's own posts (never visitors'), recent first; a Page token is required."""
+    caller = authenticate(world)
+    page = world.pages.get(page_id)
+    if page is None or not can_see_page(world, caller, page):
+        raise unsupported(page_id)
+    if caller.kind != "page":
+        raise errors.page_token_required()
+    if "pages_read_engagement" not in world.scopes_of(caller.user_id):
+        raise errors.app_permission("pages_read_engagement")
+    return _list_posts(world, caller, page_id, "published_posts", lambda post: post.visitor is None)
+
+
+def _list_posts(world: World, caller, page_id: str, edge: str, keep) -> dict:
     p = params()
     raw_fields = p.get("fields")
     fields = parse_fields(raw_fields)
     since = _parse_time(p["since"]) if p.get("since") else None
     until = _parse_time(p["until"]) if p.get("until") else None
     posts = [post for post in reversed(world.posts)
-             if post.page_id == page_id and post.post_id
+             if post.page_id == page_id and post.post_id and keep(post)
              and (since is None or int(post.created_at) >= int(since))
              and (until is None or int(post.created_at) <= int(until))]
-    chunk, paging = paginate(posts, lambda post: post.post_id, path=f"/{page_id}/feed",
+    chunk, paging = paginate(posts, lambda post: post.post_id, path=f"/{page_id}/{edge}",
                              query={"access_token": caller.raw, "fields": raw_fields,
                                     "since": p.get("since"), "until": p.get("until")})
-    data = [select(post_obj(post), fields, ("created_time", "message", "id"), "Post")
+    data = [select(post_obj(world, post), fields, ("created_time", "message", "id"), "Post")
             for post in chunk]
     return {"data": data, "paging": paging} if paging else {"data": data}
 
@@ -215,10 +239,11 @@ def _publishing_limit(world: World, ig_id: str) -> dict:
     caller = authenticate(world)
     require_ig(world, caller, ig_id, "instagram_basic")
     quota = world.quota(ig_id)
+    config = {"quota_duration": QUOTA_WINDOW_SECONDS}
+    if quota.report_total:
+        config["quota_total"] = quota.total
     obj = {"quota_usage": len(quota.times),
-           "config": lambda sub: select({"quota_total": quota.total,
-                                         "quota_duration": QUOTA_WINDOW_SECONDS},
-                                        sub, ("quota_total", "quota_duration"),
-                                        "ContentPublishingLimitConfig")}
+           "config": lambda sub: select(config, sub, tuple(config), "ContentPublishingLimitConfig",
+                                       allowed={"quota_total", "quota_duration"})}
     fields = parse_fields(params().get("fields"))
     return {"data": [select(obj, fields, ("quota_usage", "config"), "ContentPublishingLimit")]}

@@ -82,6 +82,19 @@ class Container:
     ready_at: float
     status_override: str | None = None
     media_id: str | None = None
+    status_text: str | None = None  # Meta's ``status`` text, when set by the admin API
+
+
+@dataclass
+class ContainerOutcome:
+    """What the next ``times`` new containers turn into (``ERROR``/``EXPIRED``, with a ``status`` text)."""
+
+    status_code: str
+    status_text: str | None
+    times: int
+
+    def describe(self) -> dict:
+        return {"status_code": self.status_code, "status": self.status_text, "times": self.times}
 
 
 @dataclass
@@ -94,6 +107,8 @@ class FbPost:
     link: str | None
     created_at: float
     published: bool = True
+    # A post a visitor wrote on the Page (in /feed, never in /published_posts): (id, name).
+    visitor: tuple[str, str] | None = None
 
 
 @dataclass
@@ -125,6 +140,7 @@ class Fault:
 class Quota:
     total: int
     times: list[float] = field(default_factory=list)
+    report_total: bool = True  # False: content_publishing_limit leaves config.quota_total out
 
 
 def default_flags() -> dict:
@@ -157,6 +173,7 @@ class World:
         self.containers: dict[str, Container] = {}
         self.media: dict[str, IgMedia] = {}
         self.faults: list[Fault] = []
+        self.container_outcomes: list[ContainerOutcome] = []
         self.revocations: list[dict] = []
         self.calls: dict[str, int] = {}
         self.quotas: dict[str, Quota] = {}
@@ -330,11 +347,24 @@ class World:
         self.posts.append(post)
         return post
 
+    def add_visitor_post(self, page_id: str, message: str, from_id: str, from_name: str) -> FbPost:
+        """A visitor writes on the Page: it shows in ``/feed``, not in ``/published_posts``."""
+        post = FbPost(page_id, f"{page_id}_12230000{self.new_seq():08d}", None, message, None, None,
+                      time.time(), True, visitor=(from_id, from_name))
+        self.posts.append(post)
+        return post
+
     def add_container(self, page: PageSpec, image_url: str, caption: str) -> Container:
         now = time.time()
         delay = float(self.config.get("SANDBOX_CONTAINER_DELAY") or 0)
         c = Container(f"17900000{self.new_seq():09d}", page.ig_id, page.id, image_url,
                       caption, now, now + delay)
+        if self.container_outcomes:
+            outcome = self.container_outcomes[0]
+            c.status_override, c.status_text = outcome.status_code, outcome.status_text
+            outcome.times -= 1
+            if outcome.times <= 0:
+                self.container_outcomes.pop(0)
         self.containers[c.id] = c
         return c
 
@@ -406,10 +436,13 @@ class World:
             "containers": [{"id": c.id, "ig_user_id": c.ig_user_id,
                             "status_code": self.container_status(c), "media_id": c.media_id}
                            for c in self.containers.values()],
-            "posts": {"facebook": len(self.posts), "instagram": len(self.media)},
+            "posts": {"facebook": sum(1 for p in self.posts if p.visitor is None),
+                      "instagram": len(self.media)},
+            "visitor_posts": sum(1 for p in self.posts if p.visitor is not None),
             "quotas": {ig: {"used": len(self.quota(ig).times), "total": self.quota(ig).total}
                        for ig in self.ig_accounts},
             "faults": [f.describe() for f in self.faults],
+            "container_outcomes": [o.describe() for o in self.container_outcomes],
             "flags": dict(self.flags),
             "latency_ms": self.latency_ms,
             "usage": {"app": dict(self.usage_app), "business": dict(self.usage_business),

@@ -1,18 +1,22 @@
-"""What to do about a failed Graph call (DESIGN §8 step 6), by numeric code and subcode."""
+"""What to do about a failed Graph call (DESIGN §8 step 6, §13.1), by numeric code and subcode.
+
+Meta's error table lives in :mod:`shared.errors` (``graph_rule``); this turns an
+exception into a :class:`Failure`: the catalogue code, the retry decision, and
+whether the request may have been carried out.
+"""
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
 from datetime import timedelta
 
-from shared.errors import TRANSIENT_CODES
+from shared.errors import BACKOFF, DEFER, NEVER, RECREATE, WAIT, graph_rule
 from shared.graph import GraphError, GraphTransportError
 
-NO_RETRY = "no_retry"
-WAIT = "wait"          # throttled: Meta's regain time, else backoff
-BACKOFF = "backoff"    # 1, 2, 5xx, timeouts: exponential backoff with jitter
-DEFER = "defer"        # daily Instagram quota used: until the window frees
+NO_RETRY = NEVER
 
+# The connection itself is unusable: every pending target stops, the connection needs the seller.
+CONNECTION_CODES = {"token_expired", "meta_action_required"}
 
 @dataclass(frozen=True)
 class Failure:
@@ -22,20 +26,11 @@ class Failure:
     ambiguous: bool = False
     wait_seconds: float | None = None
     message: str = ""
+    min_wait_seconds: float = 0.0
 
     @property
     def retryable(self) -> bool:
         return self.decision != NO_RETRY
-
-
-# What to do about each catalogue code (shared.errors.classify_graph_error decides the code).
-DECISIONS = {
-    "publishing_limit_reached": DEFER,
-    "media_invalid": NO_RETRY,
-    "token_expired": NO_RETRY,
-    "permissions_missing": NO_RETRY,
-    "rate_limited": WAIT,
-}
 
 
 def classify(exc: Exception) -> Failure:
@@ -44,16 +39,18 @@ def classify(exc: Exception) -> Failure:
         return Failure("meta_unavailable", BACKOFF, ambiguous=exc.sent, message=str(exc))
     if not isinstance(exc, GraphError):
         raise TypeError(f"not a Graph failure: {type(exc).__name__}")
-    error_code = exc.error_code
-    if error_code == "meta_unavailable" and exc.http_status == 429:
-        error_code = "rate_limited"  # a bare 429 (no Graph error body) is throttling too
-    if error_code in DECISIONS:
-        return Failure(error_code, DECISIONS[error_code], message=exc.message,
-                       wait_seconds=exc.retry_after_seconds if error_code == "rate_limited" else None)
-    if exc.code in TRANSIENT_CODES or exc.http_status >= 500 or exc.is_transient:
-        # Meta received the request and failed somewhere: it may have been carried out.
-        return Failure("meta_unavailable", BACKOFF, ambiguous=True, message=exc.message)
-    return Failure("bad_request", NO_RETRY, message=exc.message)
+    rule = graph_rule(exc.code, exc.subcode)
+    if rule is None and exc.http_status == 429:
+        rule = graph_rule(4)  # a bare 429 (no Graph error body) is throttling too
+    if rule is None and (exc.http_status >= 500 or exc.is_transient):
+        rule = graph_rule(1)
+    if rule is None:
+        return Failure("bad_request", NO_RETRY, message=exc.message)
+    # Meta received the request and failed somewhere: it may have been carried out.
+    ambiguous = rule.retry == BACKOFF
+    wait = exc.retry_after_seconds if rule.retry == WAIT else None
+    return Failure(rule.error_code, rule.retry, ambiguous=ambiguous, wait_seconds=wait, message=exc.message,
+                   min_wait_seconds=rule.min_wait_seconds)
 
 
 def backoff_delay(tries: int, base_seconds: float, *, rng: random.Random | None = None) -> timedelta:
@@ -66,6 +63,10 @@ def backoff_delay(tries: int, base_seconds: float, *, rng: random.Random | None 
 def retry_delay(failure: Failure, tries: int, settings) -> timedelta:
     if failure.decision == DEFER:
         return timedelta(seconds=settings.quota_defer_seconds)
+    if failure.decision == RECREATE:
+        return timedelta(0)  # a fresh container can be made at once
     if failure.decision == WAIT and failure.wait_seconds:
-        return timedelta(seconds=failure.wait_seconds) + backoff_delay(1, settings.retry_base_seconds / 10)
-    return backoff_delay(tries, settings.retry_base_seconds)
+        delay = timedelta(seconds=failure.wait_seconds) + backoff_delay(1, settings.retry_base_seconds / 10)
+    else:
+        delay = backoff_delay(tries, settings.retry_base_seconds)
+    return max(delay, timedelta(seconds=failure.min_wait_seconds))

@@ -19,6 +19,26 @@ UNCONFIRMED_MESSAGE = ("status posting belum bisa dipastikan. Periksa dulu apaka
                        "sebelum memposting ulang.")
 
 
+def with_detail(message: str | None, prefix: str, detail: str) -> str | None:
+    """Keep Meta's own words about a failed target (one ``Label: text`` line per target)
+    until the outcome is written; ``explain`` adds them to the seller's message."""
+    detail = " ".join(detail.split())[:500]
+    if not detail:
+        return message
+    lines = [line for line in (message or "").splitlines() if not line.startswith(f"{LABELS[prefix]}: ")]
+    return "\n".join([*lines, f"{LABELS[prefix]}: {detail}"])
+
+
+def kept_details(message: str | None) -> dict[str, str]:
+    """The details ``with_detail`` kept, by target prefix."""
+    out = {}
+    for line in (message or "").splitlines():
+        for prefix, label in LABELS.items():
+            if line.startswith(f"{label}: "):
+                out[prefix] = line[len(label) + 2:]
+    return out
+
+
 def target_results(post: ScheduledPost) -> dict[str, tuple[str, str | None]]:
     results = {}
     if post.wants("facebook"):
@@ -39,8 +59,11 @@ def decide(results: dict[str, tuple[str, str | None]]) -> str:
     return FAILED
 
 
-def explain(results: dict[str, tuple[str, str | None]]) -> tuple[str | None, str | None]:
-    """The post's error code (first failing target) and a message the seller can read."""
+def explain(results: dict[str, tuple[str, str | None]],
+            details: dict[str, str] | None = None) -> tuple[str | None, str | None]:
+    """The post's error code (first failing target) and a message the seller can read,
+    with Meta's own words where it gave any (``details``, by target prefix)."""
+    details = details or {}
     codes, parts = [], []
     for prefix, (status, error_code) in results.items():
         if status == UNCONFIRMED:
@@ -48,7 +71,10 @@ def explain(results: dict[str, tuple[str, str | None]]) -> tuple[str | None, str
             parts.append(f"{LABELS[prefix]}: {UNCONFIRMED_MESSAGE}")
         elif status == FAILED:
             codes.append(error_code or "internal_error")
-            parts.append(f"{LABELS[prefix]}: {message_for(error_code or 'internal_error')}")
+            part = f"{LABELS[prefix]}: {message_for(error_code or 'internal_error')}"
+            if details.get(prefix):
+                part += f" Meta: {details[prefix]}"
+            parts.append(part)
     return (codes[0] if codes else None), (" ".join(parts) or None)
 
 
@@ -56,7 +82,7 @@ def finish(session: Session, post: ScheduledPost, owner: str, settings) -> str:
     """Record the outcome, release the lease, and say so in the audit log and metrics."""
     results = target_results(post)
     outcome = decide(results)
-    error_code, error_message = explain(results)
+    error_code, error_message = explain(results, kept_details(post.error_message))
     now = utcnow()
     lease.record(session, post, owner, settings.lease_seconds, status=outcome, error_code=error_code,
                  error_message=error_message, finished_at=now, lease_owner=None, lease_expires_at=None,

@@ -15,9 +15,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from publish_worker import lease
-from publish_worker.failures import BACKOFF, DEFER, NO_RETRY, Failure, classify, retry_delay
-from publish_worker.outcome import finish
+from publish_worker.failures import (
+    CONNECTION_CODES, DEFER, NO_RETRY, RECREATE, Failure, classify, retry_delay,
+)
+from publish_worker.outcome import finish, with_detail
 from shared.db import utcnow
+from shared.errors import NOT_READY_SUBCODE
 from shared.graph import GraphClient, GraphError, GraphTransportError
 from shared.metrics import USAGE_SLOWDOWNS
 from shared.models import CONNECTED, DISCONNECTED, FAILED, PENDING, PUBLISHED, UNCONFIRMED, ScheduledPost, SocialConnection
@@ -27,7 +30,6 @@ from shared.tokens import page_token
 
 log = logging.getLogger(__name__)
 
-NOT_READY_SUBCODE = 2207027  # media_publish before the container is FINISHED
 QUOTA_DEFER_LIMIT = timedelta(hours=26)  # the IG window is 24 h; past this, give up
 
 _SENT_MARKER = {"fb": "fb_sent_at", "ig": "ig_publish_sent_at"}
@@ -37,8 +39,8 @@ class CheckFailed(Exception):
     """Whether an earlier, ambiguous request was carried out cannot be told for sure."""
 
 
-# media_publish answers these when the container is no longer usable: make a new one.
-RECREATE_CONTAINER_SUBCODES = {2207020, 2207032}
+# Without ``config.quota_total`` in content_publishing_limit, assume 50 per 24 h: erring low only defers.
+QUOTA_FALLBACK = 50
 FEED_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
 CLOCK_SKEW = timedelta(seconds=60)
 DUE_TOLERANCE = timedelta(seconds=1)
@@ -55,7 +57,8 @@ class PublishRun:
         self.graph = graph
         self.token: str | None = None
         self.conn: SocialConnection | None = None
-        self.token_dead: Failure | None = None
+        # A failure that makes the whole connection unusable (token_expired, meta_action_required).
+        self.connection_failure: Failure | None = None
         self.fresh_take = fresh_take
         self.counted_attempt = False
 
@@ -99,8 +102,11 @@ class PublishRun:
         values: dict = {f"{prefix}_tries": tries, f"{prefix}_error_code": failure.error_code}
         if not failure.ambiguous and prefix in _SENT_MARKER:
             values[_SENT_MARKER[prefix]] = None
-        if failure.error_code == "token_expired":
-            self.token_dead = failure
+        if failure.decision == RECREATE and prefix == "ig":
+            # The container expired or Meta cannot use it: the next try makes a new one.
+            values.update(ig_container_id=None, ig_container_at=None, ig_publish_sent_at=None)
+        if failure.error_code in CONNECTION_CODES:
+            self.connection_failure = failure
         if failure.decision == DEFER:
             retry = utcnow() < self.post.publish_at + QUOTA_DEFER_LIMIT
         else:
@@ -155,6 +161,8 @@ class PublishRun:
     def find_page_post(self) -> str | None:
         """After an ambiguous attempt: is the post on the Page? Its id, None if surely not there.
 
+        Only the Page's own posts are looked at (``/published_posts``): the feed also
+        holds visitors' posts, and a visitor's post with the same text is not ours.
         A match must be unique: same text, created since the attempt, not already
         recorded for another post, and no other post of this Page with the same text
         in the same uncertain state. Anything less certain raises :class:`CheckFailed`.
@@ -164,12 +172,12 @@ class PublishRun:
             raise CheckFailed("nothing to recognise the post by")
         window_start = post.fb_sent_at - CLOCK_SKEW
         try:
-            body = self.graph.get(f"/{self.conn.facebook_page_id}/feed", token=self.token,
+            body = self.graph.get(f"/{self.conn.facebook_page_id}/published_posts", token=self.token,
                                   params={"fields": "id,message,created_time", "limit": 50,
                                           "since": int(window_start.timestamp())})
         except (GraphError, GraphTransportError) as exc:
-            log.warning("could not check the Page feed: %s", type(exc).__name__, extra={"job_id": post.id})
-            raise CheckFailed("feed unavailable") from None
+            log.warning("could not check the Page's posts: %s", type(exc).__name__, extra={"job_id": post.id})
+            raise CheckFailed("published_posts unavailable") from None
         candidates = [str(item["id"]) for item in body.get("data", [])
                       if (item.get("message") or "") == post.caption and _created(item) >= window_start]
         if not candidates:
@@ -206,14 +214,15 @@ class PublishRun:
                 return
             self.save_attempt(ig_container_id=str(body["id"]), ig_container_at=utcnow(), ig_not_before=None)
         try:
-            status = self.graph.get(f"/{post.ig_container_id}", token=self.token,
-                                    params={"fields": "status_code"}).get("status_code")
+            container = self.graph.get(f"/{post.ig_container_id}", token=self.token,
+                                       params={"fields": "status_code,status"})
         except (GraphError, GraphTransportError) as exc:
             if post.ig_publish_sent_at is not None:
                 self.save(ig_status=UNCONFIRMED, ig_error_code="meta_unavailable")
             else:
                 self.target_failed("ig", classify(exc))
             return
+        status = container.get("status_code")
         if status == "PUBLISHED":
             self.save(ig_status=PUBLISHED, ig_published_at=utcnow(), ig_error_code=None)
         elif status == "FINISHED":
@@ -222,7 +231,9 @@ class PublishRun:
             # Too old to publish (24 h): the next run makes a fresh container.
             self.save(ig_container_id=None, ig_container_at=None, ig_publish_sent_at=None, ig_not_before=None)
         elif status == "ERROR":
-            self.save(ig_status=FAILED, ig_error_code="media_invalid")
+            # Meta's own words (e.g. "Error: ... (2207004)") tell the seller what to fix.
+            self.save(ig_status=FAILED, ig_error_code="media_invalid",
+                      error_message=with_detail(post.error_message, "ig", str(container.get("status") or "")))
         else:
             self.wait_for_container()
 
@@ -247,7 +258,7 @@ class PublishRun:
             return False
         entry = (body.get("data") or [{}])[0]
         used = entry.get("quota_usage") or 0
-        total = (entry.get("config") or {}).get("quota_total") or 100
+        total = (entry.get("config") or {}).get("quota_total") or QUOTA_FALLBACK
         if used >= total:
             self.target_failed("ig", Failure("publishing_limit_reached", DEFER))
             return False
@@ -262,10 +273,6 @@ class PublishRun:
         except GraphError as exc:
             if exc.subcode == NOT_READY_SUBCODE:
                 self.wait_for_container()
-                return
-            if exc.subcode in RECREATE_CONTAINER_SUBCODES:
-                self.save(ig_container_id=None, ig_container_at=None)
-                self.target_failed("ig", Failure("meta_unavailable", BACKOFF, message=exc.message))
                 return
             self.target_failed("ig", classify(exc))
             return
@@ -290,13 +297,15 @@ class PublishRun:
             self.token = page_token(self.conn, self.ctx.cipher)
             self.facebook()
             self.slow_down_if_busy()
-            if not self.token_dead:
+            if not self.connection_failure:
                 self.instagram()
                 self.slow_down_if_busy()
-            if self.token_dead:
-                mark_needs_reauth(self.session, self.conn, "token_expired")
+            if self.connection_failure:
+                # The seller must act (reconnect, or fix something on Facebook): nothing else is tried.
+                code = self.connection_failure.error_code
+                mark_needs_reauth(self.session, self.conn, code)
                 self.session.commit()
-                self.fail_pending("token_expired")
+                self.fail_pending(code)
         if self.pending():
             return self.continue_later()
         return finish(self.session, self.post, self.owner, self.settings)

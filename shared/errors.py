@@ -104,6 +104,33 @@ CATALOGUE: dict[str, ErrorSpec] = {
         500, "Terjadi kesalahan di sistem kami. Silakan coba lagi.",
         "Something went wrong on our side. Please try again.", "retry",
     ),
+    "account_restricted": ErrorSpec(
+        403, "Meta membatasi akun Instagram atau Page Facebook ini, jadi postingan tidak bisa diterbitkan. "
+             "Periksa pemberitahuan di Facebook/Instagram dan selesaikan di sana.",
+        "Meta has restricted this Instagram account or Facebook Page, so the post cannot be published. "
+        "Check the notices on Facebook/Instagram and resolve them there.",
+        "fix_on_meta",
+    ),
+    "meta_action_required": ErrorSpec(
+        403, "Facebook meminta Anda menyelesaikan sesuatu dulu (misalnya verifikasi akun atau otorisasi "
+             "publikasi Page). Connect ulang saja tidak cukup.",
+        "Facebook needs you to complete something first (for example an account check or the Page "
+        "publishing authorization). Reconnecting alone does not help.",
+        "fix_on_meta",
+    ),
+    "media_unreachable": ErrorSpec(
+        422, "URL media tidak bisa diambil. Pastikan alamatnya https, publik, dan bisa dibuka tanpa login.",
+        "The media URL could not be fetched. Make sure it is a public https address that opens without a login.",
+        "fix_input",
+    ),
+    "not_editable": ErrorSpec(
+        409, "Postingan ini sudah mulai dipublikasikan dan tidak bisa diubah lagi.",
+        "This post has started publishing and can no longer be changed.", None,
+    ),
+    "not_retryable": ErrorSpec(
+        409, "Postingan ini tidak bisa dicoba lagi.",
+        "This post cannot be retried.", None,
+    ),
 }
 
 
@@ -135,32 +162,96 @@ def error_body(error_code: str, language: str = "id", fields: dict | None = None
     return body
 
 
-# --- Graph API error classification (numeric code and subcode, never message text) ---
+# --- Graph API error classification (DESIGN §8 step 6, §13.1) ---
+# By numeric code and error_subcode only, never by message text. The (code, subcode)
+# pair is looked up first, then the subcode alone (the 2207xxx numbers, 459, 464,
+# 1404078 and 4854002 mean the same whatever code carries them), then the code alone.
+
+BACKOFF = "backoff"      # Meta failed: exponential backoff with jitter
+WAIT = "wait"            # throttled: Meta's regain time, else backoff
+DEFER = "defer"          # daily Instagram quota used: until the window frees
+RECREATE = "recreate"    # the container is expired or unusable: make a new one
+NEVER = "never"          # not retried
+
+
+@dataclass(frozen=True)
+class GraphRule:
+    """What a Graph error means: its catalogue code and how it is retried."""
+
+    error_code: str
+    retry: str
+    # At least this long before the next try (341: ten minutes).
+    min_wait_seconds: float = 0.0
+
 
 TOKEN_CODES = {190, 102}
 THROTTLE_CODES = {4, 17, 32, 613, 80001, 80002}
 TRANSIENT_CODES = {1, 2}
-# 2207020 (container expired) and 2207032 (re-create media) are not here: the worker makes a new container.
-MEDIA_SUBCODES = {2207004, 2207005, 2207009, 2207023, 2207026, 2207052}
 PUBLISHING_LIMIT_SUBCODE = 2207042
+NOT_READY_SUBCODE = 2207027
+
+_TRANSIENT = GraphRule("meta_unavailable", BACKOFF)
+_RECREATE = GraphRule("meta_unavailable", RECREATE)
+_RESTRICTED = GraphRule("account_restricted", NEVER)
+_ACT_ON_META = GraphRule("meta_action_required", NEVER)
+_MEDIA = GraphRule("media_invalid", NEVER)
+_TOKEN = GraphRule("token_expired", NEVER)
+_PERMISSIONS = GraphRule("permissions_missing", NEVER)
+_THROTTLED = GraphRule("rate_limited", WAIT)
+
+PAIR_RULES: dict[tuple[int, int], GraphRule] = {
+    (-1, 2207001): _TRANSIENT,      # Instagram server error
+    (-2, 2207003): _TRANSIENT,      # timeout while Meta fetched the media
+    (4, 2207051): _RESTRICTED,      # spam protection: the action was blocked
+    (190, 459): _ACT_ON_META,       # user checkpointed: log in on Facebook
+    (190, 464): _ACT_ON_META,       # unconfirmed user
+}
+SUBCODE_RULES: dict[int, GraphRule] = {
+    2207001: _TRANSIENT,
+    2207003: _TRANSIENT,
+    2207020: _RECREATE,             # container expired
+    2207032: _RECREATE,             # create media failed: re-create it
+    2207050: _RESTRICTED,           # the Instagram account is inactive or restricted
+    2207051: _RESTRICTED,
+    PUBLISHING_LIMIT_SUBCODE: GraphRule("publishing_limit_reached", DEFER),
+    459: _ACT_ON_META,
+    464: _ACT_ON_META,
+    1404078: _ACT_ON_META,          # Page Publishing Authorization not completed
+    4854002: _ACT_ON_META,          # identity confirmation needed
+    **{sub: _MEDIA for sub in (2207004, 2207005, 2207009, 2207023, 2207026, 2207052)},
+}
+CODE_RULES: dict[int, GraphRule] = {
+    1: _TRANSIENT,
+    2: _TRANSIENT,
+    341: GraphRule("rate_limited", WAIT, min_wait_seconds=600),  # feed action limit: ten minutes at least
+    368: _RESTRICTED,               # the action was deemed abusive or is disallowed
+    9004: _MEDIA,
+    324: _MEDIA,                    # "Requires upload file": Meta could not use the photo URL
+    10: _PERMISSIONS,
+    **{code: _TOKEN for code in TOKEN_CODES},
+    **{code: _THROTTLED for code in THROTTLE_CODES},
+}
+
+
+def graph_rule(code: int | None, subcode: int | None = None, http_status: int | None = None) -> GraphRule | None:
+    """The rule for a Graph error, or None when the table does not know it."""
+    if code is not None and subcode is not None and (code, subcode) in PAIR_RULES:
+        return PAIR_RULES[(code, subcode)]
+    if subcode is not None and subcode in SUBCODE_RULES:
+        return SUBCODE_RULES[subcode]
+    if code is not None:
+        if code in CODE_RULES:
+            return CODE_RULES[code]
+        if 200 <= code <= 299:
+            return _PERMISSIONS
+        if 36000 <= code < 37000:
+            return _MEDIA
+    if http_status is not None and http_status >= 500:
+        return _TRANSIENT
+    return None
 
 
 def classify_graph_error(code: int | None, subcode: int | None = None, http_status: int | None = None) -> str:
     """Map a Graph error to a catalogue code."""
-    if subcode == PUBLISHING_LIMIT_SUBCODE:
-        return "publishing_limit_reached"
-    if subcode in MEDIA_SUBCODES or code == 9004 or (code is not None and 36000 <= code < 37000):
-        return "media_invalid"
-    if code in TOKEN_CODES:
-        return "token_expired"
-    if code == 10 or (code is not None and 200 <= code <= 299):
-        return "permissions_missing"
-    if code in THROTTLE_CODES:
-        return "rate_limited"
-    if code in TRANSIENT_CODES or (http_status is not None and http_status >= 500):
-        return "meta_unavailable"
-    if code == 324:
-        # "Requires upload file": Meta could not use the photo URL.
-        return "media_invalid"
-    return "meta_unavailable"
-
+    rule = graph_rule(code, subcode, http_status)
+    return rule.error_code if rule is not None else "meta_unavailable"

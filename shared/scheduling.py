@@ -32,6 +32,9 @@ from shared.validation import flatten_errors
 
 log = logging.getLogger(__name__)
 
+# What scheduling on a ``needs_reauth`` connection answers, by its ``last_error_code``.
+NEEDS_REAUTH_ANSWERS = ("permissions_missing", "meta_action_required")
+
 
 @dataclass(frozen=True)
 class PostCaller:
@@ -94,7 +97,9 @@ def resolve_connection(session: Session, caller: PostCaller, connection_id: str 
     if conn.status == DISCONNECTED:
         raise AppError("not_connected")
     if conn.status != CONNECTED:
-        raise AppError("permissions_missing" if conn.last_error_code == "permissions_missing" else "token_expired")
+        # The seller's next step differs: reconnect (token_expired, permissions_missing) or
+        # fix something on Facebook first (meta_action_required).
+        raise AppError(conn.last_error_code if conn.last_error_code in NEEDS_REAUTH_ANSWERS else "token_expired")
     return conn
 
 

@@ -60,7 +60,12 @@ def is_fresh(conn: SocialConnection, max_age_seconds: int) -> bool:
 
 def apply_token_check(session: Session, conn: SocialConnection, check: TokenCheck, *,
                       request_id: str | None = None, ip: str | None = None) -> None:
-    """Record the check on the row; a dead token turns the connection ``needs_reauth``."""
+    """Record the check on the row; a dead token turns the connection ``needs_reauth``.
+
+    A valid token never turns a ``needs_reauth`` connection back to ``connected``: a
+    ``meta_action_required`` connection has a perfectly valid token, and only the seller
+    (fixing it on Facebook, then connecting again) can say the problem is gone.
+    """
     conn.token_last_checked_at = utcnow()
     if check.valid:
         conn.expires_at = check.expires_at

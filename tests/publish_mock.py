@@ -22,7 +22,10 @@ class PublishMock:
     def __init__(self, mocker):
         self.m = mocker
         self.overrides: dict[str, deque] = defaultdict(deque)
-        self.feed: list[dict] = []
+        self.feed: list[dict] = []        # the Page's own posts, newest last
+        self.visitor_posts: list[dict] = []  # what visitors wrote on the Page: in /feed only
+        self.container_text = "Finished: Media has been uploaded and it is ready to be published."
+        self.quota_total: int | None = 100
         self.container_status = "FINISHED"
         self.quota_used = 0
         self.counter = 0
@@ -30,6 +33,7 @@ class PublishMock:
             "photos": ("POST", f"{BASE}/{PAGE_ID}/photos", self._photos),
             "feed_post": ("POST", f"{BASE}/{PAGE_ID}/feed", self._feed_post),
             "feed_get": ("GET", f"{BASE}/{PAGE_ID}/feed", self._feed_get),
+            "published_posts": ("GET", f"{BASE}/{PAGE_ID}/published_posts", self._published_posts),
             "limit": ("GET", f"{BASE}/{IG_ID}/content_publishing_limit", self._limit),
             "media": ("POST", f"{BASE}/{IG_ID}/media", self._media),
             "media_publish": ("POST", f"{BASE}/{IG_ID}/media_publish", self._publish),
@@ -72,16 +76,23 @@ class PublishMock:
         return {"id": f"{PAGE_ID}_{n}"}
 
     def _feed_get(self, request, context):
+        return {"data": sorted(self.feed + self.visitor_posts, key=lambda p: p["created_time"], reverse=True)}
+
+    def _published_posts(self, request, context):
         return {"data": list(reversed(self.feed))}
 
     def _limit(self, request, context):
-        return {"data": [{"quota_usage": self.quota_used, "config": {"quota_total": 100, "quota_duration": 86400}}]}
+        config = {"quota_duration": 86400}
+        if self.quota_total is not None:
+            config["quota_total"] = self.quota_total
+        return {"data": [{"quota_usage": self.quota_used, "config": config}]}
 
     def _media(self, request, context):
         return {"id": f"container-{self._next()}"}
 
     def _container(self, request, context):
-        return {"status_code": self.container_status, "id": request.path.rsplit("/", 1)[-1]}
+        return {"status_code": self.container_status, "status": self.container_text,
+                "id": request.path.rsplit("/", 1)[-1]}
 
     def _publish(self, request, context):
         self.container_status = "PUBLISHED"
@@ -94,6 +105,8 @@ class PublishMock:
             return [r for r in self.m.request_history if "/container-" in r.path]
         if name == "feed_get":
             return [r for r in self.m.request_history if r.method == "GET" and r.path.endswith("/feed")]
+        if name == "published_posts":
+            return [r for r in self.m.request_history if r.method == "GET" and r.path.endswith("/published_posts")]
         return [r for r in self.m.request_history if r.method == "POST" and r.path == "/v25.0" + paths[name]]
 
 

@@ -209,3 +209,13 @@ def test_expiring_soon_is_documented(anon_client):
     spec = anon_client.get("/api/meta/openapi.json").json
     field = spec["components"]["schemas"]["StatusOut"]["properties"]["expiring_soon"]
     assert field["type"] == "boolean" and "14 days" in field["description"]
+
+
+def test_a_connection_waiting_for_the_seller_on_facebook_stays_so_while_its_token_is_valid(client, connected, meta,
+                                                                                          db_session):
+    db_session.execute(update(SocialConnection).values(status="needs_reauth", last_error_code="meta_action_required"))
+    db_session.commit()
+    make_stale(db_session, minutes=60 * 24 * 2)
+    body = client.get("/api/meta/status").json
+    assert body["status"] == "needs_reauth" and body["error_code"] == "meta_action_required"
+    assert the_connection(db_session).status == "needs_reauth"

@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 
 from publish_worker.jobs import publish_post
 from shared.db import utcnow
+from shared.errors import CATALOGUE
 from shared.models import AuditEvent, ScheduledPost, SocialConnection
 from shared.queue import PublishJob, enqueue_publish, make_queue
 from tests.factories import PAGE_TOKEN, make_connection, make_post
@@ -176,7 +177,8 @@ def test_transient_failures_are_retried_and_ambiguous_ones_checked_first(worker_
         s.execute(update(ScheduledPost).where(ScheduledPost.id == post.id).values(fb_not_before=utcnow()))
         s.commit()
     assert run_next_continuation(worker_ctx.redis) == "published"
-    assert len(graph.calls("feed_get")) == (1 if ambiguous else 0)
+    assert len(graph.calls("published_posts")) == (1 if ambiguous else 0)
+    assert graph.calls("feed_get") == []
     assert len(graph.calls("photos")) == 2
 
 
@@ -206,7 +208,7 @@ def test_after_a_crash_mid_send_the_page_is_checked_before_sending(worker_ctx, g
 def test_when_the_check_cannot_be_made_the_target_is_unconfirmed(worker_ctx, graph, conn, db_session):
     post = make_post(db_session, conn, targets=["facebook"], status="publishing", lease_owner="lease-dead",
                      lease_expires_at=utcnow() - timedelta(seconds=1), fb_sent_at=utcnow() - timedelta(seconds=5))
-    graph.queue("feed_get", {"exc": requests.exceptions.ReadTimeout})
+    graph.queue("published_posts", {"exc": requests.exceptions.ReadTimeout})
     assert publish_post(post.id) == "unconfirmed"
     post = reload(db_session, post.id)
     assert post.fb_status == "unconfirmed" and post.status == "unconfirmed"
@@ -425,3 +427,122 @@ def test_a_bare_429_is_throttling(worker_ctx, graph, conn, db_session):
     post = make_post(db_session, conn, targets=["facebook"])
     assert publish_post(post.id) == "continuing"
     assert reload(db_session, post.id).fb_error_code == "rate_limited"
+
+
+def test_a_visitor_post_with_the_same_caption_is_not_taken_for_ours(worker_ctx, graph, conn, db_session):
+    # A 5xx once the photo request reached Meta: ambiguous. A visitor wrote the same words on the Page.
+    graph.queue("photos", graph_error(2, status=500, message="An unexpected error has occurred.", is_transient=True))
+    graph.visitor_posts.append(feed_item("104000000000001_777", "Promo minggu ini #diskon"))
+    post = make_post(db_session, conn, targets=["facebook"])
+    assert publish_post(post.id) == "continuing"
+    with worker_ctx.session() as s:
+        s.execute(update(ScheduledPost).where(ScheduledPost.id == post.id).values(fb_not_before=utcnow()))
+        s.commit()
+    assert run_next_continuation(worker_ctx.redis) == "published"
+    post = reload(db_session, post.id)
+    assert post.fb_post_id == "104000000000001_1"  # ours, sent again; not the visitor's
+    assert len(graph.calls("photos")) == 2
+    [check] = graph.calls("published_posts")
+    assert "fields=id%2Cmessage%2Ccreated_time" in check.url and "since=" in check.url
+    assert graph.calls("feed_get") == []
+
+
+@pytest.mark.parametrize("error, expected", [
+    (graph_error(4, 2207051, message="Application request limit reached"), "account_restricted"),
+    (graph_error(9, 2207050), "account_restricted"),
+    (graph_error(368), "account_restricted"),
+])
+def test_restricted_accounts_are_never_retried(worker_ctx, graph, conn, db_session, error, expected):
+    graph.queue("media", error)
+    post = make_post(db_session, conn, targets=["instagram"])
+    assert publish_post(post.id) == "failed"
+    post = reload(db_session, post.id)
+    assert (post.ig_status, post.ig_error_code, post.ig_tries) == ("failed", expected, 1)
+    assert len(graph.calls("media")) == 1 and scheduled_jobs(worker_ctx.redis) == []
+    assert db_session.get(SocialConnection, conn.id).status == "connected"
+
+
+@pytest.mark.parametrize("error", [graph_error(-1, 2207001), graph_error(-2, 2207003), graph_error(-2, 2207020),
+                                   graph_error(-1, 2207032)])
+def test_meta_side_failures_at_container_creation_make_a_new_container(worker_ctx, graph, conn, db_session, error):
+    graph.queue("media", error)
+    post = make_post(db_session, conn, targets=["instagram"])
+    assert publish_post(post.id) == "continuing"
+    with worker_ctx.session() as s:
+        s.execute(update(ScheduledPost).where(ScheduledPost.id == post.id).values(ig_not_before=utcnow()))
+        s.commit()
+    assert run_next_continuation(worker_ctx.redis) == "published"
+    assert len(graph.calls("media")) == 2 and len(graph.calls("media_publish")) == 1
+
+
+def test_341_is_retried_after_ten_minutes_at_least(worker_ctx, graph, conn, db_session):
+    graph.queue("photos", graph_error(341, message="Feed action request limit reached"))
+    post = make_post(db_session, conn, targets=["facebook"])
+    before = utcnow()
+    assert publish_post(post.id) == "continuing"
+    held = reload(db_session, post.id)
+    assert held.fb_error_code == "rate_limited" and held.fb_not_before - before >= timedelta(minutes=10)
+
+
+@pytest.mark.parametrize("error", [graph_error(190, 459), graph_error(190, 464), graph_error(200, 1404078),
+                                   graph_error(368, 4854002)])
+def test_meta_action_required_marks_the_connection(worker_ctx, graph, conn, db_session, error):
+    graph.queue("photos", error)
+    post = make_post(db_session, conn)
+    assert publish_post(post.id) == "failed"
+    post = reload(db_session, post.id)
+    assert (post.fb_error_code, post.ig_error_code, post.error_code) == ("meta_action_required",) * 3
+    assert graph.calls("media") == [] and len(graph.calls("photos")) == 1
+    connection = db_session.get(SocialConnection, conn.id)
+    assert (connection.status, connection.last_error_code) == ("needs_reauth", "meta_action_required")
+
+
+def test_a_container_in_error_keeps_metas_status_text(worker_ctx, graph, conn, db_session):
+    graph.container_status = "ERROR"
+    graph.container_text = "Error: Media upload has failed with error code 2207004."
+    post = make_post(db_session, conn)
+    assert publish_post(post.id) == "partially_published"
+    post = reload(db_session, post.id)
+    assert post.error_message == ("Instagram: " + CATALOGUE["media_invalid"].message_id
+                                  + " Meta: Error: Media upload has failed with error code 2207004.")
+    [status] = graph.calls("container")
+    assert "fields=status_code%2Cstatus" in status.url
+
+
+@pytest.mark.parametrize("used, deferred", [(50, True), (49, False)])
+def test_without_a_quota_total_fifty_posts_a_day_are_assumed(worker_ctx, graph, conn, db_session, used, deferred):
+    graph.quota_total = None
+    graph.quota_used = used
+    post = make_post(db_session, conn, targets=["instagram"])
+    assert publish_post(post.id) == ("continuing" if deferred else "published")
+    assert len(graph.calls("media")) == (0 if deferred else 1)
+
+
+@pytest.mark.parametrize("code, subcode, expected, retry", [
+    (-1, 2207001, "meta_unavailable", "backoff"),
+    (-2, 2207003, "meta_unavailable", "backoff"),
+    (1, None, "meta_unavailable", "backoff"),
+    (2, None, "meta_unavailable", "backoff"),
+    (341, None, "rate_limited", "wait"),
+    (-2, 2207020, "meta_unavailable", "recreate"),
+    (-1, 2207032, "meta_unavailable", "recreate"),
+    (4, 2207051, "account_restricted", "never"),
+    (9, 2207050, "account_restricted", "never"),
+    (368, None, "account_restricted", "never"),
+    (190, 459, "meta_action_required", "never"),
+    (190, 464, "meta_action_required", "never"),
+    (102, 459, "meta_action_required", "never"),       # a subcode means the same whatever code carries it
+    (200, 1404078, "meta_action_required", "never"),
+    (10, 4854002, "meta_action_required", "never"),
+    (9, 2207042, "publishing_limit_reached", "defer"),
+    (190, 463, "token_expired", "never"),
+    (4, None, "rate_limited", "wait"),
+    (100, 2207026, "media_invalid", "never"),
+])
+def test_metas_error_table(code, subcode, expected, retry):
+    from publish_worker.failures import classify
+    from shared.graph import GraphError
+
+    failure = classify(GraphError(http_status=400, code=code, subcode=subcode, message="ignored text"))
+    assert (failure.error_code, failure.decision) == (expected, retry)
+    assert failure.min_wait_seconds == (600 if code == 341 else 0)

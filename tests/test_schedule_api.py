@@ -13,6 +13,7 @@ from rq.serializers import JSONSerializer
 from sqlalchemy import func, select, update
 
 from shared.db import utcnow
+from shared.errors import CATALOGUE
 from shared.models import AuditEvent, ScheduledPost, SocialConnection
 from tests.conftest import SCHEDULER_TOKEN, same_origin, session_jwt
 from tests.factories import make_connection, make_post
@@ -139,6 +140,19 @@ def test_needs_reauth_connection(client, db_session):
     assert response.status_code == 409
     assert response.json == {"error_code": "token_expired", "action": "reconnect",
                              "message": "Koneksi Meta kedaluwarsa. Silakan connect ulang."}
+
+
+def test_a_connection_the_seller_must_fix_on_facebook_answers_meta_action_required(client, db_session):
+    make_connection(db_session, status="needs_reauth", last_error_code="meta_action_required",
+                    checked_minutes_ago=60)
+    with requests_mock.Mocker() as m:
+        response = schedule(client, body())
+        english = schedule(client, body(), **{"Accept-Language": "en"})
+    assert m.call_count == 0  # a valid token changes nothing: the seller must act on Facebook
+    assert response.status_code == 403
+    assert response.json == {"error_code": "meta_action_required", "action": "fix_on_meta",
+                             "message": CATALOGUE["meta_action_required"].message_id}
+    assert english.json["message"] == CATALOGUE["meta_action_required"].message_en
 
 
 def test_a_recently_checked_token_is_not_checked_again(client, conn):

@@ -13,6 +13,8 @@
 (() => {
   const API = "/api/meta";
   const BUSINESS_SUITE_URL = "https://business.facebook.com/latest/settings/instagram_account";
+  // Where a seller fixes what only Meta can fix (restrictions, checks, Page publishing authorization).
+  const FACEBOOK_URL = "https://www.facebook.com/";
   const MAX_CAPTION = 2200;
   const POSTS_PAGE_SIZE = 20;
   const POSTS_MAX_LIMIT = 100;
@@ -228,6 +230,12 @@
     return button;
   }
 
+  /** "Buka Facebook": opened by the seller in a new tab, never fetched by this page. */
+  function facebookLink() {
+    return el("a", { text: "Buka Facebook", className: "external facebook-link",
+      attrs: { href: FACEBOOK_URL, target: "_blank", rel: "noopener noreferrer" } });
+  }
+
   function businessSuiteLink() {
     return el("a", { text: "Hubungkan Instagram di Meta Business Suite", className: "external",
       attrs: { href: BUSINESS_SUITE_URL, target: "_blank", rel: "noopener noreferrer" } });
@@ -269,6 +277,12 @@
         return [actionButton("Coba lagi", (b) => (context.retry ? retryFromPanel(b, context.retry) : startConnect(b)))];
       case "choose_page":
         return [actionButton("Pilih Page", () => openPagePicker())];
+      case "fix_on_meta":
+        return [
+          el("p", { className: "action-text",
+            text: "Buka Facebook dan ikuti pemberitahuan atau petunjuk di sana. Setelah selesai, connect ulang di halaman ini." }),
+          facebookLink(),
+        ];
       default:
         return [];
     }
@@ -301,10 +315,13 @@
     not_connected: { text: "Not connected", className: "badge badge-neutral" },
     needs_reauth: { text: "Perlu connect ulang", className: "badge badge-warn" },
   };
+  // needs_reauth whose cure is on Facebook, not in a new connect.
+  const META_ACTION_BADGE = { text: "Perlu tindakan di Facebook", className: "badge badge-warn" };
 
-  function setBadge(status) {
+  function setBadge(status, errorCode) {
     const badge = $("status-badge");
-    const spec = BADGES[status] || BADGES.not_connected;
+    const fixOnMeta = status === "needs_reauth" && errorSpec(errorCode).action === "fix_on_meta";
+    const spec = fixOnMeta ? META_ACTION_BADGE : (BADGES[status] || BADGES.not_connected);
     badge.textContent = spec.text;
     badge.className = spec.className;
     badge.dataset.status = status;
@@ -361,7 +378,9 @@
     finishLoadingCard();
     state.connection = connection;
     const status = BADGES[connection.status] ? connection.status : "not_connected";
-    setBadge(status);
+    const errorCode = connection.error_code || "token_expired";
+    const fixOnMeta = status === "needs_reauth" && errorSpec(errorCode).action === "fix_on_meta";
+    setBadge(status, errorCode);
     show($("login-message"), false);
     show($("status-intro"), status === "not_connected");
     show($("status-details"), status !== "not_connected");
@@ -369,7 +388,9 @@
 
     const reauth = $("reauth-message");
     if (status === "needs_reauth") {
-      reauth.textContent = messageFor(connection.error_code || "token_expired");
+      reauth.dataset.errorCode = errorCode;
+      reauth.replaceChildren(el("p", { text: messageFor(errorCode) }),
+        ...(fixOnMeta ? actionControls("fix_on_meta") : []));
     }
     show(reauth, status === "needs_reauth");
     renderExpiryBanner(connection, status);
@@ -380,7 +401,9 @@
 
     const canSchedule = status === "connected";
     $("schedule-fieldset").disabled = !canSchedule;
-    $("schedule-disabled-hint").textContent = status === "needs_reauth"
+    $("schedule-disabled-hint").textContent = fixOnMeta
+      ? "Selesaikan dulu di Facebook, lalu connect ulang untuk menjadwalkan postingan baru."
+      : status === "needs_reauth"
       ? "Connect ulang dulu untuk menjadwalkan postingan baru."
       : "Hubungkan Facebook & Instagram dulu untuk menjadwalkan postingan.";
     show($("schedule-disabled-hint"), !canSchedule);
@@ -743,7 +766,7 @@
       return;
     }
     const controls = [];
-    if (["token_expired", "permissions_missing", "not_connected"].includes(error.code)) {
+    if (["token_expired", "permissions_missing", "not_connected", "meta_action_required"].includes(error.code)) {
       await loadStatus(); // the card now shows what to do
     } else if (error.status === 401) {
       renderSignedOut();
@@ -751,6 +774,8 @@
     }
     if (error.code === "token_expired" || error.code === "permissions_missing") {
       controls.push(document.createTextNode(" "), actionButton("Connect ulang", (b) => startConnect(b)));
+    } else if (errorSpec(error.code).action === "fix_on_meta") {
+      controls.push(document.createTextNode(" "), facebookLink());
     }
     showScheduleError(messageFor(error.code), controls);
   }
@@ -801,6 +826,10 @@
     ]);
     const errorText = postErrorText(post);
     if (errorText) row.append(el("p", { className: "post-error", text: errorText }));
+    const codes = [post.error_code, ...Object.values(post.targets || {}).map((t) => t && t.error_code)];
+    if (!ACTIVE_POST_STATUSES.has(status) && codes.some((code) => code && errorSpec(code).action === "fix_on_meta")) {
+      row.append(el("p", { className: "post-fix" }, [facebookLink()]));
+    }
     if (status === "queued" && post.attempts > 0 && post.next_attempt_at) {
       row.append(el("p", { className: "post-retry muted", text: `Dicoba lagi ${formatDateTime(post.next_attempt_at)}` }));
     }

@@ -16,6 +16,7 @@ from tests.browser.conftest import reset_sandbox
 SCREENSHOT_DIR = "/tmp"
 IG_PAGE_REASON = "Page Facebook belum terhubung ke Instagram Business."
 BUSINESS_SUITE_URL = "https://business.facebook.com/latest/settings/instagram_account"
+FACEBOOK_URL = "https://www.facebook.com/"
 
 
 # ---------- helpers ----------
@@ -302,6 +303,54 @@ def test_scheduled_post_is_queued_then_published_on_both(live, page):
     assert published["instagram"][0]["caption"] == "Promo minggu ini #diskon"
 
 
+def sandbox_fault(stack, endpoint: str, code: int, subcode: int) -> None:
+    requests.post(f"{stack.sandbox.url}/_sandbox/faults", timeout=5, json={
+        "endpoint": endpoint, "status": 400, "times": 5,
+        "error": {"code": code, "error_subcode": subcode, "message": "sandbox"}}).raise_for_status()
+
+
+def schedule_in_3s(page: Page, caption: str):
+    page.fill("#caption", caption)
+    page.fill("#media-url", "https://cdn.example.com/produk.jpg")
+    assert page.evaluate(SET_PUBLISH_AT_IN_3S)
+    page.click("#schedule-submit")
+    return page.locator("#posts [data-job-id]").filter(has_text=caption)
+
+
+def test_what_only_facebook_can_fix_is_shown_with_a_link_to_facebook(live, page):
+    open_social_connect(page, live)
+    connect_one_page(page, live)
+
+    # Spam protection on the Page: Facebook fails for good, Instagram is published.
+    sandbox_fault(live, "photos", 4, 2207051)
+    row = schedule_in_3s(page, "Promo kilat")
+    expect(row.locator(".post-status")).to_have_text("Sebagian terbit", timeout=20_000)
+    expect(row.locator(".post-error")).to_contain_text(CATALOGUE["account_restricted"].message_id)
+    link = row.get_by_role("link", name="Buka Facebook")
+    expect(link).to_have_attribute("href", FACEBOOK_URL)
+    expect(link).to_have_attribute("target", "_blank")
+    expect(page.locator("#status-badge")).to_have_text("Connected")
+    requests.delete(f"{live.sandbox.url}/_sandbox/faults", timeout=5).raise_for_status()
+
+    # A checkpoint on the seller's account: the connection waits for the seller to act on Facebook.
+    sandbox_fault(live, "photos", 190, 459)
+    row = schedule_in_3s(page, "Promo besok")
+    expect(row.locator(".post-status")).to_have_text("Gagal", timeout=20_000)
+    expect(row.locator(".post-error")).to_contain_text(CATALOGUE["meta_action_required"].message_id)
+    expect(row.get_by_role("link", name="Buka Facebook")).to_have_attribute("href", FACEBOOK_URL)
+    page.reload()
+    expect(page.locator("#status-card")).to_have_attribute("aria-busy", "false")
+    expect(page.locator("#status-badge")).to_have_text("Perlu tindakan di Facebook")
+    reauth = page.locator("#reauth-message")
+    expect(reauth).to_contain_text(CATALOGUE["meta_action_required"].message_id)
+    expect(reauth.get_by_role("link", name="Buka Facebook")).to_have_attribute("href", FACEBOOK_URL)
+    expect(page.locator("#schedule-submit")).to_be_disabled()
+    expect(page.locator("#schedule-disabled-hint")).to_contain_text("Selesaikan dulu di Facebook")
+    page.screenshot(path=f"{SCREENSHOT_DIR}/social_connect_meta_action_required.png", full_page=True)
+    published = requests.get(f"{live.sandbox.url}/_sandbox/published.json", timeout=5).json()
+    assert [p["caption"] for p in published["instagram"]] == ["Promo kilat"] and published["facebook"] == []
+
+
 def test_a_queued_post_can_be_cancelled(live, page):
     open_social_connect(page, live)
     connect_one_page(page, live)
@@ -328,6 +377,7 @@ def expected_control(action: str | None):
         "login": ("link", "Masuk ke Resellio"),  # the demo knows its login page
         "retry": ("button", "Coba lagi"),
         "choose_page": ("button", "Pilih Page"),
+        "fix_on_meta": ("link", "Buka Facebook"),
     }.get(action)
 
 
@@ -341,10 +391,13 @@ def test_every_catalogue_error_renders_with_its_action(live, page):
         control = expected_control(spec.action)
         if control is not None:
             expect(panel.get_by_role(control[0], name=control[1])).to_be_visible()
-        if spec.action in ("fix_input", "wait", "switch_account", "link_instagram"):
+        if spec.action in ("fix_input", "wait", "switch_account", "link_instagram", "fix_on_meta"):
             expect(panel.locator(".action-text")).to_be_visible()
         if spec.action == "link_instagram":
             expect(panel.get_by_role("link")).to_have_attribute("href", BUSINESS_SUITE_URL)
+        if spec.action == "fix_on_meta":
+            expect(panel.get_by_role("link")).to_have_attribute("href", FACEBOOK_URL)
+            expect(panel.get_by_role("link")).to_have_attribute("rel", "noopener noreferrer")
         assert page.url == f"{live.url}/", code
 
 

@@ -145,3 +145,15 @@ def test_html_pages(meta, path):
     resp = meta.client.get(path)
     assert resp.status_code == 200 and resp.mimetype == "text/html"
     assert "Meta sandbox" in resp.get_data(as_text=True)
+
+
+def test_fault_with_a_code_and_subcode_for_a_number_of_calls(meta):
+    _, page = meta.connect()
+    container = meta.post(f"/{IG_1}/media", page, image_url=IMAGE).get_json()["id"]
+    meta.admin("faults", {"endpoint": "media_publish", "times": 2,
+                          "error": {"code": 4, "error_subcode": 2207051, "message": "spam"}})
+    for _ in range(2):
+        err = error_of(meta.post(f"/{IG_1}/media_publish", page, creation_id=container))
+        assert (err["code"], err["error_subcode"]) == (4, 2207051)
+    assert meta.post(f"/{IG_1}/media_publish", page, creation_id=container).status_code == 200
+    assert meta.admin("state", method="get")["calls"]["media_publish"] == 3

@@ -162,3 +162,56 @@ def test_publishing_limit(tokens):
     assert (err["code"], err["error_subcode"]) == (9, 2207042)
     assert err["message"] == ("The maximum number of posts that can be published within "
                               "the 24 hour window has been reached")
+
+
+def test_published_posts_lists_only_the_pages_own_posts(tokens):
+    meta, user, page = tokens
+    mine = meta.post(f"/{PAGE_1}/feed", page, message="Promo").get_json()["id"]
+    visitor = meta.admin(f"pages/{PAGE_1}/visitor-posts", {"message": "Promo", "from_name": "Budi"})
+    feed = meta.get(f"/v25.0/{PAGE_1}/feed", page, fields="id,message,from").get_json()["data"]
+    assert [p["id"] for p in feed] == [visitor["id"], mine]
+    assert feed[0]["from"]["name"] == "Budi"
+    own = meta.get(f"/v25.0/{PAGE_1}/published_posts", page, fields="id,message,created_time").get_json()["data"]
+    assert [(p["id"], p["message"]) for p in own] == [(mine, "Promo")] and own[0]["created_time"]
+    since = int(time.time()) + 60
+    assert meta.get(f"/{PAGE_1}/published_posts", page, since=since).get_json()["data"] == []
+    # What the app published does not include what visitors wrote.
+    fb = meta.client.get("/_sandbox/published.json").get_json()["facebook"]
+    assert [p["post_id"] for p in fb] == [mine]
+    assert meta.admin("state", method="get")["calls"]["published_posts"] == 2
+
+
+def test_published_posts_needs_the_pages_token_and_its_proof(tokens):
+    meta, user, page = tokens
+    assert error_of(meta.get(f"/{PAGE_1}/published_posts", user))["code"] == 210
+    assert error_of(meta.get(f"/{PAGE_1}/published_posts", page, signed=False))["code"] == 100
+    assert error_of(meta.get(f"/{PAGE_1}/published_posts", page, appsecret_proof="0" * 64))["code"] == 100
+    other = meta.page_token(user, "110000000000002")
+    assert meta.get(f"/{PAGE_1}/published_posts", other).status_code == 400
+
+
+def test_visitor_post_admin_validation(tokens):
+    meta, _, _ = tokens
+    assert meta.client.post(f"/_sandbox/pages/{PAGE_1}/visitor-posts", json={}).status_code == 400
+    assert meta.client.post("/_sandbox/pages/999/visitor-posts", json={"message": "x"}).status_code == 404
+
+
+def test_container_outcomes_and_status_text(tokens):
+    meta, _, page = tokens
+    meta.admin("container-outcomes", {"status_code": "ERROR", "status": "Error: Unsupported ratio (2207009).",
+                                      "times": 1})
+    broken = meta.post(f"/{IG_1}/media", page, image_url=IMAGE).get_json()["id"]
+    fine = meta.post(f"/{IG_1}/media", page, image_url=IMAGE).get_json()["id"]
+    body = meta.get(f"/{broken}", page, fields="status_code,status").get_json()
+    assert body["status_code"] == "ERROR" and body["status"] == "Error: Unsupported ratio (2207009)."
+    assert meta.get(f"/{fine}", page, fields="status_code").get_json()["status_code"] == "FINISHED"
+    meta.admin(f"containers/{fine}", {"status_code": "EXPIRED", "status": "Expired: too old."})
+    assert meta.get(f"/{fine}", page, fields="status").get_json()["status"] == "Expired: too old."
+    assert meta.client.post("/_sandbox/container-outcomes", json={"status_code": "FINISHED"}).status_code == 400
+
+
+def test_publishing_limit_without_a_total(tokens):
+    meta, _, page = tokens
+    meta.admin("quota", {"ig_user_id": IG_1, "used": 3, "total": 100, "report_total": False})
+    body = meta.get(f"/{IG_1}/content_publishing_limit", page, fields="quota_usage,config").get_json()
+    assert body["data"] == [{"quota_usage": 3, "config": {"quota_duration": 86400}}]
