@@ -150,7 +150,8 @@ SCHEMAS = {
 DESCRIPTION = (
     "Connect a Facebook Page and its Instagram Business account; schedule posts to both. "
     "Errors: {error_code, message, action[, fields]} (fields: flat dotted keys, lists of messages). "
-    "A method a path does not list answers 405 bad_request in that shape, with an Allow header.")
+    "A method a path does not list answers 405 bad_request in that shape, with an Allow header "
+    "(components/responses/MethodNotAllowed).")
 
 
 # What ScheduleBody's own validators check, in the document's terms (DESIGN §4).
@@ -173,6 +174,11 @@ def build_spec() -> dict:
     spec.components.security_scheme("schedulerBearer", {"type": "http", "scheme": "bearer"})
     for name, schema in SCHEMAS.items():
         spec.components.schema(name, schema=schema)
+    spec.components.response("MethodNotAllowed", {
+        "description": "A method the path does not list: error_code bad_request",
+        "headers": {"Allow": {"description": "The methods the path answers", "required": True,
+                              "schema": {"type": "string"}}},
+        **_json("Error")})
     for path, operations in PATHS.items():
         operations = dict(operations)
         spec.path(path=path, parameters=operations.pop("parameters", None), operations=operations)

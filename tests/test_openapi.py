@@ -60,6 +60,8 @@ def test_a_method_a_path_does_not_list_answers_405_with_allow_in_the_error_shape
     assert {m.strip() for m in response.headers["Allow"].split(",")} >= {"GET", "POST"}
     assert "PUT" not in response.headers["Allow"]
     assert schemas.ErrorOut().validate(response.json) == {} and response.json["error_code"] == "bad_request"
+    documented = anon_client.get("/api/meta/openapi.json").json["components"]["responses"]["MethodNotAllowed"]
+    assert documented["headers"]["Allow"]["required"] is True
 
 
 def test_parameters_carry_their_real_bounds(anon_client):
