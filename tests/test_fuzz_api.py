@@ -85,8 +85,8 @@ def seller_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {session_jwt(SELLER)}", "Accept": "application/json"}
 
 
-def connect_seller(app, sandbox) -> str:
-    """The real connect flow against the sandbox: dialog URL, consent, callback. Returns the connection id."""
+def connect_seller(app, sandbox) -> dict:
+    """The real connect flow against the sandbox: dialog URL, consent, callback. Returns the callback's body."""
     client = app.test_client()
     oauth_url = client.get("/api/meta/connect", headers=seller_headers()).json["oauth_url"]
     query = {k: v[0] for k, v in parse_qs(urlsplit(oauth_url).query).items()}
@@ -96,9 +96,9 @@ def connect_seller(app, sandbox) -> str:
         "permissions": list(DEFAULT_SCOPES)})
     assert answer.status_code == 302, answer.text
     back = urlsplit(answer.headers["Location"])
-    connected = client.get(f"/api/meta/callback?{back.query}", headers=seller_headers())
-    assert connected.status_code == 200 and connected.json["connected"] is True, connected.json
-    return connected.json["connection_id"]
+    answer = client.get(f"/api/meta/callback?{back.query}", headers=seller_headers())
+    assert answer.status_code == 200, answer.json
+    return answer.json
 
 
 @pytest.fixture
@@ -109,12 +109,25 @@ def fuzzed_app(app, sandbox, loopback_only):
     """
     from connect_service.extensions import db
 
-    connection_id = connect_seller(app, sandbox)
+    connected = connect_seller(app, sandbox)
+    assert connected["connected"] is True, connected
+    connection_id = connected["connection_id"]
     with app.app_context():
         db.session.execute(update(SocialConnection).where(SocialConnection.id == connection_id)
                            .values(token_last_checked_at=datetime.now(timezone.utc) - timedelta(hours=1)))
         db.session.commit()
     return app
+
+
+@pytest.fixture
+def selecting_app(app, sandbox, loopback_only):
+    """The app under test, with ``fuzz-seller`` in the middle of a multi-page connect."""
+    requests.post(f"{sandbox.url}/_sandbox/reset", json={"scenario": "several_pages"}, timeout=5).raise_for_status()
+    try:
+        assert connect_seller(app, sandbox)["requires_page_selection"] is True
+        yield app
+    finally:
+        requests.post(f"{sandbox.url}/_sandbox/reset", json={"scenario": "one_page"}, timeout=5).raise_for_status()
 
 
 def _document_app():
@@ -155,6 +168,12 @@ def test_api_as_a_signed_in_seller(case, fuzzed_app):
 @FUZZ_SETTINGS
 def test_schedule_api_as_the_scheduler(case, fuzzed_app):
     _fuzz(case, fuzzed_app, {"Authorization": f"Bearer {SCHEDULER_TOKEN}", "Accept": "application/json"})
+
+
+@schema.include(path_regex=r"^/api/meta/(pages|select-page)$").parametrize()
+@FUZZ_SETTINGS
+def test_page_selection_with_pages_pending(case, selecting_app):
+    _fuzz(case, selecting_app, seller_headers())
 
 
 def test_schedule_read_and_cancel_workflow(fuzzed_app, sandbox):
