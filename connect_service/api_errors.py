@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, g, jsonify, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from shared.errors import CATALOGUE, AppError, error_body
 from shared.graph import GraphError, GraphTransportError
@@ -60,7 +60,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def handle_http_error(exc: HTTPException):
         status = exc.code or 500
-        return error_response(_http_error_code(status), status if status < 500 else 500)
+        response = error_response(_http_error_code(status), status if status < 500 else 500)
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            response.headers["Allow"] = ", ".join(exc.valid_methods)  # RFC 9110: a 405 names what is allowed
+        return response
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception):

@@ -8,16 +8,16 @@ import logging
 from datetime import datetime
 
 from flask import Blueprint, jsonify, request
-from marshmallow import Schema, fields, validate
 from sqlalchemy import and_, or_, select, update
 
 from connect_service.auth import current_caller, require_caller, require_user
 from connect_service.extensions import db, graph_client, services
 from connect_service.parsing import json_body_raw, query_args
 from connect_service.request_context import request_info
+from connect_service.schemas import PostListQuery
 from shared.db import iso_z
 from shared.errors import AppError
-from shared.models import CANCELLED, POST_STATUSES, QUEUED, ScheduledPost
+from shared.models import CANCELLED, QUEUED, ScheduledPost
 from shared.posts import cancel_rq_job
 from shared.scheduling import PostCaller, schedule_post
 
@@ -101,13 +101,6 @@ def read(job_id: str):
     return jsonify(post_body(_visible_post(job_id)))
 
 
-class ListQuery(Schema):
-    status = fields.String(load_default=None, validate=validate.OneOf(POST_STATUSES))
-    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
-    cursor = fields.String(load_default=None)
-    connection_id = fields.String(load_default=None)
-
-
 def _encode_cursor(post: ScheduledPost) -> str:
     raw = json.dumps([post.created_at.isoformat(), post.id]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -128,7 +121,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 @require_caller(allow_scheduler=True)
 def list_posts():
     """The caller's posts, newest first, ``?status=&limit=&cursor=``."""
-    args = query_args(ListQuery())
+    args = query_args(PostListQuery())
     caller = current_caller()
     query = select(ScheduledPost)
     if caller.is_scheduler:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
 
+from shared.models import POST_STATUSES
+
 
 class ConnectQuery(Schema):
     class Meta:
@@ -19,6 +21,24 @@ class CallbackQuery(Schema):
     state = fields.String(load_default=None)
     error = fields.String(load_default=None)
     error_reason = fields.String(load_default=None)
+
+
+class PostListQuery(Schema):
+    """``GET /api/meta/schedule``: the scheduler must give ``connection_id``."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    status = fields.String(load_default=None, validate=validate.OneOf(POST_STATUSES))
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    cursor = fields.String(load_default=None)
+    connection_id = fields.String(load_default=None)
+
+
+class SignedRequestForm(Schema):
+    """Meta's platform callbacks: one form field, ``signed_request`` (``sig.payload``, base64url)."""
+
+    signed_request = fields.String(required=True)
 
 
 class SelectPageBody(Schema):
@@ -50,7 +70,7 @@ class ConnectedOut(Schema):
     instagram_business_account_id = fields.String()
     status = fields.String()
     connection_id = fields.String()
-    page_name = fields.String()
+    page_name = fields.String(allow_none=True)
 
 
 class SelectionOut(Schema):
@@ -67,9 +87,9 @@ class StatusOut(Schema):
     status = fields.String(required=True, validate=validate.OneOf(["connected", "not_connected", "needs_reauth"]))
     connection_id = fields.String()
     facebook_page_id = fields.String()
-    instagram_business_account_id = fields.String()
+    instagram_business_account_id = fields.String(allow_none=True)
     instagram_username = fields.String(allow_none=True)
-    page_name = fields.String()
+    page_name = fields.String(allow_none=True)
     connected_at = fields.String(allow_none=True)
     expires_at = fields.String(allow_none=True)
     data_access_expires_at = fields.String(allow_none=True)
@@ -141,6 +161,10 @@ class PostListOut(Schema):
 class CancelOut(Schema):
     cancelled = fields.Boolean(required=True)
     job_id = fields.String(required=True)
+
+
+class DeauthorizeOut(Schema):
+    success = fields.Boolean(required=True)
 
 
 class DeletionOut(Schema):
