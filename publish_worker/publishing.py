@@ -133,6 +133,12 @@ class PublishRun:
         if "fb" not in self.pending() or not self.due(post.fb_not_before):
             return
         if post.fb_sent_at is not None:
+            settled_at = post.fb_sent_at + self.request_lifetime()
+            if self.fresh_take and utcnow() < settled_at:
+                # Taken over from a run that died mid-request: that request may still be carried
+                # out by Meta until its own timeout runs out, so look for the post only after that.
+                self.save(fb_not_before=settled_at)
+                return
             try:
                 found = self.find_page_post()
             except CheckFailed:
@@ -157,6 +163,10 @@ class PublishRun:
             self.target_failed("fb", classify(exc))
             return
         self.save(fb_status=PUBLISHED, fb_post_id=str(post_id), fb_published_at=utcnow(), fb_error_code=None)
+
+    def request_lifetime(self) -> timedelta:
+        """How long a request we sent may still be running at Meta (both times are our clock's)."""
+        return timedelta(seconds=self.settings.graph_connect_timeout + self.settings.graph_read_timeout + 2)
 
     def find_page_post(self) -> str | None:
         """After an ambiguous attempt: is the post on the Page? Its id, None if surely not there.

@@ -198,16 +198,38 @@ def test_an_ambiguous_send_that_did_reach_meta_is_found_not_repeated(worker_ctx,
 def test_after_a_crash_mid_send_the_page_is_checked_before_sending(worker_ctx, graph, conn, db_session):
     # A worker died after committing "sent" and before recording the answer; its lease expired.
     post = make_post(db_session, conn, targets=["facebook"], status="publishing", lease_owner="lease-dead",
-                     lease_expires_at=utcnow() - timedelta(seconds=1), fb_sent_at=utcnow() - timedelta(seconds=5))
+                     lease_expires_at=utcnow() - timedelta(seconds=1), fb_sent_at=utcnow() - timedelta(seconds=30))
     graph.feed.append(feed_item("104000000000001_42", post.caption))
     assert publish_post(post.id) == "published"
     assert graph.calls("photos") == []
     assert reload(db_session, post.id).fb_post_id == "104000000000001_42"
 
 
+def test_a_takeover_right_after_a_send_waits_for_that_request_before_looking(worker_ctx, graph, conn, db_session):
+    # The dead worker's request may still be carried out by Meta until its timeouts run out:
+    # looking at once would find nothing and send the post a second time.
+    sent = utcnow() - timedelta(seconds=1)
+    post = make_post(db_session, conn, targets=["facebook"], status="publishing", lease_owner="lease-dead",
+                     lease_expires_at=utcnow() - timedelta(seconds=1), fb_sent_at=sent)
+    assert publish_post(post.id) == "continuing"
+    assert graph.calls("published_posts") == [] and graph.calls("photos") == []
+    held = reload(db_session, post.id)
+    settings = worker_ctx.settings
+    lifetime = settings.graph_connect_timeout + settings.graph_read_timeout
+    assert held.fb_not_before >= sent + timedelta(seconds=lifetime)
+    # Meta carried the old request out in the meantime; the continuation finds it and sends nothing.
+    graph.feed.append(feed_item("104000000000001_43", post.caption))
+    with worker_ctx.session() as s:
+        s.execute(update(ScheduledPost).where(ScheduledPost.id == post.id).values(fb_not_before=utcnow()))
+        s.commit()
+    assert run_next_continuation(worker_ctx.redis) == "published"
+    assert graph.calls("photos") == []
+    assert reload(db_session, post.id).fb_post_id == "104000000000001_43"
+
+
 def test_when_the_check_cannot_be_made_the_target_is_unconfirmed(worker_ctx, graph, conn, db_session):
     post = make_post(db_session, conn, targets=["facebook"], status="publishing", lease_owner="lease-dead",
-                     lease_expires_at=utcnow() - timedelta(seconds=1), fb_sent_at=utcnow() - timedelta(seconds=5))
+                     lease_expires_at=utcnow() - timedelta(seconds=1), fb_sent_at=utcnow() - timedelta(seconds=30))
     graph.queue("published_posts", {"exc": requests.exceptions.ReadTimeout})
     assert publish_post(post.id) == "unconfirmed"
     post = reload(db_session, post.id)
@@ -327,7 +349,7 @@ def test_a_post_taken_over_too_often_stops(worker_ctx, graph, conn, db_session):
 
 def test_a_post_taken_over_too_often_after_an_ambiguous_send_is_unconfirmed(worker_ctx, graph, conn, db_session):
     post = make_post(db_session, conn, targets=["facebook"], takes=worker_ctx.settings.max_runs,
-                     fb_sent_at=utcnow() - timedelta(seconds=5))
+                     fb_sent_at=utcnow() - timedelta(seconds=30))
     assert publish_post(post.id) == "unconfirmed"
 
 
@@ -368,14 +390,14 @@ def test_same_caption_posts_are_never_mistaken_for_each_other(worker_ctx, graph,
                   fb_post_id="104000000000001_900")
     graph.feed.append(feed_item("104000000000001_900", a.caption))
     b = make_post(db_session, conn, targets=["facebook"], status="publishing", lease_owner="lease-dead",
-                  lease_expires_at=utcnow() - timedelta(seconds=1), fb_sent_at=utcnow() - timedelta(seconds=5))
+                  lease_expires_at=utcnow() - timedelta(seconds=1), fb_sent_at=utcnow() - timedelta(seconds=30))
     assert publish_post(b.id) == "published"
     assert len(graph.calls("photos")) == 1  # A's entry was not taken for B: B was really sent
     assert reload(db_session, b.id).fb_post_id != "104000000000001_900"
 
 
 def test_an_uncertain_match_is_unconfirmed_not_guessed(worker_ctx, graph, conn, db_session):
-    sent = utcnow() - timedelta(seconds=5)
+    sent = utcnow() - timedelta(seconds=30)
     stuck = dict(targets=["facebook"], status="publishing", lease_owner="lease-dead",
                  lease_expires_at=utcnow() - timedelta(seconds=1), fb_sent_at=sent)
     a = make_post(db_session, conn, **stuck)
@@ -388,14 +410,14 @@ def test_an_uncertain_match_is_unconfirmed_not_guessed(worker_ctx, graph, conn, 
 def test_a_post_without_caption_cannot_be_recognised_so_it_is_unconfirmed(worker_ctx, graph, conn, db_session):
     post = make_post(db_session, conn, targets=["facebook"], caption="", status="publishing",
                      lease_owner="lease-dead", lease_expires_at=utcnow() - timedelta(seconds=1),
-                     fb_sent_at=utcnow() - timedelta(seconds=5))
+                     fb_sent_at=utcnow() - timedelta(seconds=30))
     assert publish_post(post.id) == "unconfirmed"
     assert graph.calls("photos") == []
 
 
 def test_an_old_feed_entry_with_the_same_caption_is_not_this_post(worker_ctx, graph, conn, db_session):
     post = make_post(db_session, conn, targets=["facebook"], status="publishing", lease_owner="lease-dead",
-                     lease_expires_at=utcnow() - timedelta(seconds=1), fb_sent_at=utcnow() - timedelta(seconds=5))
+                     lease_expires_at=utcnow() - timedelta(seconds=1), fb_sent_at=utcnow() - timedelta(seconds=30))
     graph.feed.append(feed_item("104000000000001_77", post.caption, seconds_ago=3600))
     assert publish_post(post.id) == "published"
     assert len(graph.calls("photos")) == 1
@@ -404,7 +426,7 @@ def test_an_old_feed_entry_with_the_same_caption_is_not_this_post(worker_ctx, gr
 def test_a_dead_connection_leaves_an_ambiguous_target_unconfirmed(worker_ctx, graph, db_session):
     conn = make_connection(db_session, status="needs_reauth", last_error_code="token_expired")
     post = make_post(db_session, conn, status="publishing", lease_owner="lease-dead",
-                     lease_expires_at=utcnow() - timedelta(seconds=1), fb_sent_at=utcnow() - timedelta(seconds=5))
+                     lease_expires_at=utcnow() - timedelta(seconds=1), fb_sent_at=utcnow() - timedelta(seconds=30))
     assert publish_post(post.id) == "unconfirmed"
     post = reload(db_session, post.id)
     assert (post.fb_status, post.ig_status) == ("unconfirmed", "failed")
