@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test demo migrate clean
+.PHONY: install lint test demo migrate clean
 
 install: $(VENV)/.installed
 
@@ -12,6 +12,12 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
+
+## Lint, format and import order (ruff), types (mypy: strict for shared/ and publish_worker/).
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 ## Everything the tests need (virtualenv, Chromium for the browser tests), then the tests.
 test: install

@@ -1,4 +1,5 @@
 """gunicorn settings for the connect service (``gunicorn -c gunicorn.conf.py 'connect_service:create_app()'``)."""
+
 import os
 import shutil
 import tempfile

@@ -6,6 +6,7 @@ answering every Graph call after a chosen latency. Prints figures; asserts nothi
 It needs PostgreSQL and Redis (127.0.0.1 by default); it creates and drops its own
 database and uses Redis database 12 (FLUSHDB only).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,16 +61,26 @@ class Bench:
     def __init__(self, args):
         self.args = args
         self.db_name = f"social_connect_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-        self.database_url = ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") \
-            + "/" + self.db_name
+        self.database_url = (
+            ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + "/" + self.db_name
+        )
         self.sandbox_port = free_port()
         self.sandbox_url = f"http://127.0.0.1:{self.sandbox_port}"
         self.procs: list[subprocess.Popen] = []
-        self.env = {**os.environ, "APP_ENV": "test", "DATABASE_URL": self.database_url, "REDIS_URL": REDIS_URL,
-                    "META_APP_ID": DEMO_APP_ID, "META_APP_SECRET": DEMO_APP_SECRET,
-                    "META_GRAPH_URL": self.sandbox_url, "META_DIALOG_URL": self.sandbox_url, "METRICS_PORT": "0",
-                    "SWEEP_INTERVAL_SECONDS": "5", "PYTHONPATH": str(ROOT),
-                    "WORKER_THREADS": str(args.threads)}
+        self.env = {
+            **os.environ,
+            "APP_ENV": "test",
+            "DATABASE_URL": self.database_url,
+            "REDIS_URL": REDIS_URL,
+            "META_APP_ID": DEMO_APP_ID,
+            "META_APP_SECRET": DEMO_APP_SECRET,
+            "META_GRAPH_URL": self.sandbox_url,
+            "META_DIALOG_URL": self.sandbox_url,
+            "METRICS_PORT": "0",
+            "SWEEP_INTERVAL_SECONDS": "5",
+            "PYTHONPATH": str(ROOT),
+            "WORKER_THREADS": str(args.threads),
+        }
 
     # -- setup --
 
@@ -91,10 +102,19 @@ class Bench:
             admin.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
 
     def start_sandbox(self) -> None:
-        env = {**self.env, "SANDBOX_APP_ID": DEMO_APP_ID, "SANDBOX_APP_SECRET": DEMO_APP_SECRET,
-               "SANDBOX_SCENARIO": "one_page"}
-        proc = subprocess.Popen([sys.executable, "-m", "meta_sandbox", "--port", str(self.sandbox_port)], cwd=ROOT,
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env = {
+            **self.env,
+            "SANDBOX_APP_ID": DEMO_APP_ID,
+            "SANDBOX_APP_SECRET": DEMO_APP_SECRET,
+            "SANDBOX_SCENARIO": "one_page",
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "meta_sandbox", "--port", str(self.sandbox_port)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         self.procs.append(proc)
         self.sandbox_proc = proc
         for _ in range(100):
@@ -110,24 +130,40 @@ class Bench:
         from connect_service import create_app
         from shared.redis_conn import make_redis
 
-        app = create_app({"SETTINGS": self.settings.with_overrides(meta_redirect_uri="http://bench/callback"),
-                          "REDIS": make_redis(self.settings)})
+        app = create_app(
+            {
+                "SETTINGS": self.settings.with_overrides(meta_redirect_uri="http://bench/callback"),
+                "REDIS": make_redis(self.settings),
+            }
+        )
         client = app.test_client()
         import jwt
 
-        client.set_cookie("resellio_session", jwt.encode({"sub": "bench-seller", "exp": int(time.time()) + 3600},
-                                                         self.settings.session_secret, algorithm="HS256"))
+        client.set_cookie(
+            "resellio_session",
+            jwt.encode(
+                {"sub": "bench-seller", "exp": int(time.time()) + 3600}, self.settings.session_secret, algorithm="HS256"
+            ),
+        )
         oauth_url = client.get("/api/meta/connect").json["oauth_url"]
         query = parse_qs(urlsplit(oauth_url).query)
         html = requests.get(oauth_url, timeout=5).text
-        form = {"client_id": query["client_id"][0], "redirect_uri": query["redirect_uri"][0],
-                "state": query["state"][0], "scope": query["scope"][0], "action": "continue",
-                "pages": re.findall(r'name="pages" value="(\d+)"', html), "permissions": list(DEFAULT_SCOPES)}
+        form = {
+            "client_id": query["client_id"][0],
+            "redirect_uri": query["redirect_uri"][0],
+            "state": query["state"][0],
+            "scope": query["scope"][0],
+            "action": "continue",
+            "pages": re.findall(r'name="pages" value="(\d+)"', html),
+            "permissions": list(DEFAULT_SCOPES),
+        }
         answer = requests.post(oauth_url.split("?")[0], data=form, allow_redirects=False, timeout=5)
         callback = parse_qs(urlsplit(answer.headers["Location"]).query)
-        body = client.get("/api/meta/callback", query_string={"code": callback["code"][0],
-                                                              "state": callback["state"][0]},
-                          headers={"Accept": "application/json"}).json
+        body = client.get(
+            "/api/meta/callback",
+            query_string={"code": callback["code"][0], "state": callback["state"][0]},
+            headers={"Accept": "application/json"},
+        ).json
         assert body.get("connected"), body
         return body["connection_id"]
 
@@ -136,12 +172,20 @@ class Bench:
             conn = session.get(SocialConnection, connection_id)
             ids = []
             for n in range(self.args.posts):
-                post = ScheduledPost(id=new_id("job"), connection_id=conn.id, user_id_resellio=conn.user_id_resellio,
-                                     publish_at=due_at, caption=f"Bench post {n}",
-                                     media_url="https://cdn.example.com/bench.jpg",
-                                     targets=["facebook", "instagram"], status=CANCELLED if noop else QUEUED,
-                                     fb_status=PENDING,
-                                     ig_status=PENDING, rq_job_id=None, enqueue_seq=1)
+                post = ScheduledPost(
+                    id=new_id("job"),
+                    connection_id=conn.id,
+                    user_id_resellio=conn.user_id_resellio,
+                    publish_at=due_at,
+                    caption=f"Bench post {n}",
+                    media_url="https://cdn.example.com/bench.jpg",
+                    targets=["facebook", "instagram"],
+                    status=CANCELLED if noop else QUEUED,
+                    fb_status=PENDING,
+                    ig_status=PENDING,
+                    rq_job_id=None,
+                    enqueue_seq=1,
+                )
                 session.add(post)
                 ids.append(post.id)
             for post_id in ids:
@@ -152,8 +196,14 @@ class Bench:
         # cancelled post: RQ's own cost plus the one lease UPDATE that finds nothing to take.
         with queue.connection.pipeline() as pipe:
             for post_id in ids:
-                queue.enqueue_at(due_at, PUBLISH_POST, args=(post_id,), job_id=f"pub-{post_id}-1",
-                                 job_timeout=job_timeout(self.settings), pipeline=pipe)
+                queue.enqueue_at(
+                    due_at,
+                    PUBLISH_POST,
+                    args=(post_id,),
+                    job_id=f"pub-{post_id}-1",
+                    job_timeout=job_timeout(self.settings),
+                    pipeline=pipe,
+                )
             pipe.execute()
         return ids
 
@@ -165,8 +215,13 @@ class Bench:
     def start_workers(self) -> list[subprocess.Popen]:
         workers = []
         for _ in range(self.args.workers):
-            proc = subprocess.Popen([sys.executable, "-m", "publish_worker"], cwd=ROOT, env=self.env,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "publish_worker"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             workers.append(proc)
         self.procs.extend(workers)
         return workers
@@ -209,11 +264,17 @@ class Bench:
         start = [(p.started_at - due_at).total_seconds() for p in posts if p.started_at]
         span = max((t - due_at).total_seconds() for t in live) if live else float("nan")
         published = requests.get(self.sandbox_url + "/_sandbox/published.json", timeout=30).json()
-        return {"published": len(done), "statuses": _count(p.status for p in posts),
-                "throughput": len(done) / span if span else float("nan"),
-                "lateness": lateness, "start_lateness": start, "cpu_per_post": cpu / max(1, len(posts)),
-                "sandbox_cpu": sandbox_cpu, "fb_posts": len(published["facebook"]),
-                "ig_media": len(published["instagram"])}
+        return {
+            "published": len(done),
+            "statuses": _count(p.status for p in posts),
+            "throughput": len(done) / span if span else float("nan"),
+            "lateness": lateness,
+            "start_lateness": start,
+            "cpu_per_post": cpu / max(1, len(posts)),
+            "sandbox_cpu": sandbox_cpu,
+            "fb_posts": len(published["facebook"]),
+            "ig_media": len(published["instagram"]),
+        }
 
     def run_noop(self, connection_id: str) -> dict:
         from rq.job import Job
@@ -240,8 +301,12 @@ class Bench:
             if job.ended_at:
                 ended.append((job.ended_at.replace(tzinfo=due_at.tzinfo) - due_at).total_seconds())
         span = max(ended) if ended else float("nan")
-        return {"done": len(ended), "throughput": len(ended) / span if span else float("nan"), "lateness": ended,
-                "cpu_per_job": cpu / max(1, len(ids))}
+        return {
+            "done": len(ended),
+            "throughput": len(ended) / span if span else float("nan"),
+            "lateness": ended,
+            "cpu_per_job": cpu / max(1, len(ids)),
+        }
 
 
 def _count(values) -> dict:
@@ -254,8 +319,7 @@ def _count(values) -> dict:
 def describe(values: list[float]) -> str:
     if not values:
         return "n/a"
-    return (f"p50 {statistics.median(values):.2f} s, p99 {percentile(values, 99):.2f} s, "
-            f"max {max(values):.2f} s")
+    return f"p50 {statistics.median(values):.2f} s, p99 {percentile(values, 99):.2f} s, max {max(values):.2f} s"
 
 
 def main() -> int:
@@ -275,21 +339,29 @@ def main() -> int:
         bench.start_sandbox()
         bench._redis().flushdb()
         connection_id = bench.connect()
-        print(f"benchmark: {args.posts} posts due at the same second, {args.workers} worker processes "
-              f"× {args.threads} threads, "
-              f"{args.latency_ms} ms per Graph call (5 calls per post), {os.cpu_count()} cores")
+        print(
+            f"benchmark: {args.posts} posts due at the same second, {args.workers} worker processes "
+            f"× {args.threads} threads, "
+            f"{args.latency_ms} ms per Graph call (5 calls per post), {os.cpu_count()} cores"
+        )
         result = bench.run_publish(connection_id)
-        print(f"publish: {result['published']}/{args.posts} published {result['statuses']}; "
-              f"sandbox saw {result['fb_posts']} Facebook posts and {result['ig_media']} Instagram media")
+        print(
+            f"publish: {result['published']}/{args.posts} published {result['statuses']}; "
+            f"sandbox saw {result['fb_posts']} Facebook posts and {result['ig_media']} Instagram media"
+        )
         print(f"  throughput  {result['throughput']:.1f} posts/s")
         print(f"  lateness    {describe(result['lateness'])}  (live on every target − publish_at)")
         print(f"  start       {describe(result['start_lateness'])}  (first run start − publish_at)")
-        print(f"  cpu         {result['cpu_per_post'] * 1000:.1f} ms per post in the workers "
-              f"(+ {result['sandbox_cpu'] / max(1, args.posts) * 1000:.1f} ms in the sandbox)")
+        print(
+            f"  cpu         {result['cpu_per_post'] * 1000:.1f} ms per post in the workers "
+            f"(+ {result['sandbox_cpu'] / max(1, args.posts) * 1000:.1f} ms in the sandbox)"
+        )
         if not args.skip_noop:
             floor = bench.run_noop(connection_id)
-            print(f"no-op floor: {floor['done']}/{args.posts} jobs, {floor['throughput']:.1f} jobs/s, "
-                  f"lateness {describe(floor['lateness'])}, cpu {floor['cpu_per_job'] * 1000:.1f} ms per job")
+            print(
+                f"no-op floor: {floor['done']}/{args.posts} jobs, {floor['throughput']:.1f} jobs/s, "
+                f"lateness {describe(floor['lateness'])}, cpu {floor['cpu_per_job'] * 1000:.1f} ms per job"
+            )
     finally:
         bench.stop(bench.procs)
         bench._redis().flushdb()

@@ -1,4 +1,5 @@
 """The connect service: Meta OAuth, connection status and the Social Connect page."""
+
 from __future__ import annotations
 
 from flask import Flask
@@ -44,11 +45,10 @@ def create_app(test_config: dict | None = None) -> Flask:
         from shared.db import install_sqlite_pragmas
 
         install_sqlite_pragmas(db.engine)
-    cors.init_app(app, resources={r"/api/*": {"origins": list(settings.cors_origins)}},
-                  supports_credentials=True)
-    app.extensions["social_connect"] = Services(settings=settings, redis=redis_client,
-                                                cipher=cipher_from_settings(settings),
-                                                graph_observer=observe_graph_call)
+    cors.init_app(app, resources={r"/api/*": {"origins": list(settings.cors_origins)}}, supports_credentials=True)
+    app.extensions["social_connect"] = Services(
+        settings=settings, redis=redis_client, cipher=cipher_from_settings(settings), graph_observer=observe_graph_call
+    )
     meta_oauth.init_oauth(app, settings)
     init_request_context(app)
     register_error_handlers(app)
@@ -62,6 +62,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(meta_callbacks.bp)
     app.register_blueprint(openapi.bp)
     from connect_service import web
+
     app.register_blueprint(web.bp)
     if settings.app_env == "demo":
         from connect_service import demo_login

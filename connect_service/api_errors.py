@@ -1,4 +1,5 @@
 """Every error leaves the API in one shape: ``{"error_code", "message", "action"}``."""
+
 from __future__ import annotations
 
 import logging
@@ -48,8 +49,13 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(GraphError)
     def handle_graph_error(exc: GraphError):
-        log.warning("Meta answered an error: code=%s subcode=%s http=%s fbtrace_id=%s",
-                    exc.code, exc.subcode, exc.http_status, exc.fbtrace_id)
+        log.warning(
+            "Meta answered an error: code=%s subcode=%s http=%s fbtrace_id=%s",
+            exc.code,
+            exc.subcode,
+            exc.http_status,
+            exc.fbtrace_id,
+        )
         return error_response(exc.error_code)
 
     @app.errorhandler(GraphTransportError)

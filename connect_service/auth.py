@@ -1,4 +1,5 @@
 """Who is calling (DESIGN §3): a Resellio user by session JWT, or the Resellio scheduler."""
+
 from __future__ import annotations
 
 import functools

@@ -1,4 +1,5 @@
 """The ``social-connect`` command: migrations, key rotation, and (later) the demo."""
+
 from __future__ import annotations
 
 import sys
@@ -75,9 +76,14 @@ def demo(host: str, port: int, sandbox_port: int, scenario: str) -> None:
     if os.environ["APP_ENV"] != "demo":
         raise click.ClickException("social-connect demo runs only with APP_ENV=demo (or unset)")
     configure_logging("WARNING", json_lines=False)
-    stack = DemoStack(host=host, port=port, sandbox_port=sandbox_port, scenario=scenario,
-                      database_url=os.environ.get("DATABASE_URL") or None,
-                      redis_url=os.environ.get("REDIS_URL") or None)
+    stack = DemoStack(
+        host=host,
+        port=port,
+        sandbox_port=sandbox_port,
+        scenario=scenario,
+        database_url=os.environ.get("DATABASE_URL") or None,
+        redis_url=os.environ.get("REDIS_URL") or None,
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

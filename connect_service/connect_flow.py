@@ -1,4 +1,5 @@
 """The OAuth connect flow: ``/connect``, ``/callback``, ``/pages``, ``/select-page``."""
+
 from __future__ import annotations
 
 import logging
@@ -10,7 +11,13 @@ from sqlalchemy.exc import IntegrityError
 from connect_service import meta_oauth
 from connect_service.auth import authenticate, current_caller, require_user
 from connect_service.connections import (
-    MetaGrant, connect_page, needs_rerequest, page_choice, read_grant, read_page, usable_pages,
+    MetaGrant,
+    connect_page,
+    needs_rerequest,
+    page_choice,
+    read_grant,
+    read_page,
+    usable_pages,
 )
 from connect_service.extensions import db, graph_client, services
 from connect_service.page_selection import PendingSelection, SelectionStore
@@ -80,8 +87,15 @@ def callback():
         db.session.rollback()
         if user_id is not None:
             info = request_info()
-            record_event(db.session, "connect_failed", user_id=user_id, error_code=error_code,
-                         detail=_failure_detail(exc), request_id=info.request_id, ip=info.ip)
+            record_event(
+                db.session,
+                "connect_failed",
+                user_id=user_id,
+                error_code=error_code,
+                detail=_failure_detail(exc),
+                request_id=info.request_id,
+                ip=info.ip,
+            )
             db.session.commit()
         CONNECTS.labels(result=error_code).inc()
         if wants_json():
@@ -124,9 +138,15 @@ def _complete_callback(user_id: str) -> dict:
         SelectionStore(svc.redis, svc.cipher).clear(user_id)
         return connected_body(conn, include_status=True)
     choices = [page_choice(page) for page in pages]
-    SelectionStore(svc.redis, svc.cipher).save(user_id, PendingSelection(
-        meta_user_id=grant.meta_user_id, pages=choices, scopes_granted=grant.scopes_granted,
-        user_token=grant.user_token))
+    SelectionStore(svc.redis, svc.cipher).save(
+        user_id,
+        PendingSelection(
+            meta_user_id=grant.meta_user_id,
+            pages=choices,
+            scopes_granted=grant.scopes_granted,
+            user_token=grant.user_token,
+        ),
+    )
     return {"connected": False, "requires_page_selection": True, "pages": [c.public() for c in choices]}
 
 
@@ -135,8 +155,9 @@ def _save_connection(graph, user_id: str, grant: MetaGrant, page: dict, *, event
     svc = services()
     for attempt in (1, 2):
         try:
-            conn = connect_page(db.session, graph, svc.cipher, user_id=user_id, grant=grant, page=page,
-                                event=event, info=request_info())
+            conn = connect_page(
+                db.session, graph, svc.cipher, user_id=user_id, grant=grant, page=page, event=event, info=request_info()
+            )
             db.session.commit()
             return conn
         except IntegrityError:
@@ -186,8 +207,9 @@ def select_page():
         raise AppError("page_not_found")
     if not choice.has_instagram:
         raise AppError("instagram_not_connected_to_page")
-    grant = MetaGrant(meta_user_id=selection.meta_user_id, user_token=selection.user_token,
-                      scopes_granted=selection.scopes_granted)
+    grant = MetaGrant(
+        meta_user_id=selection.meta_user_id, user_token=selection.user_token, scopes_granted=selection.scopes_granted
+    )
     graph = graph_client(budget_seconds=svc.settings.callback_budget_seconds)
     try:
         page = read_page(graph, choice, grant)
@@ -196,8 +218,15 @@ def select_page():
         # Recorded like a failed callback, so the next connect knows (auth_type=rerequest).
         db.session.rollback()
         info = request_info()
-        record_event(db.session, "connect_failed", user_id=user_id, error_code=exc.error_code,
-                     detail=_failure_detail(exc), request_id=info.request_id, ip=info.ip)
+        record_event(
+            db.session,
+            "connect_failed",
+            user_id=user_id,
+            error_code=exc.error_code,
+            detail=_failure_detail(exc),
+            request_id=info.request_id,
+            ip=info.ip,
+        )
         db.session.commit()
         raise
     store.clear(user_id)

@@ -1,4 +1,5 @@
 """The seller's connection: ``GET /status`` and ``POST /disconnect``."""
+
 from __future__ import annotations
 
 from flask import Blueprint, jsonify

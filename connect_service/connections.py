@@ -1,4 +1,5 @@
 """Connecting, refreshing and disconnecting a seller's Page (DESIGN §4 "Connecting a Page")."""
+
 from __future__ import annotations
 
 import logging
@@ -15,7 +16,13 @@ from shared.db import iso_z, utcnow
 from shared.errors import AppError
 from shared.graph import GraphClient, GraphError, GraphTransportError
 from shared.models import (
-    CONNECTED, DISCONNECTED, NEEDS_REAUTH, AuditEvent, SocialConnection, active_connection, new_id,
+    CONNECTED,
+    DISCONNECTED,
+    NEEDS_REAUTH,
+    AuditEvent,
+    SocialConnection,
+    active_connection,
+    new_id,
 )
 from shared.posts import cancel_pending_posts
 from shared.settings import REQUIRED_SCOPES
@@ -65,9 +72,13 @@ def usable_pages(graph: GraphClient, grant: MetaGrant) -> list[dict]:
 
 def page_choice(page: dict) -> PageChoice:
     ig = page.get("instagram_business_account") or {}
-    return PageChoice(id=str(page["id"]), name=page.get("name") or str(page["id"]),
-                      instagram_business_account_id=str(ig["id"]) if ig.get("id") else None,
-                      instagram_username=ig.get("username"), tasks=list(page.get("tasks") or ()))
+    return PageChoice(
+        id=str(page["id"]),
+        name=page.get("name") or str(page["id"]),
+        instagram_business_account_id=str(ig["id"]) if ig.get("id") else None,
+        instagram_username=ig.get("username"),
+        tasks=list(page.get("tasks") or ()),
+    )
 
 
 PAGE_NODE_FIELDS = "id,name,access_token,instagram_business_account{id,username}"
@@ -82,8 +93,17 @@ def read_page(graph: GraphClient, choice: PageChoice, grant: MetaGrant) -> dict:
     return {**page, "tasks": choice.tasks}
 
 
-def connect_page(session: Session, graph: GraphClient, cipher: TokenCipher, *, user_id: str, grant: MetaGrant,
-                 page: dict, event: str, info: RequestInfo) -> SocialConnection:
+def connect_page(
+    session: Session,
+    graph: GraphClient,
+    cipher: TokenCipher,
+    *,
+    user_id: str,
+    grant: MetaGrant,
+    page: dict,
+    event: str,
+    info: RequestInfo,
+) -> SocialConnection:
     """Validate a Page and store it as the user's connection (not yet committed)."""
     if not can_post(page):
         raise AppError("not_admin_page")
@@ -94,7 +114,8 @@ def connect_page(session: Session, graph: GraphClient, cipher: TokenCipher, *, u
     if not token:
         # Pages reached through a Business portfolio can come without a token: ask for it.
         token = graph.get(f"/{choice.id}", token=grant.user_token, params={"fields": "access_token"}).get(
-            "access_token")
+            "access_token"
+        )
     if not token:
         raise AppError("not_admin_page")
     check = check_token(graph, token)
@@ -125,9 +146,15 @@ def connect_page(session: Session, graph: GraphClient, cipher: TokenCipher, *, u
     conn.connected_at = now
     conn.disconnected_at = None
     session.flush()
-    record_event(session, event, user_id=user_id, connection_id=conn.id,
-                 detail={"facebook_page_id": choice.id, "instagram_business_account_id":
-                         choice.instagram_business_account_id}, request_id=info.request_id, ip=info.ip)
+    record_event(
+        session,
+        event,
+        user_id=user_id,
+        connection_id=conn.id,
+        detail={"facebook_page_id": choice.id, "instagram_business_account_id": choice.instagram_business_account_id},
+        request_id=info.request_id,
+        ip=info.ip,
+    )
     return conn
 
 
@@ -145,7 +172,7 @@ def granted_for(granular_scopes, page_id: str, ig_id: str | None) -> bool:
     if not granular_scopes:
         return True
     entries = {str(g.get("scope")): g for g in granular_scopes}
-    for scope, target in zip(GRANULAR_TARGETS, (page_id, ig_id)):
+    for scope, target in zip(GRANULAR_TARGETS, (page_id, ig_id), strict=True):
         entry = entries.get(scope)
         if entry is None:
             return False
@@ -167,25 +194,37 @@ def needs_rerequest(session: Session, user_id: str) -> bool:
     if conn is not None and conn.status == NEEDS_REAUTH and conn.last_error_code == "permissions_missing":
         return True
     last = session.scalars(
-        select(AuditEvent).where(
+        select(AuditEvent)
+        .where(
             AuditEvent.user_id_resellio == user_id,
-            or_(AuditEvent.event.in_(("connected", "page_selected")),
-                and_(AuditEvent.event == "connect_failed", AuditEvent.error_code == "permissions_missing")))
-        .order_by(AuditEvent.id.desc()).limit(1)
+            or_(
+                AuditEvent.event.in_(("connected", "page_selected")),
+                and_(AuditEvent.event == "connect_failed", AuditEvent.error_code == "permissions_missing"),
+            ),
+        )
+        .order_by(AuditEvent.id.desc())
+        .limit(1)
     ).first()
     return last is not None and last.event == "connect_failed"
 
 
-def retire(session: Session, conn: SocialConnection, *, reason: str, info: RequestInfo,
-           event: str = "disconnected") -> None:
+def retire(
+    session: Session, conn: SocialConnection, *, reason: str, info: RequestInfo, event: str = "disconnected"
+) -> None:
     """Wipe the tokens and keep the row as history; its pending posts are cancelled."""
     wipe_tokens(conn)
     conn.status = DISCONNECTED
     conn.disconnected_at = utcnow()
     cancelled = cancel_pending_posts(session, conn.id, reason)
-    record_event(session, event, user_id=conn.user_id_resellio, connection_id=conn.id,
-                 detail={"reason": reason, "posts_cancelled": len(cancelled)}, request_id=info.request_id,
-                 ip=info.ip)
+    record_event(
+        session,
+        event,
+        user_id=conn.user_id_resellio,
+        connection_id=conn.id,
+        detail={"reason": reason, "posts_cancelled": len(cancelled)},
+        request_id=info.request_id,
+        ip=info.ip,
+    )
 
 
 def revoke_grant(session: Session, graph: GraphClient, cipher: TokenCipher, conn: SocialConnection) -> bool:
@@ -196,9 +235,11 @@ def revoke_grant(session: Session, graph: GraphClient, cipher: TokenCipher, conn
     if not conn.meta_user_id or not conn.user_access_token_enc:
         return False
     shared_grant = session.scalars(
-        select(SocialConnection.id).where(SocialConnection.meta_user_id == conn.meta_user_id,
-                                          SocialConnection.id != conn.id,
-                                          SocialConnection.status != DISCONNECTED)
+        select(SocialConnection.id).where(
+            SocialConnection.meta_user_id == conn.meta_user_id,
+            SocialConnection.id != conn.id,
+            SocialConnection.status != DISCONNECTED,
+        )
     ).first()
     if shared_grant:
         log.info("grant kept: another connection uses the same Meta user", extra={"connection_id": conn.id})
@@ -207,8 +248,11 @@ def revoke_grant(session: Session, graph: GraphClient, cipher: TokenCipher, conn
         graph.delete(f"/{conn.meta_user_id}/permissions", token=user_token(conn, cipher))
         return True
     except (GraphError, GraphTransportError) as exc:
-        log.info("revoking the Meta grant failed (%s); disconnecting anyway", type(exc).__name__,
-                 extra={"connection_id": conn.id})
+        log.info(
+            "revoking the Meta grant failed (%s); disconnecting anyway",
+            type(exc).__name__,
+            extra={"connection_id": conn.id},
+        )
         return False
 
 

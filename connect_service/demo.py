@@ -3,6 +3,7 @@
 Used by ``social-connect demo`` and by the end-to-end and browser tests, which
 pass their own database and Redis. Nothing here runs in production.
 """
+
 from __future__ import annotations
 
 import logging
@@ -66,29 +67,35 @@ class DemoStack:
         env.update(self.env_overrides)
         return load_settings(env, **self.settings_overrides)
 
-    def start(self) -> "DemoStack":
+    def start(self) -> DemoStack:
         import meta_sandbox
         from connect_service import create_app
         from connect_service.cli import run_migrations
         from shared.redis_conn import make_redis
 
-        self.sandbox = meta_sandbox.serve_in_thread(self.host, self.sandbox_port, {
-            "APP_ENV": "demo", "SANDBOX_APP_ID": DEMO_APP_ID, "SANDBOX_APP_SECRET": DEMO_APP_SECRET,
-            "SANDBOX_SCENARIO": self.scenario, **self.sandbox_config})
+        self.sandbox = meta_sandbox.serve_in_thread(
+            self.host,
+            self.sandbox_port,
+            {
+                "APP_ENV": "demo",
+                "SANDBOX_APP_ID": DEMO_APP_ID,
+                "SANDBOX_APP_SECRET": DEMO_APP_SECRET,
+                "SANDBOX_SCENARIO": self.scenario,
+                **self.sandbox_config,
+            },
+        )
         # Bind first, so the redirect URI carries the real port when port=0.
-        self._server = make_server(self.host, self.port, _placeholder_app, threaded=True,
-                                   request_handler=_QuietHandler)
+        self._server = make_server(self.host, self.port, _placeholder_app, threaded=True, request_handler=_QuietHandler)
         self.settings = self._settings(self.sandbox.url, self._server.server_port)
         if self.settings.database_url.startswith("sqlite:///"):
             from pathlib import Path
 
-            Path(self.settings.database_url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+            Path(self.settings.database_url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         run_migrations(self.settings.database_url)
         redis = self.redis_client if self.redis_client is not None else make_redis(self.settings)
         self.app = create_app({"SETTINGS": self.settings, "REDIS": redis})
         self._server.app = self.app
-        self._server_thread = threading.Thread(target=self._server.serve_forever, name="connect-service",
-                                               daemon=True)
+        self._server_thread = threading.Thread(target=self._server.serve_forever, name="connect-service", daemon=True)
         self._server_thread.start()
         if self.with_worker:
             from publish_worker.runner import InProcessWorker
@@ -112,7 +119,7 @@ class DemoStack:
         if self.sandbox is not None:
             self.sandbox.stop()
 
-    def __enter__(self) -> "DemoStack":
+    def __enter__(self) -> DemoStack:
         return self.start()
 
     def __exit__(self, *exc) -> None:

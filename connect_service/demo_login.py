@@ -1,4 +1,5 @@
 """``GET /demo/login``: signs a demo seller in. Registered only when ``APP_ENV=demo``."""
+
 from __future__ import annotations
 
 import time
@@ -45,6 +46,13 @@ def login():
     if not user_id.replace("-", "").isalnum() or len(user_id) > 64:
         user_id = DEMO_USER
     response = redirect(_local_path(request.args.get("next")), code=302)
-    response.set_cookie(services().settings.session_cookie, demo_session(user_id), httponly=True,
-                        samesite="Lax", secure=request.is_secure, max_age=SESSION_HOURS * 3600, path="/")
+    response.set_cookie(
+        services().settings.session_cookie,
+        demo_session(user_id),
+        httponly=True,
+        samesite="Lax",
+        secure=request.is_secure,
+        max_age=SESSION_HOURS * 3600,
+        path="/",
+    )
     return response

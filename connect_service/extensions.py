@@ -1,9 +1,10 @@
 """Extensions created unbound and bound to the app in ``create_app``."""
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from flask import current_app
 from flask_cors import CORS

@@ -6,6 +6,7 @@ while fresh (``issued_at`` at most an hour old, at most five minutes ahead), act
 (a receipt per SHA-256 of the exact string, kept in the database), and never touches a
 connection made after it was issued.
 """
+
 from __future__ import annotations
 
 import base64
@@ -17,7 +18,7 @@ import math
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import Blueprint, jsonify, render_template, request, url_for
 from sqlalchemy import select
@@ -27,7 +28,12 @@ from connect_service.connect_flow import wants_json
 from connect_service.connections import retire
 from connect_service.extensions import db, services
 from connect_service.meta_erasure import (
-    connected_after, connections_of, erase_audit_details, erase_connection, erase_posts, meta_user_hash,
+    connected_after,
+    connections_of,
+    erase_audit_details,
+    erase_connection,
+    erase_posts,
+    meta_user_hash,
 )
 from connect_service.page_selection import SelectionStore
 from connect_service.request_context import request_info
@@ -63,8 +69,11 @@ def parse_signed_request(value: str | None, app_secret: str, *, now: float | Non
     expected = hmac.new(app_secret.encode(), encoded_payload.encode(), hashlib.sha256).digest()
     if not hmac.compare_digest(signature, expected):
         raise AppError("bad_request", detail="signed_request signature does not verify")
-    if not payload.get("user_id") or not isinstance(payload["user_id"], (str, int)) \
-            or isinstance(payload["user_id"], bool):
+    if (
+        not payload.get("user_id")
+        or not isinstance(payload["user_id"], (str, int))
+        or isinstance(payload["user_id"], bool)
+    ):
         raise AppError("bad_request", detail="signed_request has no user_id")
     issued_at = payload.get("issued_at")
     if isinstance(issued_at, bool) or not isinstance(issued_at, (int, float)) or not math.isfinite(issued_at):
@@ -91,9 +100,11 @@ class Callback:
 def _callback() -> Callback:
     raw = request.form.get("signed_request")
     payload = parse_signed_request(raw, services().settings.meta_app_secret)
-    return Callback(meta_user_id=str(payload["user_id"]),
-                    issued_at=datetime.fromtimestamp(int(payload["issued_at"]), tz=timezone.utc),
-                    request_hash=hashlib.sha256(raw.encode()).hexdigest())
+    return Callback(
+        meta_user_id=str(payload["user_id"]),
+        issued_at=datetime.fromtimestamp(int(payload["issued_at"]), tz=UTC),
+        request_hash=hashlib.sha256(raw.encode()).hexdigest(),
+    )
 
 
 def _receipt(kind: str, callback: Callback, result: dict) -> tuple[MetaCallbackReceipt, bool]:
@@ -103,8 +114,9 @@ def _receipt(kind: str, callback: Callback, result: dict) -> tuple[MetaCallbackR
     waits for the first transaction and then fails, so only one of them acts; the repeat
     gets the earlier receipt (with its result) back.
     """
-    receipt = MetaCallbackReceipt(kind=kind, request_hash=callback.request_hash, issued_at=callback.issued_at,
-                                  result=result)
+    receipt = MetaCallbackReceipt(
+        kind=kind, request_hash=callback.request_hash, issued_at=callback.issued_at, result=result
+    )
     db.session.add(receipt)
     try:
         db.session.flush()
@@ -120,7 +132,8 @@ def _receipt(kind: str, callback: Callback, result: dict) -> tuple[MetaCallbackR
 def _erase_selections(callback: Callback, user_ids) -> int:
     svc = services()
     return SelectionStore(svc.redis, svc.cipher).clear_for_meta_user(
-        callback.meta_user_id, user_ids, saved_not_after=callback.issued_epoch)
+        callback.meta_user_id, user_ids, saved_not_after=callback.issued_epoch
+    )
 
 
 @bp.post("/deauthorize")
@@ -134,16 +147,22 @@ def deauthorize():
     if not first:
         return jsonify(success=True)
     info = request_info()
-    conns = db.session.scalars(select(SocialConnection).where(
-        SocialConnection.meta_user_id == callback.meta_user_id, SocialConnection.status != DISCONNECTED)
-        .order_by(SocialConnection.id).with_for_update()).all()
+    conns = db.session.scalars(
+        select(SocialConnection)
+        .where(SocialConnection.meta_user_id == callback.meta_user_id, SocialConnection.status != DISCONNECTED)
+        .order_by(SocialConnection.id)
+        .with_for_update()
+    ).all()
     ended = [conn for conn in conns if not connected_after(conn, callback.issued_at)]
     for conn in ended:
         retire(db.session, conn, reason="deauthorized", info=info, event="deauthorized")
     # The pending selection holds a user token of the grant that was just removed.
     selections = _erase_selections(callback, {conn.user_id_resellio for conn in ended})
-    receipt.result = {"connections_disconnected": len(ended), "connections_kept": len(conns) - len(ended),
-                      "selections_erased": selections}
+    receipt.result = {
+        "connections_disconnected": len(ended),
+        "connections_kept": len(conns) - len(ended),
+        "selections_erased": selections,
+    }
     db.session.commit()
     return jsonify(success=True)
 
@@ -175,13 +194,19 @@ def data_deletion():
     erase_posts(db.session, ids)
     erase_audit_details(db.session, ids)
     selections = _erase_selections(callback, {conn.user_id_resellio for conn in erased})
-    db.session.add(DataDeletionRequest(confirmation_code=code, status="completed", connections_erased=len(ids),
-                                       completed_at=utcnow()))
-    receipt.result = {
-        "confirmation_code": code, "connections_erased": len(ids), "selections_erased": selections}
-    record_event(db.session, "data_deletion_requested", detail={"confirmation_code": code,
-                                                                "connections_erased": len(ids)},
-                 request_id=info.request_id, ip=info.ip)
+    db.session.add(
+        DataDeletionRequest(
+            confirmation_code=code, status="completed", connections_erased=len(ids), completed_at=utcnow()
+        )
+    )
+    receipt.result = {"confirmation_code": code, "connections_erased": len(ids), "selections_erased": selections}
+    record_event(
+        db.session,
+        "data_deletion_requested",
+        detail={"confirmation_code": code, "connections_erased": len(ids)},
+        request_id=info.request_id,
+        ip=info.ip,
+    )
     db.session.commit()
     return _deletion_answer(code)
 
@@ -190,7 +215,7 @@ STATUS_LABELS = {"completed": "Selesai", "pending": "Sedang diproses"}
 
 
 def _shown_time(value: datetime | None) -> str | None:
-    return value.astimezone(timezone.utc).strftime("%d-%m-%Y %H:%M UTC") if value else None
+    return value.astimezone(UTC).strftime("%d-%m-%Y %H:%M UTC") if value else None
 
 
 @bp.get("/data-deletion/<code>")
@@ -200,20 +225,32 @@ def deletion_status(code: str):
     if wants_json():
         if found is None:
             raise AppError("not_found")
-        response = jsonify(confirmation_code=found.confirmation_code, status=found.status,
-                           requested_at=iso_z(found.requested_at), completed_at=iso_z(found.completed_at))
+        response = jsonify(
+            confirmation_code=found.confirmation_code,
+            status=found.status,
+            requested_at=iso_z(found.requested_at),
+            completed_at=iso_z(found.completed_at),
+        )
         response.vary.add("Accept")
         return response
     page = render_template(
-        "data_deletion_status.html", found=found,
+        "data_deletion_status.html",
+        found=found,
         status_label=STATUS_LABELS.get(found.status, found.status) if found else None,
         requested_at=_shown_time(found.requested_at) if found else None,
-        completed_at=_shown_time(found.completed_at) if found else None)
-    return page, 200 if found else 404, {
-        "Content-Type": "text/html; charset=utf-8",
-        "Content-Security-Policy": ("default-src 'none'; style-src 'self'; img-src 'self' data:; "
-                                    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"),
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
-        "Vary": "Accept",
-    }
+        completed_at=_shown_time(found.completed_at) if found else None,
+    )
+    return (
+        page,
+        200 if found else 404,
+        {
+            "Content-Type": "text/html; charset=utf-8",
+            "Content-Security-Policy": (
+                "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+                "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+            ),
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+            "Vary": "Accept",
+        },
+    )

@@ -5,6 +5,7 @@ username, remote post ids — goes from their connections, those connections' po
 audit details; the tokens are wiped. Only a keyed hash of the Meta user id stays, so a
 later callback for the same person still finds the rows.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,11 +22,25 @@ from shared.tokens import wipe_tokens
 HASH_CONTEXT = b"resellio-social-connect/meta-user-id/v1"
 
 # Audit detail keys that hold Meta-derived values (ids Meta gave us, names from Meta).
-META_DETAIL_KEYS = frozenset({
-    "meta_user_id", "facebook_page_id", "page_id", "page_name", "instagram_business_account_id",
-    "instagram_username", "facebook_post_id", "fb_post_id", "post_id", "instagram_media_id", "ig_media_id",
-    "media_id", "ig_container_id", "container_id", "instagram_container_id",
-})
+META_DETAIL_KEYS = frozenset(
+    {
+        "meta_user_id",
+        "facebook_page_id",
+        "page_id",
+        "page_name",
+        "instagram_business_account_id",
+        "instagram_username",
+        "facebook_post_id",
+        "fb_post_id",
+        "post_id",
+        "instagram_media_id",
+        "ig_media_id",
+        "media_id",
+        "ig_container_id",
+        "container_id",
+        "instagram_container_id",
+    }
+)
 ERASED_MARK = "meta_data_erased"
 
 
@@ -37,10 +52,14 @@ def meta_user_hash(app_secret: str, meta_user_id: str) -> str:
 
 def connections_of(session: Session, meta_user_id: str, hashed: str) -> list[SocialConnection]:
     """Every connection of that Meta user, erased ones included (locked, in a stable order)."""
-    return list(session.scalars(
-        select(SocialConnection)
-        .where(or_(SocialConnection.meta_user_id == meta_user_id, SocialConnection.meta_user_hash == hashed))
-        .order_by(SocialConnection.id).with_for_update()))
+    return list(
+        session.scalars(
+            select(SocialConnection)
+            .where(or_(SocialConnection.meta_user_id == meta_user_id, SocialConnection.meta_user_hash == hashed))
+            .order_by(SocialConnection.id)
+            .with_for_update()
+        )
+    )
 
 
 def connected_after(conn: SocialConnection, issued_at: datetime) -> bool:
@@ -67,8 +86,10 @@ def erase_posts(session: Session, connection_ids: list[str]) -> int:
     if not connection_ids:
         return 0
     result = session.execute(
-        update(ScheduledPost).where(ScheduledPost.connection_id.in_(connection_ids))
-        .values(fb_post_id=None, ig_container_id=None, ig_media_id=None))
+        update(ScheduledPost)
+        .where(ScheduledPost.connection_id.in_(connection_ids))
+        .values(fb_post_id=None, ig_container_id=None, ig_media_id=None)
+    )
     return result.rowcount or 0
 
 

@@ -4,6 +4,7 @@ Authlib would keep state in the Flask session and cannot bind it to a user
 (DESIGN §11), so the state is generated here, stored in Redis under the user's
 key for ten minutes, and consumed atomically with GETDEL.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -73,8 +74,9 @@ def _token_call(timeout: tuple[float, float], **params) -> dict:
     try:
         return meta_client().fetch_access_token(timeout=timeout, **params)
     except requests.Timeout as exc:
-        raise GraphTransportError("token endpoint timed out",
-                                  sent=not isinstance(exc, requests.ConnectTimeout)) from None
+        raise GraphTransportError(
+            "token endpoint timed out", sent=not isinstance(exc, requests.ConnectTimeout)
+        ) from None
     except requests.ConnectionError:
         raise GraphTransportError("token endpoint unreachable", sent=True) from None
 

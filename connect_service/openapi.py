@@ -1,4 +1,5 @@
 """``GET /api/meta/openapi.json``: OpenAPI 3 of the API, generated from the marshmallow schemas."""
+
 from __future__ import annotations
 
 from apispec import APISpec
@@ -6,8 +7,8 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, jsonify
 
 from connect_service import schemas
-from shared.errors import CATALOGUE
 from connect_service.schedule_api import MAX_IDEMPOTENCY_KEY
+from shared.errors import CATALOGUE
 from shared.post_schema import MAX_CAPTION, ScheduleBody
 
 bp = Blueprint("openapi", __name__, url_prefix="/api/meta")
@@ -35,22 +36,32 @@ def _errors(*codes: str | tuple[str, int]) -> dict:
     for code in dict.fromkeys(codes + ("bad_request", "internal_error")):
         name, status = code if isinstance(code, tuple) else (code, CATALOGUE[code].http_status)
         by_status.setdefault(status, []).append(name)
-    return {str(status): _answer("Error", "error_code: " + ", ".join(names))
-            for status, names in sorted(by_status.items())}
+    return {
+        str(status): _answer("Error", "error_code: " + ", ".join(names)) for status, names in sorted(by_status.items())
+    }
 
 
-def _op(operation_id: str, summary: str, ok: dict, *errors: str | tuple[str, int], security=USER,
-        also: dict | None = None, **extra) -> dict:
+def _op(
+    operation_id: str,
+    summary: str,
+    ok: dict,
+    *errors: str | tuple[str, int],
+    security=USER,
+    also: dict | None = None,
+    **extra,
+) -> dict:
     """An operation: 200 ``ok``, the ``also`` responses (e.g. a 302), and the errors it may answer."""
     responses = {"200": ok, **(also or {}), **_errors(*errors)}
-    return {"operationId": operation_id, "summary": summary, "security": security, "responses": responses,
-            **extra}
+    return {"operationId": operation_id, "summary": summary, "security": security, "responses": responses, **extra}
 
 
 def _redirect(description: str) -> dict:
-    return {"description": description,
-            "headers": {"Location": {"description": "Where the browser goes next", "required": True,
-                                     "schema": {"type": "string"}}}}
+    return {
+        "description": description,
+        "headers": {
+            "Location": {"description": "Where the browser goes next", "required": True, "schema": {"type": "string"}}
+        },
+    }
 
 
 def _form(schema: str) -> dict:
@@ -66,11 +77,20 @@ CREATED_POST_LINKS = {
     "GetPost": {"operationId": "getPost", "parameters": {"job_id": "$response.body#/job_id"}},
     "CancelPost": {"operationId": "cancelPost", "parameters": {"job_id": "$response.body#/job_id"}},
 }
-CALLBACK_OK = {"description": "Connected, or a page selection is needed",
-               "content": {"application/json": {"schema": {"oneOf": [
-                   {"$ref": "#/components/schemas/ConnectedOut"}, {"$ref": "#/components/schemas/SelectionOut"}]}}}}
-DELETION_STATUS_OK = {"description": "OK", "content": {"application/json": {"schema": "DeletionStatusOut"},
-                                                       "text/html": {"schema": {"type": "string"}}}}
+CALLBACK_OK = {
+    "description": "Connected, or a page selection is needed",
+    "content": {
+        "application/json": {
+            "schema": {
+                "oneOf": [{"$ref": "#/components/schemas/ConnectedOut"}, {"$ref": "#/components/schemas/SelectionOut"}]
+            }
+        }
+    },
+}
+DELETION_STATUS_OK = {
+    "description": "OK",
+    "content": {"application/json": {"schema": "DeletionStatusOut"}, "text/html": {"schema": {"type": "string"}}},
+}
 
 
 def _path_param(name: str) -> list[dict]:
@@ -78,72 +98,181 @@ def _path_param(name: str) -> list[dict]:
 
 
 PATHS: dict[str, dict] = {
-    "/api/meta/connect": {"get": _op(
-        "startConnect", "Start OAuth: a single-use state and Meta's dialog URL (302 with ?redirect=1)",
-        _answer("ConnectOut"), "not_authenticated", "forbidden", "validation_error",
-        also={"302": _redirect("?redirect=1: Meta's dialog")},
-        parameters=[{"in": "query", "schema": schemas.ConnectQuery}])},
-    "/api/meta/callback": {"get": _op(
-        "oauthCallback", "Meta's redirect back; JSON for API callers, 302 to DASHBOARD_URL for browsers",
-        CALLBACK_OK, "not_authenticated", "forbidden", "invalid_state", "not_admin_page",
-        "instagram_not_connected_to_page", "validation_error", *META_ERRORS,
-        also={"302": _redirect("A browser: back to DASHBOARD_URL with ?meta_status=…[&error_code=…]")},
-        parameters=[{"in": "query", "schema": schemas.CallbackQuery}])},
-    "/api/meta/pages": {"get": _op(
-        "getPendingPages", "The pending page selection", _answer("PagesOut"),
-        "not_authenticated", "forbidden", "selection_expired")},
-    "/api/meta/select-page": {"post": _op(
-        "selectPage", "Finish a multi-page connect", _answer("ConnectedOut"),
-        "not_authenticated", "forbidden", "forbidden_origin", "selection_expired", "page_not_found", "not_admin_page",
-        "instagram_not_connected_to_page", *JSON_BODY_ERRORS, *META_ERRORS,
-        requestBody={"required": True, **_json("SelectPageBody")})},
-    "/api/meta/status": {"get": _op(
-        "getStatus", "The seller's connection", _answer("StatusOut"), "not_authenticated", "forbidden")},
-    "/api/meta/disconnect": {"post": _op(
-        "disconnect", "Revoke, wipe tokens, keep the row; idempotent (no body, or {})", _answer("DisconnectOut"),
-        "not_authenticated", "forbidden", "forbidden_origin", *JSON_BODY_ERRORS,
-        requestBody={"required": False, **_json("EmptyBody")})},
+    "/api/meta/connect": {
+        "get": _op(
+            "startConnect",
+            "Start OAuth: a single-use state and Meta's dialog URL (302 with ?redirect=1)",
+            _answer("ConnectOut"),
+            "not_authenticated",
+            "forbidden",
+            "validation_error",
+            also={"302": _redirect("?redirect=1: Meta's dialog")},
+            parameters=[{"in": "query", "schema": schemas.ConnectQuery}],
+        )
+    },
+    "/api/meta/callback": {
+        "get": _op(
+            "oauthCallback",
+            "Meta's redirect back; JSON for API callers, 302 to DASHBOARD_URL for browsers",
+            CALLBACK_OK,
+            "not_authenticated",
+            "forbidden",
+            "invalid_state",
+            "not_admin_page",
+            "instagram_not_connected_to_page",
+            "validation_error",
+            *META_ERRORS,
+            also={"302": _redirect("A browser: back to DASHBOARD_URL with ?meta_status=…[&error_code=…]")},
+            parameters=[{"in": "query", "schema": schemas.CallbackQuery}],
+        )
+    },
+    "/api/meta/pages": {
+        "get": _op(
+            "getPendingPages",
+            "The pending page selection",
+            _answer("PagesOut"),
+            "not_authenticated",
+            "forbidden",
+            "selection_expired",
+        )
+    },
+    "/api/meta/select-page": {
+        "post": _op(
+            "selectPage",
+            "Finish a multi-page connect",
+            _answer("ConnectedOut"),
+            "not_authenticated",
+            "forbidden",
+            "forbidden_origin",
+            "selection_expired",
+            "page_not_found",
+            "not_admin_page",
+            "instagram_not_connected_to_page",
+            *JSON_BODY_ERRORS,
+            *META_ERRORS,
+            requestBody={"required": True, **_json("SelectPageBody")},
+        )
+    },
+    "/api/meta/status": {
+        "get": _op("getStatus", "The seller's connection", _answer("StatusOut"), "not_authenticated", "forbidden")
+    },
+    "/api/meta/disconnect": {
+        "post": _op(
+            "disconnect",
+            "Revoke, wipe tokens, keep the row; idempotent (no body, or {})",
+            _answer("DisconnectOut"),
+            "not_authenticated",
+            "forbidden",
+            "forbidden_origin",
+            *JSON_BODY_ERRORS,
+            requestBody={"required": False, **_json("EmptyBody")},
+        )
+    },
     "/api/meta/schedule": {
         "post": _op(
-            "schedulePost", "Store a post and queue it for publish_at",
+            "schedulePost",
+            "Store a post and queue it for publish_at",
             {**_answer("ScheduleOut"), "links": CREATED_POST_LINKS},
-            "not_authenticated", "forbidden_origin", "not_found", "not_connected", "token_expired",
-            "permissions_missing", "meta_action_required", "idempotency_conflict", *JSON_BODY_ERRORS,
+            "not_authenticated",
+            "forbidden_origin",
+            "not_found",
+            "not_connected",
+            "token_expired",
+            "permissions_missing",
+            "meta_action_required",
+            "idempotency_conflict",
+            *JSON_BODY_ERRORS,
             security=USER_OR_SCHEDULER,
-            parameters=[{"name": "Idempotency-Key", "in": "header",
-                         "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY}}],
-            requestBody={"required": True, **_json("ScheduleBody")}),
+            parameters=[
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY},
+                }
+            ],
+            requestBody={"required": True, **_json("ScheduleBody")},
+        ),
         "get": _op(
-            "listPosts", "The caller's posts, newest first (the scheduler gives connection_id)",
-            _answer("PostListOut"), "not_authenticated", "validation_error", security=USER_OR_SCHEDULER,
-            parameters=[{"in": "query", "schema": schemas.PostListQuery}]),
+            "listPosts",
+            "The caller's posts, newest first (the scheduler gives connection_id)",
+            _answer("PostListOut"),
+            "not_authenticated",
+            "validation_error",
+            security=USER_OR_SCHEDULER,
+            parameters=[{"in": "query", "schema": schemas.PostListQuery}],
+        ),
     },
     "/api/meta/schedule/{job_id}": {
         "parameters": _path_param("job_id"),
-        "get": _op("getPost", "One post with its per-target outcome", _answer("PostOut"),
-                   "not_authenticated", "not_found", security=USER_OR_SCHEDULER),
-        "delete": _op("cancelPost", "Cancel a post that has not started publishing (sellers only)",
-                      _answer("CancelOut"), "not_authenticated", "forbidden", "forbidden_origin", "not_found",
-                      "not_cancellable"),
+        "get": _op(
+            "getPost",
+            "One post with its per-target outcome",
+            _answer("PostOut"),
+            "not_authenticated",
+            "not_found",
+            security=USER_OR_SCHEDULER,
+        ),
+        "delete": _op(
+            "cancelPost",
+            "Cancel a post that has not started publishing (sellers only)",
+            _answer("CancelOut"),
+            "not_authenticated",
+            "forbidden",
+            "forbidden_origin",
+            "not_found",
+            "not_cancellable",
+        ),
     },
-    "/api/meta/deauthorize": {"post": _op(
-        "deauthorize", "Meta: the person removed the app (signed_request)", _answer("DeauthorizeOut"),
-        "bad_request", security=[], requestBody=_form("SignedRequestForm"))},
-    "/api/meta/data-deletion": {"post": _op(
-        "requestDataDeletion", "Meta: erase the person's data (signed_request)", _answer("DeletionOut"),
-        "bad_request", security=[], requestBody=_form("SignedRequestForm"))},
-    "/api/meta/data-deletion/{code}": {"get": _op(
-        "getDataDeletionStatus", "Status of a data deletion request (an HTML page for a browser)",
-        DELETION_STATUS_OK, "not_found", security=[], parameters=_path_param("code"))},
+    "/api/meta/deauthorize": {
+        "post": _op(
+            "deauthorize",
+            "Meta: the person removed the app (signed_request)",
+            _answer("DeauthorizeOut"),
+            "bad_request",
+            security=[],
+            requestBody=_form("SignedRequestForm"),
+        )
+    },
+    "/api/meta/data-deletion": {
+        "post": _op(
+            "requestDataDeletion",
+            "Meta: erase the person's data (signed_request)",
+            _answer("DeletionOut"),
+            "bad_request",
+            security=[],
+            requestBody=_form("SignedRequestForm"),
+        )
+    },
+    "/api/meta/data-deletion/{code}": {
+        "get": _op(
+            "getDataDeletionStatus",
+            "Status of a data deletion request (an HTML page for a browser)",
+            DELETION_STATUS_OK,
+            "not_found",
+            security=[],
+            parameters=_path_param("code"),
+        )
+    },
 }
 
 SCHEMAS = {
-    "ConnectOut": schemas.ConnectOut, "ConnectedOut": schemas.ConnectedOut, "SelectionOut": schemas.SelectionOut,
-    "PagesOut": schemas.PagesOut, "SelectPageBody": schemas.SelectPageBody, "StatusOut": schemas.StatusOut,
-    "DisconnectOut": schemas.DisconnectOut, "ScheduleBody": ScheduleBody, "ScheduleOut": schemas.ScheduleOut,
-    "PostOut": schemas.PostOut, "PostListOut": schemas.PostListOut, "CancelOut": schemas.CancelOut,
-    "DeletionOut": schemas.DeletionOut, "DeletionStatusOut": schemas.DeletionStatusOut, "Error": schemas.ErrorOut,
-    "EmptyBody": schemas.EmptyBody, "SignedRequestForm": schemas.SignedRequestForm,
+    "ConnectOut": schemas.ConnectOut,
+    "ConnectedOut": schemas.ConnectedOut,
+    "SelectionOut": schemas.SelectionOut,
+    "PagesOut": schemas.PagesOut,
+    "SelectPageBody": schemas.SelectPageBody,
+    "StatusOut": schemas.StatusOut,
+    "DisconnectOut": schemas.DisconnectOut,
+    "ScheduleBody": ScheduleBody,
+    "ScheduleOut": schemas.ScheduleOut,
+    "PostOut": schemas.PostOut,
+    "PostListOut": schemas.PostListOut,
+    "CancelOut": schemas.CancelOut,
+    "DeletionOut": schemas.DeletionOut,
+    "DeletionStatusOut": schemas.DeletionStatusOut,
+    "Error": schemas.ErrorOut,
+    "EmptyBody": schemas.EmptyBody,
+    "SignedRequestForm": schemas.SignedRequestForm,
     "DeauthorizeOut": schemas.DeauthorizeOut,
 }
 
@@ -152,13 +281,15 @@ DESCRIPTION = (
     "Connect a Facebook Page and its Instagram Business account; schedule posts to both. "
     "Errors: {error_code, message, action[, fields]} (fields: flat dotted keys, lists of messages). "
     "A method a path does not list answers 405 bad_request in that shape, with an Allow header "
-    "(components/responses/MethodNotAllowed).")
+    "(components/responses/MethodNotAllowed)."
+)
 
 
 # What ScheduleBody's own validators check, in the document's terms (DESIGN §4).
 SCHEDULE_BODY_BOUNDS = {
-    "publish_at": {"description": "ISO-8601 with a time zone; not more than 5 minutes in the past, "
-                                  "at most a year ahead"},
+    "publish_at": {
+        "description": "ISO-8601 with a time zone; not more than 5 minutes in the past, at most a year ahead"
+    },
     "caption": {"maxLength": MAX_CAPTION, "description": "At most 30 #hashtags and 20 @mentions"},
     "media_url": {"format": "uri", "description": "An absolute https URL Meta can fetch; required for instagram"},
     "link": {"format": "uri", "description": "An absolute http(s) URL; Facebook only"},
@@ -167,19 +298,28 @@ SCHEDULE_BODY_BOUNDS = {
 
 
 def build_spec() -> dict:
-    spec = APISpec(title="Resellio Social Connect", version="1.0.0", openapi_version="3.0.3",
-                   plugins=[MarshmallowPlugin()],
-                   info={"description": DESCRIPTION})
+    spec = APISpec(
+        title="Resellio Social Connect",
+        version="1.0.0",
+        openapi_version="3.0.3",
+        plugins=[MarshmallowPlugin()],
+        info={"description": DESCRIPTION},
+    )
     spec.components.security_scheme("sessionCookie", {"type": "apiKey", "in": "cookie", "name": "resellio_session"})
     spec.components.security_scheme("sessionBearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     spec.components.security_scheme("schedulerBearer", {"type": "http", "scheme": "bearer"})
     for name, schema in SCHEMAS.items():
         spec.components.schema(name, schema=schema)
-    spec.components.response("MethodNotAllowed", {
-        "description": "A method the path does not list: error_code bad_request",
-        "headers": {"Allow": {"description": "The methods the path answers", "required": True,
-                              "schema": {"type": "string"}}},
-        **_json("Error")})
+    spec.components.response(
+        "MethodNotAllowed",
+        {
+            "description": "A method the path does not list: error_code bad_request",
+            "headers": {
+                "Allow": {"description": "The methods the path answers", "required": True, "schema": {"type": "string"}}
+            },
+            **_json("Error"),
+        },
+    )
     for path, operations in PATHS.items():
         operations = dict(operations)
         spec.path(path=path, parameters=operations.pop("parameters", None), operations=operations)

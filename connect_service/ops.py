@@ -1,4 +1,5 @@
 """Operations endpoints: liveness, readiness and Prometheus metrics."""
+
 from __future__ import annotations
 
 import logging

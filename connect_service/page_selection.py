@@ -5,6 +5,7 @@ It holds page ids, names and Instagram ids and the long-lived user token
 Resellio user; a small index (a set per Meta user, named by a keyed hash of the Meta
 user id) lets Meta's data deletion find a selection whose connect was never finished.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -74,8 +75,9 @@ class SelectionStore:
             "meta_user_id": selection.meta_user_id,
             "pages": [asdict(p) for p in selection.pages],
             "scopes_granted": selection.scopes_granted,
-            "user_token_enc": self.cipher.encrypt(selection.user_token, row_id=f"selection:{user_id}",
-                                                  field="user_access_token"),
+            "user_token_enc": self.cipher.encrypt(
+                selection.user_token, row_id=f"selection:{user_id}", field="user_access_token"
+            ),
         }
         index = self._meta_index(selection.meta_user_id)
         pipe = self.redis.pipeline()
@@ -93,8 +95,9 @@ class SelectionStore:
             meta_user_id=payload["meta_user_id"],
             pages=[PageChoice(**p) for p in payload["pages"]],
             scopes_granted=payload["scopes_granted"],
-            user_token=self.cipher.decrypt(payload["user_token_enc"], row_id=f"selection:{user_id}",
-                                           field="user_access_token"),
+            user_token=self.cipher.decrypt(
+                payload["user_token_enc"], row_id=f"selection:{user_id}", field="user_access_token"
+            ),
         )
 
     def clear(self, user_id: str) -> None:

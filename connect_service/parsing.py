@@ -1,4 +1,5 @@
 """Request parsing: JSON bodies and query strings through marshmallow schemas."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,4 +1,5 @@
 """Per-request id, carried into log lines, audit events and the ``X-Request-ID`` header."""
+
 from __future__ import annotations
 
 import re
@@ -17,8 +18,7 @@ def init_request_context(app: Flask) -> None:
     @app.before_request
     def refuse_nul_in_url():
         # PostgreSQL cannot store NUL: refuse it at the door rather than fail deep inside.
-        if "\x00" in request.path or b"%00" in request.query_string or "\x00" in request.query_string.decode(
-                "latin-1"):
+        if "\x00" in request.path or b"%00" in request.query_string or "\x00" in request.query_string.decode("latin-1"):
             raise AppError("bad_request", detail="NUL in the URL")
 
     @app.before_request

@@ -1,4 +1,5 @@
 """Scheduling: create, read, list and cancel posts (DESIGN §4)."""
+
 from __future__ import annotations
 
 import base64
@@ -76,10 +77,17 @@ def create():
     info = request_info()
     settings = svc.settings
     outcome = schedule_post(
-        db.session, settings=settings, redis=svc.redis, cipher=svc.cipher, caller=_post_caller(), payload=payload,
-        idempotency_key=key, graph=graph_client(timeout=(settings.graph_connect_timeout,
-                                                          settings.status_check_timeout)),
-        request_id=info.request_id, ip=info.ip)
+        db.session,
+        settings=settings,
+        redis=svc.redis,
+        cipher=svc.cipher,
+        caller=_post_caller(),
+        payload=payload,
+        idempotency_key=key,
+        graph=graph_client(timeout=(settings.graph_connect_timeout, settings.status_check_timeout)),
+        request_id=info.request_id,
+        ip=info.ip,
+    )
     return jsonify(queued=True, job_id=outcome.post.id)
 
 
@@ -135,11 +143,16 @@ def list_posts():
         query = query.where(ScheduledPost.status == args["status"])
     if args["cursor"]:
         created, post_id = _decode_cursor(args["cursor"])
-        query = query.where(or_(ScheduledPost.created_at < created,
-                                and_(ScheduledPost.created_at == created, ScheduledPost.id < post_id)))
+        query = query.where(
+            or_(
+                ScheduledPost.created_at < created,
+                and_(ScheduledPost.created_at == created, ScheduledPost.id < post_id),
+            )
+        )
     limit = args["limit"]
-    posts = list(db.session.scalars(
-        query.order_by(ScheduledPost.created_at.desc(), ScheduledPost.id.desc()).limit(limit + 1)))
+    posts = list(
+        db.session.scalars(query.order_by(ScheduledPost.created_at.desc(), ScheduledPost.id.desc()).limit(limit + 1))
+    )
     next_cursor = _encode_cursor(posts[limit - 1]) if len(posts) > limit else None
     return jsonify(items=[post_body(p) for p in posts[:limit]], next_cursor=next_cursor)
 
@@ -151,7 +164,8 @@ def cancel(job_id: str):
     post = _visible_post(job_id)
     if post.status != CANCELLED:
         changed = db.session.execute(
-            update(ScheduledPost).where(ScheduledPost.id == post.id, ScheduledPost.status == QUEUED)
+            update(ScheduledPost)
+            .where(ScheduledPost.id == post.id, ScheduledPost.status == QUEUED)
             .values(status=CANCELLED, error_code=None, error_message="Dibatalkan.")
         ).rowcount
         if not changed:

@@ -1,4 +1,5 @@
 """marshmallow schemas of the API's inputs and outputs (also the OpenAPI source)."""
+
 from __future__ import annotations
 
 from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
@@ -95,9 +96,13 @@ class StatusOut(Schema):
     data_access_expires_at = fields.String(allow_none=True)
     scopes_granted = fields.List(fields.String())
     token_last_checked_at = fields.String(allow_none=True)
-    expiring_soon = fields.Boolean(metadata={"description": "Always present when connected: true when the earlier "
-                                                            "of expires_at and data_access_expires_at is less than "
-                                                            "14 days away (show a reconnect banner)."})
+    expiring_soon = fields.Boolean(
+        metadata={
+            "description": "Always present when connected: true when the earlier "
+            "of expires_at and data_access_expires_at is less than "
+            "14 days away (show a reconnect banner)."
+        }
+    )
     error_code = fields.String()
 
 
@@ -138,8 +143,12 @@ class TargetsOut(Schema):
 class PostOut(Schema):
     job_id = fields.String(required=True)
     connection_id = fields.String(required=True)
-    status = fields.String(required=True, validate=validate.OneOf(
-        ["queued", "publishing", "published", "partially_published", "unconfirmed", "failed", "cancelled"]))
+    status = fields.String(
+        required=True,
+        validate=validate.OneOf(
+            ["queued", "publishing", "published", "partially_published", "unconfirmed", "failed", "cancelled"]
+        ),
+    )
     publish_at = fields.String(required=True)
     caption = fields.String(required=True)
     media_url = fields.String(allow_none=True, required=True)

@@ -4,6 +4,7 @@
 config)`` runs it in-process; ``python -m meta_sandbox`` runs it standalone.
 It refuses to run unless ``APP_ENV`` is ``demo`` or ``test`` (unset counts as production).
 """
+
 from __future__ import annotations
 
 import json
@@ -38,12 +39,17 @@ def require_demo_or_test(config: dict | None = None) -> None:
     ``APP_ENV`` is read from ``config`` and from the environment; every value
     given must be allowed, and none at all counts as production (the default).
     """
-    given = [str(v).strip().lower() for v in ((config or {}).get("APP_ENV"), os.environ.get("APP_ENV"))
-             if v is not None and str(v).strip()]
+    given = [
+        str(v).strip().lower()
+        for v in ((config or {}).get("APP_ENV"), os.environ.get("APP_ENV"))
+        if v is not None and str(v).strip()
+    ]
     env = next((v for v in given if v not in ALLOWED_ENVS), None) if given else "production (APP_ENV unset)"
     if env is not None:
-        raise SandboxRefused(f"The Meta sandbox runs only with APP_ENV=demo or APP_ENV=test, not {env}: "
-                             "it fakes Meta and accepts any consent.")
+        raise SandboxRefused(
+            f"The Meta sandbox runs only with APP_ENV=demo or APP_ENV=test, not {env}: "
+            "it fakes Meta and accepts any consent."
+        )
 
 
 def config_from_env(environ=None) -> dict:
@@ -71,8 +77,9 @@ def create_app(config: dict | None = None) -> Flask:
     for key, cast in _TYPES.items():
         app.config[key] = cast(app.config[key])
     if app.config["SANDBOX_SCENARIO"] not in SCENARIOS:
-        raise ValueError(f"unknown SANDBOX_SCENARIO {app.config['SANDBOX_SCENARIO']!r}; "
-                         f"known: {', '.join(sorted(SCENARIOS))}")
+        raise ValueError(
+            f"unknown SANDBOX_SCENARIO {app.config['SANDBOX_SCENARIO']!r}; known: {', '.join(sorted(SCENARIOS))}"
+        )
     app.extensions["meta_sandbox"] = World(app.config)
     routing.install(app)
     for bp in (graph.bp, publishing.bp, dialog.bp, admin.bp):
@@ -80,23 +87,25 @@ def create_app(config: dict | None = None) -> Flask:
 
     def is_graph_path() -> bool:
         from flask import request
+
         return not request.path.startswith("/_sandbox")
 
     def graph_error(exc: GraphError):
         resp = exc.response()
-        resp.headers["X-App-Usage"] = json.dumps(app.extensions["meta_sandbox"].usage_app,
-                                                 separators=(",", ":"))
+        resp.headers["X-App-Usage"] = json.dumps(app.extensions["meta_sandbox"].usage_app, separators=(",", ":"))
         return resp
 
     @app.errorhandler(404)
     @app.errorhandler(405)
     def _not_routed(exc):
         from flask import jsonify, request
+
         if not is_graph_path():
             return jsonify({"error": exc.name}), exc.code
         if exc.code == 405:
-            return graph_error(GraphError(f"Unsupported {request.method.lower()} request.",
-                                          100, type="GraphMethodException"))
+            return graph_error(
+                GraphError(f"Unsupported {request.method.lower()} request.", 100, type="GraphMethodException")
+            )
         return graph_error(GraphError(f"(#100) Unknown path components: {request.path}", 100))
 
     @app.errorhandler(GraphError)
@@ -112,14 +121,13 @@ def create_app(config: dict | None = None) -> Flask:
     return app
 
 
-def serve_in_thread(host: str = "127.0.0.1", port: int = 0, config: dict | None = None,
-                    *, quiet: bool = True):
+def serve_in_thread(host: str = "127.0.0.1", port: int = 0, config: dict | None = None, *, quiet: bool = True):
     """Run the sandbox on a daemon thread; returns a handle with ``.url``,
     ``.port``, ``.app`` and ``.stop()``. ``port=0`` picks a free port;
     ``config=None`` reads the ``SANDBOX_*`` environment variables."""
     from .server import serve_in_thread as _serve
+
     return _serve(host, port, config, quiet=quiet)
 
 
-__all__ = ["create_app", "serve_in_thread", "config_from_env", "require_demo_or_test", "SandboxRefused",
-           "DEFAULTS"]
+__all__ = ["create_app", "serve_in_thread", "config_from_env", "require_demo_or_test", "SandboxRefused", "DEFAULTS"]

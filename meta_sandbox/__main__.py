@@ -3,6 +3,7 @@
 Reads ``SANDBOX_*`` settings from the environment; refuses to start unless ``APP_ENV`` is
 ``demo`` or ``test``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,8 +16,9 @@ from .server import MaskingRequestHandler
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m meta_sandbox",
-                                     description="Run the Meta sandbox (a local stand-in for Meta).")
+    parser = argparse.ArgumentParser(
+        prog="python -m meta_sandbox", description="Run the Meta sandbox (a local stand-in for Meta)."
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
     args = parser.parse_args(argv)
@@ -26,8 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     except (SandboxRefused, ValueError) as exc:
         print(f"meta_sandbox: refusing to start: {exc}", file=sys.stderr)
         return 2
-    print(f"Meta sandbox on http://{args.host}:{args.port}/ "
-          f"(scenario {app.config['SANDBOX_SCENARIO']})", file=sys.stderr)
+    print(
+        f"Meta sandbox on http://{args.host}:{args.port}/ (scenario {app.config['SANDBOX_SCENARIO']})", file=sys.stderr
+    )
     run_simple(args.host, args.port, app, threaded=True, request_handler=MaskingRequestHandler)
     return 0
 

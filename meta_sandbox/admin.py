@@ -1,5 +1,6 @@
 """Admin API for tests (``/_sandbox/...``, no auth), the published page and
 the index page."""
+
 from __future__ import annotations
 
 import base64
@@ -61,6 +62,7 @@ def _scenario_name(name) -> str:
 
 # --- world -------------------------------------------------------------------
 
+
 @bp.post("/_sandbox/reset")
 def reset():
     """Forget everything; optionally switch scenario (default: the current one)."""
@@ -87,8 +89,9 @@ def scenarios():
     world = get_world()
     with world.lock:
         current = world.scenario.name
-    return jsonify({"current": current, "scenarios": [
-        {"name": s.name, "description": s.description} for s in SCENARIOS.values()]})
+    return jsonify(
+        {"current": current, "scenarios": [{"name": s.name, "description": s.description} for s in SCENARIOS.values()]}
+    )
 
 
 @bp.get("/_sandbox/state")
@@ -118,6 +121,7 @@ def flags():
 
 # --- tokens ------------------------------------------------------------------
 
+
 @bp.post("/_sandbox/tokens/expire")
 def expire_tokens():
     """Expire tokens (190/463) by ``token``, ``user_id``, ``page_id``, ``kind``
@@ -141,11 +145,9 @@ def expire_tokens():
 
 
 def _signed_request(user_id: str, extra: dict | None = None) -> str:
-    payload = {"algorithm": "HMAC-SHA256", "issued_at": int(time.time()), "user_id": user_id,
-               **(extra or {})}
+    payload = {"algorithm": "HMAC-SHA256", "issued_at": int(time.time()), "user_id": user_id, **(extra or {})}
     encoded = base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
-    sig = hmac.new(current_app.config["SANDBOX_APP_SECRET"].encode(), encoded.encode(),
-                   hashlib.sha256).digest()
+    sig = hmac.new(current_app.config["SANDBOX_APP_SECRET"].encode(), encoded.encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(sig).decode().rstrip("=") + "." + encoded
 
 
@@ -185,6 +187,7 @@ def deauthorize():
 
 # --- faults, latency, usage, quota, containers ---------------------------------
 
+
 @bp.post("/_sandbox/faults")
 def add_fault():
     """Queue a fault for the next ``times`` calls of ``endpoint`` (or ``*``)."""
@@ -199,8 +202,9 @@ def add_fault():
     latency = _int(body, "latency_ms", 0)
     if status is None and not error and not latency:
         raise AdminError("a fault needs a status, an error or latency_ms")
-    fault = Fault(endpoint, status, error, latency, _int(body, "times", 1, minimum=1),
-                  bool(body.get("after_processing", False)))
+    fault = Fault(
+        endpoint, status, error, latency, _int(body, "times", 1, minimum=1), bool(body.get("after_processing", False))
+    )
     world = get_world()
     with world.lock:
         world.faults.append(fault)
@@ -254,8 +258,13 @@ def usage():
             world.usage_business = _usage_value(body["business"], "business")
         if "estimated_time_to_regain_access" in body:
             world.regain_minutes = _int(body, "estimated_time_to_regain_access")
-        return jsonify({"app": world.usage_app, "business": world.usage_business,
-                        "estimated_time_to_regain_access": world.regain_minutes})
+        return jsonify(
+            {
+                "app": world.usage_app,
+                "business": world.usage_business,
+                "estimated_time_to_regain_access": world.regain_minutes,
+            }
+        )
 
 
 @bp.post("/_sandbox/quota")
@@ -333,23 +342,41 @@ def visitor_post(page_id: str):
     with world.lock:
         if page_id not in world.pages:
             return jsonify({"error": "unknown page"}), 404
-        post = world.add_visitor_post(page_id, message, str(body.get("from_id") or "100090000000999"),
-                                      str(body.get("from_name") or "Pengunjung"))
+        post = world.add_visitor_post(
+            page_id, message, str(body.get("from_id") or "100090000000999"), str(body.get("from_name") or "Pengunjung")
+        )
         return jsonify({"id": post.post_id, "page_id": page_id, "message": message}), 201
 
 
 # --- what was published ---------------------------------------------------------
 
+
 def _published(world) -> dict:
     """What the app published (visitors' posts on a Page are not the app's)."""
-    fb = [{"page_id": p.page_id, "post_id": p.post_id, "photo_id": p.photo_id,
-           "message": p.message, "url": p.url, "link": p.link,
-           "created_time": meta_time(p.created_at)}
-          for p in world.posts if p.post_id and p.visitor is None]
-    ig = [{"ig_user_id": m.ig_user_id, "media_id": m.media_id, "container_id": m.container_id,
-           "caption": m.caption, "image_url": m.image_url,
-           "created_time": meta_time(m.created_at)}
-          for m in world.media.values()]
+    fb = [
+        {
+            "page_id": p.page_id,
+            "post_id": p.post_id,
+            "photo_id": p.photo_id,
+            "message": p.message,
+            "url": p.url,
+            "link": p.link,
+            "created_time": meta_time(p.created_at),
+        }
+        for p in world.posts
+        if p.post_id and p.visitor is None
+    ]
+    ig = [
+        {
+            "ig_user_id": m.ig_user_id,
+            "media_id": m.media_id,
+            "container_id": m.container_id,
+            "caption": m.caption,
+            "image_url": m.image_url,
+            "created_time": meta_time(m.created_at),
+        }
+        for m in world.media.values()
+    ]
     return {"facebook": fb, "instagram": ig}
 
 
@@ -368,11 +395,13 @@ def published_html():
         pages = list(world.pages.values())
         scenario = world.scenario.name
     fb_groups = [(p, [x for x in data["facebook"] if x["page_id"] == p.id]) for p in pages]
-    ig_groups = [(p, [x for x in data["instagram"] if x["ig_user_id"] == p.ig_id])
-                 for p in pages if p.ig_id]
-    return render_template("published.html", scenario=scenario,
-                           fb_groups=[g for g in fb_groups if g[1]],
-                           ig_groups=[g for g in ig_groups if g[1]])
+    ig_groups = [(p, [x for x in data["instagram"] if x["ig_user_id"] == p.ig_id]) for p in pages if p.ig_id]
+    return render_template(
+        "published.html",
+        scenario=scenario,
+        fb_groups=[g for g in fb_groups if g[1]],
+        ig_groups=[g for g in ig_groups if g[1]],
+    )
 
 
 @bp.get("/")
@@ -380,10 +409,11 @@ def index():
     world = get_world()
     with world.lock:
         scenario = world.scenario
-        counts = {"facebook": sum(1 for p in world.posts if p.post_id and p.visitor is None),
-                  "instagram": len(world.media)}
-    return render_template("index.html", scenario=scenario, scenarios=SCENARIOS.values(),
-                           counts=counts)
+        counts = {
+            "facebook": sum(1 for p in world.posts if p.post_id and p.visitor is None),
+            "instagram": len(world.media),
+        }
+    return render_template("index.html", scenario=scenario, scenarios=SCENARIOS.values(), counts=counts)
 
 
 @bp.get("/favicon.ico")

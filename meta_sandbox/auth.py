@@ -1,5 +1,6 @@
 """Who is calling: the access token (header, query, form or JSON body), the
 app token ``"{app_id}|{app_secret}"``, and the ``appsecret_proof`` check."""
+
 from __future__ import annotations
 
 import hashlib
@@ -41,8 +42,7 @@ def proof_for(token: str, secret: str) -> str:
 
 def same(a: str, b: str) -> bool:
     """Constant-time comparison of two strings."""
-    return hmac.compare_digest(a.encode("utf-8", "surrogateescape"),
-                               b.encode("utf-8", "surrogateescape"))
+    return hmac.compare_digest(a.encode("utf-8", "surrogateescape"), b.encode("utf-8", "surrogateescape"))
 
 
 @dataclass

@@ -1,10 +1,11 @@
 """One Graph call: count it, apply latency, faults and scenario misbehaviour,
 run the handler under the world lock, and add Meta's usage headers."""
+
 from __future__ import annotations
 
 import json
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from flask import current_app, jsonify
 
@@ -14,9 +15,27 @@ from .state import World
 
 PUBLISHING = ("photos", "feed_post", "media", "media_publish")
 IG_ENDPOINTS = ("media", "media_publish")
-ENDPOINTS = ("access_token", "me", "accounts", "permissions", "debug_token", "page",
-             "photos", "feed_post", "feed_get", "published_posts", "media", "media_list", "container_status",
-             "media_publish", "publishing_limit", "ig_user", "ig_media", "post", "node")
+ENDPOINTS = (
+    "access_token",
+    "me",
+    "accounts",
+    "permissions",
+    "debug_token",
+    "page",
+    "photos",
+    "feed_post",
+    "feed_get",
+    "published_posts",
+    "media",
+    "media_list",
+    "container_status",
+    "media_publish",
+    "publishing_limit",
+    "ig_user",
+    "ig_media",
+    "post",
+    "node",
+)
 
 
 def get_world() -> World:
@@ -49,8 +68,8 @@ def _usage_headers(world: World, resp, subject: str | None, throttled: bool) -> 
             usage = {k: 100 for k in usage}
             regain = int(world.flags.get("throttle_regain_minutes") or 0)
         resp.headers["X-Business-Use-Case-Usage"] = json.dumps(
-            {subject: [{"type": kind, **usage, "estimated_time_to_regain_access": regain}]},
-            separators=(",", ":"))
+            {subject: [{"type": kind, **usage, "estimated_time_to_regain_access": regain}]}, separators=(",", ":")
+        )
 
 
 def run_graph(endpoint: str, handler: Callable[[], dict], subject: str | None = None):

@@ -1,4 +1,5 @@
 """The OAuth dialog (consent page) and ``/oauth/access_token``."""
+
 from __future__ import annotations
 
 import re
@@ -44,8 +45,7 @@ def with_query(url: str, pairs: list[tuple[str, str]], fragment: str = "") -> st
 
 def _dialog_problem(client_id: str | None, redirect_uri: str | None) -> str | None:
     if not client_id or not same(client_id, current_app.config["SANDBOX_APP_ID"]):
-        return ("Invalid App ID: the app asking to connect is not known to the sandbox "
-                f"(client_id={client_id!r}).")
+        return f"Invalid App ID: the app asking to connect is not known to the sandbox (client_id={client_id!r})."
     parts = urlsplit(redirect_uri or "")
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return "URL blocked: the redirect_uri is missing or not an absolute http(s) URL."
@@ -72,12 +72,16 @@ def consent():
         pages = list(world.pages.values())
         user_name = world.user_name
     return render_template(
-        "consent.html", app_name=current_app.config["SANDBOX_APP_NAME"], user_name=user_name,
-        client_id=args["client_id"], redirect_uri=args["redirect_uri"],
-        state=args.get("state", ""), scope=",".join(scopes),
-        permissions=[{"scope": s, "label": SCOPE_LABELS.get(s, s), "checked": s not in declined}
-                     for s in scopes],
-        pages=pages)
+        "consent.html",
+        app_name=current_app.config["SANDBOX_APP_NAME"],
+        user_name=user_name,
+        client_id=args["client_id"],
+        redirect_uri=args["redirect_uri"],
+        state=args.get("state", ""),
+        scope=",".join(scopes),
+        permissions=[{"scope": s, "label": SCOPE_LABELS.get(s, s), "checked": s not in declined} for s in scopes],
+        pages=pages,
+    )
 
 
 @graph_route(bp, "/dialog/oauth", methods=["POST"])
@@ -91,10 +95,20 @@ def consent_answer():
     state = form.get("state")
     state_pair = [("state", state)] if state is not None else []
     if form.get("action", "continue") == "cancel":
-        return redirect(with_query(redirect_uri, [
-            ("error", "access_denied"), ("error_code", "200"),
-            ("error_description", "Permissions error"), ("error_reason", "user_denied"),
-            *state_pair], "#_=_"), 302)
+        return redirect(
+            with_query(
+                redirect_uri,
+                [
+                    ("error", "access_denied"),
+                    ("error_code", "200"),
+                    ("error_description", "Permissions error"),
+                    ("error_reason", "user_denied"),
+                    *state_pair,
+                ],
+                "#_=_",
+            ),
+            302,
+        )
     requested = split_scopes(form.get("scope"))
     ticked = [s for s in form.getlist("permissions") if s in requested]
     world = get_world()
@@ -105,6 +119,7 @@ def consent_answer():
 
 
 # --- token endpoint -------------------------------------------------------------
+
 
 @graph_route(bp, "/oauth/access_token", methods=["GET", "POST"])
 def access_token():
@@ -128,8 +143,7 @@ def _access_token(world: World) -> dict:
     if grant_type == "fb_exchange_token":
         return _exchange_long_lived(world, p)
     if grant_type == "client_credentials":
-        return {"access_token": f"{cfg['SANDBOX_APP_ID']}|{cfg['SANDBOX_APP_SECRET']}",
-                "token_type": "bearer"}
+        return {"access_token": f"{cfg['SANDBOX_APP_ID']}|{cfg['SANDBOX_APP_SECRET']}", "token_type": "bearer"}
     raise GraphError(f"Unsupported grant_type: {grant_type}", 100)
 
 
@@ -146,9 +160,13 @@ def _exchange_code(world: World, p: dict) -> dict:
     if time.time() - code.created_at > CODE_TTL_SECONDS:
         raise GraphError("This authorization code has expired.", 100, subcode=36007)
     if str(p["redirect_uri"]) != code.redirect_uri:
-        raise GraphError("Error validating verification code. Please make sure your "
-                         "redirect_uri is identical to the one you used in the OAuth "
-                         "dialog request", 100, subcode=36008)
+        raise GraphError(
+            "Error validating verification code. Please make sure your "
+            "redirect_uri is identical to the one you used in the OAuth "
+            "dialog request",
+            100,
+            subcode=36008,
+        )
     code.used = True
     tok = world.new_user_token(code.user_id, long_lived=False)
     return {"access_token": tok.value, "token_type": "bearer", "expires_in": SHORT_LIVED_SECONDS}
@@ -167,6 +185,4 @@ def _exchange_long_lived(world: World, p: dict) -> dict:
     if tok.kind != "user":
         raise GraphError("(#100) fb_exchange_token must be a user access token", 100)
     long_tok = world.new_user_token(tok.user_id, long_lived=True)
-    return {"access_token": long_tok.value, "token_type": "bearer",
-            "expires_in": LONG_LIVED_SECONDS}
-
+    return {"access_token": long_tok.value, "token_type": "bearer", "expires_in": LONG_LIVED_SECONDS}

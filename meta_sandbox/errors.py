@@ -1,5 +1,6 @@
 """Meta-shaped error bodies: ``{"error": {"message", "type", "code",
 "error_subcode", "error_user_title", "error_user_msg", "fbtrace_id"}}``."""
+
 from __future__ import annotations
 
 import secrets
@@ -16,10 +17,18 @@ def fbtrace_id() -> str:
 class GraphError(Exception):
     """An error answered the way the Graph API answers it."""
 
-    def __init__(self, message: str, code: int, *, type: str = "OAuthException",
-                 subcode: int | None = None, status: int = 400,
-                 user_title: str | None = None, user_msg: str | None = None,
-                 is_transient: bool | None = None):
+    def __init__(
+        self,
+        message: str,
+        code: int,
+        *,
+        type: str = "OAuthException",
+        subcode: int | None = None,
+        status: int = 400,
+        user_title: str | None = None,
+        user_msg: str | None = None,
+        is_transient: bool | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.code = code
@@ -49,27 +58,34 @@ class GraphError(Exception):
         resp.status_code = self.status
         resp.headers["x-fb-trace-id"] = self.trace_id
         if self.code in (102, 190):
-            resp.headers["WWW-Authenticate"] = (
-                f'OAuth "Facebook Platform" "invalid_token" "{self.message}"')
+            resp.headers["WWW-Authenticate"] = f'OAuth "Facebook Platform" "invalid_token" "{self.message}"'
         return resp
 
     @classmethod
-    def from_spec(cls, error: dict | None, status: int | None) -> "GraphError":
+    def from_spec(cls, error: dict | None, status: int | None) -> GraphError:
         """Build an error from an admin fault spec (``{"code", "message", ...}``)."""
         error = dict(error or {})
         code = int(error.get("code", 2 if (status or 500) >= 500 else 100))
         if status is None:
             status = 500 if code in (1, 2) else 400
-        default_msg = ("An unexpected error has occurred. Please retry your request later."
-                       if status >= 500 else "Invalid parameter")
+        default_msg = (
+            "An unexpected error has occurred. Please retry your request later."
+            if status >= 500
+            else "Invalid parameter"
+        )
         transient = error.get("is_transient")
         if transient is None and status >= 500:
             transient = True
-        return cls(error.get("message") or default_msg, code,
-                   type=error.get("type") or "OAuthException",
-                   subcode=error.get("error_subcode"), status=status,
-                   user_title=error.get("error_user_title"),
-                   user_msg=error.get("error_user_msg"), is_transient=transient)
+        return cls(
+            error.get("message") or default_msg,
+            code,
+            type=error.get("type") or "OAuthException",
+            subcode=error.get("error_subcode"),
+            status=status,
+            user_title=error.get("error_user_title"),
+            user_msg=error.get("error_user_msg"),
+            is_transient=transient,
+        )
 
 
 def _meta_time(ts: float) -> str:
@@ -78,17 +94,21 @@ def _meta_time(ts: float) -> str:
 
 # --- access tokens -------------------------------------------------------
 
-def token_error(subcode: int, expires_at: float | None = None,
-                app_id: str = "") -> GraphError:
+
+def token_error(subcode: int, expires_at: float | None = None, app_id: str = "") -> GraphError:
     """Code 190: 463 expired, 460 invalidated/revoked, 467 invalid."""
     if subcode == 463:
         when = expires_at or time.time()
-        msg = (f"Error validating access token: Session has expired on {_meta_time(when)}. "
-               f"The current time is {_meta_time(time.time())}.")
+        msg = (
+            f"Error validating access token: Session has expired on {_meta_time(when)}. "
+            f"The current time is {_meta_time(time.time())}."
+        )
     elif subcode == 460:
-        msg = ("Error validating access token: The session has been invalidated because "
-               "the user changed their password or Facebook has changed the session for "
-               f"security reasons, or the user has not authorized application {app_id}.")
+        msg = (
+            "Error validating access token: The session has been invalidated because "
+            "the user changed their password or Facebook has changed the session for "
+            f"security reasons, or the user has not authorized application {app_id}."
+        )
     else:
         subcode = 467
         msg = "Invalid OAuth access token - Cannot parse access token"
@@ -97,29 +117,30 @@ def token_error(subcode: int, expires_at: float | None = None,
 
 def no_token(me: bool = False) -> GraphError:
     if me:
-        return GraphError("An active access token must be used to query information "
-                          "about the current user.", 2500)
+        return GraphError("An active access token must be used to query information about the current user.", 2500)
     return GraphError("An access token is required to request this resource.", 104)
 
 
 def missing_proof() -> GraphError:
-    return GraphError("API calls from the server require an appsecret_proof argument",
-                      100, type="GraphMethodException")
+    return GraphError("API calls from the server require an appsecret_proof argument", 100, type="GraphMethodException")
 
 
 def bad_proof() -> GraphError:
-    return GraphError("Invalid appsecret_proof provided in the API argument",
-                      100, type="GraphMethodException")
+    return GraphError("Invalid appsecret_proof provided in the API argument", 100, type="GraphMethodException")
 
 
 # --- objects and permissions ----------------------------------------------
+
 
 def unsupported(object_id: str, method: str = "get") -> GraphError:
     return GraphError(
         f"Unsupported {method} request. Object with ID '{object_id}' does not exist, "
         "cannot be loaded due to missing permissions, or does not support this operation. "
         "Please read the Graph API documentation at https://developers.facebook.com/docs/graph-api",
-        100, type="GraphMethodException", subcode=33)
+        100,
+        type="GraphMethodException",
+        subcode=33,
+    )
 
 
 def nonexisting_field(name: str, node_type: str) -> GraphError:
@@ -134,7 +155,9 @@ def pages_permission() -> GraphError:
     return GraphError(
         "(#200) Requires pages_manage_posts permission: if posting to a page, requires both "
         "pages_read_engagement and pages_manage_posts as an admin with sufficient "
-        "administrative permission", 200)
+        "administrative permission",
+        200,
+    )
 
 
 def page_token_required() -> GraphError:
@@ -142,13 +165,13 @@ def page_token_required() -> GraphError:
 
 
 def app_permission(scope: str) -> GraphError:
-    return GraphError(f"(#10) Requires {scope} permission: Application does not have "
-                      "permission for this action", 10)
+    return GraphError(f"(#10) Requires {scope} permission: Application does not have permission for this action", 10)
 
 
 def transient() -> GraphError:
-    return GraphError("An unexpected error has occurred. Please retry your request later.",
-                      2, status=500, is_transient=True)
+    return GraphError(
+        "An unexpected error has occurred. Please retry your request later.", 2, status=500, is_transient=True
+    )
 
 
 def unknown_error() -> GraphError:
@@ -157,65 +180,89 @@ def unknown_error() -> GraphError:
 
 # --- publishing --------------------------------------------------------------
 
+
 def fb_media_invalid(missing: bool = False) -> GraphError:
     """Facebook could not use ``url``: code 324 (documented choice)."""
     if missing:
         return GraphError("(#324) Requires upload file", 324)
-    return GraphError("(#324) Missing or invalid image file", 324,
-                      user_title="Image download failed",
-                      user_msg="The image URL could not be downloaded.")
+    return GraphError(
+        "(#324) Missing or invalid image file",
+        324,
+        user_title="Image download failed",
+        user_msg="The image URL could not be downloaded.",
+    )
 
 
 def ig_media_invalid() -> GraphError:
-    return GraphError("Media download has failed. The media URI doesn't meet our requirements.",
-                      9004, subcode=2207052, user_title="Media download failed",
-                      user_msg="The media could not be fetched from this URI.")
+    return GraphError(
+        "Media download has failed. The media URI doesn't meet our requirements.",
+        9004,
+        subcode=2207052,
+        user_title="Media download failed",
+        user_msg="The media could not be fetched from this URI.",
+    )
 
 
 def container_not_ready() -> GraphError:
-    return GraphError("Media ID is not available", 9007, subcode=2207027,
-                      user_title="Media not ready for publishing",
-                      user_msg="The media is not ready for publishing, please wait for a moment")
+    return GraphError(
+        "Media ID is not available",
+        9007,
+        subcode=2207027,
+        user_title="Media not ready for publishing",
+        user_msg="The media is not ready for publishing, please wait for a moment",
+    )
 
 
 def container_already_published(container_id: str) -> GraphError:
     """Same code/subcode as "not ready" (Meta says the media ID is no longer
     available); the user message tells the two apart. Check the container's
     ``status_code`` (``PUBLISHED``) instead of publishing again."""
-    return GraphError("Media ID is not available", 9007, subcode=2207027,
-                      user_title="Media already published",
-                      user_msg=f"The container {container_id} has already been published.")
+    return GraphError(
+        "Media ID is not available",
+        9007,
+        subcode=2207027,
+        user_title="Media already published",
+        user_msg=f"The container {container_id} has already been published.",
+    )
 
 
 def container_missing(container_id: str) -> GraphError:
-    return GraphError(f"The media builder with creation id = {container_id} does not exist "
-                      "or has been expired.", 24, subcode=2207008,
-                      user_title="Media builder expired")
+    return GraphError(
+        f"The media builder with creation id = {container_id} does not exist or has been expired.",
+        24,
+        subcode=2207008,
+        user_title="Media builder expired",
+    )
 
 
 def container_expired() -> GraphError:
-    return GraphError("The media you are trying to access has expired. Please try to upload again.",
-                      -2, subcode=2207020, user_title="Media expired")
+    return GraphError(
+        "The media you are trying to access has expired. Please try to upload again.",
+        -2,
+        subcode=2207020,
+        user_title="Media expired",
+    )
 
 
 def container_failed() -> GraphError:
-    return GraphError("Create media fail, please try to re-create media", -1,
-                      subcode=2207032, user_title="Create media fail")
+    return GraphError(
+        "Create media fail, please try to re-create media", -1, subcode=2207032, user_title="Create media fail"
+    )
 
 
 def publishing_limit() -> GraphError:
-    return GraphError("The maximum number of posts that can be published within the 24 hour "
-                      "window has been reached", 9, subcode=2207042,
-                      user_title="Limit reached",
-                      user_msg="You reached maximum number of posts that is allowed to be "
-                               "published by Content Publishing API.")
+    return GraphError(
+        "The maximum number of posts that can be published within the 24 hour window has been reached",
+        9,
+        subcode=2207042,
+        user_title="Limit reached",
+        user_msg="You reached maximum number of posts that is allowed to be published by Content Publishing API.",
+    )
 
 
 def page_throttled() -> GraphError:
-    return GraphError("(#32) Page request limit reached", 32,
-                      user_title="Page request limit reached")
+    return GraphError("(#32) Page request limit reached", 32, user_title="Page request limit reached")
 
 
 def ig_throttled() -> GraphError:
-    return GraphError("There have been too many calls to this Instagram account. "
-                      "Wait a bit and try again.", 80002)
+    return GraphError("There have been too many calls to this Instagram account. Wait a bit and try again.", 80002)

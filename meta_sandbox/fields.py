@@ -2,6 +2,7 @@
 
 Modifiers such as ``.limit(5)`` are accepted and ignored.
 """
+
 from __future__ import annotations
 
 from .errors import GraphError, nonexisting_field
@@ -76,8 +77,14 @@ def _parse(s: str, i: int, depth: int) -> tuple[Fields, int]:
     return out, i
 
 
-def select(obj: dict, fields: Fields | None, default: tuple[str, ...], node_type: str,
-           allowed: set[str] | None = None, always_id: bool = True) -> dict:
+def select(
+    obj: dict,
+    fields: Fields | None,
+    default: tuple[str, ...],
+    node_type: str,
+    allowed: set[str] | None = None,
+    always_id: bool = True,
+) -> dict:
     """Keep the requested keys of ``obj`` (absent values stay absent, like Meta).
 
     ``obj`` values may be callables taking the sub-fields (for expansions).

@@ -1,5 +1,6 @@
 """Graph endpoints about people and objects: ``/me``, ``/{id}``, accounts,
 permissions and ``debug_token``."""
+
 from __future__ import annotations
 
 from flask import Blueprint, current_app, request
@@ -8,15 +9,30 @@ from .auth import Caller, authenticate, is_app_token, params
 from .calls import get_world, run_graph
 from .errors import GraphError, missing_param, no_token, nonexisting_field, token_error, unsupported
 from .fields import parse_fields, select
-from .objects import (can_see_page, container_obj, granular_scopes, ig_obj, media_obj,
-                      page_obj, post_obj, require_ig, user_obj)
+from .objects import (
+    can_see_page,
+    container_obj,
+    granular_scopes,
+    ig_obj,
+    media_obj,
+    page_obj,
+    post_obj,
+    require_ig,
+    user_obj,
+)
 from .routing import graph_route, paginate
 from .state import World
 
 bp = Blueprint("graph", __name__)
 
-NODE_ENDPOINTS = {"user": "me", "page": "page", "container": "container_status",
-                  "ig_user": "ig_user", "ig_media": "ig_media", "post": "post"}
+NODE_ENDPOINTS = {
+    "user": "me",
+    "page": "page",
+    "container": "container_status",
+    "ig_user": "ig_user",
+    "ig_media": "ig_media",
+    "post": "post",
+}
 ACCOUNT_DEFAULT_FIELDS = ("access_token", "category", "name", "id", "tasks")
 
 
@@ -37,6 +53,7 @@ def _user_for(world: World, caller: Caller, node_id: str) -> str:
 
 # --- /me and /{id} ----------------------------------------------------------
 
+
 @graph_route(bp, "/<node:node_id>", methods=["GET"])
 def get_node(node_id: str):
     world = get_world()
@@ -47,8 +64,7 @@ def get_node(node_id: str):
             subject = node_id
         elif kind == "container":
             subject = world.containers[node_id].ig_user_id
-    return run_graph(NODE_ENDPOINTS.get(kind, "node"),
-                     lambda: _read_node(world, node_id), subject)
+    return run_graph(NODE_ENDPOINTS.get(kind, "node"), lambda: _read_node(world, node_id), subject)
 
 
 def _read_node(world: World, node_id: str) -> dict:
@@ -58,12 +74,10 @@ def _read_node(world: World, node_id: str) -> dict:
         if caller.kind == "app":
             raise no_token(me=True)
         if caller.kind == "page":
-            return select(page_obj(world, caller, world.pages[caller.page_id]),
-                          fields, ("name", "id"), "Page")
+            return select(page_obj(world, caller, world.pages[caller.page_id]), fields, ("name", "id"), "Page")
         node_id = caller.user_id
     kind = world.kind_of(node_id)
-    if kind == "user" and (caller.kind == "app"
-                           or (caller.kind == "user" and caller.user_id == node_id)):
+    if kind == "user" and (caller.kind == "app" or (caller.kind == "user" and caller.user_id == node_id)):
         return select(user_obj(world), fields, ("name", "id"), "User")
     if kind == "page":
         page = world.pages[node_id]
@@ -89,6 +103,7 @@ def _read_node(world: World, node_id: str) -> dict:
 
 # --- accounts ----------------------------------------------------------------
 
+
 @graph_route(bp, "/<node:node_id>/accounts", methods=["GET"])
 def accounts(node_id: str):
     world = get_world()
@@ -105,10 +120,10 @@ def _accounts(world: World, node_id: str) -> dict:
     pages = world.granted_pages(user_id)
     if "pages_show_list" not in world.scopes_of(user_id):
         pages = []
-    chunk, paging = paginate(pages, lambda p: p.id, path=f"/{user_id}/accounts",
-                             query={"access_token": caller.raw, "fields": raw_fields})
-    data = [select(page_obj(world, caller, p), fields, ACCOUNT_DEFAULT_FIELDS, "Page")
-            for p in chunk]
+    chunk, paging = paginate(
+        pages, lambda p: p.id, path=f"/{user_id}/accounts", query={"access_token": caller.raw, "fields": raw_fields}
+    )
+    data = [select(page_obj(world, caller, p), fields, ACCOUNT_DEFAULT_FIELDS, "Page") for p in chunk]
     out = {"data": data}
     if paging:
         out["paging"] = paging
@@ -116,6 +131,7 @@ def _accounts(world: World, node_id: str) -> dict:
 
 
 # --- permissions ---------------------------------------------------------
+
 
 @graph_route(bp, "/<node:node_id>/permissions", methods=["GET", "DELETE"])
 @graph_route(bp, "/<node:node_id>/permissions/<permission>", methods=["GET", "DELETE"])
@@ -140,14 +156,16 @@ def _permissions(world: World, node_id: str, permission: str | None, method: str
         return {"success": True}
     data = []
     if grant and grant.active:
-        data = ([{"permission": s, "status": "granted"} for s in grant.granted]
-                + [{"permission": s, "status": "declined"} for s in grant.declined])
+        data = [{"permission": s, "status": "granted"} for s in grant.granted] + [
+            {"permission": s, "status": "declined"} for s in grant.declined
+        ]
     if permission is not None:
         data = [d for d in data if d["permission"] == permission]
     return {"data": data}
 
 
 # --- debug_token -------------------------------------------------------------
+
 
 @graph_route(bp, "/debug_token", methods=["GET"])
 def debug_token():
@@ -167,17 +185,28 @@ def _debug_token(world: World) -> dict:
     tok = world.tokens.get(str(input_token))
     if tok is None:
         err = token_error(467)
-        return {"data": {"error": {"code": 190, "message": err.message, "subcode": 467},
-                         "is_valid": False, "scopes": [], "granular_scopes": []}}
+        return {
+            "data": {
+                "error": {"code": 190, "message": err.message, "subcode": 467},
+                "is_valid": False,
+                "scopes": [],
+                "granular_scopes": [],
+            }
+        }
     problem = world.token_problem(tok)
     tok.checked = True
     scopes = world.scopes_of(tok.user_id)
-    data = {**base, "type": tok.kind.upper(),
-            "data_access_expires_at": int(tok.data_access_expires_at),
-            "expires_at": int(tok.expires_at), "is_valid": problem is None,
-            "issued_at": int(tok.issued_at), "scopes": scopes,
-            "granular_scopes": granular_scopes(world, tok.user_id, scopes),
-            "user_id": tok.user_id}
+    data = {
+        **base,
+        "type": tok.kind.upper(),
+        "data_access_expires_at": int(tok.data_access_expires_at),
+        "expires_at": int(tok.expires_at),
+        "is_valid": problem is None,
+        "issued_at": int(tok.issued_at),
+        "scopes": scopes,
+        "granular_scopes": granular_scopes(world, tok.user_id, scopes),
+        "user_id": tok.user_id,
+    }
     if tok.kind == "page":
         data["profile_id"] = tok.page_id
     if problem:

@@ -1,4 +1,5 @@
 """How sandbox objects look on the Graph (field dictionaries) and who may see them."""
+
 from __future__ import annotations
 
 import time
@@ -10,10 +11,15 @@ from .scenarios import PageSpec
 from .state import Container, FbPost, IgMedia, World
 
 PUBLISH_TASKS = {"CREATE_CONTENT", "MANAGE"}
-PAGE_SCOPES = {"pages_show_list", "pages_read_engagement", "pages_manage_posts",
-               "pages_manage_metadata", "pages_read_user_content", "pages_manage_engagement"}
-IG_SCOPES = {"instagram_basic", "instagram_content_publish", "instagram_manage_comments",
-             "instagram_manage_insights"}
+PAGE_SCOPES = {
+    "pages_show_list",
+    "pages_read_engagement",
+    "pages_manage_posts",
+    "pages_manage_metadata",
+    "pages_read_user_content",
+    "pages_manage_engagement",
+}
+IG_SCOPES = {"instagram_basic", "instagram_content_publish", "instagram_manage_comments", "instagram_manage_insights"}
 CONTAINER_STATUS_TEXT = {
     "FINISHED": "Finished: Media has been uploaded and it is ready to be published.",
     "IN_PROGRESS": "In Progress: Media is still being processed.",
@@ -29,6 +35,7 @@ def meta_time(ts: float) -> str:
 
 
 # --- visibility ------------------------------------------------------------
+
 
 def can_see_page(world: World, caller: Caller, page: PageSpec) -> bool:
     if caller.kind == "page":
@@ -49,8 +56,7 @@ def require_publisher(world: World, caller: Caller, page: PageSpec) -> None:
         raise pages_permission()
 
 
-def require_ig(world: World, caller: Caller, ig_id: str, scope: str,
-               method: str = "get") -> PageSpec:
+def require_ig(world: World, caller: Caller, ig_id: str, scope: str, method: str = "get") -> PageSpec:
     """IG calls take the linked Page's token (or a user token granted that Page)."""
     page = world.ig_accounts.get(ig_id)
     if page is None or not can_see_page(world, caller, page):
@@ -64,10 +70,15 @@ def require_ig(world: World, caller: Caller, ig_id: str, scope: str,
 
 # --- representations -----------------------------------------------------
 
+
 def ig_obj(world: World, page: PageSpec) -> dict:
-    return {"id": page.ig_id, "username": page.ig_username, "name": page.name,
-            "media_count": sum(1 for m in world.media.values() if m.ig_user_id == page.ig_id),
-            "followers_count": 1200}
+    return {
+        "id": page.ig_id,
+        "username": page.ig_username,
+        "name": page.name,
+        "media_count": sum(1 for m in world.media.values() if m.ig_user_id == page.ig_id),
+        "followers_count": 1200,
+    }
 
 
 def page_obj(world: World, caller: Caller, page: PageSpec) -> dict:
@@ -81,26 +92,34 @@ def page_obj(world: World, caller: Caller, page: PageSpec) -> dict:
             return None
         return select(ig_obj(world, page), sub, ("id",), "IGUser")
 
-    return {"id": page.id, "name": page.name, "category": page.category,
-            "tasks": list(page.tasks), "access_token": access_token,
-            "instagram_business_account": instagram,
-            "connected_instagram_account": instagram,
-            "link": f"https://www.facebook.com/{page.id}"}
+    return {
+        "id": page.id,
+        "name": page.name,
+        "category": page.category,
+        "tasks": list(page.tasks),
+        "access_token": access_token,
+        "instagram_business_account": instagram,
+        "connected_instagram_account": instagram,
+        "link": f"https://www.facebook.com/{page.id}",
+    }
 
 
 def user_obj(world: World) -> dict:
     first, _, last = world.user_name.partition(" ")
-    return {"id": world.user_id, "name": world.user_name, "first_name": first,
-            "last_name": last}
+    return {"id": world.user_id, "name": world.user_name, "first_name": first, "last_name": last}
 
 
 def post_obj(world: World, post: FbPost) -> dict:
     page = world.pages.get(post.page_id)
     author = post.visitor or (post.page_id, page.name if page else post.page_id)
-    return {"id": post.post_id, "message": post.message, "from": {"id": author[0], "name": author[1]},
-            "created_time": meta_time(post.created_at),
-            "permalink_url": f"https://www.facebook.com/{post.post_id}",
-            "full_picture": post.url}
+    return {
+        "id": post.post_id,
+        "message": post.message,
+        "from": {"id": author[0], "name": author[1]},
+        "created_time": meta_time(post.created_at),
+        "permalink_url": f"https://www.facebook.com/{post.post_id}",
+        "full_picture": post.url,
+    }
 
 
 def container_obj(world: World, c: Container) -> dict:
@@ -111,10 +130,15 @@ def container_obj(world: World, c: Container) -> dict:
 
 def media_obj(world: World, m: IgMedia) -> dict:
     page = world.ig_accounts.get(m.ig_user_id)
-    return {"id": m.media_id, "caption": m.caption, "media_type": "IMAGE",
-            "media_url": m.image_url, "timestamp": meta_time(m.created_at),
-            "permalink": f"https://www.instagram.com/p/sandbox{m.media_id[-6:]}/",
-            "username": page.ig_username if page else None}
+    return {
+        "id": m.media_id,
+        "caption": m.caption,
+        "media_type": "IMAGE",
+        "media_url": m.image_url,
+        "timestamp": meta_time(m.created_at),
+        "permalink": f"https://www.instagram.com/p/sandbox{m.media_id[-6:]}/",
+        "username": page.ig_username if page else None,
+    }
 
 
 def granular_scopes(world: World, user_id: str, scopes: list[str]) -> list[dict]:

@@ -1,5 +1,6 @@
 """Publishing endpoints: Page photos and feed, IG containers, media_publish
 and the content publishing limit."""
+
 from __future__ import annotations
 
 import ipaddress
@@ -37,8 +38,9 @@ def public_url(url: str, *, https_only: bool) -> bool:
         ip = ipaddress.ip_address(host)
     except ValueError:
         return "." in host  # a bare intranet name is not reachable from Meta
-    return not (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved
-                or ip.is_unspecified or ip.is_multicast)
+    return not (
+        ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_unspecified or ip.is_multicast
+    )
 
 
 def _parse_time(value) -> float:
@@ -60,6 +62,7 @@ def _truthy(value, default: bool = True) -> bool:
 
 
 # --- Facebook Page -----------------------------------------------------------
+
 
 @graph_route(bp, "/<node:page_id>/photos", methods=["POST"])
 def photos(page_id: str):
@@ -85,8 +88,13 @@ def _photos(world: World, page_id: str) -> dict:
         raise errors.fb_media_invalid(missing=True)
     if not public_url(url, https_only=False):
         raise errors.fb_media_invalid()
-    post = world.add_fb_post(page.id, message=p.get("caption") or p.get("message"),
-                             url=str(url), photo=True, published=_truthy(p.get("published")))
+    post = world.add_fb_post(
+        page.id,
+        message=p.get("caption") or p.get("message"),
+        url=str(url),
+        photo=True,
+        published=_truthy(p.get("published")),
+    )
     out = {"id": post.photo_id}
     if post.post_id:
         out["post_id"] = post.post_id
@@ -149,19 +157,27 @@ def _list_posts(world: World, caller, page_id: str, edge: str, keep) -> dict:
     fields = parse_fields(raw_fields)
     since = _parse_time(p["since"]) if p.get("since") else None
     until = _parse_time(p["until"]) if p.get("until") else None
-    posts = [post for post in reversed(world.posts)
-             if post.page_id == page_id and post.post_id and keep(post)
-             and (since is None or int(post.created_at) >= int(since))
-             and (until is None or int(post.created_at) <= int(until))]
-    chunk, paging = paginate(posts, lambda post: post.post_id, path=f"/{page_id}/{edge}",
-                             query={"access_token": caller.raw, "fields": raw_fields,
-                                    "since": p.get("since"), "until": p.get("until")})
-    data = [select(post_obj(world, post), fields, ("created_time", "message", "id"), "Post")
-            for post in chunk]
+    posts = [
+        post
+        for post in reversed(world.posts)
+        if post.page_id == page_id
+        and post.post_id
+        and keep(post)
+        and (since is None or int(post.created_at) >= int(since))
+        and (until is None or int(post.created_at) <= int(until))
+    ]
+    chunk, paging = paginate(
+        posts,
+        lambda post: post.post_id,
+        path=f"/{page_id}/{edge}",
+        query={"access_token": caller.raw, "fields": raw_fields, "since": p.get("since"), "until": p.get("until")},
+    )
+    data = [select(post_obj(world, post), fields, ("created_time", "message", "id"), "Post") for post in chunk]
     return {"data": data, "paging": paging} if paging else {"data": data}
 
 
 # --- Instagram ---------------------------------------------------------------
+
 
 @graph_route(bp, "/<node:ig_id>/media", methods=["GET", "POST"])
 def media(ig_id: str):
@@ -191,10 +207,10 @@ def _list_media(world: World, ig_id: str) -> dict:
     require_ig(world, caller, ig_id, "instagram_basic")
     raw_fields = params().get("fields")
     fields = parse_fields(raw_fields)
-    items = sorted((m for m in world.media.values() if m.ig_user_id == ig_id),
-                   key=lambda m: m.media_id, reverse=True)
-    chunk, paging = paginate(items, lambda m: m.media_id, path=f"/{ig_id}/media",
-                             query={"access_token": caller.raw, "fields": raw_fields})
+    items = sorted((m for m in world.media.values() if m.ig_user_id == ig_id), key=lambda m: m.media_id, reverse=True)
+    chunk, paging = paginate(
+        items, lambda m: m.media_id, path=f"/{ig_id}/media", query={"access_token": caller.raw, "fields": raw_fields}
+    )
     data = [select(media_obj(world, m), fields, ("id",), "IGMedia") for m in chunk]
     return {"data": data, "paging": paging} if paging else {"data": data}
 
@@ -242,8 +258,11 @@ def _publishing_limit(world: World, ig_id: str) -> dict:
     config = {"quota_duration": QUOTA_WINDOW_SECONDS}
     if quota.report_total:
         config["quota_total"] = quota.total
-    obj = {"quota_usage": len(quota.times),
-           "config": lambda sub: select(config, sub, tuple(config), "ContentPublishingLimitConfig",
-                                       allowed={"quota_total", "quota_duration"})}
+    obj = {
+        "quota_usage": len(quota.times),
+        "config": lambda sub: select(
+            config, sub, tuple(config), "ContentPublishingLimitConfig", allowed={"quota_total", "quota_duration"}
+        ),
+    }
     fields = parse_fields(params().get("fields"))
     return {"data": [select(obj, fields, ("quota_usage", "config"), "ContentPublishingLimit")]}

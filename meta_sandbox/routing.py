@@ -1,5 +1,6 @@
 """URL converters and a route helper: every Graph route answers both
 ``/{version}/...`` (``v\\d+.\\d+``) and the bare path."""
+
 from __future__ import annotations
 
 import base64
@@ -89,7 +90,7 @@ def paginate(items: list, key, *, path: str, query: dict, limit_default: int = 2
         before = uncursor(str(p["before"]))
         end = keys.index(before) if before in keys else 0
         start = max(0, end - limit)
-    chunk = items[start:start + limit]
+    chunk = items[start : start + limit]
     paging: dict = {}
     if chunk:
         paging["cursors"] = {"before": cursor(key(chunk[0])), "after": cursor(key(chunk[-1]))}

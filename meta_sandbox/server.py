@@ -1,5 +1,6 @@
 """Running the sandbox: Werkzeug's threaded server, in a thread or standalone.
 Request lines are logged with token-like query values masked."""
+
 from __future__ import annotations
 
 import re
@@ -8,7 +9,8 @@ import threading
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 SECRET_PARAMS = re.compile(
-    r"((?:access_token|input_token|fb_exchange_token|client_secret|appsecret_proof|code)=)[^&\s#]+")
+    r"((?:access_token|input_token|fb_exchange_token|client_secret|appsecret_proof|code)=)[^&\s#]+"
+)
 TOKEN_SHAPED = re.compile(r"\bEAA[A-Za-z0-9]{20,}")
 
 
@@ -66,8 +68,9 @@ class SandboxServer:
         self.stop()
 
 
-def serve_in_thread(host: str = "127.0.0.1", port: int = 0, config: dict | None = None,
-                    *, quiet: bool = True) -> SandboxServer:
+def serve_in_thread(
+    host: str = "127.0.0.1", port: int = 0, config: dict | None = None, *, quiet: bool = True
+) -> SandboxServer:
     """Start the sandbox on ``host:port`` (0 = a free port) in a daemon thread."""
     from . import config_from_env, create_app
 

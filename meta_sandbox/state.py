@@ -5,6 +5,7 @@ Everything here is guarded by ``World.lock``. Methods do NOT take the lock
 themselves: callers hold it (``with world.lock: ...``) for the whole of one
 request's work, so a request sees and changes a consistent world.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -131,9 +132,14 @@ class Fault:
     after_processing: bool
 
     def describe(self) -> dict:
-        return {"endpoint": self.endpoint, "status": self.status, "error": self.error,
-                "latency_ms": self.latency_ms, "times": self.times,
-                "after_processing": self.after_processing}
+        return {
+            "endpoint": self.endpoint,
+            "status": self.status,
+            "error": self.error,
+            "latency_ms": self.latency_ms,
+            "times": self.times,
+            "after_processing": self.after_processing,
+        }
 
 
 @dataclass
@@ -144,9 +150,15 @@ class Quota:
 
 
 def default_flags() -> dict:
-    return {"page_tokens_expired": False, "page_tokens_expire_after_check": False, "throttle_once": False,
-            "throttle_regain_minutes": 0, "flaky_every": 0,
-            "flaky_slow_every": 0, "flaky_slow_ms": 200}
+    return {
+        "page_tokens_expired": False,
+        "page_tokens_expire_after_check": False,
+        "throttle_once": False,
+        "throttle_regain_minutes": 0,
+        "flaky_every": 0,
+        "flaky_slow_every": 0,
+        "flaky_slow_ms": 200,
+    }
 
 
 class World:
@@ -238,27 +250,43 @@ class World:
             status[scope] = "granted" if scope in ticked else "declined"
         for scope in ALWAYS_GRANTED:
             status[scope] = "granted"
-        grant = Grant(self.user_id,
-                      granted=[s for s, v in status.items() if v == "granted"],
-                      declined=[s for s, v in status.items() if v == "declined"],
-                      pages=[p for p in pages if p in self.pages],
-                      granted_at=now, data_access_expires_at=now + DATA_ACCESS_SECONDS)
+        grant = Grant(
+            self.user_id,
+            granted=[s for s, v in status.items() if v == "granted"],
+            declined=[s for s, v in status.items() if v == "declined"],
+            pages=[p for p in pages if p in self.pages],
+            granted_at=now,
+            data_access_expires_at=now + DATA_ACCESS_SECONDS,
+        )
         self.grants[self.user_id] = grant
         return grant
 
     def new_code(self, redirect_uri: str, grant: Grant) -> AuthCode:
-        code = AuthCode("AQ" + random_alnum(120), self.user_id, redirect_uri,
-                        list(grant.granted), list(grant.declined), list(grant.pages),
-                        created_at=time.time())
+        code = AuthCode(
+            "AQ" + random_alnum(120),
+            self.user_id,
+            redirect_uri,
+            list(grant.granted),
+            list(grant.declined),
+            list(grant.pages),
+            created_at=time.time(),
+        )
         self.codes[code.value] = code
         return code
 
-    def _new_token(self, kind: str, user_id: str, page_id: str | None,
-                   long_lived: bool, expires_at: float) -> Token:
+    def _new_token(self, kind: str, user_id: str, page_id: str | None, long_lived: bool, expires_at: float) -> Token:
         grant = self.grants.get(user_id)
         now = time.time()
-        tok = Token("EAA" + random_alnum(96), kind, user_id, page_id, long_lived, now,
-                    expires_at, grant.data_access_expires_at if grant else now + DATA_ACCESS_SECONDS)
+        tok = Token(
+            "EAA" + random_alnum(96),
+            kind,
+            user_id,
+            page_id,
+            long_lived,
+            now,
+            expires_at,
+            grant.data_access_expires_at if grant else now + DATA_ACCESS_SECONDS,
+        )
         self.tokens[tok.value] = tok
         return tok
 
@@ -296,15 +324,17 @@ class World:
                 return 460
         return None
 
-    def expire_tokens(self, *, token=None, user_id=None, page_id=None, kind=None,
-                      all=False, subcode: int = 463) -> int:
+    def expire_tokens(self, *, token=None, user_id=None, page_id=None, kind=None, all=False, subcode: int = 463) -> int:
         """Invalidate matching tokens; returns how many changed."""
         n = 0
         for tok in self.tokens.values():
-            hit = (all or (token and tok.value == token)
-                   or (user_id and tok.user_id == user_id)
-                   or (page_id and tok.page_id == page_id)
-                   or (kind and tok.kind == kind))
+            hit = (
+                all
+                or (token and tok.value == token)
+                or (user_id and tok.user_id == user_id)
+                or (page_id and tok.page_id == page_id)
+                or (kind and tok.kind == kind)
+            )
             if hit and tok.valid:
                 tok.valid = False
                 tok.invalid_subcode = subcode
@@ -339,8 +369,7 @@ class World:
 
     # --- publishing --------------------------------------------------------
 
-    def add_fb_post(self, page_id: str, *, message, url=None, link=None,
-                    photo: bool, published: bool = True) -> FbPost:
+    def add_fb_post(self, page_id: str, *, message, url=None, link=None, photo: bool, published: bool = True) -> FbPost:
         photo_id = f"12200000{self.new_seq():08d}" if photo else None
         post_id = f"{page_id}_12210000{self.new_seq():08d}" if published else None
         post = FbPost(page_id, post_id, photo_id, message, url, link, time.time(), published)
@@ -349,16 +378,24 @@ class World:
 
     def add_visitor_post(self, page_id: str, message: str, from_id: str, from_name: str) -> FbPost:
         """A visitor writes on the Page: it shows in ``/feed``, not in ``/published_posts``."""
-        post = FbPost(page_id, f"{page_id}_12230000{self.new_seq():08d}", None, message, None, None,
-                      time.time(), True, visitor=(from_id, from_name))
+        post = FbPost(
+            page_id,
+            f"{page_id}_12230000{self.new_seq():08d}",
+            None,
+            message,
+            None,
+            None,
+            time.time(),
+            True,
+            visitor=(from_id, from_name),
+        )
         self.posts.append(post)
         return post
 
     def add_container(self, page: PageSpec, image_url: str, caption: str) -> Container:
         now = time.time()
         delay = float(self.config.get("SANDBOX_CONTAINER_DELAY") or 0)
-        c = Container(f"17900000{self.new_seq():09d}", page.ig_id, page.id, image_url,
-                      caption, now, now + delay)
+        c = Container(f"17900000{self.new_seq():09d}", page.ig_id, page.id, image_url, caption, now, now + delay)
         if self.container_outcomes:
             outcome = self.container_outcomes[0]
             c.status_override, c.status_text = outcome.status_code, outcome.status_text
@@ -379,8 +416,7 @@ class World:
         return "FINISHED" if now >= c.ready_at else "IN_PROGRESS"
 
     def publish_container(self, c: Container) -> IgMedia:
-        m = IgMedia(c.ig_user_id, f"17950000{self.new_seq():09d}", c.id, c.caption,
-                    c.image_url, time.time())
+        m = IgMedia(c.ig_user_id, f"17950000{self.new_seq():09d}", c.id, c.caption, c.image_url, time.time())
         c.media_id = m.media_id
         self.media[m.media_id] = m
         self.quota(c.ig_user_id).times.append(m.created_at)
@@ -414,37 +450,57 @@ class World:
     # --- views for the admin API -------------------------------------------
 
     def snapshot(self) -> dict:
-        counts: dict[str, dict[str, int]] = {"user": {"valid": 0, "invalid": 0},
-                                             "page": {"valid": 0, "invalid": 0}}
+        counts: dict[str, dict[str, int]] = {"user": {"valid": 0, "invalid": 0}, "page": {"valid": 0, "invalid": 0}}
         for tok in self.tokens.values():
             counts[tok.kind]["invalid" if self.token_problem(tok) else "valid"] += 1
         return {
             "scenario": self.scenario.name,
             "app_id": self.config["SANDBOX_APP_ID"],
             "users": [{"id": self.user_id, "name": self.user_name}],
-            "pages": [{"id": p.id, "name": p.name, "tasks": list(p.tasks),
-                       "instagram_business_account": (
-                           {"id": p.ig_id, "username": p.ig_username} if p.ig_id else None)}
-                      for p in self.pages.values()],
-            "grants": [{"user_id": g.user_id, "active": g.active, "granted": g.granted,
-                        "declined": g.declined, "pages": g.pages} for g in self.grants.values()],
+            "pages": [
+                {
+                    "id": p.id,
+                    "name": p.name,
+                    "tasks": list(p.tasks),
+                    "instagram_business_account": ({"id": p.ig_id, "username": p.ig_username} if p.ig_id else None),
+                }
+                for p in self.pages.values()
+            ],
+            "grants": [
+                {
+                    "user_id": g.user_id,
+                    "active": g.active,
+                    "granted": g.granted,
+                    "declined": g.declined,
+                    "pages": g.pages,
+                }
+                for g in self.grants.values()
+            ],
             "tokens": counts,
-            "codes": {"issued": len(self.codes),
-                      "used": sum(1 for c in self.codes.values() if c.used)},
+            "codes": {"issued": len(self.codes), "used": sum(1 for c in self.codes.values() if c.used)},
             "revocations": list(self.revocations),
             "calls": dict(self.calls),
-            "containers": [{"id": c.id, "ig_user_id": c.ig_user_id,
-                            "status_code": self.container_status(c), "media_id": c.media_id}
-                           for c in self.containers.values()],
-            "posts": {"facebook": sum(1 for p in self.posts if p.visitor is None),
-                      "instagram": len(self.media)},
+            "containers": [
+                {
+                    "id": c.id,
+                    "ig_user_id": c.ig_user_id,
+                    "status_code": self.container_status(c),
+                    "media_id": c.media_id,
+                }
+                for c in self.containers.values()
+            ],
+            "posts": {"facebook": sum(1 for p in self.posts if p.visitor is None), "instagram": len(self.media)},
             "visitor_posts": sum(1 for p in self.posts if p.visitor is not None),
-            "quotas": {ig: {"used": len(self.quota(ig).times), "total": self.quota(ig).total}
-                       for ig in self.ig_accounts},
+            "quotas": {
+                ig: {"used": len(self.quota(ig).times), "total": self.quota(ig).total} for ig in self.ig_accounts
+            },
             "faults": [f.describe() for f in self.faults],
             "container_outcomes": [o.describe() for o in self.container_outcomes],
             "flags": dict(self.flags),
             "latency_ms": self.latency_ms,
-            "usage": {"app": dict(self.usage_app), "business": dict(self.usage_business),
-                      "estimated_time_to_regain_access": self.regain_minutes},
+            "usage": {
+                "app": dict(self.usage_app),
+                "business": dict(self.usage_business),
+                "estimated_time_to_regain_access": self.regain_minutes,
+            },
         }

@@ -1,4 +1,5 @@
 """``python -m publish_worker``: the RQ publish worker with its scheduler and periodic duties."""
+
 from __future__ import annotations
 
 import sys

@@ -3,12 +3,13 @@
 Built once per process, or installed by whoever runs the worker in-process (the demo,
 the tests).
 """
+
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 import requests
 from redis import Redis
@@ -34,11 +35,15 @@ class WorkerContext:
     cipher: TokenCipher
 
     @classmethod
-    def build(cls, settings: Settings, redis: Redis | None = None) -> "WorkerContext":
+    def build(cls, settings: Settings, redis: Redis | None = None) -> WorkerContext:
         engine = make_engine(settings.database_url)
-        return cls(settings=settings, engine=engine, session_factory=make_session_factory(engine),
-                   redis=redis if redis is not None else make_redis(settings),
-                   cipher=cipher_from_settings(settings))
+        return cls(
+            settings=settings,
+            engine=engine,
+            session_factory=make_session_factory(engine),
+            redis=redis if redis is not None else make_redis(settings),
+            cipher=cipher_from_settings(settings),
+        )
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -2,6 +2,7 @@
 
 Each run is guarded by a Redis ``SET NX EX`` lock so that one worker does it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -64,22 +65,29 @@ def sweep(ctx) -> dict[str, int]:
     overdue_after = timedelta(seconds=max(5.0, 2 * ctx.settings.sweep_interval_seconds))
     with ctx.session() as session:
         waiting = session.scalars(
-            select(ScheduledPost).where(ScheduledPost.status == QUEUED, ScheduledPost.publish_at <= horizon)
-            .order_by(ScheduledPost.publish_at).limit(SWEEP_BATCH)).all()
+            select(ScheduledPost)
+            .where(ScheduledPost.status == QUEUED, ScheduledPost.publish_at <= horizon)
+            .order_by(ScheduledPost.publish_at)
+            .limit(SWEEP_BATCH)
+        ).all()
         for post in waiting:
-            if post.publish_at < now - RESCUE_AFTER or not job_is_live(queue, post.rq_job_id, overdue_after=overdue_after):
+            if post.publish_at < now - RESCUE_AFTER or not job_is_live(
+                queue, post.rq_job_id, overdue_after=overdue_after
+            ):
                 enqueue_publish(session, queue, ctx.settings, post.id, at=post.publish_at)
                 counts["missing_job"] += 1
         expired = session.scalars(
-            select(ScheduledPost).where(ScheduledPost.status == PUBLISHING, ScheduledPost.lease_expires_at < now)
-            .limit(SWEEP_BATCH)).all()
+            select(ScheduledPost)
+            .where(ScheduledPost.status == PUBLISHING, ScheduledPost.lease_expires_at < now)
+            .limit(SWEEP_BATCH)
+        ).all()
         for post in expired:
             # Its continuation may just be waiting behind a backlog; if not, or for too long,
             # the owner is gone (crashed, or the job vanished) and a fresh job takes over.
             # A job still "started" under an expired lease belongs to a worker that is gone.
-            if post.lease_expires_at > now - RESCUE_AFTER and job_is_live(queue, post.rq_job_id,
-                                                                          overdue_after=overdue_after,
-                                                                          running_counts=False):
+            if post.lease_expires_at > now - RESCUE_AFTER and job_is_live(
+                queue, post.rq_job_id, overdue_after=overdue_after, running_counts=False
+            ):
                 continue
             enqueue_publish(session, queue, ctx.settings, post.id)
             counts["lease_expired"] += 1
@@ -96,10 +104,15 @@ def check_tokens(ctx) -> int:
     marked = 0
     graph = ctx.graph()
     with ctx.session() as session:
-        conns = session.scalars(select(SocialConnection).where(
-            SocialConnection.status == CONNECTED,
-            or_(SocialConnection.token_last_checked_at.is_(None),
-                and_(SocialConnection.token_last_checked_at < stale_before)))).all()
+        conns = session.scalars(
+            select(SocialConnection).where(
+                SocialConnection.status == CONNECTED,
+                or_(
+                    SocialConnection.token_last_checked_at.is_(None),
+                    and_(SocialConnection.token_last_checked_at < stale_before),
+                ),
+            )
+        ).all()
         for conn in conns:
             check = recheck_connection(session, conn, graph, ctx.cipher)
             marked += 1 if check is not None and not check.valid else 0
@@ -144,5 +157,7 @@ def periodic_duties(ctx, stop: threading.Event) -> list[PeriodicDuty]:
     """The sweeper every ``sweep_interval_seconds``; the daily token check on its own thread."""
     interval = ctx.settings.sweep_interval_seconds
     # The sweep lock lives slightly less than the interval, so the next tick can take it.
-    return [PeriodicDuty(ctx, stop, "sweep", sweep, interval, max(1, int(interval * 0.8))),
-            PeriodicDuty(ctx, stop, "token_check", check_tokens, 60, ctx.settings.token_daily_check_seconds)]
+    return [
+        PeriodicDuty(ctx, stop, "sweep", sweep, interval, max(1, int(interval * 0.8))),
+        PeriodicDuty(ctx, stop, "token_check", check_tokens, 60, ctx.settings.token_daily_check_seconds),
+    ]

@@ -4,6 +4,7 @@ Meta's error table lives in :mod:`shared.errors` (``graph_rule``); this turns an
 exception into a :class:`Failure`: the catalogue code, the retry decision, and
 whether the request may have been carried out.
 """
+
 from __future__ import annotations
 
 import random
@@ -17,6 +18,7 @@ NO_RETRY = NEVER
 
 # The connection itself is unusable: every pending target stops, the connection needs the seller.
 CONNECTION_CODES = {"token_expired", "meta_action_required"}
+
 
 @dataclass(frozen=True)
 class Failure:
@@ -49,8 +51,14 @@ def classify(exc: Exception) -> Failure:
     # Meta received the request and failed somewhere: it may have been carried out.
     ambiguous = rule.retry == BACKOFF
     wait = exc.retry_after_seconds if rule.retry == WAIT else None
-    return Failure(rule.error_code, rule.retry, ambiguous=ambiguous, wait_seconds=wait, message=exc.message,
-                   min_wait_seconds=rule.min_wait_seconds)
+    return Failure(
+        rule.error_code,
+        rule.retry,
+        ambiguous=ambiguous,
+        wait_seconds=wait,
+        message=exc.message,
+        min_wait_seconds=rule.min_wait_seconds,
+    )
 
 
 def backoff_delay(tries: int, base_seconds: float, *, rng: random.Random | None = None) -> timedelta:

@@ -3,11 +3,11 @@
 The worker runs only the functions named in ``shared.queue.JOB_FUNCTIONS`` (the
 allow-list); a job function added here must be added there too.
 """
+
 from __future__ import annotations
 
 import logging
-
-from datetime import timezone
+from datetime import UTC
 
 from rq import get_current_job
 
@@ -64,22 +64,40 @@ def publish_request(payload: dict) -> dict:
     body = dict(payload) if isinstance(payload, dict) else {}
     user_id = body.pop("user_id_resellio", None)
     key = body.pop("idempotency_key", None)
-    problems = {name: ["Must be a non-empty string of at most 255 printable characters."]
-                for name, value in (("user_id_resellio", user_id), ("idempotency_key", key))
-                if not _printable(value)}
+    problems = {
+        name: ["Must be a non-empty string of at most 255 printable characters."]
+        for name, value in (("user_id_resellio", user_id), ("idempotency_key", key))
+        if not _printable(value)
+    }
     with ctx.session() as session:
         try:
             if problems:
                 raise AppError("validation_error", fields=problems)
-            outcome = schedule_post(session, settings=ctx.settings, redis=ctx.redis, cipher=ctx.cipher,
-                                    caller=PostCaller(user_id=user_id, via="rq"), payload=body,
-                                    idempotency_key=key, graph=ctx.graph(), received_at=_enqueued_at())
+            outcome = schedule_post(
+                session,
+                settings=ctx.settings,
+                redis=ctx.redis,
+                cipher=ctx.cipher,
+                caller=PostCaller(user_id=user_id, via="rq"),
+                payload=body,
+                idempotency_key=key,
+                graph=ctx.graph(),
+                received_at=_enqueued_at(),
+            )
         except AppError as exc:
             session.rollback()
             # Recorded, so a refused hand-over is visible to operators and never silently lost.
-            record_event(session, "post_failed", user_id=user_id if _printable(user_id) else None,
-                         error_code=exc.error_code, detail={"via": "publish_request", "fields": exc.fields,
-                                                            "idempotency_key": key if _printable(key) else None})
+            record_event(
+                session,
+                "post_failed",
+                user_id=user_id if _printable(user_id) else None,
+                error_code=exc.error_code,
+                detail={
+                    "via": "publish_request",
+                    "fields": exc.fields,
+                    "idempotency_key": key if _printable(key) else None,
+                },
+            )
             session.commit()
             log.warning("publish_request refused: %s", exc.error_code)
             return {"ok": False, "error_code": exc.error_code, "fields": exc.fields}
@@ -95,5 +113,5 @@ def _enqueued_at():
     job = get_current_job()
     enqueued = job.enqueued_at if job is not None else None
     if enqueued is not None and enqueued.tzinfo is None:
-        enqueued = enqueued.replace(tzinfo=timezone.utc)
+        enqueued = enqueued.replace(tzinfo=UTC)
     return enqueued

@@ -1,4 +1,5 @@
 """The per-post lease (DESIGN §8 step 1): one run at a time, and a late or duplicate job is a no-op."""
+
 from __future__ import annotations
 
 import secrets
@@ -29,10 +30,16 @@ def take(session: Session, post_id: str, owner: str, lease_seconds: float) -> bo
     due = and_(ScheduledPost.status == QUEUED, ScheduledPost.publish_at <= now + EARLY_TOLERANCE)
     abandoned = and_(ScheduledPost.status == PUBLISHING, ScheduledPost.lease_expires_at < now)
     taken = session.execute(
-        update(ScheduledPost).where(ScheduledPost.id == post_id, or_(due, abandoned)).values(
-            status=PUBLISHING, lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds),
-            takes=ScheduledPost.takes + 1, started_at=func.coalesce(ScheduledPost.started_at, now),
-            next_attempt_at=None)
+        update(ScheduledPost)
+        .where(ScheduledPost.id == post_id, or_(due, abandoned))
+        .values(
+            status=PUBLISHING,
+            lease_owner=owner,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            takes=ScheduledPost.takes + 1,
+            started_at=func.coalesce(ScheduledPost.started_at, now),
+            next_attempt_at=None,
+        )
     ).rowcount
     session.commit()
     return taken == 1
@@ -45,10 +52,11 @@ def resume(session: Session, post_id: str, owner: str, new_owner: str, lease_sec
     the first one finds ``owner`` still there.
     """
     renewed = session.execute(
-        update(ScheduledPost).where(ScheduledPost.id == post_id, ScheduledPost.status == PUBLISHING,
-                                    ScheduledPost.lease_owner == owner)
-        .values(lease_owner=new_owner, lease_expires_at=utcnow() + timedelta(seconds=lease_seconds),
-                next_attempt_at=None)
+        update(ScheduledPost)
+        .where(ScheduledPost.id == post_id, ScheduledPost.status == PUBLISHING, ScheduledPost.lease_owner == owner)
+        .values(
+            lease_owner=new_owner, lease_expires_at=utcnow() + timedelta(seconds=lease_seconds), next_attempt_at=None
+        )
     ).rowcount
     session.commit()
     return renewed == 1
@@ -62,8 +70,9 @@ def record(session: Session, post: ScheduledPost, owner: str, lease_seconds: flo
     """
     values.setdefault("lease_expires_at", utcnow() + timedelta(seconds=lease_seconds))
     changed = session.execute(
-        update(ScheduledPost).where(ScheduledPost.id == post.id, ScheduledPost.lease_owner == owner,
-                                    ScheduledPost.status == PUBLISHING).values(**values),
+        update(ScheduledPost)
+        .where(ScheduledPost.id == post.id, ScheduledPost.lease_owner == owner, ScheduledPost.status == PUBLISHING)
+        .values(**values),
         execution_options={"synchronize_session": False},
     ).rowcount
     session.commit()
@@ -75,5 +84,6 @@ def record(session: Session, post: ScheduledPost, owner: str, lease_seconds: flo
 
 def hold_until(session: Session, post: ScheduledPost, owner: str, lease_seconds: float, at: datetime) -> None:
     """Keep the lease through a wait (a retry or a status poll), and past it by one lease."""
-    record(session, post, owner, lease_seconds, next_attempt_at=at,
-           lease_expires_at=at + timedelta(seconds=lease_seconds))
+    record(
+        session, post, owner, lease_seconds, next_attempt_at=at, lease_expires_at=at + timedelta(seconds=lease_seconds)
+    )

@@ -1,4 +1,5 @@
 """The end of a post's publishing (DESIGN §8 step 7): outcome, audit event, metrics, lease released."""
+
 from __future__ import annotations
 
 import logging
@@ -15,8 +16,9 @@ from shared.models import FAILED, PARTIALLY_PUBLISHED, PUBLISHED, UNCONFIRMED, S
 log = logging.getLogger(__name__)
 
 LABELS = {"fb": "Facebook", "ig": "Instagram"}
-UNCONFIRMED_MESSAGE = ("status posting belum bisa dipastikan. Periksa dulu apakah postingan sudah tayang "
-                       "sebelum memposting ulang.")
+UNCONFIRMED_MESSAGE = (
+    "status posting belum bisa dipastikan. Periksa dulu apakah postingan sudah tayang sebelum memposting ulang."
+)
 
 
 def with_detail(message: str | None, prefix: str, detail: str) -> str | None:
@@ -35,7 +37,7 @@ def kept_details(message: str | None) -> dict[str, str]:
     for line in (message or "").splitlines():
         for prefix, label in LABELS.items():
             if line.startswith(f"{label}: "):
-                out[prefix] = line[len(label) + 2:]
+                out[prefix] = line[len(label) + 2 :]
     return out
 
 
@@ -59,8 +61,9 @@ def decide(results: dict[str, tuple[str, str | None]]) -> str:
     return FAILED
 
 
-def explain(results: dict[str, tuple[str, str | None]],
-            details: dict[str, str] | None = None) -> tuple[str | None, str | None]:
+def explain(
+    results: dict[str, tuple[str, str | None]], details: dict[str, str] | None = None
+) -> tuple[str | None, str | None]:
     """The post's error code (first failing target) and a message the seller can read,
     with Meta's own words where it gave any (``details``, by target prefix)."""
     details = details or {}
@@ -84,14 +87,33 @@ def finish(session: Session, post: ScheduledPost, owner: str, settings) -> str:
     outcome = decide(results)
     error_code, error_message = explain(results, kept_details(post.error_message))
     now = utcnow()
-    lease.record(session, post, owner, settings.lease_seconds, status=outcome, error_code=error_code,
-                 error_message=error_message, finished_at=now, lease_owner=None, lease_expires_at=None,
-                 next_attempt_at=None)
-    record_event(session, "post_published" if outcome == PUBLISHED else "post_failed",
-                 user_id=post.user_id_resellio, connection_id=post.connection_id, error_code=error_code,
-                 detail={"job_id": post.id, "outcome": outcome,
-                         "targets": {LABELS[p].lower(): s for p, (s, _) in results.items()},
-                         "facebook_post_id": post.fb_post_id, "instagram_media_id": post.ig_media_id})
+    lease.record(
+        session,
+        post,
+        owner,
+        settings.lease_seconds,
+        status=outcome,
+        error_code=error_code,
+        error_message=error_message,
+        finished_at=now,
+        lease_owner=None,
+        lease_expires_at=None,
+        next_attempt_at=None,
+    )
+    record_event(
+        session,
+        "post_published" if outcome == PUBLISHED else "post_failed",
+        user_id=post.user_id_resellio,
+        connection_id=post.connection_id,
+        error_code=error_code,
+        detail={
+            "job_id": post.id,
+            "outcome": outcome,
+            "targets": {LABELS[p].lower(): s for p, (s, _) in results.items()},
+            "facebook_post_id": post.fb_post_id,
+            "instagram_media_id": post.ig_media_id,
+        },
+    )
     session.commit()
     for prefix, (status, code) in results.items():
         PUBLISHES.labels(target=LABELS[prefix].lower(), result=status).inc()
@@ -102,6 +124,5 @@ def finish(session: Session, post: ScheduledPost, owner: str, settings) -> str:
     if outcome == PUBLISHED:
         live_at = max(t for t in (post.fb_published_at, post.ig_published_at) if t is not None)
         LATENESS.observe(max(0.0, (live_at - post.publish_at).total_seconds()))
-    log.info("post %s: %s", outcome, error_code or "ok", extra={"job_id": post.id,
-                                                               "connection_id": post.connection_id})
+    log.info("post %s: %s", outcome, error_code or "ok", extra={"job_id": post.id, "connection_id": post.connection_id})
     return outcome

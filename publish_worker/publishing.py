@@ -5,6 +5,7 @@ a retry skips what is done. Before a request that creates something leaves, its
 "sent" marker is committed; finding that marker without a result means the last
 attempt is ambiguous, and the post is looked for before anything is sent again.
 """
+
 from __future__ import annotations
 
 import logging
@@ -16,14 +17,29 @@ from sqlalchemy.orm import Session
 
 from publish_worker import lease
 from publish_worker.failures import (
-    CONNECTION_CODES, DEFER, NO_RETRY, RECREATE, Failure, classify, retry_delay,
+    CONNECTION_CODES,
+    DEFER,
+    NO_RETRY,
+    RECREATE,
+    Failure,
+    classify,
+    retry_delay,
 )
 from publish_worker.outcome import finish, with_detail
 from shared.db import utcnow
 from shared.errors import NOT_READY_SUBCODE
 from shared.graph import GraphClient, GraphError, GraphTransportError
 from shared.metrics import USAGE_SLOWDOWNS
-from shared.models import CONNECTED, DISCONNECTED, FAILED, PENDING, PUBLISHED, UNCONFIRMED, ScheduledPost, SocialConnection
+from shared.models import (
+    CONNECTED,
+    DISCONNECTED,
+    FAILED,
+    PENDING,
+    PUBLISHED,
+    UNCONFIRMED,
+    ScheduledPost,
+    SocialConnection,
+)
 from shared.queue import enqueue_publish, make_queue
 from shared.token_check import mark_needs_reauth
 from shared.tokens import page_token
@@ -47,8 +63,9 @@ DUE_TOLERANCE = timedelta(seconds=1)
 
 
 class PublishRun:
-    def __init__(self, context, session: Session, post: ScheduledPost, owner: str, graph: GraphClient, *,
-                 fresh_take: bool = True):
+    def __init__(
+        self, context, session: Session, post: ScheduledPost, owner: str, graph: GraphClient, *, fresh_take: bool = True
+    ):
         self.ctx = context
         self.settings = context.settings
         self.session = session
@@ -115,8 +132,14 @@ class PublishRun:
             values[f"{prefix}_not_before"] = utcnow() + retry_delay(failure, tries, self.settings)
         else:
             values[f"{prefix}_status"] = UNCONFIRMED if failure.ambiguous else FAILED
-        log.info("%s step failed: %s (%s), %s", prefix, failure.error_code, failure.decision,
-                 "retrying" if retry else "giving up", extra={"job_id": self.post.id})
+        log.info(
+            "%s step failed: %s (%s), %s",
+            prefix,
+            failure.error_code,
+            failure.decision,
+            "retrying" if retry else "giving up",
+            extra={"job_id": self.post.id},
+        )
         self.save(**values)
 
     def slow_down_if_busy(self) -> None:
@@ -151,8 +174,9 @@ class PublishRun:
         page_id = self.conn.facebook_page_id
         try:
             if post.media_url:
-                body = self.graph.post(f"/{page_id}/photos", token=self.token,
-                                       data={"url": post.media_url, "caption": post.caption})
+                body = self.graph.post(
+                    f"/{page_id}/photos", token=self.token, data={"url": post.media_url, "caption": post.caption}
+                )
                 post_id = body.get("post_id") or f"{page_id}_{body['id']}"
             else:
                 data = {"message": post.caption}
@@ -182,24 +206,41 @@ class PublishRun:
             raise CheckFailed("nothing to recognise the post by")
         window_start = post.fb_sent_at - CLOCK_SKEW
         try:
-            body = self.graph.get(f"/{self.conn.facebook_page_id}/published_posts", token=self.token,
-                                  params={"fields": "id,message,created_time", "limit": 50,
-                                          "since": int(window_start.timestamp())})
+            body = self.graph.get(
+                f"/{self.conn.facebook_page_id}/published_posts",
+                token=self.token,
+                params={"fields": "id,message,created_time", "limit": 50, "since": int(window_start.timestamp())},
+            )
         except (GraphError, GraphTransportError) as exc:
             log.warning("could not check the Page's posts: %s", type(exc).__name__, extra={"job_id": post.id})
             raise CheckFailed("published_posts unavailable") from None
-        candidates = [str(item["id"]) for item in body.get("data", [])
-                      if (item.get("message") or "") == post.caption and _created(item) >= window_start]
+        candidates = [
+            str(item["id"])
+            for item in body.get("data", [])
+            if (item.get("message") or "") == post.caption and _created(item) >= window_start
+        ]
         if not candidates:
             return None
-        taken = set(self.session.scalars(select(ScheduledPost.fb_post_id).where(
-            ScheduledPost.fb_post_id.in_(candidates), ScheduledPost.id != post.id)))
+        taken = set(
+            self.session.scalars(
+                select(ScheduledPost.fb_post_id).where(
+                    ScheduledPost.fb_post_id.in_(candidates), ScheduledPost.id != post.id
+                )
+            )
+        )
         candidates = [c for c in candidates if c not in taken]
         rivals = self.session.scalar(
-            select(func.count()).select_from(ScheduledPost).join(SocialConnection).where(
-                SocialConnection.facebook_page_id == self.conn.facebook_page_id, ScheduledPost.id != post.id,
-                ScheduledPost.caption == post.caption, ScheduledPost.fb_sent_at.is_not(None),
-                ScheduledPost.fb_post_id.is_(None)))
+            select(func.count())
+            .select_from(ScheduledPost)
+            .join(SocialConnection)
+            .where(
+                SocialConnection.facebook_page_id == self.conn.facebook_page_id,
+                ScheduledPost.id != post.id,
+                ScheduledPost.caption == post.caption,
+                ScheduledPost.fb_sent_at.is_not(None),
+                ScheduledPost.fb_post_id.is_(None),
+            )
+        )
         if len(candidates) == 1 and not rivals:
             return candidates[0]
         if not candidates:
@@ -216,16 +257,20 @@ class PublishRun:
             if not self.quota_left():
                 return
             try:
-                body = self.graph.post(f"/{self.conn.instagram_business_account_id}/media", token=self.token,
-                                       data={"image_url": post.media_url, "caption": post.caption})
+                body = self.graph.post(
+                    f"/{self.conn.instagram_business_account_id}/media",
+                    token=self.token,
+                    data={"image_url": post.media_url, "caption": post.caption},
+                )
             except (GraphError, GraphTransportError) as exc:
                 # A container nobody publishes is harmless: creating it again is safe.
                 self.target_failed("ig", classify(exc))
                 return
             self.save_attempt(ig_container_id=str(body["id"]), ig_container_at=utcnow(), ig_not_before=None)
         try:
-            container = self.graph.get(f"/{post.ig_container_id}", token=self.token,
-                                       params={"fields": "status_code,status"})
+            container = self.graph.get(
+                f"/{post.ig_container_id}", token=self.token, params={"fields": "status_code,status"}
+            )
         except (GraphError, GraphTransportError) as exc:
             if post.ig_publish_sent_at is not None:
                 self.save(ig_status=UNCONFIRMED, ig_error_code="meta_unavailable")
@@ -242,8 +287,11 @@ class PublishRun:
             self.save(ig_container_id=None, ig_container_at=None, ig_publish_sent_at=None, ig_not_before=None)
         elif status == "ERROR":
             # Meta's own words (e.g. "Error: ... (2207004)") tell the seller what to fix.
-            self.save(ig_status=FAILED, ig_error_code="media_invalid",
-                      error_message=with_detail(post.error_message, "ig", str(container.get("status") or "")))
+            self.save(
+                ig_status=FAILED,
+                ig_error_code="media_invalid",
+                error_message=with_detail(post.error_message, "ig", str(container.get("status") or "")),
+            )
         else:
             self.wait_for_container()
 
@@ -252,14 +300,16 @@ class PublishRun:
         if utcnow() - started > timedelta(seconds=self.settings.ig_container_timeout_seconds):
             self.save(ig_status=FAILED, ig_error_code="media_invalid")
             return
-        self.save(ig_not_before=utcnow() + timedelta(seconds=self.settings.ig_status_poll_seconds),
-                  ig_publish_sent_at=None)
+        self.save(
+            ig_not_before=utcnow() + timedelta(seconds=self.settings.ig_status_poll_seconds), ig_publish_sent_at=None
+        )
 
     def quota_left(self) -> bool:
         ig_id = self.conn.instagram_business_account_id
         try:
-            body = self.graph.get(f"/{ig_id}/content_publishing_limit", token=self.token,
-                                  params={"fields": "quota_usage,config"})
+            body = self.graph.get(
+                f"/{ig_id}/content_publishing_limit", token=self.token, params={"fields": "quota_usage,config"}
+            )
         except (GraphError, GraphTransportError) as exc:
             failure = classify(exc)
             if failure.retryable:
@@ -278,8 +328,11 @@ class PublishRun:
         post = self.post
         self.save_attempt(ig_publish_sent_at=utcnow())
         try:
-            body = self.graph.post(f"/{self.conn.instagram_business_account_id}/media_publish", token=self.token,
-                                   data={"creation_id": post.ig_container_id})
+            body = self.graph.post(
+                f"/{self.conn.instagram_business_account_id}/media_publish",
+                token=self.token,
+                data={"creation_id": post.ig_container_id},
+            )
         except GraphError as exc:
             if exc.subcode == NOT_READY_SUBCODE:
                 self.wait_for_container()
@@ -297,8 +350,9 @@ class PublishRun:
         post = self.post
         self.conn = self.session.get(SocialConnection, post.connection_id)
         if self.conn.status != CONNECTED:
-            code = "not_connected" if self.conn.status == DISCONNECTED else (
-                self.conn.last_error_code or "token_expired")
+            code = (
+                "not_connected" if self.conn.status == DISCONNECTED else (self.conn.last_error_code or "token_expired")
+            )
             self.fail_pending(code)
         elif self.fresh_take and post.takes > self.settings.max_runs:
             # Taken over again and again (crashes, lost jobs): stop rather than loop forever.

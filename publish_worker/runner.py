@@ -5,6 +5,7 @@ Both run RQ's scheduler as a thread calling ``acquire_locks()`` / ``enqueue_sche
 Jobs run in the worker's own process (``SimpleWorker``): no fork per job, one
 database pool reused across jobs.
 """
+
 from __future__ import annotations
 
 import logging
@@ -64,8 +65,9 @@ class SchedulerLoop(threading.Thread):
 
     def __init__(self, redis, stop: threading.Event, interval: float = SCHEDULER_INTERVAL_SECONDS):
         super().__init__(name="rq-scheduler", daemon=True)
-        self.scheduler = PublishScheduler([QUEUE_NAME], connection=redis, interval=int(max(1, interval)),
-                                     serializer=JSONSerializer)
+        self.scheduler = PublishScheduler(
+            [QUEUE_NAME], connection=redis, interval=int(max(1, interval)), serializer=JSONSerializer
+        )
         self.scheduler._connection = redis  # use this client as is (it may be the embedded Redis)
         self.stop_event = stop
         self.interval = interval
@@ -134,14 +136,22 @@ class ThreadPublishWorker(SimpleWorker):
 def make_worker(ctx: WorkerContext, index: int, stop: threading.Event) -> ThreadPublishWorker:
     # Random suffix: a crashed worker's registration (same host and pid) may still be in Redis.
     name = f"publish-{socket.gethostname()}-{os.getpid()}-{index}-{uuid.uuid4().hex[:6]}"
-    return ThreadPublishWorker([make_queue(ctx.redis)], connection=ctx.redis, serializer=JSONSerializer,
-                               job_class=PublishJob, name=name, stop_event=stop)
+    return ThreadPublishWorker(
+        [make_queue(ctx.redis)],
+        connection=ctx.redis,
+        serializer=JSONSerializer,
+        job_class=PublishJob,
+        name=name,
+        stop_event=stop,
+    )
 
 
-def start_threads(ctx: WorkerContext, count: int, stop: threading.Event,
-                  logging_level: str = "WARNING") -> list[threading.Thread]:
+def start_threads(
+    ctx: WorkerContext, count: int, stop: threading.Event, logging_level: str = "WARNING"
+) -> list[threading.Thread]:
     """The whole worker on threads of this process: RQ's scheduler, the periodic duties and
     ``count`` RQ workers (jobs wait on Meta, not on the CPU). All stop when ``stop`` is set."""
+
     def loop(index: int) -> None:
         worker = make_worker(ctx, index, stop)
         while not stop.is_set():
@@ -152,8 +162,9 @@ def start_threads(ctx: WorkerContext, count: int, stop: threading.Event,
             stop.wait(1.0)
 
     threads = [SchedulerLoop(ctx.redis, stop), *periodic_duties(ctx, stop)]
-    threads += [threading.Thread(target=loop, args=(n,), name=f"publish-worker-{n}", daemon=True)
-                for n in range(max(1, count))]
+    threads += [
+        threading.Thread(target=loop, args=(n,), name=f"publish-worker-{n}", daemon=True) for n in range(max(1, count))
+    ]
     for thread in threads:
         thread.start()
     return threads
@@ -168,7 +179,7 @@ class InProcessWorker:
         self.thread_count = threads
         self._threads: list[threading.Thread] = []
 
-    def start(self) -> "InProcessWorker":
+    def start(self) -> InProcessWorker:
         install_context(self.ctx)
         self._threads = start_threads(self.ctx, self.thread_count, self.stop_event)
         return self

@@ -6,11 +6,13 @@ row or column does not decrypt. Key material comes from a :class:`KeyProvider`; 
 environment key ring is one, a KMS-backed provider can replace it without touching
 callers.
 """
+
 from __future__ import annotations
 
 import base64
 import os
-from typing import Iterable, Protocol
+from collections.abc import Iterable
+from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -60,9 +62,7 @@ class TokenCipher:
     def encrypt(self, plaintext: str, *, row_id: str, field: str) -> str:
         kid = self.provider.current_key_id()
         nonce = os.urandom(NONCE_BYTES)
-        sealed = AESGCM(self.provider.key(kid)).encrypt(
-            nonce, plaintext.encode(), associated_data(row_id, field)
-        )
+        sealed = AESGCM(self.provider.key(kid)).encrypt(nonce, plaintext.encode(), associated_data(row_id, field))
         payload = base64.urlsafe_b64encode(nonce + sealed).decode().rstrip("=")
         return f"{FORMAT_VERSION}:{kid}:{payload}"
 

@@ -1,4 +1,5 @@
 """The error catalogue of DESIGN §5 and the mapping of Graph API errors onto it."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,98 +39,135 @@ CATALOGUE: dict[str, ErrorSpec] = {
         "reconnect",
     ),
     "not_authenticated": ErrorSpec(
-        401, "Sesi Resellio tidak ditemukan atau sudah berakhir. Silakan masuk lagi.",
-        "No valid Resellio session. Please sign in again.", "login",
+        401,
+        "Sesi Resellio tidak ditemukan atau sudah berakhir. Silakan masuk lagi.",
+        "No valid Resellio session. Please sign in again.",
+        "login",
     ),
     "forbidden": ErrorSpec(
-        403, "Anda tidak punya akses untuk tindakan ini.",
-        "You are not allowed to do this.", None,
+        403,
+        "Anda tidak punya akses untuk tindakan ini.",
+        "You are not allowed to do this.",
+        None,
     ),
     "forbidden_origin": ErrorSpec(
-        403, "Permintaan ditolak karena berasal dari situs yang tidak diizinkan.",
-        "The request was refused because it came from a site that is not allowed.", None,
+        403,
+        "Permintaan ditolak karena berasal dari situs yang tidak diizinkan.",
+        "The request was refused because it came from a site that is not allowed.",
+        None,
     ),
     "invalid_state": ErrorSpec(
-        400, "Sesi connect tidak valid atau sudah kedaluwarsa. Silakan ulangi connect.",
-        "The connect session is invalid or has expired. Please connect again.", "reconnect",
+        400,
+        "Sesi connect tidak valid atau sudah kedaluwarsa. Silakan ulangi connect.",
+        "The connect session is invalid or has expired. Please connect again.",
+        "reconnect",
     ),
     "selection_expired": ErrorSpec(
-        410, "Waktu memilih Page sudah habis. Silakan ulangi connect.",
-        "The time to choose a Page has run out. Please connect again.", "reconnect",
+        410,
+        "Waktu memilih Page sudah habis. Silakan ulangi connect.",
+        "The time to choose a Page has run out. Please connect again.",
+        "reconnect",
     ),
     "page_not_found": ErrorSpec(
-        404, "Page tidak ada dalam daftar yang bisa dipilih.",
-        "That Page is not in the list you can choose from.", "choose_page",
+        404,
+        "Page tidak ada dalam daftar yang bisa dipilih.",
+        "That Page is not in the list you can choose from.",
+        "choose_page",
     ),
     "not_connected": ErrorSpec(
-        409, "Belum ada koneksi Facebook & Instagram yang aktif.",
-        "There is no active Facebook & Instagram connection.", "connect",
+        409,
+        "Belum ada koneksi Facebook & Instagram yang aktif.",
+        "There is no active Facebook & Instagram connection.",
+        "connect",
     ),
     "not_found": ErrorSpec(404, "Data tidak ditemukan.", "Not found.", None),
     "not_cancellable": ErrorSpec(
-        409, "Postingan ini sudah mulai dipublikasikan dan tidak bisa dibatalkan.",
-        "This post has started publishing and can no longer be cancelled.", None,
+        409,
+        "Postingan ini sudah mulai dipublikasikan dan tidak bisa dibatalkan.",
+        "This post has started publishing and can no longer be cancelled.",
+        None,
     ),
     "idempotency_conflict": ErrorSpec(
-        409, "Idempotency-Key ini sudah dipakai untuk permintaan yang berbeda.",
-        "This Idempotency-Key was already used for a different request.", None,
+        409,
+        "Idempotency-Key ini sudah dipakai untuk permintaan yang berbeda.",
+        "This Idempotency-Key was already used for a different request.",
+        None,
     ),
     "bad_request": ErrorSpec(
-        400, "Permintaan tidak dapat diproses. Periksa format datanya.",
-        "The request could not be processed. Check its format.", "fix_input",
+        400,
+        "Permintaan tidak dapat diproses. Periksa format datanya.",
+        "The request could not be processed. Check its format.",
+        "fix_input",
     ),
     "validation_error": ErrorSpec(
-        422, "Ada data yang belum benar. Periksa kembali isian Anda.",
-        "Some fields are not valid. Please check your input.", "fix_input",
+        422,
+        "Ada data yang belum benar. Periksa kembali isian Anda.",
+        "Some fields are not valid. Please check your input.",
+        "fix_input",
     ),
     "media_invalid": ErrorSpec(
-        422, "Meta menolak media ini. Pastikan URL gambar publik dan formatnya didukung.",
+        422,
+        "Meta menolak media ini. Pastikan URL gambar publik dan formatnya didukung.",
         "Meta refused this media. Make sure the image URL is public and its format is supported.",
         "fix_input",
     ),
     "publishing_limit_reached": ErrorSpec(
-        429, "Batas harian posting Instagram sudah tercapai. Postingan akan dicoba lagi nanti.",
+        429,
+        "Batas harian posting Instagram sudah tercapai. Postingan akan dicoba lagi nanti.",
         "The daily Instagram publishing limit has been reached. The post will be tried again later.",
         "wait",
     ),
     "rate_limited": ErrorSpec(
-        429, "Terlalu banyak permintaan. Silakan coba lagi sebentar lagi.",
-        "Too many requests. Please try again shortly.", "wait",
+        429,
+        "Terlalu banyak permintaan. Silakan coba lagi sebentar lagi.",
+        "Too many requests. Please try again shortly.",
+        "wait",
     ),
     "meta_unavailable": ErrorSpec(
-        502, "Meta sedang tidak dapat dihubungi. Silakan coba lagi.",
-        "Meta cannot be reached right now. Please try again.", "retry",
+        502,
+        "Meta sedang tidak dapat dihubungi. Silakan coba lagi.",
+        "Meta cannot be reached right now. Please try again.",
+        "retry",
     ),
     "internal_error": ErrorSpec(
-        500, "Terjadi kesalahan di sistem kami. Silakan coba lagi.",
-        "Something went wrong on our side. Please try again.", "retry",
+        500,
+        "Terjadi kesalahan di sistem kami. Silakan coba lagi.",
+        "Something went wrong on our side. Please try again.",
+        "retry",
     ),
     "account_restricted": ErrorSpec(
-        403, "Meta membatasi akun Instagram atau Page Facebook ini, jadi postingan tidak bisa diterbitkan. "
-             "Periksa pemberitahuan di Facebook/Instagram dan selesaikan di sana.",
+        403,
+        "Meta membatasi akun Instagram atau Page Facebook ini, jadi postingan tidak bisa diterbitkan. "
+        "Periksa pemberitahuan di Facebook/Instagram dan selesaikan di sana.",
         "Meta has restricted this Instagram account or Facebook Page, so the post cannot be published. "
         "Check the notices on Facebook/Instagram and resolve them there.",
         "fix_on_meta",
     ),
     "meta_action_required": ErrorSpec(
-        403, "Facebook meminta Anda menyelesaikan sesuatu dulu (misalnya verifikasi akun atau otorisasi "
-             "publikasi Page). Connect ulang saja tidak cukup.",
+        403,
+        "Facebook meminta Anda menyelesaikan sesuatu dulu (misalnya verifikasi akun atau otorisasi "
+        "publikasi Page). Connect ulang saja tidak cukup.",
         "Facebook needs you to complete something first (for example an account check or the Page "
         "publishing authorization). Reconnecting alone does not help.",
         "fix_on_meta",
     ),
     "media_unreachable": ErrorSpec(
-        422, "URL media tidak bisa diambil. Pastikan alamatnya https, publik, dan bisa dibuka tanpa login.",
+        422,
+        "URL media tidak bisa diambil. Pastikan alamatnya https, publik, dan bisa dibuka tanpa login.",
         "The media URL could not be fetched. Make sure it is a public https address that opens without a login.",
         "fix_input",
     ),
     "not_editable": ErrorSpec(
-        409, "Postingan ini sudah mulai dipublikasikan dan tidak bisa diubah lagi.",
-        "This post has started publishing and can no longer be changed.", None,
+        409,
+        "Postingan ini sudah mulai dipublikasikan dan tidak bisa diubah lagi.",
+        "This post has started publishing and can no longer be changed.",
+        None,
     ),
     "not_retryable": ErrorSpec(
-        409, "Postingan ini tidak bisa dicoba lagi.",
-        "This post cannot be retried.", None,
+        409,
+        "Postingan ini tidak bisa dicoba lagi.",
+        "This post cannot be retried.",
+        None,
     ),
 }
 
@@ -137,8 +175,14 @@ CATALOGUE: dict[str, ErrorSpec] = {
 class AppError(Exception):
     """An error the API answers with its catalogue entry."""
 
-    def __init__(self, error_code: str, *, fields: dict[str, list[str]] | None = None,
-                 http_status: int | None = None, detail: str | None = None):
+    def __init__(
+        self,
+        error_code: str,
+        *,
+        fields: dict[str, list[str]] | None = None,
+        http_status: int | None = None,
+        detail: str | None = None,
+    ):
         if error_code not in CATALOGUE:
             raise ValueError(f"unknown error code {error_code!r}")
         super().__init__(detail or error_code)
@@ -167,11 +211,11 @@ def error_body(error_code: str, language: str = "id", fields: dict | None = None
 # pair is looked up first, then the subcode alone (the 2207xxx numbers, 459, 464,
 # 1404078 and 4854002 mean the same whatever code carries them), then the code alone.
 
-BACKOFF = "backoff"      # Meta failed: exponential backoff with jitter
-WAIT = "wait"            # throttled: Meta's regain time, else backoff
-DEFER = "defer"          # daily Instagram quota used: until the window frees
-RECREATE = "recreate"    # the container is expired or unusable: make a new one
-NEVER = "never"          # not retried
+BACKOFF = "backoff"  # Meta failed: exponential backoff with jitter
+WAIT = "wait"  # throttled: Meta's regain time, else backoff
+DEFER = "defer"  # daily Instagram quota used: until the window frees
+RECREATE = "recreate"  # the container is expired or unusable: make a new one
+NEVER = "never"  # not retried
 
 
 @dataclass(frozen=True)
@@ -200,33 +244,33 @@ _PERMISSIONS = GraphRule("permissions_missing", NEVER)
 _THROTTLED = GraphRule("rate_limited", WAIT)
 
 PAIR_RULES: dict[tuple[int, int], GraphRule] = {
-    (-1, 2207001): _TRANSIENT,      # Instagram server error
-    (-2, 2207003): _TRANSIENT,      # timeout while Meta fetched the media
-    (4, 2207051): _RESTRICTED,      # spam protection: the action was blocked
-    (190, 459): _ACT_ON_META,       # user checkpointed: log in on Facebook
-    (190, 464): _ACT_ON_META,       # unconfirmed user
+    (-1, 2207001): _TRANSIENT,  # Instagram server error
+    (-2, 2207003): _TRANSIENT,  # timeout while Meta fetched the media
+    (4, 2207051): _RESTRICTED,  # spam protection: the action was blocked
+    (190, 459): _ACT_ON_META,  # user checkpointed: log in on Facebook
+    (190, 464): _ACT_ON_META,  # unconfirmed user
 }
 SUBCODE_RULES: dict[int, GraphRule] = {
     2207001: _TRANSIENT,
     2207003: _TRANSIENT,
-    2207020: _RECREATE,             # container expired
-    2207032: _RECREATE,             # create media failed: re-create it
-    2207050: _RESTRICTED,           # the Instagram account is inactive or restricted
+    2207020: _RECREATE,  # container expired
+    2207032: _RECREATE,  # create media failed: re-create it
+    2207050: _RESTRICTED,  # the Instagram account is inactive or restricted
     2207051: _RESTRICTED,
     PUBLISHING_LIMIT_SUBCODE: GraphRule("publishing_limit_reached", DEFER),
     459: _ACT_ON_META,
     464: _ACT_ON_META,
-    1404078: _ACT_ON_META,          # Page Publishing Authorization not completed
-    4854002: _ACT_ON_META,          # identity confirmation needed
+    1404078: _ACT_ON_META,  # Page Publishing Authorization not completed
+    4854002: _ACT_ON_META,  # identity confirmation needed
     **{sub: _MEDIA for sub in (2207004, 2207005, 2207009, 2207023, 2207026, 2207052)},
 }
 CODE_RULES: dict[int, GraphRule] = {
     1: _TRANSIENT,
     2: _TRANSIENT,
     341: GraphRule("rate_limited", WAIT, min_wait_seconds=600),  # feed action limit: ten minutes at least
-    368: _RESTRICTED,               # the action was deemed abusive or is disallowed
+    368: _RESTRICTED,  # the action was deemed abusive or is disallowed
     9004: _MEDIA,
-    324: _MEDIA,                    # "Requires upload file": Meta could not use the photo URL
+    324: _MEDIA,  # "Requires upload file": Meta could not use the photo URL
     10: _PERMISSIONS,
     **{code: _TOKEN for code in TOKEN_CODES},
     **{code: _THROTTLED for code in THROTTLE_CODES},

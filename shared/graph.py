@@ -6,6 +6,7 @@ user or page token carries ``appsecret_proof``. Meta's error body becomes a
 transport failures become :class:`GraphTransportError`, which says whether the
 request may have reached Meta (an ambiguous failure) or certainly did not.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -13,11 +14,12 @@ import hmac
 import json
 import logging
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import requests
-from urllib3.exceptions import MaxRetryError, NewConnectionError, ConnectTimeoutError
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
 from shared.errors import THROTTLE_CODES, classify_graph_error
 
@@ -30,9 +32,18 @@ GraphObserver = Callable[[str, float, str], None]
 class GraphError(Exception):
     """Meta answered with an error body (or a non-JSON error status)."""
 
-    def __init__(self, *, http_status: int, code: int | None, subcode: int | None = None,
-                 message: str = "", error_type: str | None = None, fbtrace_id: str | None = None,
-                 usage: dict | None = None, is_transient: bool = False):
+    def __init__(
+        self,
+        *,
+        http_status: int,
+        code: int | None,
+        subcode: int | None = None,
+        message: str = "",
+        error_type: str | None = None,
+        fbtrace_id: str | None = None,
+        usage: dict | None = None,
+        is_transient: bool = False,
+    ):
         super().__init__(f"Graph error http={http_status} code={code} subcode={subcode} fbtrace_id={fbtrace_id}")
         self.http_status = http_status
         self.code = code
@@ -89,8 +100,11 @@ def parse_usage(headers) -> dict:
             for entry in entries if isinstance(entries, list) else []:
                 if not isinstance(entry, dict):
                     continue
-                percents += [entry.get(k) for k in ("call_count", "total_cputime", "total_time")
-                             if isinstance(entry.get(k), (int, float))]
+                percents += [
+                    entry.get(k)
+                    for k in ("call_count", "total_cputime", "total_time")
+                    if isinstance(entry.get(k), (int, float))
+                ]
                 minutes = entry.get("estimated_time_to_regain_access")
                 if isinstance(minutes, (int, float)):
                     regain = max(regain, minutes * 60)
@@ -122,9 +136,15 @@ def _endpoint_label(path: str) -> str:
 class GraphClient:
     """Calls the Graph API at ``settings.graph_base``."""
 
-    def __init__(self, settings, *, session: requests.Session | None = None,
-                 timeout: tuple[float, float] | None = None, deadline: float | None = None,
-                 observer: GraphObserver | None = None):
+    def __init__(
+        self,
+        settings,
+        *,
+        session: requests.Session | None = None,
+        timeout: tuple[float, float] | None = None,
+        deadline: float | None = None,
+        observer: GraphObserver | None = None,
+    ):
         self.settings = settings
         self.session = session or requests.Session()
         self.timeout = timeout or (settings.graph_connect_timeout, settings.graph_read_timeout)
@@ -166,8 +186,9 @@ class GraphClient:
 
     def debug_token(self, input_token: str) -> dict:
         """``GET /debug_token`` with the app token; returns its ``data`` object."""
-        body = self.request("GET", "/debug_token", token=self.app_token, params={"input_token": input_token},
-                            proof=False)
+        body = self.request(
+            "GET", "/debug_token", token=self.app_token, params={"input_token": input_token}, proof=False
+        )
         return body.get("data") or {}
 
     # -- internals --
@@ -178,8 +199,11 @@ class GraphClient:
             if (split.scheme, split.netloc) != self._origin:
                 raise ValueError("refusing to send a token to a host other than META_GRAPH_URL")
             # paging.next carries the token in its query: drop it, it goes in the header.
-            query = {k: v for k, v in parse_qsl(split.query, keep_blank_values=True)
-                     if k not in ("access_token", "appsecret_proof")}
+            query = {
+                k: v
+                for k, v in parse_qsl(split.query, keep_blank_values=True)
+                if k not in ("access_token", "appsecret_proof")
+            }
             query.update(params or {})
             return f"{split.scheme}://{split.netloc}{split.path}", query
         return f"{self.settings.graph_base}/{path.lstrip('/')}", dict(params or {})
@@ -192,8 +216,16 @@ class GraphClient:
             raise GraphTransportError("time budget for Meta calls used up", sent=False)
         return (min(self.timeout[0], remaining), min(self.timeout[1], remaining))
 
-    def request(self, method: str, path: str, *, token: str | None = None, params: dict | None = None,
-                data: dict | None = None, proof: bool = True) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        params: dict | None = None,
+        data: dict | None = None,
+        proof: bool = True,
+    ) -> Any:
         url, query = self._url_and_params(path, params)
         body = dict(data or {}) if method == "POST" else None
         headers = {"Accept": "application/json"}
@@ -207,8 +239,15 @@ class GraphClient:
         outcome = "error"
         try:
             try:
-                resp = self.session.request(method, url, params=query or None, data=body, headers=headers,
-                                            timeout=self.current_timeout(), allow_redirects=False)
+                resp = self.session.request(
+                    method,
+                    url,
+                    params=query or None,
+                    data=body,
+                    headers=headers,
+                    timeout=self.current_timeout(),
+                    allow_redirects=False,
+                )
             except requests.Timeout as exc:
                 sent = not isinstance(exc, requests.ConnectTimeout)
                 outcome = "timeout"
@@ -235,8 +274,7 @@ class GraphClient:
             payload = resp.json()
         except ValueError:
             payload = None
-        if resp.status_code < 400 and payload is not None and not (
-                isinstance(payload, dict) and "error" in payload):
+        if resp.status_code < 400 and payload is not None and not (isinstance(payload, dict) and "error" in payload):
             return payload
         raise error_from_response(resp, payload, self.last_usage)
 

@@ -3,6 +3,7 @@
 Masking happens when a record is created, so every handler sees the masked text,
 including handlers that third-party code or the test runner attach.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -11,16 +12,26 @@ import json
 import logging
 import re
 import sys
-from typing import Iterator
+from collections.abc import Iterator, Mapping
+from types import MappingProxyType
+from typing import Any
 
 MASK = "***"
 
 _SECRET_PARAMS = (
-    "access_token", "client_secret", "code", "fb_exchange_token", "input_token",
-    "appsecret_proof", "signed_request", "state", "refresh_token", "password",
+    "access_token",
+    "client_secret",
+    "code",
+    "fb_exchange_token",
+    "input_token",
+    "appsecret_proof",
+    "signed_request",
+    "state",
+    "refresh_token",
+    "password",
 )
 _PARAM_RE = re.compile(
-    r"(?i)(?P<key>[\"']?\b(?:%s)[\"']?\s*(?:=|:)\s*[\"']?)(?P<value>[^&\s\"',;)}]{6,})" % "|".join(_SECRET_PARAMS)
+    r"(?i)(?P<key>[\"']?\b(?:" + "|".join(_SECRET_PARAMS) + r")[\"']?\s*(?:=|:)\s*[\"']?)(?P<value>[^&\s\"',;)}]{6,})"
 )
 _AUTH_RE = re.compile(r"(?i)\b(?P<key>(?:Bearer|OAuth)\s+)(?P<value>[A-Za-z0-9._~+/=|-]{8,})")
 # Meta user and page tokens start with EAA; app tokens are "app_id|secret".
@@ -29,7 +40,10 @@ _APP_TOKEN_RE = re.compile(r"\b(\d{5,}|[A-Za-z0-9-]{6,})\|[A-Za-z0-9_-]{16,}")
 _CIPHERTEXT_RE = re.compile(r"\bv1:[A-Za-z0-9_-]+:[A-Za-z0-9_-]{24,}")
 
 _extra_secrets: set[str] = set()
-_context: contextvars.ContextVar[dict] = contextvars.ContextVar("social_connect_log_context", default={})
+# Immutable default: every change makes a new mapping (set_log_context), never mutates this one.
+_context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
+    "social_connect_log_context", default=MappingProxyType({})
+)
 
 
 def set_log_context(**fields) -> contextvars.Token:
@@ -126,8 +140,9 @@ def configure_logging(level: str = "INFO", json_lines: bool = True) -> None:
     if not any(getattr(h, "_social_connect", False) for h in root.handlers):
         handler = logging.StreamHandler(sys.stderr)
         handler._social_connect = True  # type: ignore[attr-defined]
-        handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(
-            "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(
+            JsonFormatter() if json_lines else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        )
         root.addHandler(handler)
     root.setLevel(level)
     # urllib3 logs full URLs at DEBUG; masked anyway, but keep it quiet.

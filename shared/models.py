@@ -1,4 +1,5 @@
 """The tables of DESIGN §6, defined once for the connect service and the worker."""
+
 from __future__ import annotations
 
 import secrets
@@ -65,8 +66,9 @@ class SocialConnection(Base):
 
 def active_connection(session: Session, user_id: str, *, for_update: bool = False) -> SocialConnection | None:
     """The user's connection that is not ``disconnected`` (there is at most one)."""
-    query = select(SocialConnection).where(SocialConnection.user_id_resellio == user_id,
-                                           SocialConnection.status != DISCONNECTED)
+    query = select(SocialConnection).where(
+        SocialConnection.user_id_resellio == user_id, SocialConnection.status != DISCONNECTED
+    )
     if for_update:
         query = query.with_for_update()
     return session.scalars(query).first()

@@ -1,8 +1,9 @@
 """The body of ``POST /api/meta/schedule`` (and of ``publish_request``), validated."""
+
 from __future__ import annotations
 
 import re
-from datetime import timedelta, timezone
+from datetime import UTC, timedelta
 from urllib.parse import urlsplit
 
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate, validates, validates_schema
@@ -60,15 +61,22 @@ class ScheduleBody(Schema):
         return data
 
     connection_id = Text(load_default=None, validate=validate.Length(max=64))
-    publish_at = fields.AwareDateTime(required=True, format="iso", error_messages={
-        "invalid": "Must be an ISO-8601 date and time with a time zone, e.g. 2026-02-20T10:00:00Z.",
-        "invalid_awareness": "Must include a time zone (Z or an offset such as +07:00)."})
+    publish_at = fields.AwareDateTime(
+        required=True,
+        format="iso",
+        error_messages={
+            "invalid": "Must be an ISO-8601 date and time with a time zone, e.g. 2026-02-20T10:00:00Z.",
+            "invalid_awareness": "Must include a time zone (Z or an offset such as +07:00).",
+        },
+    )
     caption = Text(load_default="")
     media_url = Text(load_default=None, allow_none=True, validate=validate.Length(max=2048))
     link = Text(load_default=None, allow_none=True, validate=validate.Length(max=2048))
-    targets = fields.List(fields.String(validate=validate.OneOf(["facebook", "instagram"])),
-                          load_default=lambda: ["facebook", "instagram"],
-                          validate=validate.Length(min=1, error="Choose at least one target."))
+    targets = fields.List(
+        fields.String(validate=validate.OneOf(["facebook", "instagram"])),
+        load_default=lambda: ["facebook", "instagram"],
+        validate=validate.Length(min=1, error="Choose at least one target."),
+    )
 
     @validates("publish_at")
     def check_publish_at(self, value, data_key):
@@ -120,7 +128,7 @@ def normalized(body: dict) -> dict:
     """The validated body in a canonical form (for idempotency hashing)."""
     return {
         "connection_id": body.get("connection_id"),
-        "publish_at": body["publish_at"].astimezone(timezone.utc).isoformat(),
+        "publish_at": body["publish_at"].astimezone(UTC).isoformat(),
         "caption": body.get("caption") or "",
         "media_url": body.get("media_url"),
         "link": body.get("link"),

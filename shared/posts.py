@@ -1,4 +1,5 @@
 """Post lifecycle helpers shared by the connect service and the worker."""
+
 from __future__ import annotations
 
 import logging
@@ -25,13 +26,19 @@ CANCEL_MESSAGES = {
 
 def cancel_pending_posts(session: Session, connection_id: str, reason: str) -> list[str]:
     """Cancel the connection's posts that have not started publishing; returns their ids."""
-    ids = list(session.scalars(select(ScheduledPost.id).where(
-        ScheduledPost.connection_id == connection_id, ScheduledPost.status == QUEUED)))
+    ids = list(
+        session.scalars(
+            select(ScheduledPost.id).where(ScheduledPost.connection_id == connection_id, ScheduledPost.status == QUEUED)
+        )
+    )
     if ids:
         session.execute(
-            update(ScheduledPost).where(ScheduledPost.id.in_(ids), ScheduledPost.status == QUEUED)
-            .values(status=CANCELLED, error_code="not_connected",
-                    error_message=CANCEL_MESSAGES.get(reason, "Dibatalkan.")))
+            update(ScheduledPost)
+            .where(ScheduledPost.id.in_(ids), ScheduledPost.status == QUEUED)
+            .values(
+                status=CANCELLED, error_code="not_connected", error_message=CANCEL_MESSAGES.get(reason, "Dibatalkan.")
+            )
+        )
     return ids
 
 

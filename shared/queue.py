@@ -4,6 +4,7 @@ JSON alone does not stop RQ from importing and calling whatever a job names, so 
 Queue, Worker and the scheduler use ``PublishJob``: it runs only the functions of
 ``JOB_FUNCTIONS`` and moves anything else to the failed registry unrun (DESIGN §13.1, §13.5).
 """
+
 from __future__ import annotations
 
 import logging
@@ -113,7 +114,8 @@ def refuse(job: Job, reason: str, queue_name: str, pipeline) -> None:
     note_refusal(job, reason)
     job.set_status(JobStatus.FAILED, pipeline=pipeline)
     FailedJobRegistry(queue_name, connection=job.connection, job_class=PublishJob, serializer=JSONSerializer).add(
-        job, ttl=job.failure_ttl, exc_string=f"JobRefused: {reason}", pipeline=pipeline)
+        job, ttl=job.failure_ttl, exc_string=f"JobRefused: {reason}", pipeline=pipeline
+    )
 
 
 def make_queue(redis: Redis) -> Queue:
@@ -129,7 +131,8 @@ def next_job_id(session: Session, post_id: str) -> str:
     """Reserve ``pub-<post id>-<n>`` and commit it: never reuse an RQ job id (DESIGN §11)."""
     following = ScheduledPost.enqueue_seq + 1
     seq = session.execute(
-        update(ScheduledPost).where(ScheduledPost.id == post_id)
+        update(ScheduledPost)
+        .where(ScheduledPost.id == post_id)
         .values(enqueue_seq=following, rq_job_id="pub-" + ScheduledPost.id + "-" + cast(following, String))
         .returning(ScheduledPost.enqueue_seq)
     ).scalar_one()
@@ -137,8 +140,9 @@ def next_job_id(session: Session, post_id: str) -> str:
     return f"pub-{post_id}-{seq}"
 
 
-def enqueue_publish(session: Session, queue: Queue, settings, post_id: str, *, at: datetime | None = None,
-                    lease: str | None = None) -> str | None:
+def enqueue_publish(
+    session: Session, queue: Queue, settings, post_id: str, *, at: datetime | None = None, lease: str | None = None
+) -> str | None:
     """Commit a new job id, then put ``publish_post`` on the queue (at ``at``, UTC-aware).
 
     A Redis failure is logged and swallowed on purpose: the post is in the database,
@@ -146,15 +150,22 @@ def enqueue_publish(session: Session, queue: Queue, settings, post_id: str, *, a
     """
     job_id = next_job_id(session, post_id)
     kwargs = {"lease": lease} if lease else {}
-    options = dict(job_id=job_id, job_timeout=job_timeout(settings), result_ttl=3600, failure_ttl=7 * 86400,
-                   retry=Retry(max=2, interval=[10, 60]), description=f"publish {post_id}")
+    options = dict(
+        job_id=job_id,
+        job_timeout=job_timeout(settings),
+        result_ttl=3600,
+        failure_ttl=7 * 86400,
+        retry=Retry(max=2, interval=[10, 60]),
+        description=f"publish {post_id}",
+    )
     try:
         if at is None or at <= utcnow():
             queue.enqueue(PUBLISH_POST, args=(post_id,), kwargs=kwargs, **options)
         else:
             queue.enqueue_at(at, PUBLISH_POST, args=(post_id,), kwargs=kwargs, **options)
     except RedisError as exc:
-        log.warning("enqueue failed (%s); the sweeper will enqueue the post", type(exc).__name__,
-                    extra={"job_id": post_id})
+        log.warning(
+            "enqueue failed (%s); the sweeper will enqueue the post", type(exc).__name__, extra={"job_id": post_id}
+        )
         return None
     return job_id

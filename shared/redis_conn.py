@@ -1,4 +1,5 @@
 """The Redis connection both processes use, or an embedded one for demo and tests."""
+
 from __future__ import annotations
 
 import threading
@@ -25,8 +26,9 @@ def embedded_server():
 def make_redis(settings) -> redis.Redis:
     """A client for ``REDIS_URL``; without one (demo/test only) the embedded server."""
     if settings.redis_url:
-        return redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=10,
-                                    health_check_interval=30)
+        return redis.Redis.from_url(
+            settings.redis_url, socket_connect_timeout=3, socket_timeout=10, health_check_interval=30
+        )
     if settings.is_production:
         raise RuntimeError("REDIS_URL is required in production")
     import fakeredis

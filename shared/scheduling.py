@@ -4,6 +4,7 @@ Validate, check the connection and its token, store the post (committed first),
 then enqueue it for ``publish_at``. The endpoint, ``publish_request`` jobs and any
 Python caller go through this one function.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,7 +24,15 @@ from shared.errors import AppError
 from shared.graph import GraphClient
 from shared.metrics import POSTS_SCHEDULED
 from shared.models import (
-    CONNECTED, DISCONNECTED, PENDING, QUEUED, SKIPPED, ScheduledPost, SocialConnection, active_connection, new_id,
+    CONNECTED,
+    DISCONNECTED,
+    PENDING,
+    QUEUED,
+    SKIPPED,
+    ScheduledPost,
+    SocialConnection,
+    active_connection,
+    new_id,
 )
 from shared.post_schema import ScheduleBody, normalized
 from shared.queue import enqueue_publish, make_queue
@@ -68,8 +77,11 @@ def request_hash(body: dict) -> str:
 
 
 def _existing_for_key(session: Session, caller: PostCaller, key: str) -> ScheduledPost | None:
-    return session.scalars(select(ScheduledPost).where(ScheduledPost.idempotency_scope == caller.idempotency_scope,
-                                                       ScheduledPost.idempotency_key == key)).first()
+    return session.scalars(
+        select(ScheduledPost).where(
+            ScheduledPost.idempotency_scope == caller.idempotency_scope, ScheduledPost.idempotency_key == key
+        )
+    ).first()
 
 
 def _replay(existing: ScheduledPost, digest: str) -> ScheduleOutcome:
@@ -103,8 +115,16 @@ def resolve_connection(session: Session, caller: PostCaller, connection_id: str 
     return conn
 
 
-def ensure_token_valid(session: Session, conn: SocialConnection, *, settings, cipher: TokenCipher,
-                       graph: GraphClient, request_id: str | None = None, ip: str | None = None) -> None:
+def ensure_token_valid(
+    session: Session,
+    conn: SocialConnection,
+    *,
+    settings,
+    cipher: TokenCipher,
+    graph: GraphClient,
+    request_id: str | None = None,
+    ip: str | None = None,
+) -> None:
     """``debug_token`` at most every ten minutes; a dead token marks the connection ``needs_reauth``.
 
     If Meta cannot answer, the post is still accepted: the worker checks again at publish time.
@@ -116,10 +136,20 @@ def ensure_token_valid(session: Session, conn: SocialConnection, *, settings, ci
         raise AppError(check.error_code or "token_expired")
 
 
-def schedule_post(session: Session, *, settings, redis: Redis, cipher: TokenCipher, caller: PostCaller,
-                  payload: dict, idempotency_key: str | None = None,
-                  graph: GraphClient | None = None, request_id: str | None = None,
-                  ip: str | None = None, received_at=None) -> ScheduleOutcome:
+def schedule_post(
+    session: Session,
+    *,
+    settings,
+    redis: Redis,
+    cipher: TokenCipher,
+    caller: PostCaller,
+    payload: dict,
+    idempotency_key: str | None = None,
+    graph: GraphClient | None = None,
+    request_id: str | None = None,
+    ip: str | None = None,
+    received_at=None,
+) -> ScheduleOutcome:
     """Validate, store (committed) and enqueue one post. Raises :class:`AppError`.
 
     ``received_at`` is when the request was handed over (an RQ job's enqueue time):
@@ -137,19 +167,36 @@ def schedule_post(session: Session, *, settings, redis: Redis, cipher: TokenCiph
     ensure_token_valid(session, conn, settings=settings, cipher=cipher, graph=graph, request_id=request_id, ip=ip)
 
     post = ScheduledPost(
-        id=new_id("job"), connection_id=conn.id, user_id_resellio=conn.user_id_resellio,
-        publish_at=body["publish_at"], caption=body["caption"], media_url=body["media_url"], link=body["link"],
-        targets=list(body["targets"]), status=QUEUED,
+        id=new_id("job"),
+        connection_id=conn.id,
+        user_id_resellio=conn.user_id_resellio,
+        publish_at=body["publish_at"],
+        caption=body["caption"],
+        media_url=body["media_url"],
+        link=body["link"],
+        targets=list(body["targets"]),
+        status=QUEUED,
         fb_status=PENDING if "facebook" in body["targets"] else SKIPPED,
         ig_status=PENDING if "instagram" in body["targets"] else SKIPPED,
         idempotency_scope=caller.idempotency_scope if idempotency_key else None,
-        idempotency_key=idempotency_key, request_hash=digest,
+        idempotency_key=idempotency_key,
+        request_hash=digest,
     )
     session.add(post)
-    record_event(session, "post_scheduled", user_id=conn.user_id_resellio, connection_id=conn.id,
-                 detail={"job_id": post.id, "publish_at": body["publish_at"].isoformat(),
-                         "targets": list(body["targets"]), "by": "scheduler" if caller.is_scheduler else "user"},
-                 request_id=request_id, ip=ip)
+    record_event(
+        session,
+        "post_scheduled",
+        user_id=conn.user_id_resellio,
+        connection_id=conn.id,
+        detail={
+            "job_id": post.id,
+            "publish_at": body["publish_at"].isoformat(),
+            "targets": list(body["targets"]),
+            "by": "scheduler" if caller.is_scheduler else "user",
+        },
+        request_id=request_id,
+        ip=ip,
+    )
     try:
         session.commit()
     except IntegrityError:

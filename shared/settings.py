@@ -4,6 +4,7 @@ Nothing here runs at import time: callers build a :class:`Settings` with
 :func:`load_settings` when the app or the worker starts, so a production start
 with a missing secret fails at once with the variable's name.
 """
+
 from __future__ import annotations
 
 import base64
@@ -11,9 +12,9 @@ import binascii
 import ipaddress
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Mapping
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
@@ -90,7 +91,7 @@ class Settings:
     def is_production(self) -> bool:
         return self.app_env == "production"
 
-    def with_overrides(self, **changes) -> "Settings":
+    def with_overrides(self, **changes) -> Settings:
         return replace(self, **changes)
 
 
@@ -98,10 +99,10 @@ def normalize_database_url(url: str) -> str:
     """Fill in the installed PostgreSQL driver for the usual URL forms."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         # Relative SQLite paths would resolve differently per process (DESIGN §11).
-        relative = url[len("sqlite:///"):]
+        relative = url[len("sqlite:///") :]
         if relative and relative != ":memory:":
             return "sqlite:///" + str((PROJECT_ROOT / relative).resolve())
     return url
@@ -176,7 +177,7 @@ def parse_webhook_secret(value: str) -> str:
     name = "RESELLIO_WEBHOOK_SECRET"
     if not value.startswith(WEBHOOK_SECRET_PREFIX):
         raise SettingsError(f"{name} must start with {WEBHOOK_SECRET_PREFIX}")
-    encoded = value[len(WEBHOOK_SECRET_PREFIX):]
+    encoded = value[len(WEBHOOK_SECRET_PREFIX) :]
     try:
         raw = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):

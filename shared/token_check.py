@@ -1,12 +1,12 @@
 """Is a stored connection's token still good? (``debug_token``, DESIGN §4 and §8)."""
+
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
-
-import logging
 
 from shared.audit import record_event
 from shared.crypto import DecryptionError, TokenCipher
@@ -34,7 +34,7 @@ def _from_unix(value) -> datetime | None:
     """Meta's unix times; 0 means "never"."""
     if not value:
         return None
-    return datetime.fromtimestamp(int(value), tz=timezone.utc)
+    return datetime.fromtimestamp(int(value), tz=UTC)
 
 
 def check_token(graph: GraphClient, token: str) -> TokenCheck:
@@ -58,8 +58,9 @@ def is_fresh(conn: SocialConnection, max_age_seconds: int) -> bool:
     return checked is not None and utcnow() - checked < timedelta(seconds=max_age_seconds)
 
 
-def apply_token_check(session: Session, conn: SocialConnection, check: TokenCheck, *,
-                      request_id: str | None = None, ip: str | None = None) -> None:
+def apply_token_check(
+    session: Session, conn: SocialConnection, check: TokenCheck, *, request_id: str | None = None, ip: str | None = None
+) -> None:
     """Record the check on the row; a dead token turns the connection ``needs_reauth``.
 
     A valid token never turns a ``needs_reauth`` connection back to ``connected``: a
@@ -75,8 +76,15 @@ def apply_token_check(session: Session, conn: SocialConnection, check: TokenChec
     mark_needs_reauth(session, conn, check.error_code or "token_expired", request_id=request_id, ip=ip)
 
 
-def recheck_connection(session: Session, conn: SocialConnection, graph: GraphClient, cipher: TokenCipher, *,
-                       request_id: str | None = None, ip: str | None = None) -> TokenCheck | None:
+def recheck_connection(
+    session: Session,
+    conn: SocialConnection,
+    graph: GraphClient,
+    cipher: TokenCipher,
+    *,
+    request_id: str | None = None,
+    ip: str | None = None,
+) -> TokenCheck | None:
     """``debug_token`` the connection's page token and record the answer (committed).
 
     ``None`` when Meta cannot answer or the token cannot be read: the stored state stands.
@@ -91,13 +99,21 @@ def recheck_connection(session: Session, conn: SocialConnection, graph: GraphCli
     return check
 
 
-def mark_needs_reauth(session: Session, conn: SocialConnection, error_code: str, *,
-                      request_id: str | None = None, ip: str | None = None) -> None:
+def mark_needs_reauth(
+    session: Session, conn: SocialConnection, error_code: str, *, request_id: str | None = None, ip: str | None = None
+) -> None:
     """The seller must reconnect; pending posts wait for the same Page to come back."""
     if conn.status == DISCONNECTED:
         return
     if conn.status == CONNECTED or conn.last_error_code != error_code:
         conn.status = NEEDS_REAUTH
         conn.last_error_code = error_code
-        record_event(session, "token_expired", user_id=conn.user_id_resellio, connection_id=conn.id,
-                     error_code=error_code, request_id=request_id, ip=ip)
+        record_event(
+            session,
+            "token_expired",
+            user_id=conn.user_id_resellio,
+            connection_id=conn.id,
+            error_code=error_code,
+            request_id=request_id,
+            ip=ip,
+        )

@@ -1,4 +1,5 @@
 """Reading and writing a connection's encrypted tokens, and key rotation."""
+
 from __future__ import annotations
 
 from sqlalchemy import or_, select

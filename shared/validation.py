@@ -1,4 +1,5 @@
 """marshmallow error messages in the API's flat shape, and JSON bodies judged safe to read."""
+
 from __future__ import annotations
 
 import ipaddress
@@ -94,8 +95,9 @@ def loads_strict(raw: bytes | str) -> Any:
     """Parse JSON strictly (RFC 8259): no NaN/Infinity, no overflowing numbers, no
     duplicate keys, then :func:`check_json_value`. Any problem raises ``ValueError``."""
     try:
-        value = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float,
-                           object_pairs_hook=_no_duplicate_keys)
+        value = json.loads(
+            raw, parse_constant=_refuse_constant, parse_float=_finite_float, object_pairs_hook=_no_duplicate_keys
+        )
     except RecursionError:
         raise UnsafeJSON(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
     check_json_value(value)

@@ -3,6 +3,7 @@
 When ``CI=true`` both must be reachable (the run fails otherwise). On a laptop
 without them the tests fall back to SQLite and fakeredis.
 """
+
 from __future__ import annotations
 
 import base64
@@ -34,8 +35,13 @@ DIALOG_URL = "https://www.meta.test"
 REDIRECT_URI = "https://connect.resellio.test/api/meta/callback"
 DASHBOARD_URL = "https://dashboard.resellio.test/social-connect"
 DASHBOARD_ORIGIN = "https://dashboard.resellio.test"
-ALL_TABLES = ("audit_events", "data_deletion_requests", "meta_callback_receipts", "scheduled_posts",
-              "social_connections")
+ALL_TABLES = (
+    "audit_events",
+    "data_deletion_requests",
+    "meta_callback_receipts",
+    "scheduled_posts",
+    "social_connections",
+)
 
 
 def _postgres_reachable() -> bool:

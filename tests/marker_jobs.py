@@ -1,4 +1,5 @@
 """Functions a foreign job on the queue might name: each leaves a marker file if it ever runs."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """A requests-mock stand-in for the Graph API endpoints of the connect flow."""
+
 from __future__ import annotations
 
 import hashlib
@@ -38,9 +39,13 @@ class FakePage:
 
 
 def page(n: int, *, ig: bool = True, admin: bool = True) -> FakePage:
-    return FakePage(id=f"10{n:013d}", name=f"Toko {n}", ig_id=f"1784{n:013d}" if ig else None,
-                    ig_username=f"toko{n}" if ig else None,
-                    tasks=list(ADMIN_TASKS) if admin else ["ANALYZE", "ADVERTISE"])
+    return FakePage(
+        id=f"10{n:013d}",
+        name=f"Toko {n}",
+        ig_id=f"1784{n:013d}" if ig else None,
+        ig_username=f"toko{n}" if ig else None,
+        tasks=list(ADMIN_TASKS) if admin else ["ANALYZE", "ADVERTISE"],
+    )
 
 
 class MetaMock:
@@ -69,8 +74,10 @@ class MetaMock:
         m = self.m
         m.post(f"{BASE}/oauth/access_token", json=self._token_endpoint)
         m.get(f"{BASE}/me", json={"id": META_USER_ID, "name": "Sari Reseller"})
-        m.get(f"{BASE}/me/permissions", json=lambda r, c: {
-            "data": [{"permission": k, "status": v} for k, v in self.permissions.items()]})
+        m.get(
+            f"{BASE}/me/permissions",
+            json=lambda r, c: {"data": [{"permission": k, "status": v} for k, v in self.permissions.items()]},
+        )
         m.get(f"{BASE}/me/accounts", json=self._accounts)
         m.get(f"{BASE}/debug_token", json=self._debug_token)
         m.get(re.compile(rf"^{re.escape(BASE)}/(\d+)(\?.*)?$"), json=self._page_lookup)
@@ -86,21 +93,34 @@ class MetaMock:
             return {"access_token": self.long_token, "token_type": "bearer", "expires_in": 5183944}
         if body.get("code") != [self.code]:
             context.status_code = 400
-            return {"error": {"message": "This authorization code has been used.", "type": "OAuthException",
-                              "code": 100, "error_subcode": 36009}}
+            return {
+                "error": {
+                    "message": "This authorization code has been used.",
+                    "type": "OAuthException",
+                    "code": 100,
+                    "error_subcode": 36009,
+                }
+            }
         return {"access_token": self.short_token, "token_type": "bearer", "expires_in": 5400}
 
     def _accounts(self, request, context):
         query = parse_qs(urlsplit(request.url).query)
         offset = int(query.get("after", ["0"])[0])
-        chunk = self.pages[offset:offset + self.page_size]
-        body = {"data": [p.as_graph() for p in chunk],
-                "paging": {"cursors": {"before": str(offset), "after": str(offset + len(chunk))}}}
+        chunk = self.pages[offset : offset + self.page_size]
+        body = {
+            "data": [p.as_graph() for p in chunk],
+            "paging": {"cursors": {"before": str(offset), "after": str(offset + len(chunk))}},
+        }
         if offset + len(chunk) < len(self.pages):
             # Like Meta: an absolute URL that carries the access token.
-            body["paging"]["next"] = f"{BASE}/me/accounts?" + urlencode({
-                "access_token": self.long_token, "fields": query.get("fields", [""])[0],
-                "limit": self.page_size, "after": offset + len(chunk)})
+            body["paging"]["next"] = f"{BASE}/me/accounts?" + urlencode(
+                {
+                    "access_token": self.long_token,
+                    "fields": query.get("fields", [""])[0],
+                    "limit": self.page_size,
+                    "after": offset + len(chunk),
+                }
+            )
         return body
 
     def _debug_token(self, request, context):
@@ -108,19 +128,33 @@ class MetaMock:
         token = query["input_token"][0]
         page = next((p for p in self.pages if p.token == token), None)
         now = int(time.time())
-        return {"data": {"app_id": "1234567890", "type": "PAGE" if page else "USER", "is_valid": self.token_valid,
-                         "expires_at": 0, "data_access_expires_at": now + 90 * 86400,
-                         "scopes": self.debug_scopes, "user_id": META_USER_ID,
-                         **({"profile_id": page.id} if page else {}),
-                         **({"granular_scopes": self.granular_scopes} if self.granular_scopes is not None else {})}}
+        return {
+            "data": {
+                "app_id": "1234567890",
+                "type": "PAGE" if page else "USER",
+                "is_valid": self.token_valid,
+                "expires_at": 0,
+                "data_access_expires_at": now + 90 * 86400,
+                "scopes": self.debug_scopes,
+                "user_id": META_USER_ID,
+                **({"profile_id": page.id} if page else {}),
+                **({"granular_scopes": self.granular_scopes} if self.granular_scopes is not None else {}),
+            }
+        }
 
     def _page_lookup(self, request, context):
         page_id = urlsplit(request.url).path.rsplit("/", 1)[-1]
         page = next((p for p in self.pages if p.id == page_id), None)
         if page is None:
             context.status_code = 400
-            return {"error": {"message": "Unsupported get request.", "type": "GraphMethodException",
-                              "code": 100, "error_subcode": 33}}
+            return {
+                "error": {
+                    "message": "Unsupported get request.",
+                    "type": "GraphMethodException",
+                    "code": 100,
+                    "error_subcode": 33,
+                }
+            }
         return page.as_graph()
 
     def _revoke(self, request, context):
@@ -129,8 +163,11 @@ class MetaMock:
 
     # -- checks --
     def calls(self, method: str, path: str) -> list:
-        return [r for r in self.m.request_history
-                if r.method == method and urlsplit(r.url).path == urlsplit(BASE).path + path]
+        return [
+            r
+            for r in self.m.request_history
+            if r.method == method and urlsplit(r.url).path == urlsplit(BASE).path + path
+        ]
 
 
 def proof_of(request) -> str | None:
@@ -147,7 +184,7 @@ def assert_every_token_call_has_proof(history) -> int:
         auth = request.headers.get("Authorization", "")
         if not auth.startswith("Bearer "):
             continue
-        token = auth[len("Bearer "):]
+        token = auth[len("Bearer ") :]
         if "|" in token:  # the app token (debug_token) needs no proof
             continue
         expected = hmac.new(APP_SECRET.encode(), token.encode(), hashlib.sha256).hexdigest()

@@ -1,4 +1,5 @@
 """requests-mock stand-ins for the Graph endpoints the worker calls."""
+
 from __future__ import annotations
 
 import re
@@ -22,7 +23,7 @@ class PublishMock:
     def __init__(self, mocker):
         self.m = mocker
         self.overrides: dict[str, deque] = defaultdict(deque)
-        self.feed: list[dict] = []        # the Page's own posts, newest last
+        self.feed: list[dict] = []  # the Page's own posts, newest last
         self.visitor_posts: list[dict] = []  # what visitors wrote on the Page: in /feed only
         self.container_text = "Finished: Media has been uploaded and it is ready to be published."
         self.quota_total: int | None = 100
@@ -40,8 +41,9 @@ class PublishMock:
         }
         for name, (method, url, handler) in routes.items():
             mocker.register_uri(method, url, json=self._wrap(name, handler))
-        mocker.get(re.compile(rf"^{re.escape(BASE)}/container-\d+(\?.*)?$"),
-                   json=self._wrap("container", self._container))
+        mocker.get(
+            re.compile(rf"^{re.escape(BASE)}/container-\d+(\?.*)?$"), json=self._wrap("container", self._container)
+        )
 
     def queue(self, name: str, *responses: dict) -> None:
         """The next calls to ``name`` get these answers (dicts with status_code/json or exc)."""
@@ -59,6 +61,7 @@ class PublishMock:
                     handler(request, context)
                 return answer.get("json", {})
             return handler(request, context)
+
         return respond
 
     def _next(self) -> int:
@@ -91,16 +94,24 @@ class PublishMock:
         return {"id": f"container-{self._next()}"}
 
     def _container(self, request, context):
-        return {"status_code": self.container_status, "status": self.container_text,
-                "id": request.path.rsplit("/", 1)[-1]}
+        return {
+            "status_code": self.container_status,
+            "status": self.container_text,
+            "id": request.path.rsplit("/", 1)[-1],
+        }
 
     def _publish(self, request, context):
         self.container_status = "PUBLISHED"
         return {"id": f"1795{self._next():08d}"}
 
     def calls(self, name: str) -> list:
-        paths = {"photos": f"/{PAGE_ID}/photos", "feed": f"/{PAGE_ID}/feed", "media": f"/{IG_ID}/media",
-                 "media_publish": f"/{IG_ID}/media_publish", "limit": f"/{IG_ID}/content_publishing_limit"}
+        paths = {
+            "photos": f"/{PAGE_ID}/photos",
+            "feed": f"/{PAGE_ID}/feed",
+            "media": f"/{IG_ID}/media",
+            "media_publish": f"/{IG_ID}/media_publish",
+            "limit": f"/{IG_ID}/content_publishing_limit",
+        }
         if name == "container":
             return [r for r in self.m.request_history if "/container-" in r.path]
         if name == "feed_get":

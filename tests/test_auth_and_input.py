@@ -1,4 +1,5 @@
 """Who may call, from where, and what bad input gets back."""
+
 from __future__ import annotations
 
 import time
@@ -9,21 +10,27 @@ import pytest
 from tests.conftest import DASHBOARD_ORIGIN, SCHEDULER_TOKEN, SESSION_SECRET, same_origin, session_jwt
 
 
-@pytest.mark.parametrize("token", [
-    session_jwt("user-1", expires_in=-10),  # expired
-    session_jwt("user-1", secret="not-the-secret-but-long-enough-x"),  # badly signed
-    jwt.encode({"sub": "user-1"}, SESSION_SECRET, algorithm="HS256"),  # no exp
-    jwt.encode({"exp": int(time.time()) + 60}, SESSION_SECRET, algorithm="HS256"),  # no sub
-    jwt.encode({"sub": "user-1", "exp": int(time.time()) + 60}, SESSION_SECRET, algorithm="HS512"),  # wrong alg
-    jwt.encode({"sub": "user-1", "exp": int(time.time()) + 60}, None, algorithm="none"),  # unsigned
-    "not-a-jwt",
-])
+@pytest.mark.parametrize(
+    "token",
+    [
+        session_jwt("user-1", expires_in=-10),  # expired
+        session_jwt("user-1", secret="not-the-secret-but-long-enough-x"),  # badly signed
+        jwt.encode({"sub": "user-1"}, SESSION_SECRET, algorithm="HS256"),  # no exp
+        jwt.encode({"exp": int(time.time()) + 60}, SESSION_SECRET, algorithm="HS256"),  # no sub
+        jwt.encode({"sub": "user-1", "exp": int(time.time()) + 60}, SESSION_SECRET, algorithm="HS512"),  # wrong alg
+        jwt.encode({"sub": "user-1", "exp": int(time.time()) + 60}, None, algorithm="none"),  # unsigned
+        "not-a-jwt",
+    ],
+)
 def test_bad_sessions_are_not_authenticated(anon_client, token):
     anon_client.set_cookie("resellio_session", token)
     response = anon_client.get("/api/meta/status")
     assert response.status_code == 401
-    assert response.json == {"error_code": "not_authenticated", "action": "login",
-                             "message": "Sesi Resellio tidak ditemukan atau sudah berakhir. Silakan masuk lagi."}
+    assert response.json == {
+        "error_code": "not_authenticated",
+        "action": "login",
+        "message": "Sesi Resellio tidak ditemukan atau sudah berakhir. Silakan masuk lagi.",
+    }
 
 
 def test_bearer_session_works(anon_client):
@@ -33,8 +40,12 @@ def test_bearer_session_works(anon_client):
 
 def test_scheduler_may_not_use_connection_endpoints(anon_client):
     headers = {"Authorization": f"Bearer {SCHEDULER_TOKEN}"}
-    for method, path in [("get", "/api/meta/status"), ("get", "/api/meta/connect"), ("get", "/api/meta/pages"),
-                         ("post", "/api/meta/disconnect")]:
+    for method, path in [
+        ("get", "/api/meta/status"),
+        ("get", "/api/meta/connect"),
+        ("get", "/api/meta/pages"),
+        ("post", "/api/meta/disconnect"),
+    ]:
         response = getattr(anon_client, method)(path, headers=headers)
         assert response.status_code == 403, path
         assert response.json["error_code"] == "forbidden"
@@ -68,21 +79,25 @@ def test_dashboard_origin_is_allowed_with_cors_credentials(client):
 
 
 def test_bearer_post_needs_no_origin(anon_client):
-    response = anon_client.post("/api/meta/disconnect",
-                                headers={"Authorization": f"Bearer {session_jwt('user-1')}"})
+    response = anon_client.post("/api/meta/disconnect", headers={"Authorization": f"Bearer {session_jwt('user-1')}"})
     assert response.status_code == 200
 
 
 def test_malformed_json_is_a_bad_request(client):
-    response = client.post("/api/meta/select-page", data="{not json", content_type="application/json",
-                           headers=same_origin())
+    response = client.post(
+        "/api/meta/select-page", data="{not json", content_type="application/json", headers=same_origin()
+    )
     assert response.status_code == 400
     assert response.json["error_code"] == "bad_request" and response.json["action"] == "fix_input"
 
 
 def test_wrong_content_type_is_415(client):
-    response = client.post("/api/meta/select-page", data="page_id=1", headers=same_origin(),
-                           content_type="application/x-www-form-urlencoded")
+    response = client.post(
+        "/api/meta/select-page",
+        data="page_id=1",
+        headers=same_origin(),
+        content_type="application/x-www-form-urlencoded",
+    )
     assert response.status_code == 415 and response.json["error_code"] == "bad_request"
 
 
@@ -105,8 +120,9 @@ def test_wrong_method_and_unknown_path(client):
 
 
 def test_english_messages_on_request(client):
-    response = client.post("/api/meta/select-page", json={"page_id": "1"},
-                           headers={**same_origin(), "Accept-Language": "en"})
+    response = client.post(
+        "/api/meta/select-page", json={"page_id": "1"}, headers={**same_origin(), "Accept-Language": "en"}
+    )
     assert response.json["error_code"] == "selection_expired"
     assert response.json["message"] == "The time to choose a Page has run out. Please connect again."
 
@@ -154,15 +170,18 @@ PATHOLOGICAL_JSON = {
 @pytest.mark.parametrize("path", ["/api/meta/select-page", "/api/meta/schedule", "/api/meta/disconnect"])
 @pytest.mark.parametrize("name", list(PATHOLOGICAL_JSON))
 def test_pathological_json_is_a_bad_request_never_a_500(client, path, name):
-    response = client.post(path, data=PATHOLOGICAL_JSON[name], content_type="application/json",
-                           headers=same_origin())
+    response = client.post(path, data=PATHOLOGICAL_JSON[name], content_type="application/json", headers=same_origin())
     assert response.status_code == 400, response.get_data(as_text=True)
     assert response.json["error_code"] == "bad_request" and response.json["action"] == "fix_input"
 
 
 def test_ordinary_json_still_reads(client):
-    response = client.post("/api/meta/select-page", data='{"page_id": "123", "note": [[1.5, "é"]]}',
-                           content_type="application/json", headers=same_origin())
+    response = client.post(
+        "/api/meta/select-page",
+        data='{"page_id": "123", "note": [[1.5, "é"]]}',
+        content_type="application/json",
+        headers=same_origin(),
+    )
     assert response.status_code == 422 and response.json["fields"] == {"note": ["Unknown field."]}
 
 
@@ -174,12 +193,27 @@ def demo_client(settings, redis_client, engine):
     return app.test_client()
 
 
-@pytest.mark.parametrize("raw_next", [
-    "/%09/evil.test", "/%0A/evil.test", "/%0D/evil.test", "%09//evil.test", "/%09%0A/evil.test",
-    "//evil.test", "/\\evil.test", "/%5Cevil.test", "\\\\evil.test", "/%5C%5Cevil.test",
-    "https://evil.test/", "javascript:alert(1)", "/%00/evil.test", "%20//evil.test",
-    "evil.test", "",
-])
+@pytest.mark.parametrize(
+    "raw_next",
+    [
+        "/%09/evil.test",
+        "/%0A/evil.test",
+        "/%0D/evil.test",
+        "%09//evil.test",
+        "/%09%0A/evil.test",
+        "//evil.test",
+        "/\\evil.test",
+        "/%5Cevil.test",
+        "\\\\evil.test",
+        "/%5C%5Cevil.test",
+        "https://evil.test/",
+        "javascript:alert(1)",
+        "/%00/evil.test",
+        "%20//evil.test",
+        "evil.test",
+        "",
+    ],
+)
 def test_demo_login_next_must_be_a_same_site_path(demo_client, raw_next):
     response = demo_client.get(f"/demo/login?next={raw_next}")
     if response.status_code == 400:  # a NUL is refused before any redirect is made

@@ -1,4 +1,5 @@
 """The OAuth connect flow: every branch of the callback, page selection, browsers and APIs."""
+
 from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
@@ -94,11 +95,15 @@ def test_several_pages_then_select(client, meta, db_session):
     meta.pages[:] = [page(1), page(2, ig=False), page(3)]
     response = callback(client, start(client), meta.code)
     assert response.status_code == 200
-    assert response.json == {"connected": False, "requires_page_selection": True, "pages": [
-        {"id": meta.pages[0].id, "name": "Toko 1", "has_instagram": True},
-        {"id": meta.pages[1].id, "name": "Toko 2", "has_instagram": False},
-        {"id": meta.pages[2].id, "name": "Toko 3", "has_instagram": True},
-    ]}
+    assert response.json == {
+        "connected": False,
+        "requires_page_selection": True,
+        "pages": [
+            {"id": meta.pages[0].id, "name": "Toko 1", "has_instagram": True},
+            {"id": meta.pages[1].id, "name": "Toko 2", "has_instagram": False},
+            {"id": meta.pages[2].id, "name": "Toko 3", "has_instagram": True},
+        ],
+    }
     assert connections(db_session) == []
     assert client.get("/api/meta/pages").json["pages"] == response.json["pages"]
 
@@ -144,8 +149,11 @@ def test_not_admin_page(client, meta, db_session):
     meta.pages[:] = [page(1, admin=False)]
     response = callback(client, start(client), meta.code)
     assert response.status_code == 403
-    assert response.json == {"error_code": "not_admin_page", "action": "switch_account", "message":
-                             "Akun Facebook ini tidak punya akses admin/editor ke Page yang dipilih."}
+    assert response.json == {
+        "error_code": "not_admin_page",
+        "action": "switch_account",
+        "message": "Akun Facebook ini tidak punya akses admin/editor ke Page yang dipilih.",
+    }
     assert connections(db_session) == []
 
 
@@ -173,9 +181,16 @@ def test_declining_business_management_alone_still_connects(client, meta):
 
 def test_user_cancelled(client, meta, db_session):
     state = start(client)
-    response = client.get("/api/meta/callback", headers=JSON, query_string={
-        "error": "access_denied", "error_reason": "user_denied", "error_description": "Permissions error",
-        "state": state})
+    response = client.get(
+        "/api/meta/callback",
+        headers=JSON,
+        query_string={
+            "error": "access_denied",
+            "error_reason": "user_denied",
+            "error_description": "Permissions error",
+            "state": state,
+        },
+    )
     assert response.status_code == 403
     assert response.json["error_code"] == "permissions_missing"
     assert meta.m.call_count == 0
@@ -196,9 +211,13 @@ def test_accounts_split_across_several_paging_pages(client, meta):
 
 def test_paging_next_to_another_host_is_not_followed(client, meta):
     meta.pages[:] = [page(1), page(2)]
-    meta.m.get("https://graph.meta.test/v25.0/me/accounts", json={
-        "data": [meta.pages[0].as_graph()],
-        "paging": {"next": "https://evil.example/v25.0/me/accounts?access_token=x&after=1"}})
+    meta.m.get(
+        "https://graph.meta.test/v25.0/me/accounts",
+        json={
+            "data": [meta.pages[0].as_graph()],
+            "paging": {"next": "https://evil.example/v25.0/me/accounts?access_token=x&after=1"},
+        },
+    )
     response = callback(client, start(client), meta.code)
     # Only the first listing page was read, so its one Page was connected.
     assert response.json["connected"] is True
@@ -206,14 +225,26 @@ def test_paging_next_to_another_host_is_not_followed(client, meta):
     assert all(urlsplit(r.url).netloc == "graph.meta.test" for r in meta.m.request_history)
 
 
-@pytest.mark.parametrize("failure", [
-    {"status_code": 500, "text": "<html>Internal Server Error</html>"},
-    {"status_code": 500, "json": {"error": {"message": "An unexpected error has occurred.", "code": 2,
-                                            "type": "OAuthException", "is_transient": True}}},
-    {"exc": requests.exceptions.ReadTimeout},
-    {"exc": requests.exceptions.ConnectTimeout},
-    {"exc": requests.exceptions.ConnectionError},
-])
+@pytest.mark.parametrize(
+    "failure",
+    [
+        {"status_code": 500, "text": "<html>Internal Server Error</html>"},
+        {
+            "status_code": 500,
+            "json": {
+                "error": {
+                    "message": "An unexpected error has occurred.",
+                    "code": 2,
+                    "type": "OAuthException",
+                    "is_transient": True,
+                }
+            },
+        },
+        {"exc": requests.exceptions.ReadTimeout},
+        {"exc": requests.exceptions.ConnectTimeout},
+        {"exc": requests.exceptions.ConnectionError},
+    ],
+)
 def test_meta_failures_answer_meta_unavailable(client, meta, db_session, failure):
     meta.m.get("https://graph.meta.test/v25.0/me/accounts", **failure)
     response = callback(client, start(client), meta.code)
@@ -392,8 +423,9 @@ def test_after_a_declined_permission_the_next_dialog_asks_again(client, meta, db
 
 
 def test_a_cancelled_dialog_also_asks_again_next_time(client, meta):
-    response = client.get("/api/meta/callback", headers=JSON,
-                          query_string={"error": "access_denied", "state": start(client)})
+    response = client.get(
+        "/api/meta/callback", headers=JSON, query_string={"error": "access_denied", "state": start(client)}
+    )
     assert response.json["error_code"] == "permissions_missing"
     assert dialog_query(client)["auth_type"] == ["rerequest"]
 
@@ -407,18 +439,23 @@ def test_a_connection_that_lost_a_scope_asks_again(client, meta, db_session):
 
 
 def granular(page_ids, ig_ids) -> list[dict]:
-    return [{"scope": "pages_show_list", "target_ids": list(page_ids)},
-            {"scope": "pages_manage_posts", "target_ids": list(page_ids)},
-            {"scope": "instagram_basic", "target_ids": list(ig_ids)},
-            {"scope": "instagram_content_publish", "target_ids": list(ig_ids)},
-            {"scope": "business_management"}]
+    return [
+        {"scope": "pages_show_list", "target_ids": list(page_ids)},
+        {"scope": "pages_manage_posts", "target_ids": list(page_ids)},
+        {"scope": "instagram_basic", "target_ids": list(ig_ids)},
+        {"scope": "instagram_content_publish", "target_ids": list(ig_ids)},
+        {"scope": "business_management"},
+    ]
 
 
-@pytest.mark.parametrize("grants", [
-    lambda p, other: granular([other.id], [p.ig_id]),  # the Page itself unticked
-    lambda p, other: granular([p.id], [other.ig_id]),  # its Instagram account unticked
-    lambda p, other: [g for g in granular([p.id], [p.ig_id]) if g["scope"] != "pages_manage_posts"],
-])
+@pytest.mark.parametrize(
+    "grants",
+    [
+        lambda p, other: granular([other.id], [p.ig_id]),  # the Page itself unticked
+        lambda p, other: granular([p.id], [other.ig_id]),  # its Instagram account unticked
+        lambda p, other: [g for g in granular([p.id], [p.ig_id]) if g["scope"] != "pages_manage_posts"],
+    ],
+)
 def test_granular_scopes_must_cover_the_page_and_its_instagram_account(client, meta, db_session, grants):
     other = page(9)
     meta.granular_scopes = grants(meta.pages[0], other)

@@ -1,4 +1,5 @@
 """Status in each state, and disconnect."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -46,9 +47,18 @@ def test_status_not_connected(client):
 
 def test_status_connected_has_every_documented_key(client, connected, meta):
     body = client.get("/api/meta/status").json
-    assert set(body) >= {"status", "connection_id", "facebook_page_id", "instagram_business_account_id",
-                         "page_name", "connected_at", "expires_at", "data_access_expires_at", "scopes_granted",
-                         "token_last_checked_at"}
+    assert set(body) >= {
+        "status",
+        "connection_id",
+        "facebook_page_id",
+        "instagram_business_account_id",
+        "page_name",
+        "connected_at",
+        "expires_at",
+        "data_access_expires_at",
+        "scopes_granted",
+        "token_last_checked_at",
+    }
     assert body["status"] == "connected"
     assert body["facebook_page_id"] == meta.pages[0].id
     assert body["expires_at"] is None
@@ -90,8 +100,7 @@ def test_stale_status_with_a_valid_token_updates_the_check_time(client, connecte
 
 
 @pytest.mark.parametrize("failure", [{"exc": requests.exceptions.ReadTimeout}, {"status_code": 503, "text": "x"}])
-def test_stale_status_when_meta_does_not_answer_returns_the_stored_state(client, connected, meta, db_session,
-                                                                         failure):
+def test_stale_status_when_meta_does_not_answer_returns_the_stored_state(client, connected, meta, db_session, failure):
     make_stale(db_session)
     meta.m.get(DEBUG_TOKEN, **failure)
     body = client.get("/api/meta/status").json
@@ -113,11 +122,23 @@ def test_disconnect_revokes_wipes_and_keeps_the_row(client, connected, meta, db_
     assert client.get("/api/meta/status").json == {"status": "not_connected"}
 
 
-@pytest.mark.parametrize("failure", [
-    {"status_code": 400, "json": {"error": {"message": "Error validating access token", "type": "OAuthException",
-                                            "code": 190, "error_subcode": 460}}},
-    {"exc": requests.exceptions.ConnectTimeout},
-])
+@pytest.mark.parametrize(
+    "failure",
+    [
+        {
+            "status_code": 400,
+            "json": {
+                "error": {
+                    "message": "Error validating access token",
+                    "type": "OAuthException",
+                    "code": 190,
+                    "error_subcode": 460,
+                }
+            },
+        },
+        {"exc": requests.exceptions.ConnectTimeout},
+    ],
+)
 def test_disconnect_succeeds_when_the_token_is_already_dead(client, connected, meta, db_session, failure):
     meta.m.delete(f"https://graph.meta.test/v25.0/{META_USER_ID}/permissions", **failure)
     response = client.post("/api/meta/disconnect", headers=same_origin())
@@ -179,21 +200,27 @@ def test_needs_reauth_then_reconnecting_the_same_page_restores_it(client, connec
 
 def set_expiry(db_session, *, expires_in_days=None, data_access_in_days=None):
     now = utcnow()
-    db_session.execute(update(SocialConnection).values(
-        expires_at=None if expires_in_days is None else now + timedelta(days=expires_in_days),
-        data_access_expires_at=None if data_access_in_days is None else now + timedelta(days=data_access_in_days)))
+    db_session.execute(
+        update(SocialConnection).values(
+            expires_at=None if expires_in_days is None else now + timedelta(days=expires_in_days),
+            data_access_expires_at=None if data_access_in_days is None else now + timedelta(days=data_access_in_days),
+        )
+    )
     db_session.commit()
 
 
-@pytest.mark.parametrize("expires_in_days, data_access_in_days, soon", [
-    (None, 90, False),  # a fresh connect: page token never expires, data access 90 days
-    (None, 13.9, True),  # data access runs out in under 14 days
-    (13.9, 90, True),  # the token does
-    (60, 10, True),  # the earlier of the two counts
-    (14.1, 30, False),
-    (None, None, False),  # no date: nothing to warn about
-    (None, -1, True),  # already past
-])
+@pytest.mark.parametrize(
+    "expires_in_days, data_access_in_days, soon",
+    [
+        (None, 90, False),  # a fresh connect: page token never expires, data access 90 days
+        (None, 13.9, True),  # data access runs out in under 14 days
+        (13.9, 90, True),  # the token does
+        (60, 10, True),  # the earlier of the two counts
+        (14.1, 30, False),
+        (None, None, False),  # no date: nothing to warn about
+        (None, -1, True),  # already past
+    ],
+)
 def test_status_says_expiring_soon(client, connected, db_session, expires_in_days, data_access_in_days, soon):
     set_expiry(db_session, expires_in_days=expires_in_days, data_access_in_days=data_access_in_days)
     body = client.get("/api/meta/status").json
@@ -211,8 +238,9 @@ def test_expiring_soon_is_documented(anon_client):
     assert field["type"] == "boolean" and "14 days" in field["description"]
 
 
-def test_a_connection_waiting_for_the_seller_on_facebook_stays_so_while_its_token_is_valid(client, connected, meta,
-                                                                                          db_session):
+def test_a_connection_waiting_for_the_seller_on_facebook_stays_so_while_its_token_is_valid(
+    client, connected, meta, db_session
+):
     db_session.execute(update(SocialConnection).values(status="needs_reauth", last_error_code="meta_action_required"))
     db_session.commit()
     make_stale(db_session, minutes=60 * 24 * 2)

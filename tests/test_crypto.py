@@ -1,4 +1,5 @@
 """Token encryption at rest and key rotation."""
+
 from __future__ import annotations
 
 import base64

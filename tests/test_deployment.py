@@ -1,4 +1,5 @@
 """The deployment files work: gunicorn serves the app from env configuration; compose parses."""
+
 from __future__ import annotations
 
 import os
@@ -36,13 +37,23 @@ def wait_for(url: str, timeout: float = 20.0) -> requests.Response:
 
 def test_gunicorn_starts_from_the_environment_and_is_ready(database_url, redis_url, tmp_path):
     port = free_port()
-    env = {**os.environ, **make_test_env(database_url, redis_url), "APP_ENV": "production",
-           "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "2",
-           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
+    env = {
+        **os.environ,
+        **make_test_env(database_url, redis_url),
+        "APP_ENV": "production",
+        "BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": "2",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+    }
     if not redis_url:
         pytest.skip("needs a real Redis: production refuses to start without REDIS_URL")
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "connect_service:create_app()"],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "connect_service:create_app()"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         response = wait_for(f"http://127.0.0.1:{port}/readyz")
         assert response.status_code == 200
@@ -61,10 +72,20 @@ def test_gunicorn_starts_from_the_environment_and_is_ready(database_url, redis_u
 
 
 def test_production_start_without_a_secret_fails_naming_it(database_url, redis_url):
-    env = {**os.environ, **make_test_env(database_url, redis_url or "redis://127.0.0.1:6379/13"),
-           "APP_ENV": "production", "TOKEN_ENCRYPTION_KEYS": ""}
-    result = subprocess.run([sys.executable, "-c", "from connect_service import create_app; create_app()"],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    env = {
+        **os.environ,
+        **make_test_env(database_url, redis_url or "redis://127.0.0.1:6379/13"),
+        "APP_ENV": "production",
+        "TOKEN_ENCRYPTION_KEYS": "",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", "from connect_service import create_app; create_app()"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0
     assert "TOKEN_ENCRYPTION_KEYS is required but not set" in result.stderr
 

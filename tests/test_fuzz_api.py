@@ -6,22 +6,29 @@ The app talks to an in-process Meta sandbox on 127.0.0.1; the seller is connecte
 OAuth flow first, so authenticated operations get past 401 and ``POST /schedule`` reaches
 ``debug_token``. Positive and negative data, a bounded number of examples, a fixed seed.
 """
+
 from __future__ import annotations
 
 import os
 import socket
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck, settings as hypothesis_settings
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
-    allow_header_conformance, content_type_conformance, negative_data_rejection, response_headers_conformance,
-    response_schema_conformance, status_code_conformance, unsupported_method,
+    allow_header_conformance,
+    content_type_conformance,
+    negative_data_rejection,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+    unsupported_method,
 )
 from sqlalchemy import update
 
@@ -33,19 +40,32 @@ from tests.conftest import SCHEDULER_TOKEN, make_test_env, session_jwt
 SANDBOX_APP_ID = "sandbox-app-id"
 SANDBOX_APP_SECRET = "sandbox-app-secret"
 SELLER = "fuzz-seller"
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
-          response_headers_conformance, unsupported_method, allow_header_conformance, negative_data_rejection]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+    unsupported_method,
+    allow_header_conformance,
+    negative_data_rejection,
+]
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 # One moment for the whole run, so a replayed example sends the same body.
-PUBLISH_AT = (datetime.now(timezone.utc) + timedelta(hours=6)).replace(microsecond=0).isoformat()
+PUBLISH_AT = (datetime.now(UTC) + timedelta(hours=6)).replace(microsecond=0).isoformat()
 FUZZ_CONFIG = {
     "seed": 20260207,
     "generation": {"mode": "all", "with-security-parameters": False, "allow-x00": True},
     "phases": {"examples": {"enabled": False}},
 }
 # 50 examples per operation keeps the run near half a minute; FUZZ_MAX_EXAMPLES=400 for a longer hunt.
-FUZZ_SETTINGS = hypothesis_settings(max_examples=int(os.environ.get("FUZZ_MAX_EXAMPLES", "50")), derandomize=True,
-                                    deadline=None, database=None, suppress_health_check=list(HealthCheck))
+FUZZ_SETTINGS = hypothesis_settings(
+    max_examples=int(os.environ.get("FUZZ_MAX_EXAMPLES", "50")),
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
 
 
 @pytest.fixture
@@ -66,9 +86,16 @@ def sandbox():
     """A healthy Meta stand-in on 127.0.0.1 (scenario ``one_page``)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("APP_ENV", "test")
-        server = serve_in_thread("127.0.0.1", 0, {"APP_ENV": "test", "SANDBOX_SCENARIO": "one_page",
-                                                  "SANDBOX_APP_ID": SANDBOX_APP_ID,
-                                                  "SANDBOX_APP_SECRET": SANDBOX_APP_SECRET})
+        server = serve_in_thread(
+            "127.0.0.1",
+            0,
+            {
+                "APP_ENV": "test",
+                "SANDBOX_SCENARIO": "one_page",
+                "SANDBOX_APP_ID": SANDBOX_APP_ID,
+                "SANDBOX_APP_SECRET": SANDBOX_APP_SECRET,
+            },
+        )
     yield server
     server.stop()
 
@@ -76,9 +103,17 @@ def sandbox():
 @pytest.fixture
 def settings(database_url, redis_url, sandbox):
     """The app of the fuzz run speaks to the sandbox as its Meta."""
-    return load_settings(make_test_env(database_url, redis_url, META_APP_ID=SANDBOX_APP_ID,
-                                       META_APP_SECRET=SANDBOX_APP_SECRET, META_GRAPH_URL=sandbox.url,
-                                       META_DIALOG_URL=sandbox.url, MEDIA_PRECHECK="off"))
+    return load_settings(
+        make_test_env(
+            database_url,
+            redis_url,
+            META_APP_ID=SANDBOX_APP_ID,
+            META_APP_SECRET=SANDBOX_APP_SECRET,
+            META_GRAPH_URL=sandbox.url,
+            META_DIALOG_URL=sandbox.url,
+            MEDIA_PRECHECK="off",
+        )
+    )
 
 
 def seller_headers() -> dict[str, str]:
@@ -90,10 +125,20 @@ def connect_seller(app, sandbox) -> dict:
     client = app.test_client()
     oauth_url = client.get("/api/meta/connect", headers=seller_headers()).json["oauth_url"]
     query = {k: v[0] for k, v in parse_qs(urlsplit(oauth_url).query).items()}
-    answer = requests.post(oauth_url.split("?")[0], allow_redirects=False, timeout=5, data={
-        "client_id": query["client_id"], "redirect_uri": query["redirect_uri"], "state": query["state"],
-        "scope": query["scope"], "action": "continue", "pages": list(sandbox.world.pages),
-        "permissions": list(DEFAULT_SCOPES)})
+    answer = requests.post(
+        oauth_url.split("?")[0],
+        allow_redirects=False,
+        timeout=5,
+        data={
+            "client_id": query["client_id"],
+            "redirect_uri": query["redirect_uri"],
+            "state": query["state"],
+            "scope": query["scope"],
+            "action": "continue",
+            "pages": list(sandbox.world.pages),
+            "permissions": list(DEFAULT_SCOPES),
+        },
+    )
     assert answer.status_code == 302, answer.text
     back = urlsplit(answer.headers["Location"])
     answer = client.get(f"/api/meta/callback?{back.query}", headers=seller_headers())
@@ -113,8 +158,11 @@ def fuzzed_app(app, sandbox, loopback_only):
     assert connected["connected"] is True, connected
     connection_id = connected["connection_id"]
     with app.app_context():
-        db.session.execute(update(SocialConnection).where(SocialConnection.id == connection_id)
-                           .values(token_last_checked_at=datetime.now(timezone.utc) - timedelta(hours=1)))
+        db.session.execute(
+            update(SocialConnection)
+            .where(SocialConnection.id == connection_id)
+            .values(token_last_checked_at=datetime.now(UTC) - timedelta(hours=1))
+        )
         db.session.commit()
     return app
 
@@ -141,15 +189,22 @@ def _document_app():
     return create_app({"ENV": make_test_env("sqlite://", None), "TESTING": True})
 
 
-schema = schemathesis.openapi.from_wsgi("/api/meta/openapi.json", _document_app(),
-                                        config=schemathesis.Config.from_dict(FUZZ_CONFIG))
+schema = schemathesis.openapi.from_wsgi(
+    "/api/meta/openapi.json", _document_app(), config=schemathesis.Config.from_dict(FUZZ_CONFIG)
+)
 
 
 def _plausible_time(case) -> None:
     """``publish_at`` has bounds relative to now, which no schema can state: a positive case gets a time
     that passes them, so valid posts reach ``debug_token``, the database and the queue."""
-    if (case.method == "POST" and case.path == "/api/meta/schedule" and isinstance(case.body, dict)
-            and "publish_at" in case.body and case.meta and case.meta.generation.mode is GenerationMode.POSITIVE):
+    if (
+        case.method == "POST"
+        and case.path == "/api/meta/schedule"
+        and isinstance(case.body, dict)
+        and "publish_at" in case.body
+        and case.meta
+        and case.meta.generation.mode is GenerationMode.POSITIVE
+    ):
         case.body["publish_at"] = PUBLISH_AT
 
 
@@ -187,8 +242,11 @@ def test_schedule_read_and_cancel_workflow(fuzzed_app, sandbox):
             if case.operation.label == "POST /api/meta/schedule":
                 # This pass is about what happens to a stored post: create one that passes validation.
                 caption = case.body.get("caption") if isinstance(case.body, dict) else None
-                case.body = {"publish_at": PUBLISH_AT, "targets": ["facebook"],
-                             "caption": caption if isinstance(caption, str) and caption.strip() else "Promo"}
+                case.body = {
+                    "publish_at": PUBLISH_AT,
+                    "targets": ["facebook"],
+                    "caption": caption if isinstance(caption, str) and caption.strip() else "Promo",
+                }
                 # A key replayed with another body is a 409 by design: keep each run's steps reproducible.
                 case.headers = {k: v for k, v in (case.headers or {}).items() if k.lower() != "idempotency-key"}
 
@@ -203,6 +261,9 @@ def test_schedule_read_and_cancel_workflow(fuzzed_app, sandbox):
 
     Workflow.run(settings=hypothesis_settings(FUZZ_SETTINGS, max_examples=20, stateful_step_count=6))
     reached = {label for label, status in calls if status == 200}
-    assert {"POST /api/meta/schedule", "GET /api/meta/schedule/{job_id}",
-            "DELETE /api/meta/schedule/{job_id}"} <= reached
+    assert {
+        "POST /api/meta/schedule",
+        "GET /api/meta/schedule/{job_id}",
+        "DELETE /api/meta/schedule/{job_id}",
+    } <= reached
     assert sandbox.world.calls.get("debug_token", 0) > token_checks_before  # the stored token was checked

@@ -1,4 +1,5 @@
 """The Graph client: proofs, token placement, errors, usage headers, transport failures."""
+
 from __future__ import annotations
 
 import json
@@ -33,13 +34,32 @@ def test_token_in_header_and_proof_in_query_or_body(graph):
 
 
 def test_meta_error_body_is_parsed(graph):
-    usage = {"1": [{"type": "pages", "call_count": 97, "total_cputime": 10, "total_time": 12,
-                    "estimated_time_to_regain_access": 5}]}
+    usage = {
+        "1": [
+            {
+                "type": "pages",
+                "call_count": 97,
+                "total_cputime": 10,
+                "total_time": 12,
+                "estimated_time_to_regain_access": 5,
+            }
+        ]
+    }
     with requests_mock.Mocker() as m:
-        m.post(f"{BASE}/1/photos", status_code=400, headers={"X-Business-Use-Case-Usage": json.dumps(usage),
-                                                              "X-App-Usage": json.dumps({"call_count": 40})},
-               json={"error": {"message": "Page request limit reached", "type": "OAuthException", "code": 32,
-                               "error_subcode": 2018238, "fbtrace_id": "AbCdEf"}})
+        m.post(
+            f"{BASE}/1/photos",
+            status_code=400,
+            headers={"X-Business-Use-Case-Usage": json.dumps(usage), "X-App-Usage": json.dumps({"call_count": 40})},
+            json={
+                "error": {
+                    "message": "Page request limit reached",
+                    "type": "OAuthException",
+                    "code": 32,
+                    "error_subcode": 2018238,
+                    "fbtrace_id": "AbCdEf",
+                }
+            },
+        )
         with pytest.raises(GraphError) as caught:
             graph.post("/1/photos", token="EAApagetoken", data={})
     error = caught.value
@@ -49,12 +69,23 @@ def test_meta_error_body_is_parsed(graph):
     assert graph.last_usage["max_percent"] == 97
 
 
-@pytest.mark.parametrize("code, subcode, expected", [
-    (190, 463, "token_expired"), (102, None, "token_expired"), (10, None, "permissions_missing"),
-    (200, None, "permissions_missing"), (4, None, "rate_limited"), (80002, None, "rate_limited"),
-    (9, 2207042, "publishing_limit_reached"), (9004, 2207052, "media_invalid"), (36003, None, "media_invalid"),
-    (100, 2207026, "media_invalid"), (1, None, "meta_unavailable"), (2, None, "meta_unavailable"),
-])
+@pytest.mark.parametrize(
+    "code, subcode, expected",
+    [
+        (190, 463, "token_expired"),
+        (102, None, "token_expired"),
+        (10, None, "permissions_missing"),
+        (200, None, "permissions_missing"),
+        (4, None, "rate_limited"),
+        (80002, None, "rate_limited"),
+        (9, 2207042, "publishing_limit_reached"),
+        (9004, 2207052, "media_invalid"),
+        (36003, None, "media_invalid"),
+        (100, 2207026, "media_invalid"),
+        (1, None, "meta_unavailable"),
+        (2, None, "meta_unavailable"),
+    ],
+)
 def test_error_classification_by_number(code, subcode, expected):
     error = GraphError(http_status=400, code=code, subcode=subcode)
     assert error.error_code == expected
@@ -81,10 +112,18 @@ def test_refused_connection_was_not_sent(settings):
 
 def test_paging_strips_the_token_from_next_and_stays_on_host(graph):
     with requests_mock.Mocker() as m:
-        m.get(f"{BASE}/me/accounts", [
-            {"json": {"data": [{"id": "1"}], "paging": {"next": f"{BASE}/me/accounts?access_token=EAAuser&after=a"}}},
-            {"json": {"data": [{"id": "2"}], "paging": {"next": "https://other.test/v25.0/me/accounts?after=b"}}},
-        ])
+        m.get(
+            f"{BASE}/me/accounts",
+            [
+                {
+                    "json": {
+                        "data": [{"id": "1"}],
+                        "paging": {"next": f"{BASE}/me/accounts?access_token=EAAuser&after=a"},
+                    }
+                },
+                {"json": {"data": [{"id": "2"}], "paging": {"next": "https://other.test/v25.0/me/accounts?after=b"}}},
+            ],
+        )
         items = list(graph.paginate("/me/accounts", token="EAAuser", params={"fields": "id"}))
         second = m.request_history[1]
     assert [i["id"] for i in items] == ["1", "2"]

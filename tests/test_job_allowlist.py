@@ -3,6 +3,7 @@
 The attacker here writes jobs with stock RQ (no allow-list), as any Redis client could;
 the worker, the scheduler and RQ's registry cleanup must run none of what they name.
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,8 +24,15 @@ from rq.webhook import Webhook
 
 from publish_worker.runner import PublishScheduler, start_threads
 from shared.db import utcnow
-from shared.queue import JOB_FUNCTIONS, PUBLISH_POST, PUBLISH_REQUEST, QUEUE_NAME, PublishJob, enqueue_publish, \
-    make_queue
+from shared.queue import (
+    JOB_FUNCTIONS,
+    PUBLISH_POST,
+    PUBLISH_REQUEST,
+    QUEUE_NAME,
+    PublishJob,
+    enqueue_publish,
+    make_queue,
+)
 from tests.factories import make_connection, make_post
 from tests.worker_fixtures import graph, reload, worker_ctx  # noqa: F401
 
@@ -42,8 +50,9 @@ def attacker_queue(redis) -> Queue:
 
 
 def run_burst(redis) -> None:
-    SimpleWorker([make_queue(redis)], connection=redis, serializer=JSONSerializer,
-                 job_class=PublishJob).work(burst=True)
+    SimpleWorker([make_queue(redis)], connection=redis, serializer=JSONSerializer, job_class=PublishJob).work(
+        burst=True
+    )
 
 
 def refusal_lines(caplog) -> list[str]:
@@ -111,11 +120,13 @@ def test_a_long_function_name_is_logged_capped(worker_ctx, caplog):
 
 
 @pytest.mark.parametrize("kind", ["on_success", "on_failure", "on_stopped"])
-def test_an_allowed_job_carrying_a_callback_is_refused_and_the_callback_never_runs(worker_ctx, graph, conn,
-                                                                                    db_session, marker, kind):
+def test_an_allowed_job_carrying_a_callback_is_refused_and_the_callback_never_runs(
+    worker_ctx, graph, conn, db_session, marker, kind
+):
     post = make_post(db_session, conn)
-    job = attacker_queue(worker_ctx.redis).enqueue(PUBLISH_POST, post.id, meta={"marker": str(marker)},
-                                                   **{kind: Callback(MARKER_CALLBACK)})
+    job = attacker_queue(worker_ctx.redis).enqueue(
+        PUBLISH_POST, post.id, meta={"marker": str(marker)}, **{kind: Callback(MARKER_CALLBACK)}
+    )
     before = refused("callback")
     run_burst(worker_ctx.redis)
     assert not marker.exists()
@@ -161,7 +172,8 @@ def test_a_job_with_webhooks_is_refused_and_no_webhook_is_sent(worker_ctx, graph
     url, hits = hook_server
     post = make_post(db_session, conn)
     job = attacker_queue(worker_ctx.redis).enqueue(
-        PUBLISH_POST, post.id, webhooks=[Webhook(f"{url}/failed", "failed"), Webhook(f"{url}/done", "finished")])
+        PUBLISH_POST, post.id, webhooks=[Webhook(f"{url}/failed", "failed"), Webhook(f"{url}/done", "finished")]
+    )
     before = refused("webhook")
     run_burst(worker_ctx.redis)
     assert failed_ids(worker_ctx.redis) == [job.id] and refused("webhook") == before + 1
@@ -185,9 +197,13 @@ def test_registry_cleanup_never_calls_callbacks_or_sends_webhooks(worker_ctx, ma
     (a worker died) outside any job run: in every worker's maintenance (§13.5)."""
     url, hits = hook_server
     redis = worker_ctx.redis
-    job = attacker_queue(redis).enqueue(MARKER_JOB, str(marker), meta={"marker": str(marker)},
-                                        on_failure=Callback(MARKER_CALLBACK),
-                                        webhooks=[Webhook(f"{url}/failed", "failed")])
+    job = attacker_queue(redis).enqueue(
+        MARKER_JOB,
+        str(marker),
+        meta={"marker": str(marker)},
+        on_failure=Callback(MARKER_CALLBACK),
+        webhooks=[Webhook(f"{url}/failed", "failed")],
+    )
     redis.lrem(f"rq:queue:{QUEUE_NAME}", 0, job.id)
     job.set_status(JobStatus.STARTED)
     redis.zadd(StartedJobRegistry(QUEUE_NAME, connection=redis).key, {f"{job.id}:exec-1": current_timestamp() - 60})
@@ -219,15 +235,23 @@ def test_real_publish_post_and_publish_request_jobs_still_run(worker_ctx, graph,
     post = make_post(db_session, conn)
     with worker_ctx.session() as session:
         enqueue_publish(session, make_queue(worker_ctx.redis), worker_ctx.settings, post.id)
-    payload = {"user_id_resellio": conn.user_id_resellio, "idempotency_key": "order-1", "caption": "Later",
-               "publish_at": (utcnow() + timedelta(hours=1)).isoformat(), "media_url": "https://cdn.example.com/p.jpg"}
+    payload = {
+        "user_id_resellio": conn.user_id_resellio,
+        "idempotency_key": "order-1",
+        "caption": "Later",
+        "publish_at": (utcnow() + timedelta(hours=1)).isoformat(),
+        "media_url": "https://cdn.example.com/p.jpg",
+    }
     # The Resellio scheduler enqueues with stock RQ under its own id prefix (README, Redis ACL).
     request = attacker_queue(worker_ctx.redis).enqueue(PUBLISH_REQUEST, payload, job_id="req-order-1")
     before = {reason: refused(reason) for reason in ("not_allowed", "callback", "dependency", "webhook")}
     run_burst(worker_ctx.redis)
     assert reload(db_session, post.id).status == "published"
-    result = PublishJob.fetch(request.id, connection=worker_ctx.redis,
-                              serializer=JSONSerializer).latest_result().return_value
+    result = (
+        PublishJob.fetch(request.id, connection=worker_ctx.redis, serializer=JSONSerializer)
+        .latest_result()
+        .return_value
+    )
     assert result["ok"] is True and reload(db_session, result["job_id"]).status == "queued"
     assert failed_ids(worker_ctx.redis) == []
     assert {reason: refused(reason) for reason in before} == before
@@ -262,8 +286,10 @@ def test_the_threaded_worker_refuses_foreign_jobs_and_publishes_ours(worker_ctx,
     assert make_queue(redis).get_job_ids() == []  # the unreadable one was not retried
 
 
-SCHEDULER_ACL = ("resetkeys resetchannels -@all +hello +ping +multi +exec +discard +info +sadd +hset +rpush +zadd "
-                 "~rq:queues ~rq:queue:meta-publish ~rq:scheduled:meta-publish ~rq:job:req-*")
+SCHEDULER_ACL = (
+    "resetkeys resetchannels -@all +hello +ping +multi +exec +discard +info +sadd +hset +rpush +zadd "
+    "~rq:queues ~rq:queue:meta-publish ~rq:scheduled:meta-publish ~rq:job:req-*"
+)
 
 
 @pytest.fixture
@@ -281,8 +307,23 @@ def acl_redis(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     admin = redis_lib.Redis(port=port)
     try:
         for _ in range(100):
@@ -291,8 +332,7 @@ def acl_redis(tmp_path):
                 break
             except redis_lib.ConnectionError:
                 time.sleep(0.05)
-        admin.execute_command("ACL", "SETUSER", "resellio-scheduler", "on", ">scheduler-pw",
-                              *SCHEDULER_ACL.split())
+        admin.execute_command("ACL", "SETUSER", "resellio-scheduler", "on", ">scheduler-pw", *SCHEDULER_ACL.split())
         yield admin, redis_lib.Redis(port=port, username="resellio-scheduler", password="scheduler-pw")
     finally:
         admin.close()
@@ -300,15 +340,21 @@ def acl_redis(tmp_path):
         proc.wait(timeout=10)
 
 
-def test_the_readme_acl_lets_the_scheduler_enqueue_publish_requests_and_nothing_else(acl_redis, worker_ctx, conn,
-                                                                                      db_session):
+def test_the_readme_acl_lets_the_scheduler_enqueue_publish_requests_and_nothing_else(
+    acl_redis, worker_ctx, conn, db_session
+):
     from redis.exceptions import NoPermissionError
 
     readme = Path(__file__).resolve().parents[1] / "README.md"
     assert SCHEDULER_ACL in " ".join(readme.read_text().split())  # the README shows this ACL
     admin, scheduler = acl_redis
-    payload = {"user_id_resellio": conn.user_id_resellio, "idempotency_key": "order-9", "caption": "Via ACL",
-               "publish_at": (utcnow() + timedelta(hours=1)).isoformat(), "media_url": "https://cdn.example.com/p.jpg"}
+    payload = {
+        "user_id_resellio": conn.user_id_resellio,
+        "idempotency_key": "order-9",
+        "caption": "Via ACL",
+        "publish_at": (utcnow() + timedelta(hours=1)).isoformat(),
+        "media_url": "https://cdn.example.com/p.jpg",
+    }
     queue = Queue(QUEUE_NAME, connection=scheduler, serializer=JSONSerializer)
     queue.enqueue(PUBLISH_REQUEST, payload, job_id="req-order-9")
     queue.enqueue_at(utcnow() + timedelta(hours=2), PUBLISH_REQUEST, payload, job_id="req-order-10")
@@ -316,14 +362,22 @@ def test_the_readme_acl_lets_the_scheduler_enqueue_publish_requests_and_nothing_
     for job_id in ("pub-someone-1", None):  # another prefix, or RQ's default random id
         with pytest.raises(NoPermissionError):
             queue.enqueue(PUBLISH_REQUEST, payload, job_id=job_id)
-    for command in (("HGETALL", "rq:job:req-order-9"), ("GET", "social_connect:anything"), ("KEYS", "*"),
-                    ("HSET", "rq:worker:x", "a", "b"), ("DEL", "rq:queue:meta-publish"), ("FLUSHDB",)):
+    for command in (
+        ("HGETALL", "rq:job:req-order-9"),
+        ("GET", "social_connect:anything"),
+        ("KEYS", "*"),
+        ("HSET", "rq:worker:x", "a", "b"),
+        ("DEL", "rq:queue:meta-publish"),
+        ("FLUSHDB",),
+    ):
         with pytest.raises(NoPermissionError):
             scheduler.execute_command(*command)
 
     assert admin.zrange("rq:scheduled:meta-publish", 0, -1) == [b"req-order-10"]
     assert admin.lrange("rq:queue:meta-publish", 0, -1) == [b"req-order-9"]  # the refused enqueues left nothing
     assert sorted(admin.keys("rq:job:*")) == [b"rq:job:req-order-10", b"rq:job:req-order-9"]
-    SimpleWorker([make_queue(admin)], connection=admin, serializer=JSONSerializer, job_class=PublishJob).work(burst=True)
+    SimpleWorker([make_queue(admin)], connection=admin, serializer=JSONSerializer, job_class=PublishJob).work(
+        burst=True
+    )
     result = PublishJob.fetch("req-order-9", connection=admin, serializer=JSONSerializer).latest_result().return_value
     assert result["ok"] is True and reload(db_session, result["job_id"]).caption == "Via ACL"

@@ -1,4 +1,5 @@
 """Meta's callbacks cannot be replayed, and data deletion is complete (DESIGN §13.1 "Meta callbacks")."""
+
 from __future__ import annotations
 
 import json
@@ -14,7 +15,11 @@ from connect_service.page_selection import PageChoice, PendingSelection, Selecti
 from shared.audit import record_event
 from shared.db import utcnow
 from shared.models import (
-    AuditEvent, DataDeletionRequest, MetaCallbackReceipt, ScheduledPost, SocialConnection,
+    AuditEvent,
+    DataDeletionRequest,
+    MetaCallbackReceipt,
+    ScheduledPost,
+    SocialConnection,
 )
 from tests.factories import IG_ID, PAGE_ID, USER_TOKEN, cipher, make_connection, make_post
 from tests.test_meta_callbacks import META_USER, good, signed
@@ -35,15 +40,20 @@ def issued(seconds_from_now: int | None, *, now: int | None = None) -> str:
     return signed(payload)
 
 
-@pytest.mark.parametrize("value", [
-    pytest.param(lambda: signed({"algorithm": "HMAC-SHA256", "issued_at": 0, "user_id": META_USER}), id="1970"),
-    pytest.param(lambda: issued(-2 * 3600), id="two-hours-old"),
-    pytest.param(lambda: issued(-3600 - 60), id="just-over-an-hour-old"),
-    pytest.param(lambda: issued(10 * 60), id="ten-minutes-ahead"),
-    pytest.param(lambda: issued(None), id="without-issued_at"),
-    pytest.param(lambda: signed({"algorithm": "HMAC-SHA256", "issued_at": "now", "user_id": META_USER}),
-                 id="issued_at-not-a-number"),
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param(lambda: signed({"algorithm": "HMAC-SHA256", "issued_at": 0, "user_id": META_USER}), id="1970"),
+        pytest.param(lambda: issued(-2 * 3600), id="two-hours-old"),
+        pytest.param(lambda: issued(-3600 - 60), id="just-over-an-hour-old"),
+        pytest.param(lambda: issued(10 * 60), id="ten-minutes-ahead"),
+        pytest.param(lambda: issued(None), id="without-issued_at"),
+        pytest.param(
+            lambda: signed({"algorithm": "HMAC-SHA256", "issued_at": "now", "user_id": META_USER}),
+            id="issued_at-not-a-number",
+        ),
+    ],
+)
 def test_stale_future_or_undated_signed_requests_are_refused_and_change_nothing(anon_client, db_session, value):
     conn = make_connection(db_session)
     events_before = count(db_session, AuditEvent)
@@ -57,8 +67,9 @@ def test_stale_future_or_undated_signed_requests_are_refused_and_change_nothing(
     assert count(db_session, AuditEvent) == events_before
 
 
-@pytest.mark.parametrize("outside, inside", [(-61 * 60, -50 * 60), (6 * 60, 4 * 60)],
-                         ids=["an-hour-back", "five-minutes-ahead"])
+@pytest.mark.parametrize(
+    "outside, inside", [(-61 * 60, -50 * 60), (6 * 60, 4 * 60)], ids=["an-hour-back", "five-minutes-ahead"]
+)
 def test_the_window_is_one_hour_back_and_five_minutes_ahead(anon_client, db_session, outside, inside):
     conn = make_connection(db_session)
     conn.connected_at = utcnow() - timedelta(hours=2)
@@ -91,18 +102,25 @@ def test_a_replayed_deauthorize_does_not_disconnect_the_seller_again(anon_client
     survivor = db_session.get(SocialConnection, again.id)
     assert survivor.status == "connected" and survivor.page_access_token_enc is not None
     assert db_session.scalars(select(AuditEvent.event).where(AuditEvent.event == "deauthorized")).all() == [
-        "deauthorized"]
+        "deauthorized"
+    ]
 
 
-def test_a_deauthorize_issued_before_a_reconnect_leaves_the_newer_connection(anon_client, db_session,
-                                                                           redis_client):
+def test_a_deauthorize_issued_before_a_reconnect_leaves_the_newer_connection(anon_client, db_session, redis_client):
     old = make_connection(db_session, "user-2")
     old.connected_at = utcnow() - timedelta(minutes=30)
     newer = make_connection(db_session, "user-1")  # connected just now
     db_session.commit()
     store = SelectionStore(redis_client, cipher())
-    store.save("user-2", PendingSelection(meta_user_id=META_USER, pages=[PageChoice(id=PAGE_ID, name="Toko Uji")],
-                                          scopes_granted=[], user_token=USER_TOKEN))
+    store.save(
+        "user-2",
+        PendingSelection(
+            meta_user_id=META_USER,
+            pages=[PageChoice(id=PAGE_ID, name="Toko Uji")],
+            scopes_granted=[],
+            user_token=USER_TOKEN,
+        ),
+    )
     response = anon_client.post(CALLBACKS[0], data={"signed_request": good(issued_in=-10 * 60)})
     assert response.status_code == 200
     db_session.expire_all()
@@ -158,29 +176,56 @@ def test_two_identical_deliveries_at_the_same_moment_act_once(app, db_session, m
 
 def _connected_story(db_session, conn):
     """What a connection and its published post leave in audit details."""
-    record_event(db_session, "connected", user_id=conn.user_id_resellio, connection_id=conn.id,
-                 detail={"facebook_page_id": conn.facebook_page_id,
-                         "instagram_business_account_id": conn.instagram_business_account_id})
-    post = make_post(db_session, conn, status="published", fb_status="published", ig_status="published",
-                     fb_post_id=f"{conn.facebook_page_id}_555000111", ig_container_id="17900000000000111",
-                     ig_media_id="17950000000000222")
-    record_event(db_session, "post_published", user_id=conn.user_id_resellio, connection_id=conn.id,
-                 detail={"job_id": post.id, "outcome": "published",
-                         "targets": {"facebook": "published", "instagram": "published"},
-                         "facebook_post_id": post.fb_post_id, "instagram_media_id": post.ig_media_id})
+    record_event(
+        db_session,
+        "connected",
+        user_id=conn.user_id_resellio,
+        connection_id=conn.id,
+        detail={
+            "facebook_page_id": conn.facebook_page_id,
+            "instagram_business_account_id": conn.instagram_business_account_id,
+        },
+    )
+    post = make_post(
+        db_session,
+        conn,
+        status="published",
+        fb_status="published",
+        ig_status="published",
+        fb_post_id=f"{conn.facebook_page_id}_555000111",
+        ig_container_id="17900000000000111",
+        ig_media_id="17950000000000222",
+    )
+    record_event(
+        db_session,
+        "post_published",
+        user_id=conn.user_id_resellio,
+        connection_id=conn.id,
+        detail={
+            "job_id": post.id,
+            "outcome": "published",
+            "targets": {"facebook": "published", "instagram": "published"},
+            "facebook_post_id": post.fb_post_id,
+            "instagram_media_id": post.ig_media_id,
+        },
+    )
     db_session.commit()
     return post
 
 
 def _selection(meta_user_id: str) -> PendingSelection:
     return PendingSelection(
-        meta_user_id=meta_user_id, scopes_granted=["pages_show_list"], user_token=USER_TOKEN,
-        pages=[PageChoice(id=PAGE_ID, name="Toko Uji", instagram_business_account_id=IG_ID,
-                          instagram_username="tokouji"), PageChoice(id="104000000000002", name="Toko Dua")])
+        meta_user_id=meta_user_id,
+        scopes_granted=["pages_show_list"],
+        user_token=USER_TOKEN,
+        pages=[
+            PageChoice(id=PAGE_ID, name="Toko Uji", instagram_business_account_id=IG_ID, instagram_username="tokouji"),
+            PageChoice(id="104000000000002", name="Toko Dua"),
+        ],
+    )
 
 
-def test_data_deletion_erases_meta_data_everywhere_and_rows_can_still_be_found(anon_client, db_session,
-                                                                             redis_client):
+def test_data_deletion_erases_meta_data_everywhere_and_rows_can_still_be_found(anon_client, db_session, redis_client):
     now = int(time.time())  # requests issued at distinct seconds, none before the connection
     mine = make_connection(db_session, "user-1")
     post = _connected_story(db_session, mine)
@@ -201,14 +246,20 @@ def test_data_deletion_erases_meta_data_everywhere_and_rows_can_still_be_found(a
     erased = db_session.get(SocialConnection, mine.id)
     assert erased.status == "disconnected"
     assert erased.page_access_token_enc is None and erased.user_access_token_enc is None
-    assert (erased.meta_user_id, erased.facebook_page_id, erased.page_name, erased.instagram_business_account_id,
-            erased.instagram_username) == (None, None, None, None, None)
+    assert (
+        erased.meta_user_id,
+        erased.facebook_page_id,
+        erased.page_name,
+        erased.instagram_business_account_id,
+        erased.instagram_username,
+    ) == (None, None, None, None, None)
     assert erased.meta_user_hash and META_USER not in erased.meta_user_hash
     erased_post = db_session.get(ScheduledPost, post.id)
     assert (erased_post.fb_post_id, erased_post.ig_container_id, erased_post.ig_media_id) == (None, None, None)
     assert db_session.get(ScheduledPost, queued.id).status == "cancelled"
-    details = json.dumps([e.detail for e in db_session.scalars(
-        select(AuditEvent).where(AuditEvent.connection_id == mine.id))])
+    details = json.dumps(
+        [e.detail for e in db_session.scalars(select(AuditEvent).where(AuditEvent.connection_id == mine.id))]
+    )
     for value in (META_USER, PAGE_ID, IG_ID, "Toko Uji", "tokouji", *remote_ids):
         assert value not in details
     assert post.id in details  # our own ids stay

@@ -1,4 +1,5 @@
 """Meta's deauthorize and data-deletion callbacks, with signed_request checked."""
+
 from __future__ import annotations
 
 import base64
@@ -28,11 +29,18 @@ def good(user_id: str = META_USER, *, issued_in: int = 0) -> str:
     return signed({"algorithm": "HMAC-SHA256", "issued_at": int(time.time()) + issued_in, "user_id": user_id})
 
 
-@pytest.mark.parametrize("value", [
-    None, "", "no-dot", signed({"algorithm": "HMAC-SHA256", "user_id": META_USER}, secret="another-secret"),
-    signed({"algorithm": "HMAC-SHA1", "user_id": META_USER}), signed({"algorithm": "HMAC-SHA256"}),
-    "###.###",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        "",
+        "no-dot",
+        signed({"algorithm": "HMAC-SHA256", "user_id": META_USER}, secret="another-secret"),
+        signed({"algorithm": "HMAC-SHA1", "user_id": META_USER}),
+        signed({"algorithm": "HMAC-SHA256"}),
+        "###.###",
+    ],
+)
 def test_bad_signed_requests_are_refused_and_change_nothing(anon_client, db_session, value):
     conn = make_connection(db_session)
     for path in ("/api/meta/deauthorize", "/api/meta/data-deletion"):

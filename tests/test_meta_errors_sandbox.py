@@ -4,6 +4,7 @@ The real publish job runs in this process against a sandbox on a free local port
 with a connection holding tokens the sandbox issued. Faults make the sandbox answer
 each error of the table; the calls Meta received are counted by the sandbox itself.
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -35,8 +36,11 @@ IMAGE = "https://cdn.example.com/batik.jpg"
 
 @pytest.fixture(scope="module")
 def sandbox():
-    server = serve_in_thread("127.0.0.1", 0, {"SANDBOX_APP_ID": APP_ID, "SANDBOX_APP_SECRET": APP_SECRET,
-                                              "SANDBOX_SCENARIO": "one_page", "APP_ENV": "test"})
+    server = serve_in_thread(
+        "127.0.0.1",
+        0,
+        {"SANDBOX_APP_ID": APP_ID, "SANDBOX_APP_SECRET": APP_SECRET, "SANDBOX_SCENARIO": "one_page", "APP_ENV": "test"},
+    )
     yield server
     server.stop()
 
@@ -50,8 +54,9 @@ class Sandbox:
         assert response.status_code < 300, response.text
         return response.json()
 
-    def fault(self, endpoint: str, code: int, subcode: int | None = None, *, status: int = 400,
-              times: int = 1, **extra) -> None:
+    def fault(
+        self, endpoint: str, code: int, subcode: int | None = None, *, status: int = 400, times: int = 1, **extra
+    ) -> None:
         error = {"code": code, "message": f"sandbox error {code}/{subcode}", **extra}
         if subcode is not None:
             error["error_subcode"] = subcode
@@ -68,18 +73,43 @@ class Sandbox:
 
     def tokens(self) -> tuple[str, str]:
         """A seller's consent, as Meta's dialog would take it: (long-lived user token, page token)."""
-        answer = requests.post(f"{self.url}/v25.0/dialog/oauth", allow_redirects=False, timeout=5, data={
-            "client_id": APP_ID, "redirect_uri": REDIRECT, "state": "s" * 32, "scope": ",".join(DEFAULT_SCOPES),
-            "permissions": list(DEFAULT_SCOPES), "pages": [PAGE], "action": "continue"})
+        answer = requests.post(
+            f"{self.url}/v25.0/dialog/oauth",
+            allow_redirects=False,
+            timeout=5,
+            data={
+                "client_id": APP_ID,
+                "redirect_uri": REDIRECT,
+                "state": "s" * 32,
+                "scope": ",".join(DEFAULT_SCOPES),
+                "permissions": list(DEFAULT_SCOPES),
+                "pages": [PAGE],
+                "action": "continue",
+            },
+        )
         assert answer.status_code == 302, answer.text
         code = answer.headers["Location"].split("code=", 1)[1].split("&", 1)[0]
-        short = requests.post(f"{self.url}/v25.0/oauth/access_token", timeout=5, data={
-            "client_id": APP_ID, "client_secret": APP_SECRET, "redirect_uri": REDIRECT, "code": code}).json()
-        user = requests.get(f"{self.url}/v25.0/oauth/access_token", timeout=5, params={
-            "grant_type": "fb_exchange_token", "client_id": APP_ID, "client_secret": APP_SECRET,
-            "fb_exchange_token": short["access_token"]}).json()["access_token"]
-        page = requests.get(f"{self.url}/v25.0/{PAGE}", timeout=5, headers={"Authorization": f"Bearer {user}"},
-                            params={"fields": "access_token", "appsecret_proof": appsecret_proof(user, APP_SECRET)})
+        short = requests.post(
+            f"{self.url}/v25.0/oauth/access_token",
+            timeout=5,
+            data={"client_id": APP_ID, "client_secret": APP_SECRET, "redirect_uri": REDIRECT, "code": code},
+        ).json()
+        user = requests.get(
+            f"{self.url}/v25.0/oauth/access_token",
+            timeout=5,
+            params={
+                "grant_type": "fb_exchange_token",
+                "client_id": APP_ID,
+                "client_secret": APP_SECRET,
+                "fb_exchange_token": short["access_token"],
+            },
+        ).json()["access_token"]
+        page = requests.get(
+            f"{self.url}/v25.0/{PAGE}",
+            timeout=5,
+            headers={"Authorization": f"Bearer {user}"},
+            params={"fields": "access_token", "appsecret_proof": appsecret_proof(user, APP_SECRET)},
+        )
         return user, page.json()["access_token"]
 
 
@@ -92,8 +122,7 @@ def meta(sandbox) -> Sandbox:
 
 @pytest.fixture
 def sandbox_settings(settings, sandbox):
-    return settings.with_overrides(meta_graph_url=sandbox.url, meta_app_id=APP_ID, meta_app_secret=APP_SECRET,
-                                   **FAST)
+    return settings.with_overrides(meta_graph_url=sandbox.url, meta_app_id=APP_ID, meta_app_secret=APP_SECRET, **FAST)
 
 
 @pytest.fixture
@@ -117,8 +146,11 @@ def conn(db_session, meta):
 def due_now(ctx, post_id: str) -> None:
     """Skip the backoff: the continuation's time has come."""
     with ctx.session() as session:
-        session.execute(update(ScheduledPost).where(ScheduledPost.id == post_id).values(
-            fb_not_before=utcnow(), ig_not_before=utcnow()))
+        session.execute(
+            update(ScheduledPost)
+            .where(ScheduledPost.id == post_id)
+            .values(fb_not_before=utcnow(), ig_not_before=utcnow())
+        )
         session.commit()
 
 
@@ -133,6 +165,7 @@ def run_to_the_end(ctx, post_id: str, max_runs: int = 10) -> str:
 
 
 # ---------- item 2: a visitor's post is not ours ----------
+
 
 def test_a_visitor_post_with_the_same_caption_is_not_taken_for_ours(ctx, meta, conn, db_session):
     # Meta fails the photo with a 5xx once the request has reached it: ambiguous, so the Page is checked.
@@ -160,11 +193,15 @@ def test_an_ambiguous_send_that_went_through_is_found_among_the_pages_own_posts(
 
 # ---------- item 4: Meta's error table ----------
 
-@pytest.mark.parametrize("endpoint, code, subcode", [
-    ("photos", 4, 2207051),     # spam protection: today retried as throttling
-    ("photos", 368, None),
-    ("media", 9, 2207050),      # the IG account is restricted, whatever code carries it
-])
+
+@pytest.mark.parametrize(
+    "endpoint, code, subcode",
+    [
+        ("photos", 4, 2207051),  # spam protection: today retried as throttling
+        ("photos", 368, None),
+        ("media", 9, 2207050),  # the IG account is restricted, whatever code carries it
+    ],
+)
 def test_account_restricted_is_never_retried(ctx, meta, conn, db_session, endpoint, code, subcode):
     meta.fault(endpoint, code, subcode, times=5)
     target = "fb" if endpoint == "photos" else "ig"
@@ -178,13 +215,16 @@ def test_account_restricted_is_never_retried(ctx, meta, conn, db_session, endpoi
     assert db_session.get(SocialConnection, conn.id).status == "connected"
 
 
-@pytest.mark.parametrize("endpoint, code, subcode", [
-    ("media", -1, 2207001),
-    ("media", -2, 2207003),
-    ("media_publish", -1, 2207001),
-    ("photos", 1, None),
-    ("photos", 2, None),
-])
+@pytest.mark.parametrize(
+    "endpoint, code, subcode",
+    [
+        ("media", -1, 2207001),
+        ("media", -2, 2207003),
+        ("media_publish", -1, 2207001),
+        ("photos", 1, None),
+        ("photos", 2, None),
+    ],
+)
 def test_meta_side_errors_are_retried_then_published_once(ctx, meta, conn, db_session, endpoint, code, subcode):
     meta.fault(endpoint, code, subcode, times=2)
     target = "fb" if endpoint == "photos" else "ig"
@@ -210,11 +250,14 @@ def test_341_waits_at_least_ten_minutes(ctx, meta, conn, db_session):
     assert meta.calls("photos") == 2 and len(meta.published()["facebook"]) == 1
 
 
-@pytest.mark.parametrize("endpoint, code, subcode", [
-    ("media", -2, 2207020),         # expired, at creation
-    ("media", -1, 2207032),         # unusable, at creation
-    ("media_publish", -2, 2207020),
-])
+@pytest.mark.parametrize(
+    "endpoint, code, subcode",
+    [
+        ("media", -2, 2207020),  # expired, at creation
+        ("media", -1, 2207032),  # unusable, at creation
+        ("media_publish", -2, 2207020),
+    ],
+)
 def test_an_expired_or_unusable_container_is_made_again(ctx, meta, conn, db_session, endpoint, code, subcode):
     meta.fault(endpoint, code, subcode)
     post = make_post(db_session, conn, targets=["instagram"])
@@ -243,14 +286,18 @@ def test_a_container_in_error_keeps_metas_status_text(ctx, meta, conn, db_sessio
     assert len(meta.published()["facebook"]) == 1
 
 
-@pytest.mark.parametrize("endpoint, code, subcode", [
-    ("photos", 190, 459),
-    ("photos", 190, 464),
-    ("photos", 200, 1404078),      # Page Publishing Authorization
-    ("media", 368, 4854002),       # identity confirmation: the subcode decides, not the code
-])
-def test_meta_action_required_stops_the_connection_and_scheduling(ctx, meta, conn, db_session, redis_client,
-                                                                  sandbox_settings, endpoint, code, subcode):
+@pytest.mark.parametrize(
+    "endpoint, code, subcode",
+    [
+        ("photos", 190, 459),
+        ("photos", 190, 464),
+        ("photos", 200, 1404078),  # Page Publishing Authorization
+        ("media", 368, 4854002),  # identity confirmation: the subcode decides, not the code
+    ],
+)
+def test_meta_action_required_stops_the_connection_and_scheduling(
+    ctx, meta, conn, db_session, redis_client, sandbox_settings, endpoint, code, subcode
+):
     meta.fault(endpoint, code, subcode, times=5)
     post = make_post(db_session, conn, targets=["facebook", "instagram"] if endpoint == "photos" else ["instagram"])
     assert run_to_the_end(ctx, post.id) == "failed"
@@ -270,15 +317,21 @@ def test_meta_action_required_stops_the_connection_and_scheduling(ctx, meta, con
     app = create_app({"SETTINGS": sandbox_settings, "REDIS": redis_client, "TESTING": True})
     client = app.test_client()
     client.set_cookie("resellio_session", session_jwt(conn.user_id_resellio))
-    response = client.post("/api/meta/schedule", headers=same_origin(), json={
-        "publish_at": (utcnow() + timedelta(minutes=5)).isoformat(), "caption": "Lagi", "media_url": IMAGE})
+    response = client.post(
+        "/api/meta/schedule",
+        headers=same_origin(),
+        json={"publish_at": (utcnow() + timedelta(minutes=5)).isoformat(), "caption": "Lagi", "media_url": IMAGE},
+    )
     assert response.status_code == 403
     assert response.get_json()["error_code"] == "meta_action_required"
     assert response.get_json()["action"] == "fix_on_meta"
     # The token itself is valid: a status re-check must not make the connection look fine.
     with ctx.session() as session:
-        session.execute(update(SocialConnection).where(SocialConnection.id == conn.id).values(
-            token_last_checked_at=utcnow() - timedelta(days=2)))
+        session.execute(
+            update(SocialConnection)
+            .where(SocialConnection.id == conn.id)
+            .values(token_last_checked_at=utcnow() - timedelta(days=2))
+        )
         session.commit()
     status = client.get("/api/meta/status").get_json()
     assert status["status"] == "needs_reauth" and status["error_code"] == "meta_action_required"

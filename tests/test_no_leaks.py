@@ -1,4 +1,5 @@
 """No token, secret or code in any log line or response body; none in plaintext at rest."""
+
 from __future__ import annotations
 
 import logging
@@ -30,8 +31,9 @@ def test_full_connect_flow_leaks_nothing(app, client, caplog, engine):
         ):
             bodies.append(response.get_data(as_text=True) + str(response.headers))
         logging.getLogger("urllib3.connectionpool").debug(
-            "https://graph.meta.test:443 \"GET /v25.0/me/accounts?access_token=%s&fields=id HTTP/1.1\" 200",
-            meta.long_token)
+            'https://graph.meta.test:443 "GET /v25.0/me/accounts?access_token=%s&fields=id HTTP/1.1" 200',
+            meta.long_token,
+        )
         secrets = meta.secrets + [APP_SECRET, SESSION_SECRET, session_cookie]
 
     logged = caplog.text + "\n".join(r.getMessage() for r in caplog.records)
@@ -56,7 +58,8 @@ def test_token_columns_never_hold_plaintext(client, engine):
         callback(client, start(client), meta.code)
     with engine.connect() as conn:
         page_enc, user_enc = conn.execute(
-            text("SELECT page_access_token_enc, user_access_token_enc FROM social_connections")).one()
+            text("SELECT page_access_token_enc, user_access_token_enc FROM social_connections")
+        ).one()
     assert page_enc.startswith("v1:k2026a:") and user_enc.startswith("v1:k2026a:")
     assert meta.pages[0].token not in page_enc and meta.long_token not in user_enc
 

@@ -1,4 +1,5 @@
 """The OpenAPI document covers every API route, and real answers fit its schemas."""
+
 from __future__ import annotations
 
 import json
@@ -50,8 +51,7 @@ def test_real_answers_fit_the_documented_schemas(client):
         error = client.post("/api/meta/schedule", json={"caption": 1}, headers=same_origin()).json
         assert schemas.ErrorOut().validate(error) == {}
         m.delete(requests_mock.ANY, json={"success": True})
-        assert schemas.DisconnectOut().validate(
-            client.post("/api/meta/disconnect", headers=same_origin()).json) == {}
+        assert schemas.DisconnectOut().validate(client.post("/api/meta/disconnect", headers=same_origin()).json) == {}
 
 
 def test_a_method_a_path_does_not_list_answers_405_with_allow_in_the_error_shape(anon_client):

@@ -1,4 +1,5 @@
 """The publish job: steps, retries by error class, ambiguity checks, leases (Graph mocked)."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -18,7 +19,12 @@ from tests.factories import PAGE_TOKEN, make_connection, make_post
 from tests.meta_mock import assert_every_token_call_has_proof
 from tests.publish_mock import feed_item, graph_error
 from tests.worker_fixtures import (  # noqa: F401
-    graph, queued_jobs, reload, run_next_continuation, scheduled_jobs, worker_ctx,
+    graph,
+    queued_jobs,
+    reload,
+    run_next_continuation,
+    scheduled_jobs,
+    worker_ctx,
 )
 
 
@@ -48,8 +54,9 @@ def test_through_rq_with_a_simple_worker(worker_ctx, graph, conn, db_session):
     post = make_post(db_session, conn)
     with worker_ctx.session() as session:
         enqueue_publish(session, make_queue(worker_ctx.redis), worker_ctx.settings, post.id)
-    SimpleWorker([make_queue(worker_ctx.redis)], connection=worker_ctx.redis,
-                 serializer=JSONSerializer, job_class=PublishJob).work(burst=True)
+    SimpleWorker(
+        [make_queue(worker_ctx.redis)], connection=worker_ctx.redis, serializer=JSONSerializer, job_class=PublishJob
+    ).work(burst=True)
     assert reload(db_session, post.id).status == "published"
 
 
@@ -85,17 +92,29 @@ def test_a_job_before_publish_at_does_nothing(worker_ctx, graph, conn, db_sessio
 
 
 def test_a_post_held_by_a_live_lease_is_left_alone(worker_ctx, graph, conn, db_session):
-    post = make_post(db_session, conn, status="publishing", lease_owner="lease-other",
-                     lease_expires_at=utcnow() + timedelta(seconds=60))
+    post = make_post(
+        db_session,
+        conn,
+        status="publishing",
+        lease_owner="lease-other",
+        lease_expires_at=utcnow() + timedelta(seconds=60),
+    )
     assert publish_post(post.id) == "skipped"
     assert publish_post(post.id, lease="lease-wrong") == "skipped"
     assert graph.m.call_count == 0
 
 
 def test_an_expired_lease_is_taken_over_and_recorded_steps_are_skipped(worker_ctx, graph, conn, db_session):
-    post = make_post(db_session, conn, status="publishing", lease_owner="lease-dead",
-                     lease_expires_at=utcnow() - timedelta(seconds=1), fb_status="published",
-                     fb_post_id="104000000000001_77", ig_container_id="container-900")
+    post = make_post(
+        db_session,
+        conn,
+        status="publishing",
+        lease_owner="lease-dead",
+        lease_expires_at=utcnow() - timedelta(seconds=1),
+        fb_status="published",
+        fb_post_id="104000000000001_77",
+        ig_container_id="container-900",
+    )
     assert publish_post(post.id) == "published"
     assert graph.calls("photos") == [] and graph.calls("media") == []
     assert len(graph.calls("media_publish")) == 1
@@ -118,13 +137,16 @@ def test_token_expired_fails_without_retry_and_marks_the_connection(worker_ctx, 
     assert connection.status == "needs_reauth" and connection.last_error_code == "token_expired"
 
 
-@pytest.mark.parametrize("error, expected", [
-    (graph_error(10, message="(#10) Requires instagram_content_publish permission"), "permissions_missing"),
-    (graph_error(200), "permissions_missing"),
-    (graph_error(9004, 2207052), "media_invalid"),
-    (graph_error(100, 2207026), "media_invalid"),
-    (graph_error(100), "bad_request"),
-])
+@pytest.mark.parametrize(
+    "error, expected",
+    [
+        (graph_error(10, message="(#10) Requires instagram_content_publish permission"), "permissions_missing"),
+        (graph_error(200), "permissions_missing"),
+        (graph_error(9004, 2207052), "media_invalid"),
+        (graph_error(100, 2207026), "media_invalid"),
+        (graph_error(100), "bad_request"),
+    ],
+)
 def test_errors_that_are_not_retried(worker_ctx, graph, conn, db_session, error, expected):
     graph.queue("media", error)
     post = make_post(db_session, conn)
@@ -139,8 +161,10 @@ def test_errors_that_are_not_retried(worker_ctx, graph, conn, db_session, error,
 
 def test_throttling_waits_for_the_time_meta_gives_then_publishes_once(worker_ctx, graph, conn, db_session):
     usage = '{"104000000000001": [{"type": "pages", "call_count": 100, "estimated_time_to_regain_access": 2}]}'
-    graph.queue("photos", {**graph_error(32, message="Page request limit reached"),
-                           "headers": {"X-Business-Use-Case-Usage": usage}})
+    graph.queue(
+        "photos",
+        {**graph_error(32, message="Page request limit reached"), "headers": {"X-Business-Use-Case-Usage": usage}},
+    )
     post = make_post(db_session, conn, targets=["facebook"], media_url="https://cdn.example.com/p.jpg")
     before = utcnow()
     assert publish_post(post.id) == "continuing"
@@ -158,15 +182,19 @@ def test_throttling_waits_for_the_time_meta_gives_then_publishes_once(worker_ctx
     assert reload(db_session, post.id).attempts == 2
 
 
-@pytest.mark.parametrize("failure, ambiguous", [
-    ({"exc": requests.exceptions.ReadTimeout}, True),
-    (graph_error(2, status=500, message="An unexpected error has occurred.", is_transient=True), True),
-    ({"status_code": 503, "text": "Service Unavailable"}, True),
-    ({"exc": requests.exceptions.ConnectTimeout}, False),
-    (graph_error(4, message="Application request limit reached"), False),
-])
-def test_transient_failures_are_retried_and_ambiguous_ones_checked_first(worker_ctx, graph, conn, db_session,
-                                                                       failure, ambiguous):
+@pytest.mark.parametrize(
+    "failure, ambiguous",
+    [
+        ({"exc": requests.exceptions.ReadTimeout}, True),
+        (graph_error(2, status=500, message="An unexpected error has occurred.", is_transient=True), True),
+        ({"status_code": 503, "text": "Service Unavailable"}, True),
+        ({"exc": requests.exceptions.ConnectTimeout}, False),
+        (graph_error(4, message="Application request limit reached"), False),
+    ],
+)
+def test_transient_failures_are_retried_and_ambiguous_ones_checked_first(
+    worker_ctx, graph, conn, db_session, failure, ambiguous
+):
     graph.queue("photos", failure)
     post = make_post(db_session, conn, targets=["facebook"])
     assert publish_post(post.id) == "continuing"
@@ -197,8 +225,15 @@ def test_an_ambiguous_send_that_did_reach_meta_is_found_not_repeated(worker_ctx,
 
 def test_after_a_crash_mid_send_the_page_is_checked_before_sending(worker_ctx, graph, conn, db_session):
     # A worker died after committing "sent" and before recording the answer; its lease expired.
-    post = make_post(db_session, conn, targets=["facebook"], status="publishing", lease_owner="lease-dead",
-                     lease_expires_at=utcnow() - timedelta(seconds=1), fb_sent_at=utcnow() - timedelta(seconds=30))
+    post = make_post(
+        db_session,
+        conn,
+        targets=["facebook"],
+        status="publishing",
+        lease_owner="lease-dead",
+        lease_expires_at=utcnow() - timedelta(seconds=1),
+        fb_sent_at=utcnow() - timedelta(seconds=30),
+    )
     graph.feed.append(feed_item("104000000000001_42", post.caption))
     assert publish_post(post.id) == "published"
     assert graph.calls("photos") == []
@@ -209,8 +244,15 @@ def test_a_takeover_right_after_a_send_waits_for_that_request_before_looking(wor
     # The dead worker's request may still be carried out by Meta until its timeouts run out:
     # looking at once would find nothing and send the post a second time.
     sent = utcnow() - timedelta(seconds=1)
-    post = make_post(db_session, conn, targets=["facebook"], status="publishing", lease_owner="lease-dead",
-                     lease_expires_at=utcnow() - timedelta(seconds=1), fb_sent_at=sent)
+    post = make_post(
+        db_session,
+        conn,
+        targets=["facebook"],
+        status="publishing",
+        lease_owner="lease-dead",
+        lease_expires_at=utcnow() - timedelta(seconds=1),
+        fb_sent_at=sent,
+    )
     assert publish_post(post.id) == "continuing"
     assert graph.calls("published_posts") == [] and graph.calls("photos") == []
     held = reload(db_session, post.id)
@@ -228,8 +270,15 @@ def test_a_takeover_right_after_a_send_waits_for_that_request_before_looking(wor
 
 
 def test_when_the_check_cannot_be_made_the_target_is_unconfirmed(worker_ctx, graph, conn, db_session):
-    post = make_post(db_session, conn, targets=["facebook"], status="publishing", lease_owner="lease-dead",
-                     lease_expires_at=utcnow() - timedelta(seconds=1), fb_sent_at=utcnow() - timedelta(seconds=30))
+    post = make_post(
+        db_session,
+        conn,
+        targets=["facebook"],
+        status="publishing",
+        lease_owner="lease-dead",
+        lease_expires_at=utcnow() - timedelta(seconds=1),
+        fb_sent_at=utcnow() - timedelta(seconds=30),
+    )
     graph.queue("published_posts", {"exc": requests.exceptions.ReadTimeout})
     assert publish_post(post.id) == "unconfirmed"
     post = reload(db_session, post.id)
@@ -291,9 +340,16 @@ def test_an_expired_container_is_replaced(worker_ctx, graph, conn, db_session):
 
 def test_a_published_container_is_never_published_again(worker_ctx, graph, conn, db_session):
     graph.container_status = "PUBLISHED"
-    post = make_post(db_session, conn, targets=["instagram"], status="publishing", lease_owner="lease-dead",
-                     lease_expires_at=utcnow() - timedelta(seconds=1), ig_container_id="container-7",
-                     ig_publish_sent_at=utcnow() - timedelta(seconds=3))
+    post = make_post(
+        db_session,
+        conn,
+        targets=["instagram"],
+        status="publishing",
+        lease_owner="lease-dead",
+        lease_expires_at=utcnow() - timedelta(seconds=1),
+        ig_container_id="container-7",
+        ig_publish_sent_at=utcnow() - timedelta(seconds=3),
+    )
     assert publish_post(post.id) == "published"
     assert graph.calls("media_publish") == [] and graph.calls("media") == []
 
@@ -333,8 +389,13 @@ def test_high_usage_slows_the_worker_down(worker_ctx, graph, conn, db_session, m
 
     pauses = []
     monkeypatch.setattr(publishing.time, "sleep", pauses.append)
-    graph.queue("photos", {"json": {"id": "1", "post_id": "104000000000001_1"},
-                           "headers": {"X-App-Usage": '{"call_count": 95, "total_time": 20}'}})
+    graph.queue(
+        "photos",
+        {
+            "json": {"id": "1", "post_id": "104000000000001_1"},
+            "headers": {"X-App-Usage": '{"call_count": 95, "total_time": 20}'},
+        },
+    )
     post = make_post(db_session, conn, targets=["facebook"])
     assert publish_post(post.id) == "published"
     assert pauses and pauses[0] > 0
@@ -348,8 +409,13 @@ def test_a_post_taken_over_too_often_stops(worker_ctx, graph, conn, db_session):
 
 
 def test_a_post_taken_over_too_often_after_an_ambiguous_send_is_unconfirmed(worker_ctx, graph, conn, db_session):
-    post = make_post(db_session, conn, targets=["facebook"], takes=worker_ctx.settings.max_runs,
-                     fb_sent_at=utcnow() - timedelta(seconds=30))
+    post = make_post(
+        db_session,
+        conn,
+        targets=["facebook"],
+        takes=worker_ctx.settings.max_runs,
+        fb_sent_at=utcnow() - timedelta(seconds=30),
+    )
     assert publish_post(post.id) == "unconfirmed"
 
 
@@ -359,8 +425,11 @@ def test_polling_while_facebook_waits_neither_counts_attempts_nor_fails(worker_c
     post = make_post(db_session, conn)
     assert publish_post(post.id) == "continuing"
     with worker_ctx.session() as s:  # Facebook's backoff lasts a while
-        s.execute(update(ScheduledPost).where(ScheduledPost.id == post.id)
-                  .values(fb_not_before=utcnow() + timedelta(minutes=5)))
+        s.execute(
+            update(ScheduledPost)
+            .where(ScheduledPost.id == post.id)
+            .values(fb_not_before=utcnow() + timedelta(minutes=5))
+        )
         s.commit()
     for _ in range(worker_ctx.settings.max_runs + 5):
         assert run_next_continuation(worker_ctx.redis) == "continuing"
@@ -386,11 +455,24 @@ def test_a_duplicate_delivery_of_a_continuation_runs_once(worker_ctx, graph, con
 
 def test_same_caption_posts_are_never_mistaken_for_each_other(worker_ctx, graph, conn, db_session):
     # A (already recorded) and B share a caption; B's send timed out before Meta acted on it.
-    a = make_post(db_session, conn, targets=["facebook"], status="published", fb_status="published",
-                  fb_post_id="104000000000001_900")
+    a = make_post(
+        db_session,
+        conn,
+        targets=["facebook"],
+        status="published",
+        fb_status="published",
+        fb_post_id="104000000000001_900",
+    )
     graph.feed.append(feed_item("104000000000001_900", a.caption))
-    b = make_post(db_session, conn, targets=["facebook"], status="publishing", lease_owner="lease-dead",
-                  lease_expires_at=utcnow() - timedelta(seconds=1), fb_sent_at=utcnow() - timedelta(seconds=30))
+    b = make_post(
+        db_session,
+        conn,
+        targets=["facebook"],
+        status="publishing",
+        lease_owner="lease-dead",
+        lease_expires_at=utcnow() - timedelta(seconds=1),
+        fb_sent_at=utcnow() - timedelta(seconds=30),
+    )
     assert publish_post(b.id) == "published"
     assert len(graph.calls("photos")) == 1  # A's entry was not taken for B: B was really sent
     assert reload(db_session, b.id).fb_post_id != "104000000000001_900"
@@ -398,8 +480,13 @@ def test_same_caption_posts_are_never_mistaken_for_each_other(worker_ctx, graph,
 
 def test_an_uncertain_match_is_unconfirmed_not_guessed(worker_ctx, graph, conn, db_session):
     sent = utcnow() - timedelta(seconds=30)
-    stuck = dict(targets=["facebook"], status="publishing", lease_owner="lease-dead",
-                 lease_expires_at=utcnow() - timedelta(seconds=1), fb_sent_at=sent)
+    stuck = dict(
+        targets=["facebook"],
+        status="publishing",
+        lease_owner="lease-dead",
+        lease_expires_at=utcnow() - timedelta(seconds=1),
+        fb_sent_at=sent,
+    )
     a = make_post(db_session, conn, **stuck)
     make_post(db_session, conn, **stuck)  # another post of this Page, same caption, same doubt
     graph.feed.append(feed_item("104000000000001_901", a.caption))
@@ -408,16 +495,30 @@ def test_an_uncertain_match_is_unconfirmed_not_guessed(worker_ctx, graph, conn, 
 
 
 def test_a_post_without_caption_cannot_be_recognised_so_it_is_unconfirmed(worker_ctx, graph, conn, db_session):
-    post = make_post(db_session, conn, targets=["facebook"], caption="", status="publishing",
-                     lease_owner="lease-dead", lease_expires_at=utcnow() - timedelta(seconds=1),
-                     fb_sent_at=utcnow() - timedelta(seconds=30))
+    post = make_post(
+        db_session,
+        conn,
+        targets=["facebook"],
+        caption="",
+        status="publishing",
+        lease_owner="lease-dead",
+        lease_expires_at=utcnow() - timedelta(seconds=1),
+        fb_sent_at=utcnow() - timedelta(seconds=30),
+    )
     assert publish_post(post.id) == "unconfirmed"
     assert graph.calls("photos") == []
 
 
 def test_an_old_feed_entry_with_the_same_caption_is_not_this_post(worker_ctx, graph, conn, db_session):
-    post = make_post(db_session, conn, targets=["facebook"], status="publishing", lease_owner="lease-dead",
-                     lease_expires_at=utcnow() - timedelta(seconds=1), fb_sent_at=utcnow() - timedelta(seconds=30))
+    post = make_post(
+        db_session,
+        conn,
+        targets=["facebook"],
+        status="publishing",
+        lease_owner="lease-dead",
+        lease_expires_at=utcnow() - timedelta(seconds=1),
+        fb_sent_at=utcnow() - timedelta(seconds=30),
+    )
     graph.feed.append(feed_item("104000000000001_77", post.caption, seconds_ago=3600))
     assert publish_post(post.id) == "published"
     assert len(graph.calls("photos")) == 1
@@ -425,8 +526,14 @@ def test_an_old_feed_entry_with_the_same_caption_is_not_this_post(worker_ctx, gr
 
 def test_a_dead_connection_leaves_an_ambiguous_target_unconfirmed(worker_ctx, graph, db_session):
     conn = make_connection(db_session, status="needs_reauth", last_error_code="token_expired")
-    post = make_post(db_session, conn, status="publishing", lease_owner="lease-dead",
-                     lease_expires_at=utcnow() - timedelta(seconds=1), fb_sent_at=utcnow() - timedelta(seconds=30))
+    post = make_post(
+        db_session,
+        conn,
+        status="publishing",
+        lease_owner="lease-dead",
+        lease_expires_at=utcnow() - timedelta(seconds=1),
+        fb_sent_at=utcnow() - timedelta(seconds=30),
+    )
     assert publish_post(post.id) == "unconfirmed"
     post = reload(db_session, post.id)
     assert (post.fb_status, post.ig_status) == ("unconfirmed", "failed")
@@ -469,11 +576,14 @@ def test_a_visitor_post_with_the_same_caption_is_not_taken_for_ours(worker_ctx, 
     assert graph.calls("feed_get") == []
 
 
-@pytest.mark.parametrize("error, expected", [
-    (graph_error(4, 2207051, message="Application request limit reached"), "account_restricted"),
-    (graph_error(9, 2207050), "account_restricted"),
-    (graph_error(368), "account_restricted"),
-])
+@pytest.mark.parametrize(
+    "error, expected",
+    [
+        (graph_error(4, 2207051, message="Application request limit reached"), "account_restricted"),
+        (graph_error(9, 2207050), "account_restricted"),
+        (graph_error(368), "account_restricted"),
+    ],
+)
 def test_restricted_accounts_are_never_retried(worker_ctx, graph, conn, db_session, error, expected):
     graph.queue("media", error)
     post = make_post(db_session, conn, targets=["instagram"])
@@ -484,8 +594,9 @@ def test_restricted_accounts_are_never_retried(worker_ctx, graph, conn, db_sessi
     assert db_session.get(SocialConnection, conn.id).status == "connected"
 
 
-@pytest.mark.parametrize("error", [graph_error(-1, 2207001), graph_error(-2, 2207003), graph_error(-2, 2207020),
-                                   graph_error(-1, 2207032)])
+@pytest.mark.parametrize(
+    "error", [graph_error(-1, 2207001), graph_error(-2, 2207003), graph_error(-2, 2207020), graph_error(-1, 2207032)]
+)
 def test_meta_side_failures_at_container_creation_make_a_new_container(worker_ctx, graph, conn, db_session, error):
     graph.queue("media", error)
     post = make_post(db_session, conn, targets=["instagram"])
@@ -506,8 +617,9 @@ def test_341_is_retried_after_ten_minutes_at_least(worker_ctx, graph, conn, db_s
     assert held.fb_error_code == "rate_limited" and held.fb_not_before - before >= timedelta(minutes=10)
 
 
-@pytest.mark.parametrize("error", [graph_error(190, 459), graph_error(190, 464), graph_error(200, 1404078),
-                                   graph_error(368, 4854002)])
+@pytest.mark.parametrize(
+    "error", [graph_error(190, 459), graph_error(190, 464), graph_error(200, 1404078), graph_error(368, 4854002)]
+)
 def test_meta_action_required_marks_the_connection(worker_ctx, graph, conn, db_session, error):
     graph.queue("photos", error)
     post = make_post(db_session, conn)
@@ -525,8 +637,11 @@ def test_a_container_in_error_keeps_metas_status_text(worker_ctx, graph, conn, d
     post = make_post(db_session, conn)
     assert publish_post(post.id) == "partially_published"
     post = reload(db_session, post.id)
-    assert post.error_message == ("Instagram: " + CATALOGUE["media_invalid"].message_id
-                                  + " Meta: Error: Media upload has failed with error code 2207004.")
+    assert post.error_message == (
+        "Instagram: "
+        + CATALOGUE["media_invalid"].message_id
+        + " Meta: Error: Media upload has failed with error code 2207004."
+    )
     [status] = graph.calls("container")
     assert "fields=status_code%2Cstatus" in status.url
 
@@ -540,27 +655,30 @@ def test_without_a_quota_total_fifty_posts_a_day_are_assumed(worker_ctx, graph, 
     assert len(graph.calls("media")) == (0 if deferred else 1)
 
 
-@pytest.mark.parametrize("code, subcode, expected, retry", [
-    (-1, 2207001, "meta_unavailable", "backoff"),
-    (-2, 2207003, "meta_unavailable", "backoff"),
-    (1, None, "meta_unavailable", "backoff"),
-    (2, None, "meta_unavailable", "backoff"),
-    (341, None, "rate_limited", "wait"),
-    (-2, 2207020, "meta_unavailable", "recreate"),
-    (-1, 2207032, "meta_unavailable", "recreate"),
-    (4, 2207051, "account_restricted", "never"),
-    (9, 2207050, "account_restricted", "never"),
-    (368, None, "account_restricted", "never"),
-    (190, 459, "meta_action_required", "never"),
-    (190, 464, "meta_action_required", "never"),
-    (102, 459, "meta_action_required", "never"),       # a subcode means the same whatever code carries it
-    (200, 1404078, "meta_action_required", "never"),
-    (10, 4854002, "meta_action_required", "never"),
-    (9, 2207042, "publishing_limit_reached", "defer"),
-    (190, 463, "token_expired", "never"),
-    (4, None, "rate_limited", "wait"),
-    (100, 2207026, "media_invalid", "never"),
-])
+@pytest.mark.parametrize(
+    "code, subcode, expected, retry",
+    [
+        (-1, 2207001, "meta_unavailable", "backoff"),
+        (-2, 2207003, "meta_unavailable", "backoff"),
+        (1, None, "meta_unavailable", "backoff"),
+        (2, None, "meta_unavailable", "backoff"),
+        (341, None, "rate_limited", "wait"),
+        (-2, 2207020, "meta_unavailable", "recreate"),
+        (-1, 2207032, "meta_unavailable", "recreate"),
+        (4, 2207051, "account_restricted", "never"),
+        (9, 2207050, "account_restricted", "never"),
+        (368, None, "account_restricted", "never"),
+        (190, 459, "meta_action_required", "never"),
+        (190, 464, "meta_action_required", "never"),
+        (102, 459, "meta_action_required", "never"),  # a subcode means the same whatever code carries it
+        (200, 1404078, "meta_action_required", "never"),
+        (10, 4854002, "meta_action_required", "never"),
+        (9, 2207042, "publishing_limit_reached", "defer"),
+        (190, 463, "token_expired", "never"),
+        (4, None, "rate_limited", "wait"),
+        (100, 2207026, "media_invalid", "never"),
+    ],
+)
 def test_metas_error_table(code, subcode, expected, retry):
     from publish_worker.failures import classify
     from shared.graph import GraphError

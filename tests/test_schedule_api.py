@@ -1,4 +1,5 @@
 """POST/GET/DELETE /api/meta/schedule: validation, ownership, token checks, idempotency, cancel."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -42,8 +43,14 @@ def post_count(db_session) -> int:
 def debug_data(valid=True, scopes=None):
     from shared.settings import DEFAULT_SCOPES
 
-    return {"data": {"is_valid": valid, "expires_at": 0, "data_access_expires_at": 0,
-                     "scopes": list(DEFAULT_SCOPES) if scopes is None else scopes}}
+    return {
+        "data": {
+            "is_valid": valid,
+            "expires_at": 0,
+            "data_access_expires_at": 0,
+            "scopes": list(DEFAULT_SCOPES) if scopes is None else scopes,
+        }
+    }
 
 
 @pytest.fixture
@@ -74,27 +81,44 @@ def test_a_post_due_now_is_queued_at_once(client, conn, redis_client):
     assert [q.decode() for q in queued] == [f"pub-{job_id}-1"]
 
 
-@pytest.mark.parametrize("payload, field, message", [
-    (body(publish_at="2026-12-01T10:00:00"), "publish_at", "Must include a time zone (Z or an offset such as +07:00)."),
-    (body(publish_at="tomorrow"), "publish_at",
-     "Must be an ISO-8601 date and time with a time zone, e.g. 2026-02-20T10:00:00Z."),
-    (body(publish_at=later(-400)), "publish_at", "Must not be more than 5 minutes in the past."),
-    (body(media_url="http://cdn.example.com/a.jpg"), "media_url", "Must be an absolute https URL."),
-    (body(media_url="/uploads/a.jpg"), "media_url", "Must be an absolute https URL."),
-    (body(media_url="https://localhost/a.jpg"), "media_url", "Must be reachable from the internet (Meta fetches it)."),
-    (body(media_url="https://192.168.1.10/a.jpg"), "media_url",
-     "Must be reachable from the internet (Meta fetches it)."),
-    (body(caption="x" * 2201), "caption", "Must be at most 2200 characters."),
-    (body(caption=" ".join(f"#tag{n}" for n in range(31))), "caption", "Must have at most 30 hashtags."),
-    (body(caption=" ".join(f"@user{n}" for n in range(21))), "caption", "Must have at most 20 @mentions."),
-    (body(targets=["facebook", "tiktok"]), "targets.1", "Must be one of: facebook, instagram."),
-    (body(targets=[]), "targets", "Choose at least one target."),
-    (body(targets=["facebook", "facebook"]), "targets", "Each target at most once."),
-    (body(media_url=None), "media_url", "Required when instagram is a target."),
-    (body(targets=["instagram"], link="https://shop.example.com"), "link", "A link is only posted to Facebook."),
-    (body(color="red"), "color", "Unknown field."),
-    ({"caption": "x"}, "publish_at", "Missing data for required field."),
-])
+@pytest.mark.parametrize(
+    "payload, field, message",
+    [
+        (
+            body(publish_at="2026-12-01T10:00:00"),
+            "publish_at",
+            "Must include a time zone (Z or an offset such as +07:00).",
+        ),
+        (
+            body(publish_at="tomorrow"),
+            "publish_at",
+            "Must be an ISO-8601 date and time with a time zone, e.g. 2026-02-20T10:00:00Z.",
+        ),
+        (body(publish_at=later(-400)), "publish_at", "Must not be more than 5 minutes in the past."),
+        (body(media_url="http://cdn.example.com/a.jpg"), "media_url", "Must be an absolute https URL."),
+        (body(media_url="/uploads/a.jpg"), "media_url", "Must be an absolute https URL."),
+        (
+            body(media_url="https://localhost/a.jpg"),
+            "media_url",
+            "Must be reachable from the internet (Meta fetches it).",
+        ),
+        (
+            body(media_url="https://192.168.1.10/a.jpg"),
+            "media_url",
+            "Must be reachable from the internet (Meta fetches it).",
+        ),
+        (body(caption="x" * 2201), "caption", "Must be at most 2200 characters."),
+        (body(caption=" ".join(f"#tag{n}" for n in range(31))), "caption", "Must have at most 30 hashtags."),
+        (body(caption=" ".join(f"@user{n}" for n in range(21))), "caption", "Must have at most 20 @mentions."),
+        (body(targets=["facebook", "tiktok"]), "targets.1", "Must be one of: facebook, instagram."),
+        (body(targets=[]), "targets", "Choose at least one target."),
+        (body(targets=["facebook", "facebook"]), "targets", "Each target at most once."),
+        (body(media_url=None), "media_url", "Required when instagram is a target."),
+        (body(targets=["instagram"], link="https://shop.example.com"), "link", "A link is only posted to Facebook."),
+        (body(color="red"), "color", "Unknown field."),
+        ({"caption": "x"}, "publish_at", "Missing data for required field."),
+    ],
+)
 def test_each_bad_field_is_named_and_nothing_is_stored(client, conn, db_session, payload, field, message):
     response = schedule(client, payload)
     assert response.status_code == 422
@@ -138,20 +162,25 @@ def test_needs_reauth_connection(client, db_session):
     make_connection(db_session, status="needs_reauth", last_error_code="token_expired")
     response = schedule(client, body())
     assert response.status_code == 409
-    assert response.json == {"error_code": "token_expired", "action": "reconnect",
-                             "message": "Koneksi Meta kedaluwarsa. Silakan connect ulang."}
+    assert response.json == {
+        "error_code": "token_expired",
+        "action": "reconnect",
+        "message": "Koneksi Meta kedaluwarsa. Silakan connect ulang.",
+    }
 
 
 def test_a_connection_the_seller_must_fix_on_facebook_answers_meta_action_required(client, db_session):
-    make_connection(db_session, status="needs_reauth", last_error_code="meta_action_required",
-                    checked_minutes_ago=60)
+    make_connection(db_session, status="needs_reauth", last_error_code="meta_action_required", checked_minutes_ago=60)
     with requests_mock.Mocker() as m:
         response = schedule(client, body())
         english = schedule(client, body(), **{"Accept-Language": "en"})
     assert m.call_count == 0  # a valid token changes nothing: the seller must act on Facebook
     assert response.status_code == 403
-    assert response.json == {"error_code": "meta_action_required", "action": "fix_on_meta",
-                             "message": CATALOGUE["meta_action_required"].message_id}
+    assert response.json == {
+        "error_code": "meta_action_required",
+        "action": "fix_on_meta",
+        "message": CATALOGUE["meta_action_required"].message_id,
+    }
     assert english.json["message"] == CATALOGUE["meta_action_required"].message_en
 
 
@@ -243,10 +272,21 @@ def test_reading_a_post(client, conn, db_session):
     job_id = schedule(client, body(link=None)).json["job_id"]
     post = client.get(f"/api/meta/schedule/{job_id}").json
     assert post["job_id"] == job_id and post["status"] == "queued"
-    assert set(post) >= {"job_id", "status", "publish_at", "caption", "media_url", "targets", "attempts",
-                         "error_code", "error_message"}
-    assert post["targets"] == {"facebook": {"status": "pending", "post_id": None, "error_code": None},
-                               "instagram": {"status": "pending", "media_id": None, "error_code": None}}
+    assert set(post) >= {
+        "job_id",
+        "status",
+        "publish_at",
+        "caption",
+        "media_url",
+        "targets",
+        "attempts",
+        "error_code",
+        "error_message",
+    }
+    assert post["targets"] == {
+        "facebook": {"status": "pending", "post_id": None, "error_code": None},
+        "instagram": {"status": "pending", "media_id": None, "error_code": None},
+    }
 
 
 def test_another_users_post_is_not_found_for_read_and_cancel(app, client, db_session):
@@ -329,9 +369,16 @@ def test_a_late_retry_with_the_same_key_still_gets_the_same_job(client, conn, db
     from tests.factories import cipher
 
     payload = body(publish_at=(utcnow() - timedelta(minutes=9)).isoformat())
-    first = schedule_post(db_session, settings=settings, redis=redis_client, cipher=cipher(),
-                          caller=PostCaller(user_id="user-1"), payload=payload, idempotency_key="k-late",
-                          received_at=utcnow() - timedelta(minutes=10))
+    first = schedule_post(
+        db_session,
+        settings=settings,
+        redis=redis_client,
+        cipher=cipher(),
+        caller=PostCaller(user_id="user-1"),
+        payload=payload,
+        idempotency_key="k-late",
+        received_at=utcnow() - timedelta(minutes=10),
+    )
     db_session.execute(update(ScheduledPost).values(created_at=utcnow() - timedelta(minutes=10)))
     db_session.commit()
     retry = schedule(client, payload, **{"Idempotency-Key": "k-late"})
@@ -363,19 +410,46 @@ def test_a_malformed_connection_id_is_simply_not_found(client, conn):
 
 def test_the_scheduler_may_not_cancel(anon_client, conn, db_session):
     post = make_post(db_session, conn, publish_in=3600)
-    response = anon_client.delete(f"/api/meta/schedule/{post.id}",
-                                  headers={"Authorization": f"Bearer {SCHEDULER_TOKEN}"})
+    response = anon_client.delete(
+        f"/api/meta/schedule/{post.id}", headers={"Authorization": f"Bearer {SCHEDULER_TOKEN}"}
+    )
     assert response.status_code == 403 and response.json["error_code"] == "forbidden"
     db_session.expire_all()
     assert db_session.get(ScheduledPost, post.id).status == "queued"
 
 
 PRIVATE_HOSTS = [
-    "127.1", "0x7f.1", "0177.0.0.1", "2130706433", "0x7f000001", "10.1", "[::ffff:127.0.0.1]",
-    "[::ffff:7f00:1]", "[64:ff9b::7f00:1]", "[64:ff9b::a9fe:a9fe]", "[2002:7f00:1::]", "[2002:a00:1::1]",
-    "[::127.0.0.1]", "localhost.", "LOCALHOST", "shop.localhost.", "[::1]", "[::]", "0.0.0.0", "10.0.0.7",
-    "172.16.5.4", "192.168.0.1", "169.254.169.254", "100.64.0.1", "[fe80::1]", "[fd00::1]", "224.0.0.1",
-    "[ff02::1]", "999.1.1.1", "cdn.example.123", "%6c%6fcalhost",
+    "127.1",
+    "0x7f.1",
+    "0177.0.0.1",
+    "2130706433",
+    "0x7f000001",
+    "10.1",
+    "[::ffff:127.0.0.1]",
+    "[::ffff:7f00:1]",
+    "[64:ff9b::7f00:1]",
+    "[64:ff9b::a9fe:a9fe]",
+    "[2002:7f00:1::]",
+    "[2002:a00:1::1]",
+    "[::127.0.0.1]",
+    "localhost.",
+    "LOCALHOST",
+    "shop.localhost.",
+    "[::1]",
+    "[::]",
+    "0.0.0.0",
+    "10.0.0.7",
+    "172.16.5.4",
+    "192.168.0.1",
+    "169.254.169.254",
+    "100.64.0.1",
+    "[fe80::1]",
+    "[fd00::1]",
+    "224.0.0.1",
+    "[ff02::1]",
+    "999.1.1.1",
+    "cdn.example.123",
+    "%6c%6fcalhost",
 ]
 
 
@@ -388,8 +462,17 @@ def test_private_addresses_in_any_spelling_are_refused(client, conn, db_session,
     assert post_count(db_session) == 0
 
 
-@pytest.mark.parametrize("host", ["cdn.example.com", "cdn.example.com.", "93.184.215.14", "[2606:4700::1111]",
-                                  "[::ffff:93.184.215.14]", "[64:ff9b::5db8:d70e]"])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "cdn.example.com",
+        "cdn.example.com.",
+        "93.184.215.14",
+        "[2606:4700::1111]",
+        "[::ffff:93.184.215.14]",
+        "[64:ff9b::5db8:d70e]",
+    ],
+)
 def test_public_hosts_pass_the_host_check(host):
     from shared.post_schema import check_public_https_url
 

@@ -1,4 +1,5 @@
 """Settings: read once, validated, failing fast on a missing production secret."""
+
 from __future__ import annotations
 
 import base64
@@ -30,8 +31,18 @@ def test_a_complete_production_environment_loads():
     assert settings.scheduler_api_token is None
 
 
-@pytest.mark.parametrize("name", ["DATABASE_URL", "REDIS_URL", "META_APP_ID", "META_APP_SECRET",
-                                  "META_REDIRECT_URI", "TOKEN_ENCRYPTION_KEYS", "RESELLIO_SESSION_SECRET"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "DATABASE_URL",
+        "REDIS_URL",
+        "META_APP_ID",
+        "META_APP_SECRET",
+        "META_REDIRECT_URI",
+        "TOKEN_ENCRYPTION_KEYS",
+        "RESELLIO_SESSION_SECRET",
+    ],
+)
 def test_production_fails_fast_naming_the_missing_variable(name):
     env = {k: v for k, v in PRODUCTION.items() if k != name}
     with pytest.raises(SettingsError, match=name):
@@ -46,12 +57,15 @@ def test_app_creation_fails_on_a_missing_secret():
         create_app({"ENV": env})
 
 
-@pytest.mark.parametrize("value, message", [
-    ("nokey", "kid:base64key"),
-    ("a:not-base64!!", "not valid base64"),
-    ("a:c2hvcnQ=", "32 bytes"),
-    (f"{KEY_A},{KEY_A}", "appears twice"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("nokey", "kid:base64key"),
+        ("a:not-base64!!", "not valid base64"),
+        ("a:c2hvcnQ=", "32 bytes"),
+        (f"{KEY_A},{KEY_A}", "appears twice"),
+    ],
+)
 def test_bad_key_rings_are_refused(value, message):
     with pytest.raises(SettingsError, match=message):
         load_settings({**PRODUCTION, "TOKEN_ENCRYPTION_KEYS": value})
@@ -82,12 +96,23 @@ def test_database_url_forms():
     assert normalize_database_url("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
 
 
-@pytest.mark.parametrize("value", [
-    "*", "https://*.resellio.id", "https://dashboard.resellio.id,*", "null", "https://dashboard.resellio.id/app",
-    "https://dashboard.resellio.id?x=1", "https://user@dashboard.resellio.id", "ftp://dashboard.resellio.id",
-    "dashboard.resellio.id", "https://dashboard.resellio.id:99999", r"https://dashboard\.resellio\.id",
-    "https://(dashboard|evil).resellio.id",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "*",
+        "https://*.resellio.id",
+        "https://dashboard.resellio.id,*",
+        "null",
+        "https://dashboard.resellio.id/app",
+        "https://dashboard.resellio.id?x=1",
+        "https://user@dashboard.resellio.id",
+        "ftp://dashboard.resellio.id",
+        "dashboard.resellio.id",
+        "https://dashboard.resellio.id:99999",
+        r"https://dashboard\.resellio\.id",
+        "https://(dashboard|evil).resellio.id",
+    ],
+)
 def test_cors_origins_refuses_wildcards_and_anything_but_plain_origins(value):
     with pytest.raises(SettingsError, match="CORS_ORIGINS"):
         load_settings({**PRODUCTION, "CORS_ORIGINS": value})
@@ -122,13 +147,16 @@ def test_webhook_secret_is_optional_and_kept():
 
 
 @pytest.mark.parametrize("app_env", ["production", "test", "demo"])
-@pytest.mark.parametrize("value", [
-    base64.b64encode(b"w" * 32).decode(),  # no whsec_ prefix
-    "whsec_" + base64.b64encode(b"w" * 31).decode(),  # 31 bytes
-    "whsec_not base64!",
-    "whsec_" + base64.b64encode(b"w" * 32).decode().rstrip("="),  # padding dropped: not strict base64
-    "whsec_" + base64.urlsafe_b64encode(b"\xfb" * 33).decode(),  # the URL-safe alphabet
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        base64.b64encode(b"w" * 32).decode(),  # no whsec_ prefix
+        "whsec_" + base64.b64encode(b"w" * 31).decode(),  # 31 bytes
+        "whsec_not base64!",
+        "whsec_" + base64.b64encode(b"w" * 32).decode().rstrip("="),  # padding dropped: not strict base64
+        "whsec_" + base64.urlsafe_b64encode(b"\xfb" * 33).decode(),  # the URL-safe alphabet
+    ],
+)
 def test_malformed_webhook_secrets_are_refused_in_every_env(app_env, value):
     with pytest.raises(SettingsError, match="RESELLIO_WEBHOOK_SECRET"):
         load_settings({**PRODUCTION, "APP_ENV": app_env, "RESELLIO_WEBHOOK_SECRET": value})

@@ -1,4 +1,5 @@
 """publish_request on RQ, the sweeper and the daily token check."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -26,8 +27,14 @@ def conn(db_session):
 
 def request_payload(**overrides) -> dict:
     publish_at = (utcnow() + timedelta(hours=1)).isoformat()
-    return {"user_id_resellio": "user-1", "idempotency_key": "resellio-order-77", "publish_at": publish_at,
-            "caption": "Promo", "media_url": "https://cdn.example.com/p.jpg", **overrides}
+    return {
+        "user_id_resellio": "user-1",
+        "idempotency_key": "resellio-order-77",
+        "publish_at": publish_at,
+        "caption": "Promo",
+        "media_url": "https://cdn.example.com/p.jpg",
+        **overrides,
+    }
 
 
 def test_publish_request_stores_and_queues_the_post(worker_ctx, conn, db_session):
@@ -46,13 +53,16 @@ def test_a_duplicate_delivery_is_harmless(worker_ctx, conn, db_session):
     assert db_session.scalar(select(func.count()).select_from(ScheduledPost)) == 1
 
 
-@pytest.mark.parametrize("payload, error_code, field", [
-    (request_payload(idempotency_key=None), "validation_error", "idempotency_key"),
-    (request_payload(user_id_resellio=""), "validation_error", "user_id_resellio"),
-    (request_payload(media_url="http://x.example.com/a.jpg"), "validation_error", "media_url"),
-    (request_payload(surprise=1), "validation_error", "surprise"),
-    (request_payload(user_id_resellio="user-without-connection"), "not_connected", None),
-])
+@pytest.mark.parametrize(
+    "payload, error_code, field",
+    [
+        (request_payload(idempotency_key=None), "validation_error", "idempotency_key"),
+        (request_payload(user_id_resellio=""), "validation_error", "user_id_resellio"),
+        (request_payload(media_url="http://x.example.com/a.jpg"), "validation_error", "media_url"),
+        (request_payload(surprise=1), "validation_error", "surprise"),
+        (request_payload(user_id_resellio="user-without-connection"), "not_connected", None),
+    ],
+)
 def test_bad_requests_are_answered_not_raised(worker_ctx, conn, db_session, payload, error_code, field):
     result = publish_request(payload)
     assert result["ok"] is False and result["error_code"] == error_code
@@ -96,10 +106,20 @@ def test_sweeper_schedules_a_soon_due_post_whose_job_vanished_for_its_time(worke
 
 
 def test_sweeper_takes_back_posts_whose_worker_died(worker_ctx, conn, db_session):
-    stuck = make_post(db_session, conn, status="publishing", lease_owner="lease-dead",
-                      lease_expires_at=utcnow() - timedelta(seconds=1))
-    alive = make_post(db_session, conn, status="publishing", lease_owner="lease-live",
-                      lease_expires_at=utcnow() + timedelta(seconds=60))
+    stuck = make_post(
+        db_session,
+        conn,
+        status="publishing",
+        lease_owner="lease-dead",
+        lease_expires_at=utcnow() - timedelta(seconds=1),
+    )
+    alive = make_post(
+        db_session,
+        conn,
+        status="publishing",
+        lease_owner="lease-live",
+        lease_expires_at=utcnow() + timedelta(seconds=60),
+    )
     assert duties.sweep(worker_ctx) == {"missing_job": 0, "lease_expired": 1}
     [job] = queued_jobs(worker_ctx.redis)
     assert job.args == [stuck.id] and job.kwargs == {}
@@ -145,8 +165,13 @@ def test_sweeper_rescues_a_job_rq_still_calls_queued_but_nobody_will_run(worker_
 
 
 def test_sweeper_leaves_a_continuation_waiting_behind_a_backlog(worker_ctx, conn, db_session):
-    post = make_post(db_session, conn, status="publishing", lease_owner="lease-busy",
-                     lease_expires_at=utcnow() - timedelta(seconds=5))
+    post = make_post(
+        db_session,
+        conn,
+        status="publishing",
+        lease_owner="lease-busy",
+        lease_expires_at=utcnow() - timedelta(seconds=5),
+    )
     with worker_ctx.session() as session:
         enqueue_publish(session, make_queue(worker_ctx.redis), worker_ctx.settings, post.id, lease="lease-busy")
     assert duties.sweep(worker_ctx)["lease_expired"] == 0
@@ -184,8 +209,9 @@ def test_a_publish_request_delivered_late_is_still_recorded_and_published_soon(w
     job = queue.enqueue("publish_worker.jobs.publish_request", payload)
     job.enqueued_at = (utcnow() - timedelta(minutes=10)).replace(tzinfo=None)  # the workers were down
     job.save()
-    SimpleWorker([queue], connection=worker_ctx.redis, serializer=JSONSerializer,
-                 job_class=PublishJob).work(burst=True, max_jobs=1)
+    SimpleWorker([queue], connection=worker_ctx.redis, serializer=JSONSerializer, job_class=PublishJob).work(
+        burst=True, max_jobs=1
+    )
     result = job.latest_result().return_value
     assert result["ok"] is True
     assert db_session.get(ScheduledPost, result["job_id"]).status == "queued"
@@ -203,8 +229,13 @@ def test_a_refused_publish_request_leaves_an_audit_event(worker_ctx, conn, db_se
 def test_a_job_left_started_by_a_dead_worker_does_not_block_the_rescue(worker_ctx, conn, db_session):
     from rq.job import JobStatus
 
-    post = make_post(db_session, conn, status="publishing", lease_owner="lease-dead",
-                     lease_expires_at=utcnow() - timedelta(seconds=5))
+    post = make_post(
+        db_session,
+        conn,
+        status="publishing",
+        lease_owner="lease-dead",
+        lease_expires_at=utcnow() - timedelta(seconds=5),
+    )
     with worker_ctx.session() as session:
         job_id = enqueue_publish(session, make_queue(worker_ctx.redis), worker_ctx.settings, post.id)
     worker_ctx.redis.delete("rq:queue:meta-publish")
@@ -218,8 +249,9 @@ def test_a_scheduled_job_long_overdue_is_not_trusted(worker_ctx, conn, db_sessio
     overdue = 3 * worker_ctx.settings.sweep_interval_seconds
     post = make_post(db_session, conn, publish_in=-overdue)
     queue = make_queue(worker_ctx.redis)
-    job = queue.enqueue_at(utcnow() - timedelta(seconds=overdue), "publish_worker.jobs.publish_post", post.id,
-                           job_id=f"pub-{post.id}-1")
+    job = queue.enqueue_at(
+        utcnow() - timedelta(seconds=overdue), "publish_worker.jobs.publish_post", post.id, job_id=f"pub-{post.id}-1"
+    )
     with worker_ctx.session() as session:
         session.execute(update(ScheduledPost).where(ScheduledPost.id == post.id).values(rq_job_id=job.id))
         session.commit()
@@ -230,8 +262,9 @@ def test_a_scheduled_job_long_overdue_is_not_trusted(worker_ctx, conn, db_sessio
 def test_a_scheduled_job_just_due_is_left_to_the_scheduler(worker_ctx, conn, db_session):
     post = make_post(db_session, conn, publish_in=-1)
     queue = make_queue(worker_ctx.redis)
-    job = queue.enqueue_at(utcnow() - timedelta(seconds=1), "publish_worker.jobs.publish_post", post.id,
-                           job_id=f"pub-{post.id}-1")
+    job = queue.enqueue_at(
+        utcnow() - timedelta(seconds=1), "publish_worker.jobs.publish_post", post.id, job_id=f"pub-{post.id}-1"
+    )
     with worker_ctx.session() as session:
         session.execute(update(ScheduledPost).where(ScheduledPost.id == post.id).values(rq_job_id=job.id))
         session.commit()
@@ -250,14 +283,17 @@ for _ in range(40):
     DEEP = [DEEP]
 
 
-@pytest.mark.parametrize("overrides", [
-    {"caption": "Promo \ud800"},
-    {"media_url": "https://cdn.example.com/\udfff.jpg"},
-    {"\ud800": "x"},
-    {"a\x00": "x"},
-    {"caption": float("nan")},
-    {"extra": DEEP},
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"caption": "Promo \ud800"},
+        {"media_url": "https://cdn.example.com/\udfff.jpg"},
+        {"\ud800": "x"},
+        {"a\x00": "x"},
+        {"caption": float("nan")},
+        {"extra": DEEP},
+    ],
+)
 def test_publish_request_refuses_pathological_payloads_without_crashing(worker_ctx, conn, db_session, overrides):
     result = publish_request(_over_rq(request_payload(**overrides)))
     assert result["ok"] is False and result["error_code"] == "validation_error"

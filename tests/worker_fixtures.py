@@ -1,4 +1,5 @@
 """Fixtures for running publish jobs in the test process against the test database and Redis."""
+
 from __future__ import annotations
 
 import pytest
@@ -12,8 +13,13 @@ from shared.models import ScheduledPost
 from shared.queue import make_queue
 from tests.publish_mock import PublishMock
 
-FAST = dict(retry_base_seconds=0.01, ig_status_poll_seconds=0.01, lease_seconds=30, quota_defer_seconds=3600,
-            usage_slowdown_max_seconds=0.01)
+FAST = dict(
+    retry_base_seconds=0.01,
+    ig_status_poll_seconds=0.01,
+    lease_seconds=30,
+    quota_defer_seconds=3600,
+    usage_slowdown_max_seconds=0.01,
+)
 
 
 @pytest.fixture

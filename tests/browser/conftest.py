@@ -3,6 +3,7 @@
 The whole system runs through the end-to-end fixtures (``stack``/``live``): the
 connect service with its worker in-process and the Meta sandbox, on free ports.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,8 +14,14 @@ import pytest
 from tests.e2e.conftest import live, reset_sandbox, stack  # noqa: F401
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 CI = os.environ.get("CI", "").lower() == "true"
 
 
@@ -36,8 +43,7 @@ def browser():
 @pytest.fixture
 def context(browser):
     """A fresh browser profile (no cookies) in Jakarta, in Indonesian."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="id-ID",
-                                  timezone_id="Asia/Jakarta")
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="id-ID", timezone_id="Asia/Jakarta")
     context.set_default_timeout(10_000)
     yield context
     context.close()

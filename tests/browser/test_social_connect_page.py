@@ -3,6 +3,7 @@
 Each test is a seller at ``stack.url + "/"`` (the demo login signs them in) going
 through Meta's consent page in the sandbox and back, asserting what they see.
 """
+
 from __future__ import annotations
 
 import re
@@ -20,6 +21,7 @@ FACEBOOK_URL = "https://www.facebook.com/"
 
 
 # ---------- helpers ----------
+
 
 def sandbox_state(stack) -> dict:
     response = requests.get(f"{stack.sandbox.url}/_sandbox/state", timeout=5)
@@ -63,6 +65,7 @@ def expect_no_horizontal_overflow(page: Page, width: int) -> None:
 
 
 # ---------- the connect flow ----------
+
 
 def test_single_page_connect_shows_the_connection(live, page):
     open_social_connect(page, live)
@@ -244,7 +247,8 @@ SET_PUBLISH_AT_IN_3S = """() => {
   const d = new Date(Date.now() + 3000);
   const p = (n) => String(n).padStart(2, "0");
   const input = document.getElementById("publish-at");
-  input.value = `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+  const day = `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}`;
+  input.value = `${day}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
   return input.value;
 }"""
 
@@ -304,9 +308,16 @@ def test_scheduled_post_is_queued_then_published_on_both(live, page):
 
 
 def sandbox_fault(stack, endpoint: str, code: int, subcode: int) -> None:
-    requests.post(f"{stack.sandbox.url}/_sandbox/faults", timeout=5, json={
-        "endpoint": endpoint, "status": 400, "times": 5,
-        "error": {"code": code, "error_subcode": subcode, "message": "sandbox"}}).raise_for_status()
+    requests.post(
+        f"{stack.sandbox.url}/_sandbox/faults",
+        timeout=5,
+        json={
+            "endpoint": endpoint,
+            "status": 400,
+            "times": 5,
+            "error": {"code": code, "error_subcode": subcode, "message": "sandbox"},
+        },
+    ).raise_for_status()
 
 
 def schedule_in_3s(page: Page, caption: str):
@@ -367,6 +378,7 @@ def test_a_queued_post_can_be_cancelled(live, page):
 
 # ---------- errors, keyboard, small screens ----------
 
+
 def expected_control(action: str | None):
     """What a person can do about an error, by the catalogue's action."""
     return {
@@ -403,9 +415,14 @@ def test_every_catalogue_error_renders_with_its_action(live, page):
 
 def test_signed_out_visitor_is_asked_to_sign_in(live, page):
     # Outside the demo the page itself is served without a session; the API then answers 401.
-    page.route("**/api/meta/status", lambda route: route.fulfill(
-        status=401, content_type="application/json",
-        body='{"error_code": "not_authenticated", "message": "-", "action": "login"}'))
+    page.route(
+        "**/api/meta/status",
+        lambda route: route.fulfill(
+            status=401,
+            content_type="application/json",
+            body='{"error_code": "not_authenticated", "message": "-", "action": "login"}',
+        ),
+    )
     open_social_connect(page, live)
     expect(page.locator("#login-message")).to_contain_text("Silakan masuk ke Resellio")
     expect(page.locator("#connect-button")).to_be_hidden()
@@ -464,8 +481,11 @@ def test_status_that_fails_to_load_can_be_retried(live, page):
     def status_once_broken(route):
         if failures["left"]:
             failures["left"] -= 1
-            route.fulfill(status=500, content_type="application/json",
-                          body='{"error_code": "internal_error", "message": "-", "action": "retry"}')
+            route.fulfill(
+                status=500,
+                content_type="application/json",
+                body='{"error_code": "internal_error", "message": "-", "action": "retry"}',
+            )
         else:
             route.continue_()
 

@@ -4,6 +4,7 @@ One stack per test session on free ports, against this run's PostgreSQL database
 and Redis database; every test starts from empty tables, an empty Redis database
 and a freshly reset sandbox.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -13,8 +14,12 @@ from sqlalchemy import text
 from connect_service.demo import DemoStack
 from tests.conftest import ALL_TABLES, create_database, drop_database, redis_url_for
 
-E2E_TUNING = {"sweep_interval_seconds": 1.0, "retry_base_seconds": 0.3, "ig_status_poll_seconds": 0.3,
-              "lease_seconds": 20}
+E2E_TUNING = {
+    "sweep_interval_seconds": 1.0,
+    "retry_base_seconds": 0.3,
+    "ig_status_poll_seconds": 0.3,
+    "lease_seconds": 20,
+}
 
 
 E2E_REDIS_DB = 14
@@ -30,8 +35,14 @@ def stack(tmp_path_factory):
         import fakeredis
 
         redis_client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
-    demo = DemoStack(port=0, sandbox_port=0, database_url=database_url, redis_url=redis_url,
-                     redis_client=redis_client, settings_overrides=E2E_TUNING)
+    demo = DemoStack(
+        port=0,
+        sandbox_port=0,
+        database_url=database_url,
+        redis_url=redis_url,
+        redis_client=redis_client,
+        settings_overrides=E2E_TUNING,
+    )
     demo.start()
     yield demo
     demo.stop()

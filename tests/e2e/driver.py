@@ -1,4 +1,5 @@
 """A seller driving the connect flow over plain HTTP (what a browser would send)."""
+
 from __future__ import annotations
 
 import re
@@ -31,21 +32,31 @@ class Seller:
         assert page.status_code == 200
         return oauth_url, page.text
 
-    def consent(self, *, action: str = "continue", pages: list[str] | None = None,
-                permissions: list[str] | None = None, headers: dict | None = None) -> requests.Response:
+    def consent(
+        self,
+        *,
+        action: str = "continue",
+        pages: list[str] | None = None,
+        permissions: list[str] | None = None,
+        headers: dict | None = None,
+    ) -> requests.Response:
         """Answer Meta's consent page, then follow the redirect back to the callback."""
         callback_url = self.answer_consent(action=action, pages=pages, permissions=permissions)
         return self.http.get(callback_url, headers=headers or JSON, timeout=30, allow_redirects=False)
 
-    def answer_consent(self, *, action: str = "continue", pages: list[str] | None = None,
-                       permissions: list[str] | None = None) -> str:
+    def answer_consent(
+        self, *, action: str = "continue", pages: list[str] | None = None, permissions: list[str] | None = None
+    ) -> str:
         """Answer Meta's consent page; returns where Meta sends the browser back to."""
         oauth_url, html = self.consent_page()
         query = parse_qs(urlsplit(oauth_url).query)
         offered_pages = re.findall(r'name="pages" value="(\d+)"', html)
         form = {
-            "client_id": query["client_id"][0], "redirect_uri": query["redirect_uri"][0],
-            "state": query["state"][0], "scope": query["scope"][0], "action": action,
+            "client_id": query["client_id"][0],
+            "redirect_uri": query["redirect_uri"][0],
+            "state": query["state"][0],
+            "scope": query["scope"][0],
+            "action": action,
             "pages": offered_pages if pages is None else pages,
             "permissions": list(DEFAULT_SCOPES) if permissions is None else permissions,
         }

@@ -1,8 +1,9 @@
 """The connect flow end to end over real HTTP: the connect service talking to the Meta sandbox."""
+
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import requests
 
@@ -104,15 +105,21 @@ def test_expired_token_is_shown_as_needing_reconnect(live):
     reset_sandbox(live, "token_expired")
     seller = Seller(live)
     assert seller.consent().json()["connected"] is True
-    publish_at = (datetime.now(timezone.utc) + timedelta(seconds=1)).isoformat()
-    job = seller.api("POST", "/api/meta/schedule", json={
-        "publish_at": publish_at, "caption": "Promo", "media_url": "https://cdn.example.com/a.jpg"}).json()
+    publish_at = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    job = seller.api(
+        "POST",
+        "/api/meta/schedule",
+        json={"publish_at": publish_at, "caption": "Promo", "media_url": "https://cdn.example.com/a.jpg"},
+    ).json()
     post = wait_for_post(seller, job["job_id"])
     assert post["status"] == "failed" and post["error_code"] == "token_expired"
     status = seller.status()
     assert status["status"] == "needs_reauth" and status["error_code"] == "token_expired"
-    refused = seller.api("POST", "/api/meta/schedule", json={
-        "publish_at": publish_at, "caption": "Again", "media_url": "https://cdn.example.com/a.jpg"})
+    refused = seller.api(
+        "POST",
+        "/api/meta/schedule",
+        json={"publish_at": publish_at, "caption": "Again", "media_url": "https://cdn.example.com/a.jpg"},
+    )
     assert refused.status_code == 409 and refused.json()["error_code"] == "token_expired"
 
 
@@ -130,9 +137,12 @@ def test_disconnect_revokes_in_the_sandbox(live):
 def test_a_scheduled_post_is_published_once_to_both(live):
     seller = Seller(live)
     seller.consent()
-    publish_at = (datetime.now(timezone.utc) + timedelta(seconds=1)).isoformat()
-    job_id = seller.api("POST", "/api/meta/schedule", json={
-        "publish_at": publish_at, "caption": "Promo e2e", "media_url": "https://cdn.example.com/a.jpg"}).json()["job_id"]
+    publish_at = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    job_id = seller.api(
+        "POST",
+        "/api/meta/schedule",
+        json={"publish_at": publish_at, "caption": "Promo e2e", "media_url": "https://cdn.example.com/a.jpg"},
+    ).json()["job_id"]
     post = wait_for_post(seller, job_id)
     assert post["status"] == "published"
     published = requests.get(f"{live.sandbox.url}/_sandbox/published.json", timeout=5).json()
@@ -154,8 +164,11 @@ def wait_for_post(seller, job_id: str, timeout: float = 30) -> dict:
 def test_removing_the_app_on_facebook_disconnects(live):
     seller = Seller(live)
     seller.consent()
-    answer = requests.post(f"{live.sandbox.url}/_sandbox/deauthorize",
-                           json={"callback_url": f"{live.url}/api/meta/deauthorize"}, timeout=10).json()
+    answer = requests.post(
+        f"{live.sandbox.url}/_sandbox/deauthorize",
+        json={"callback_url": f"{live.url}/api/meta/deauthorize"},
+        timeout=10,
+    ).json()
     assert answer["callback"] == {"status": 200}
     assert seller.status() == {"status": "not_connected"}
 

@@ -1,4 +1,5 @@
 """Meta's callbacks end to end: the sandbox signs as Meta does, the connect service acts once."""
+
 from __future__ import annotations
 
 import requests
@@ -11,14 +12,18 @@ BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.
 def test_a_captured_deauthorize_replayed_after_the_seller_reconnects_does_nothing(live):
     seller = Seller(live)
     assert seller.consent().status_code == 200
-    removed = requests.post(f"{live.sandbox.url}/_sandbox/deauthorize",
-                            json={"callback_url": f"{live.url}/api/meta/deauthorize"}, timeout=10).json()
+    removed = requests.post(
+        f"{live.sandbox.url}/_sandbox/deauthorize",
+        json={"callback_url": f"{live.url}/api/meta/deauthorize"},
+        timeout=10,
+    ).json()
     assert removed["callback"] == {"status": 200}
     assert seller.status() == {"status": "not_connected"}
 
     assert seller.consent().status_code == 200  # the seller connects again
-    replay = requests.post(f"{live.url}/api/meta/deauthorize", data={"signed_request": removed["signed_request"]},
-                           timeout=10)
+    replay = requests.post(
+        f"{live.url}/api/meta/deauthorize", data={"signed_request": removed["signed_request"]}, timeout=10
+    )
     assert replay.status_code == 200
     assert seller.status()["status"] == "connected"
 

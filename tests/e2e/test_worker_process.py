@@ -3,6 +3,7 @@
 Posts are published exactly once even when the worker is killed mid-publish or
 Redis loses its jobs; a dead token and throttling behave as the seller expects.
 """
+
 from __future__ import annotations
 
 import os
@@ -10,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -34,8 +35,9 @@ def system(tmp_path_factory):
     if redis_url_for(PROC_REDIS_DB) is None:
         pytest.skip("a worker process needs a real Redis")
     database_url = create_database("proc", tmp_path_factory.mktemp("proc"))
-    stack = DemoStack(port=0, sandbox_port=0, database_url=database_url, redis_url=redis_url_for(PROC_REDIS_DB),
-                      with_worker=False)
+    stack = DemoStack(
+        port=0, sandbox_port=0, database_url=database_url, redis_url=redis_url_for(PROC_REDIS_DB), with_worker=False
+    )
     stack.start()
     yield stack
     stack.stop()
@@ -56,19 +58,30 @@ def fresh(system):
 
 class WorkerProcess:
     def __init__(self, system, log_path: Path):
-        self.env = {**os.environ, "APP_ENV": "test", "DATABASE_URL": system.settings.database_url,
-                    "REDIS_URL": system.settings.redis_url, "META_APP_ID": DEMO_APP_ID,
-                    "META_APP_SECRET": DEMO_APP_SECRET, "META_GRAPH_URL": system.sandbox.url,
-                    "META_DIALOG_URL": system.sandbox.url, "METRICS_PORT": "0",
-                    "PUBLISH_LEASE_SECONDS": "4", "SWEEP_INTERVAL_SECONDS": "1", "RETRY_BASE_SECONDS": "0.5",
-                    "IG_STATUS_POLL_SECONDS": "0.3", "USAGE_SLOWDOWN_MAX_SECONDS": "0.2"}
+        self.env = {
+            **os.environ,
+            "APP_ENV": "test",
+            "DATABASE_URL": system.settings.database_url,
+            "REDIS_URL": system.settings.redis_url,
+            "META_APP_ID": DEMO_APP_ID,
+            "META_APP_SECRET": DEMO_APP_SECRET,
+            "META_GRAPH_URL": system.sandbox.url,
+            "META_DIALOG_URL": system.sandbox.url,
+            "METRICS_PORT": "0",
+            "PUBLISH_LEASE_SECONDS": "4",
+            "SWEEP_INTERVAL_SECONDS": "1",
+            "RETRY_BASE_SECONDS": "0.5",
+            "IG_STATUS_POLL_SECONDS": "0.3",
+            "USAGE_SLOWDOWN_MAX_SECONDS": "0.2",
+        }
         self.log_path = log_path
         self.procs: list[subprocess.Popen] = []
 
     def start(self) -> subprocess.Popen:
         log = open(self.log_path, "a")
-        proc = subprocess.Popen([sys.executable, "-m", "publish_worker"], cwd=ROOT, env=self.env, stdout=log,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "publish_worker"], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
         self.procs.append(proc)
         return proc
 
@@ -92,9 +105,10 @@ def workers(fresh, tmp_path):
 
 
 def schedule(seller: Seller, seconds_ahead: float, caption: str) -> str:
-    publish_at = (datetime.now(timezone.utc) + timedelta(seconds=seconds_ahead)).isoformat()
-    response = seller.api("POST", "/api/meta/schedule",
-                          json={"publish_at": publish_at, "caption": caption, "media_url": IMAGE})
+    publish_at = (datetime.now(UTC) + timedelta(seconds=seconds_ahead)).isoformat()
+    response = seller.api(
+        "POST", "/api/meta/schedule", json={"publish_at": publish_at, "caption": caption, "media_url": IMAGE}
+    )
     assert response.status_code == 200, response.text
     return response.json()["job_id"]
 
@@ -143,8 +157,9 @@ def test_a_worker_killed_mid_publish_leaves_the_post_published_once(fresh, worke
     deadline = time.monotonic() + 20
     while True:
         with engine.connect() as conn:
-            sent_at = conn.execute(text("SELECT fb_sent_at FROM scheduled_posts WHERE id = :id"),
-                                   {"id": job_id}).scalar()
+            sent_at = conn.execute(
+                text("SELECT fb_sent_at FROM scheduled_posts WHERE id = :id"), {"id": job_id}
+            ).scalar()
         if sent_at is not None:
             break
         assert time.monotonic() < deadline, "the worker never started sending"
@@ -223,8 +238,10 @@ def test_a_foreign_job_on_the_queue_is_refused_by_the_worker_process(fresh, work
     marker = tmp_path / "pwned"
     # What anyone who can write to Redis could do, with stock RQ.
     attacker = Queue("meta-publish", connection=redis, serializer=JSONSerializer)
-    foreign = [attacker.enqueue("os.system", f"touch {marker}"),
-               attacker.enqueue("tests.marker_jobs.make_marker", str(marker))]
+    foreign = [
+        attacker.enqueue("os.system", f"touch {marker}"),
+        attacker.enqueue("tests.marker_jobs.make_marker", str(marker)),
+    ]
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         metrics_port = probe.getsockname()[1]

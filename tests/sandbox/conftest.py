@@ -1,5 +1,6 @@
 """Fixtures for the Meta sandbox tests: an app per test and a helper that
 walks the OAuth dance and signs Graph calls."""
+
 from __future__ import annotations
 
 import hashlib
@@ -14,8 +15,14 @@ APP_ID = "sandbox-app-id"
 APP_SECRET = "sandbox-app-secret"
 APP_TOKEN = f"{APP_ID}|{APP_SECRET}"
 REDIRECT = "https://connect.example.test/api/meta/callback"
-SCOPES = ["pages_show_list", "pages_read_engagement", "pages_manage_posts",
-          "instagram_basic", "instagram_content_publish", "business_management"]
+SCOPES = [
+    "pages_show_list",
+    "pages_read_engagement",
+    "pages_manage_posts",
+    "instagram_basic",
+    "instagram_content_publish",
+    "business_management",
+]
 PAGE_1 = "110000000000001"
 IG_1 = "17841400000000001"
 USER_ID = "100090000000001"
@@ -47,13 +54,19 @@ class Meta:
         return resp.get_json()
 
     # OAuth
-    def consent(self, *, permissions=None, pages=None, action="continue", state="st4te",
-                redirect_uri=REDIRECT, scopes=SCOPES):
+    def consent(
+        self, *, permissions=None, pages=None, action="continue", state="st4te", redirect_uri=REDIRECT, scopes=SCOPES
+    ):
         if pages is None:
             pages = list(self.world.pages)
-        data = {"client_id": APP_ID, "redirect_uri": redirect_uri, "scope": ",".join(scopes),
-                "permissions": list(scopes if permissions is None else permissions),
-                "pages": pages, "action": action}
+        data = {
+            "client_id": APP_ID,
+            "redirect_uri": redirect_uri,
+            "scope": ",".join(scopes),
+            "permissions": list(scopes if permissions is None else permissions),
+            "pages": pages,
+            "action": action,
+        }
         if state is not None:
             data["state"] = state
         return self.client.post("/v25.0/dialog/oauth", data=data)
@@ -64,14 +77,21 @@ class Meta:
         return query_of(resp.headers["Location"])["code"]
 
     def exchange(self, code: str, redirect_uri: str = REDIRECT, secret: str = APP_SECRET):
-        return self.client.post("/v25.0/oauth/access_token", data={
-            "client_id": APP_ID, "client_secret": secret, "redirect_uri": redirect_uri,
-            "code": code})
+        return self.client.post(
+            "/v25.0/oauth/access_token",
+            data={"client_id": APP_ID, "client_secret": secret, "redirect_uri": redirect_uri, "code": code},
+        )
 
     def long_lived(self, token: str):
-        return self.client.get("/v25.0/oauth/access_token", query_string={
-            "grant_type": "fb_exchange_token", "client_id": APP_ID,
-            "client_secret": APP_SECRET, "fb_exchange_token": token})
+        return self.client.get(
+            "/v25.0/oauth/access_token",
+            query_string={
+                "grant_type": "fb_exchange_token",
+                "client_id": APP_ID,
+                "client_secret": APP_SECRET,
+                "fb_exchange_token": token,
+            },
+        )
 
     def user_token(self, long_lived: bool = True, **consent) -> str:
         resp = self.exchange(self.code(**consent))
@@ -106,8 +126,7 @@ class Meta:
 
     def delete(self, path: str, token: str, **params):
         params.setdefault("appsecret_proof", proof(token))
-        return self.client.delete(path, query_string=params,
-                                  headers={"Authorization": f"Bearer {token}"})
+        return self.client.delete(path, query_string=params, headers={"Authorization": f"Bearer {token}"})
 
 
 def error_of(resp) -> dict:

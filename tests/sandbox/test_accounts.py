@@ -1,4 +1,5 @@
 """``/me``, ``/me/accounts`` (fields, paging), ``/{page-id}`` and scenarios."""
+
 import pytest
 import requests
 
@@ -12,10 +13,12 @@ ACCOUNT_FIELDS = "id,name,access_token,tasks,instagram_business_account{id,usern
 
 def test_field_parser():
     assert parse_fields("id, name,instagram_business_account{id,username},tasks") == {
-        "id": None, "name": None, "instagram_business_account": {"id": None, "username": None},
-        "tasks": None}
-    assert parse_fields("a{b{c,d},e},f.limit(5)") == {
-        "a": {"b": {"c": None, "d": None}, "e": None}, "f": None}
+        "id": None,
+        "name": None,
+        "instagram_business_account": {"id": None, "username": None},
+        "tasks": None,
+    }
+    assert parse_fields("a{b{c,d},e},f.limit(5)") == {"a": {"b": {"c": None, "d": None}, "e": None}, "f": None}
     assert parse_fields("") is None
     for bad in ("a{b", "a}", "{a}", "a,b$"):
         with pytest.raises(GraphError):
@@ -24,8 +27,7 @@ def test_field_parser():
 
 def test_me_and_user_id(meta):
     token = meta.user_token()
-    assert meta.get("/v25.0/me", token, fields="id,name").get_json() == {
-        "id": USER_ID, "name": "Sari Sandbox"}
+    assert meta.get("/v25.0/me", token, fields="id,name").get_json() == {"id": USER_ID, "name": "Sari Sandbox"}
     assert meta.get(f"/v25.0/{USER_ID}", token).get_json()["id"] == USER_ID
     err = error_of(meta.get("/v25.0/me", token, fields="id,shoe_size"))
     assert err["code"] == 100 and "shoe_size" in err["message"]
@@ -78,17 +80,32 @@ def test_page_node(make_meta):
 def test_many_pages_paging_follows_next_to_the_end(live):
     base = live.url
     requests.post(f"{base}/_sandbox/reset", json={"scenario": "many_pages"}, timeout=5)
-    consent = requests.post(f"{base}/v25.0/dialog/oauth", data={
-        "client_id": APP_ID, "redirect_uri": REDIRECT, "state": "s", "scope": ",".join(SCOPES),
-        "permissions": SCOPES, "pages": [f"1100000000{i:05d}" for i in range(1, 61)],
-        "action": "continue"}, allow_redirects=False, timeout=5)
+    consent = requests.post(
+        f"{base}/v25.0/dialog/oauth",
+        data={
+            "client_id": APP_ID,
+            "redirect_uri": REDIRECT,
+            "state": "s",
+            "scope": ",".join(SCOPES),
+            "permissions": SCOPES,
+            "pages": [f"1100000000{i:05d}" for i in range(1, 61)],
+            "action": "continue",
+        },
+        allow_redirects=False,
+        timeout=5,
+    )
     code = query_of(consent.headers["Location"])["code"]
-    token = requests.post(f"{base}/v25.0/oauth/access_token", data={
-        "client_id": APP_ID, "client_secret": APP_SECRET, "redirect_uri": REDIRECT,
-        "code": code}, timeout=5).json()["access_token"]
-    resp = requests.get(f"{base}/v25.0/me/accounts",
-                        params={"fields": ACCOUNT_FIELDS, "appsecret_proof": proof(token)},
-                        headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    token = requests.post(
+        f"{base}/v25.0/oauth/access_token",
+        data={"client_id": APP_ID, "client_secret": APP_SECRET, "redirect_uri": REDIRECT, "code": code},
+        timeout=5,
+    ).json()["access_token"]
+    resp = requests.get(
+        f"{base}/v25.0/me/accounts",
+        params={"fields": ACCOUNT_FIELDS, "appsecret_proof": proof(token)},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=5,
+    )
     sizes, ids = [], []
     while True:
         body = resp.json()
@@ -101,8 +118,9 @@ def test_many_pages_paging_follows_next_to_the_end(live):
         assert nxt.startswith(f"{base}/v25.0/{USER_ID}/accounts?")
         q = query_of(nxt)
         assert q["access_token"] == token and q["limit"] == "25" and q["fields"] == ACCOUNT_FIELDS
-        assert requests.get(nxt, timeout=5).json()["error"]["message"].startswith(
-            "API calls from the server require")  # Meta's next carries no proof
+        assert (
+            requests.get(nxt, timeout=5).json()["error"]["message"].startswith("API calls from the server require")
+        )  # Meta's next carries no proof
         resp = requests.get(nxt, params={"appsecret_proof": proof(token)}, timeout=5)
     assert sizes == [25, 25, 10]
     assert len(set(ids)) == 60

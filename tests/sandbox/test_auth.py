@@ -1,4 +1,5 @@
 """Access tokens in every place Meta accepts them, and appsecret_proof."""
+
 import json
 
 from .conftest import APP_TOKEN, USER_ID, error_of, proof
@@ -33,22 +34,23 @@ def test_right_proof_is_accepted_in_every_token_position(meta):
     token = meta.user_token()
     expected = {"id": USER_ID, "name": "Sari Sandbox"}
     p = proof(token)
-    for headers, query, form in [
+    for headers, query, _form in [
         ({"Authorization": f"Bearer {token}"}, {"appsecret_proof": p}, None),
         ({"Authorization": f"OAuth {token}"}, {"appsecret_proof": p}, None),
         ({}, {"access_token": token, "appsecret_proof": p}, None),
     ]:
-        resp = meta.client.get("/v25.0/me", query_string={"fields": "id,name", **query},
-                               headers=headers)
+        resp = meta.client.get("/v25.0/me", query_string={"fields": "id,name", **query}, headers=headers)
         assert resp.get_json() == expected
-    resp = meta.client.post("/v25.0/110000000000001/feed",
-                            data={"access_token": meta.page_token(token), "message": "m",
-                                  "appsecret_proof": proof(meta.page_token(token))})
+    resp = meta.client.post(
+        "/v25.0/110000000000001/feed",
+        data={"access_token": meta.page_token(token), "message": "m", "appsecret_proof": proof(meta.page_token(token))},
+    )
     assert resp.status_code == 200
     page_token = meta.page_token(token)
-    resp = meta.client.post("/v25.0/110000000000001/feed",
-                            json={"access_token": page_token, "message": "json body",
-                                  "appsecret_proof": proof(page_token)})
+    resp = meta.client.post(
+        "/v25.0/110000000000001/feed",
+        json={"access_token": page_token, "message": "json body", "appsecret_proof": proof(page_token)},
+    )
     assert resp.status_code == 200
 
 

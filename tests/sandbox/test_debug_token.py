@@ -1,4 +1,5 @@
 """``/debug_token`` and expiring tokens."""
+
 import time
 
 from .conftest import APP_ID, APP_TOKEN, IG_1, PAGE_1, USER_ID, error_of
@@ -64,10 +65,12 @@ def test_token_expired_scenario(make_meta):
     assert debug(meta, page)["is_valid"] is True  # the connect flow's own check passes
     data = debug(meta, page)
     assert data["is_valid"] is False and data["error"]["subcode"] == 463
-    for path, params in [(f"/{PAGE_1}/photos", {"url": "https://cdn.example.com/a.jpg"}),
-                         (f"/{PAGE_1}/feed", {"message": "hi"}),
-                         (f"/{IG_1}/media", {"image_url": "https://cdn.example.com/a.jpg"}),
-                         (f"/{IG_1}/media_publish", {"creation_id": "1"})]:
+    for path, params in [
+        (f"/{PAGE_1}/photos", {"url": "https://cdn.example.com/a.jpg"}),
+        (f"/{PAGE_1}/feed", {"message": "hi"}),
+        (f"/{IG_1}/media", {"image_url": "https://cdn.example.com/a.jpg"}),
+        (f"/{IG_1}/media_publish", {"creation_id": "1"}),
+    ]:
         err = error_of(meta.post(path, page, **params))
         assert (err["code"], err["error_subcode"]) == (190, 463), path
     meta.admin("flags", {"page_tokens_expire_after_check": False})

@@ -1,4 +1,5 @@
 """The OAuth consent page and its redirects."""
+
 import re
 from html.parser import HTMLParser
 
@@ -31,8 +32,14 @@ class Inputs(HTMLParser):
 
 
 def dialog(meta, **params):
-    query = {"client_id": APP_ID, "redirect_uri": REDIRECT, "state": "abc123",
-             "scope": ",".join(SCOPES), "response_type": "code", **params}
+    query = {
+        "client_id": APP_ID,
+        "redirect_uri": REDIRECT,
+        "state": "abc123",
+        "scope": ",".join(SCOPES),
+        "response_type": "code",
+        **params,
+    }
     return meta.client.get("/v25.0/dialog/oauth", query_string=query)
 
 
@@ -55,8 +62,7 @@ def test_consent_page_lists_permissions_pages_and_buttons(make_meta):
     assert [p["value"] for p in pages] == list(meta.world.pages)
     assert all("checked" in p for p in pages)
     hidden = {i["name"]: i["value"] for i in page.inputs if i.get("type") == "hidden"}
-    assert hidden == {"client_id": APP_ID, "redirect_uri": REDIRECT, "state": "abc123",
-                      "scope": ",".join(SCOPES)}
+    assert hidden == {"client_id": APP_ID, "redirect_uri": REDIRECT, "state": "abc123", "scope": ",".join(SCOPES)}
     ids = {b.get("id"): b.get("value") for b in page.buttons}
     assert ids == {"continue": "continue", "cancel": "cancel"}
     labels = {lab["for"]: " ".join(lab["text"].split()) for lab in page.labels}
@@ -90,7 +96,8 @@ def test_cancel_redirects_with_access_denied(meta):
     assert resp.status_code == 302
     assert resp.headers["Location"] == (
         REDIRECT + "?error=access_denied&error_code=200&error_description=Permissions+error"
-        "&error_reason=user_denied&state=s-2#_=_")
+        "&error_reason=user_denied&state=s-2#_=_"
+    )
     assert meta.world.codes == {}
 
 
@@ -105,8 +112,7 @@ def test_unticked_page_is_not_listed(make_meta):
 
 def test_permission_declined_scenario_preunticks_the_scope(make_meta):
     meta = make_meta("permission_declined")
-    perms = {i["value"]: "checked" in i for i in parse(dialog(meta)).inputs
-             if i.get("name") == "permissions"}
+    perms = {i["value"]: "checked" in i for i in parse(dialog(meta)).inputs if i.get("name") == "permissions"}
     assert perms["instagram_content_publish"] is False
     assert perms["pages_manage_posts"] is True
 

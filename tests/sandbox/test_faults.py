@@ -1,4 +1,5 @@
 """Admin faults, latency, usage headers, and the throttled and flaky scenarios."""
+
 import json
 import time
 
@@ -11,8 +12,15 @@ IMAGE = "https://cdn.example.com/promo.jpg"
 
 def test_fault_status_and_times(meta):
     _, page = meta.connect()
-    meta.admin("faults", {"endpoint": "feed_post", "status": 503, "times": 2,
-                          "error": {"code": 2, "message": "Service temporarily unavailable"}})
+    meta.admin(
+        "faults",
+        {
+            "endpoint": "feed_post",
+            "status": 503,
+            "times": 2,
+            "error": {"code": 2, "message": "Service temporarily unavailable"},
+        },
+    )
     for _ in range(2):
         resp = meta.post(f"/{PAGE_1}/feed", page, message="x")
         assert resp.status_code == 503
@@ -68,15 +76,27 @@ def test_latency_fault_and_global_latency(meta):
 
 def test_usage_headers_settable(meta):
     _, page = meta.connect()
-    meta.admin("usage", {"app": 95, "business": {"call_count": 97, "total_cputime": 10,
-                                                 "total_time": 12},
-                         "estimated_time_to_regain_access": 3})
+    meta.admin(
+        "usage",
+        {
+            "app": 95,
+            "business": {"call_count": 97, "total_cputime": 10, "total_time": 12},
+            "estimated_time_to_regain_access": 3,
+        },
+    )
     resp = meta.post(f"/{PAGE_1}/feed", page, message="x")
-    assert json.loads(resp.headers["X-App-Usage"]) == {
-        "call_count": 95, "total_cputime": 95, "total_time": 95}
-    assert json.loads(resp.headers["X-Business-Use-Case-Usage"]) == {PAGE_1: [{
-        "type": "pages", "call_count": 97, "total_cputime": 10, "total_time": 12,
-        "estimated_time_to_regain_access": 3}]}
+    assert json.loads(resp.headers["X-App-Usage"]) == {"call_count": 95, "total_cputime": 95, "total_time": 95}
+    assert json.loads(resp.headers["X-Business-Use-Case-Usage"]) == {
+        PAGE_1: [
+            {
+                "type": "pages",
+                "call_count": 97,
+                "total_cputime": 10,
+                "total_time": 12,
+                "estimated_time_to_regain_access": 3,
+            }
+        ]
+    }
 
 
 def test_throttled_scenario(make_meta):
@@ -106,9 +126,13 @@ def test_flaky_scenario(make_meta):
     resp = meta.post(f"/{PAGE_1}/feed", page, message="y")
     resp = meta.post(f"/{PAGE_1}/feed", page, message="z")
     err = error_of(resp)
-    assert err == {"message": "An unexpected error has occurred. Please retry your request later.",
-                   "type": "OAuthException", "code": 2, "is_transient": True,
-                   "fbtrace_id": err["fbtrace_id"]}
+    assert err == {
+        "message": "An unexpected error has occurred. Please retry your request later.",
+        "type": "OAuthException",
+        "code": 2,
+        "is_transient": True,
+        "fbtrace_id": err["fbtrace_id"],
+    }
     assert len(meta.world.posts) == 6
 
 
@@ -125,9 +149,17 @@ def test_reset_clears_everything(meta):
     assert error_of(meta.get("/me", user))["code"] == 190
     assert meta.client.post("/_sandbox/scenario", json={"name": "nope"}).status_code == 400
     names = [s["name"] for s in meta.admin("scenarios", method="get")["scenarios"]]
-    assert {"one_page", "several_pages", "page_without_instagram", "not_admin",
-            "permission_declined", "token_expired", "throttled", "flaky",
-            "many_pages"} <= set(names)
+    assert {
+        "one_page",
+        "several_pages",
+        "page_without_instagram",
+        "not_admin",
+        "permission_declined",
+        "token_expired",
+        "throttled",
+        "flaky",
+        "many_pages",
+    } <= set(names)
 
 
 def test_state_counts_calls_and_hides_tokens(meta):
@@ -150,8 +182,10 @@ def test_html_pages(meta, path):
 def test_fault_with_a_code_and_subcode_for_a_number_of_calls(meta):
     _, page = meta.connect()
     container = meta.post(f"/{IG_1}/media", page, image_url=IMAGE).get_json()["id"]
-    meta.admin("faults", {"endpoint": "media_publish", "times": 2,
-                          "error": {"code": 4, "error_subcode": 2207051, "message": "spam"}})
+    meta.admin(
+        "faults",
+        {"endpoint": "media_publish", "times": 2, "error": {"code": 4, "error_subcode": 2207051, "message": "spam"}},
+    )
     for _ in range(2):
         err = error_of(meta.post(f"/{IG_1}/media_publish", page, creation_id=container))
         assert (err["code"], err["error_subcode"]) == (4, 2207051)

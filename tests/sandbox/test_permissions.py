@@ -1,4 +1,5 @@
 """``/me/permissions``: reading, revoking the grant, dropping one scope."""
+
 from .conftest import APP_TOKEN, PAGE_1, SCOPES, USER_ID, error_of
 
 
@@ -46,8 +47,7 @@ def test_reconnect_after_revoke_works(meta):
 
 def test_app_token_can_revoke_by_user_id(meta):
     user = meta.user_token()
-    resp = meta.client.delete(f"/v25.0/{USER_ID}/permissions",
-                              query_string={"access_token": APP_TOKEN})
+    resp = meta.client.delete(f"/v25.0/{USER_ID}/permissions", query_string={"access_token": APP_TOKEN})
     assert resp.get_json() == {"success": True}
     assert error_of(meta.get("/me", user))["error_subcode"] == 460
 

@@ -1,4 +1,5 @@
 """Page photos and feed, IG containers, media_publish and the publishing limit."""
+
 import json
 import time
 
@@ -24,12 +25,19 @@ def test_photo_post(tokens):
     assert body["id"].isdigit() and body["post_id"].startswith(f"{PAGE_1}_")
     usage = json.loads(resp.headers["X-Business-Use-Case-Usage"])
     assert usage[PAGE_1][0]["type"] == "pages"
-    assert {"call_count", "total_cputime", "total_time",
-            "estimated_time_to_regain_access"} <= set(usage[PAGE_1][0])
+    assert {"call_count", "total_cputime", "total_time", "estimated_time_to_regain_access"} <= set(usage[PAGE_1][0])
     fb = meta.client.get("/_sandbox/published.json").get_json()["facebook"]
-    assert fb == [{"page_id": PAGE_1, "post_id": body["post_id"], "photo_id": body["id"],
-                   "message": "Promo minggu ini", "url": IMAGE, "link": None,
-                   "created_time": fb[0]["created_time"]}]
+    assert fb == [
+        {
+            "page_id": PAGE_1,
+            "post_id": body["post_id"],
+            "photo_id": body["id"],
+            "message": "Promo minggu ini",
+            "url": IMAGE,
+            "link": None,
+            "created_time": fb[0]["created_time"],
+        }
+    ]
 
 
 def test_photo_needs_that_pages_token(tokens):
@@ -42,9 +50,17 @@ def test_photo_needs_that_pages_token(tokens):
     assert meta.world.posts == []
 
 
-@pytest.mark.parametrize("url", ["ftp://cdn.example.com/a.jpg", "http://localhost/a.jpg",
-                                 "https://127.0.0.1/a.jpg", "http://10.1.2.3/a.jpg",
-                                 "https://192.168.1.5/a.jpg", "not a url"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://cdn.example.com/a.jpg",
+        "http://localhost/a.jpg",
+        "https://127.0.0.1/a.jpg",
+        "http://10.1.2.3/a.jpg",
+        "https://192.168.1.5/a.jpg",
+        "not a url",
+    ],
+)
 def test_photo_with_unfetchable_url(tokens, url):
     meta, _, page = tokens
     err = error_of(meta.post(f"/{PAGE_1}/photos", page, url=url))
@@ -60,12 +76,12 @@ def test_photo_without_url(tokens):
 
 def test_feed_post_and_recent_posts(tokens):
     meta, user, page = tokens
-    first = meta.post(f"/{PAGE_1}/feed", page, message="teks saja",
-                      link="https://resellio.example.com/p/1").get_json()
+    first = meta.post(f"/{PAGE_1}/feed", page, message="teks saja", link="https://resellio.example.com/p/1").get_json()
     assert first["id"].startswith(f"{PAGE_1}_")
     photo = meta.post(f"/{PAGE_1}/photos", page, url=IMAGE, caption="foto").get_json()
-    body = meta.get(f"/v25.0/{PAGE_1}/feed", page, fields="id,message,created_time",
-                    since=int(time.time()) - 60).get_json()
+    body = meta.get(
+        f"/v25.0/{PAGE_1}/feed", page, fields="id,message,created_time", since=int(time.time()) - 60
+    ).get_json()
     assert [p["id"] for p in body["data"]] == [photo["post_id"], first["id"]]
     assert body["data"][1]["message"] == "teks saja"
     assert body["data"][0]["created_time"].endswith("+0000")
@@ -97,17 +113,26 @@ def test_instagram_lifecycle(tokens):
     assert (again["code"], again["error_subcode"]) == (9007, 2207027)
     assert again["error_user_title"] == "Media already published"
     ig = meta.client.get("/_sandbox/published.json").get_json()["instagram"]
-    assert ig == [{"ig_user_id": IG_1, "media_id": media["id"], "container_id": container,
-                   "caption": "IG caption", "image_url": IMAGE,
-                   "created_time": ig[0]["created_time"]}]
+    assert ig == [
+        {
+            "ig_user_id": IG_1,
+            "media_id": media["id"],
+            "container_id": container,
+            "caption": "IG caption",
+            "image_url": IMAGE,
+            "created_time": ig[0]["created_time"],
+        }
+    ]
     listed = meta.get(f"/{IG_1}/media", page, fields="id,caption").get_json()["data"]
     assert listed == [{"id": media["id"], "caption": "IG caption"}]
     html = meta.client.get("/_sandbox/published").get_data(as_text=True)
     assert "IG caption" in html and "@toko_sari" in html and media["id"] in html
 
 
-@pytest.mark.parametrize("url", ["http://cdn.example.com/a.jpg", "https://localhost/a.jpg",
-                                 "https://10.0.0.8/a.jpg", "https://192.168.0.2/a.jpg"])
+@pytest.mark.parametrize(
+    "url",
+    ["http://cdn.example.com/a.jpg", "https://localhost/a.jpg", "https://10.0.0.8/a.jpg", "https://192.168.0.2/a.jpg"],
+)
 def test_instagram_bad_image_url(tokens, url):
     meta, _, page = tokens
     resp = meta.post(f"/{IG_1}/media", page, image_url=url)
@@ -148,10 +173,8 @@ def test_instagram_of_a_page_without_ig_or_not_granted(tokens):
 
 def test_publishing_limit(tokens):
     meta, _, page = tokens
-    body = meta.get(f"/v25.0/{IG_1}/content_publishing_limit", page,
-                    fields="quota_usage,config").get_json()
-    assert body == {"data": [{"quota_usage": 0,
-                              "config": {"quota_total": 100, "quota_duration": 86400}}]}
+    body = meta.get(f"/v25.0/{IG_1}/content_publishing_limit", page, fields="quota_usage,config").get_json()
+    assert body == {"data": [{"quota_usage": 0, "config": {"quota_total": 100, "quota_duration": 86400}}]}
     meta.admin("quota", {"ig_user_id": IG_1, "used": 2, "total": 3})
     container = meta.post(f"/{IG_1}/media", page, image_url=IMAGE).get_json()["id"]
     assert meta.post(f"/{IG_1}/media_publish", page, creation_id=container).status_code == 200
@@ -160,8 +183,9 @@ def test_publishing_limit(tokens):
     container = meta.post(f"/{IG_1}/media", page, image_url=IMAGE).get_json()["id"]
     err = error_of(meta.post(f"/{IG_1}/media_publish", page, creation_id=container))
     assert (err["code"], err["error_subcode"]) == (9, 2207042)
-    assert err["message"] == ("The maximum number of posts that can be published within "
-                              "the 24 hour window has been reached")
+    assert err["message"] == (
+        "The maximum number of posts that can be published within the 24 hour window has been reached"
+    )
 
 
 def test_published_posts_lists_only_the_pages_own_posts(tokens):
@@ -198,8 +222,9 @@ def test_visitor_post_admin_validation(tokens):
 
 def test_container_outcomes_and_status_text(tokens):
     meta, _, page = tokens
-    meta.admin("container-outcomes", {"status_code": "ERROR", "status": "Error: Unsupported ratio (2207009).",
-                                      "times": 1})
+    meta.admin(
+        "container-outcomes", {"status_code": "ERROR", "status": "Error: Unsupported ratio (2207009).", "times": 1}
+    )
     broken = meta.post(f"/{IG_1}/media", page, image_url=IMAGE).get_json()["id"]
     fine = meta.post(f"/{IG_1}/media", page, image_url=IMAGE).get_json()["id"]
     body = meta.get(f"/{broken}", page, fields="status_code,status").get_json()

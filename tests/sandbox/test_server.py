@@ -1,4 +1,5 @@
 """Running the sandbox: a real threaded server, concurrency, production refusal."""
+
 import os
 import subprocess
 import sys
@@ -25,9 +26,9 @@ def test_concurrent_calls_are_all_counted(live):
     requests.post(live.url + "/_sandbox/reset", json={"scenario": "one_page"}, timeout=5)
 
     def call(_):
-        return requests.get(live.url + "/v25.0/debug_token",
-                            params={"input_token": "x", "access_token": APP_TOKEN},
-                            timeout=10).status_code
+        return requests.get(
+            live.url + "/v25.0/debug_token", params={"input_token": "x", "access_token": APP_TOKEN}, timeout=10
+        ).status_code
 
     with ThreadPoolExecutor(16) as pool:
         statuses = list(pool.map(call, range(200)))
@@ -64,8 +65,14 @@ def test_create_app_runs_in_demo_and_test(monkeypatch, env):
 def test_module_refuses_production_and_unset(app_env):
     env = {k: v for k, v in os.environ.items() if k != "APP_ENV"}
     env.update(PYTHONPATH=ROOT, **({"APP_ENV": app_env} if app_env else {}))
-    proc = subprocess.run([sys.executable, "-m", "meta_sandbox", "--port", "0"], env=env,
-                          cwd=ROOT, capture_output=True, text=True, timeout=20)
+    proc = subprocess.run(
+        [sys.executable, "-m", "meta_sandbox", "--port", "0"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
     assert proc.returncode == 2
     assert "refusing to start" in proc.stderr and "APP_ENV=demo or APP_ENV=test" in proc.stderr
 
@@ -77,8 +84,7 @@ def test_unknown_scenario_is_refused(monkeypatch):
 
 
 def test_log_masking():
-    line = ("/v25.0/1/accounts?access_token=EAAabcdefghijklmnopqrstuvwxyz12&limit=25"
-            "&client_secret=s3cret&code=AQxyz")
+    line = "/v25.0/1/accounts?access_token=EAAabcdefghijklmnopqrstuvwxyz12&limit=25&client_secret=s3cret&code=AQxyz"
     masked = mask(line)
     assert "EAAabc" not in masked and "s3cret" not in masked and "AQxyz" not in masked
     assert "limit=25" in masked
