@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import Flask
 
 from shared.crypto import cipher_from_settings
@@ -45,7 +47,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         from shared.db import install_sqlite_pragmas
 
         install_sqlite_pragmas(db.engine)
-    cors.init_app(app, resources={r"/api/*": {"origins": list(settings.cors_origins)}}, supports_credentials=True)
+    # Exact matches only: flask-cors reads an origin holding "[" (an IPv6 host) as a regex.
+    origins = [re.compile(re.escape(origin) + r"\Z", re.IGNORECASE) for origin in settings.cors_origins]
+    cors.init_app(app, resources={r"/api/*": {"origins": origins}}, supports_credentials=True)
     app.extensions["social_connect"] = Services(
         settings=settings, redis=redis_client, cipher=cipher_from_settings(settings), graph_observer=observe_graph_call
     )

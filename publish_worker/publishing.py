@@ -206,17 +206,21 @@ class PublishRun:
             raise CheckFailed("nothing to recognise the post by")
         window_start = post.fb_sent_at - CLOCK_SKEW
         try:
-            body = self.graph.get(
-                f"/{self.conn.facebook_page_id}/published_posts",
-                token=self.token,
-                params={"fields": "id,message,created_time", "limit": 50, "since": int(window_start.timestamp())},
+            # Every page since the attempt: on a busy Page ours may not be on the first one.
+            items = list(
+                self.graph.paginate(
+                    f"/{self.conn.facebook_page_id}/published_posts",
+                    token=self.token,
+                    params={"fields": "id,message,created_time", "limit": 100, "since": int(window_start.timestamp())},
+                    max_pages=20,
+                )
             )
         except (GraphError, GraphTransportError) as exc:
             log.warning("could not check the Page's posts: %s", type(exc).__name__, extra={"job_id": post.id})
             raise CheckFailed("published_posts unavailable") from None
         candidates = [
             str(item["id"])
-            for item in body.get("data", [])
+            for item in items
             if (item.get("message") or "") == post.caption and _created(item) >= window_start
         ]
         if not candidates:
@@ -237,7 +241,8 @@ class PublishRun:
                 SocialConnection.facebook_page_id == self.conn.facebook_page_id,
                 ScheduledPost.id != post.id,
                 ScheduledPost.caption == post.caption,
-                ScheduledPost.fb_sent_at.is_not(None),
+                # Only sends whose post could have been created inside this window.
+                ScheduledPost.fb_sent_at >= window_start - self.request_lifetime() - CLOCK_SKEW,
                 ScheduledPost.fb_post_id.is_(None),
             )
         )

@@ -18,7 +18,7 @@ import uuid
 
 from redis.exceptions import RedisError
 from rq import SimpleWorker
-from rq.exceptions import DeserializationError, StopRequested
+from rq.exceptions import DeserializationError, NoSuchJobError, StopRequested
 from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 from rq.timeouts import TimerDeathPenalty
@@ -26,7 +26,16 @@ from rq.utils import current_timestamp
 
 from publish_worker.context import WorkerContext, install_context
 from publish_worker.duties import periodic_duties
-from shared.queue import QUEUE_NAME, JobRefused, PublishJob, job_timeout, make_queue, note_refusal, refuse
+from shared.queue import (
+    QUEUE_NAME,
+    JobRefused,
+    PublishJob,
+    job_timeout,
+    make_queue,
+    note_refusal,
+    note_unreadable,
+    refuse,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +58,27 @@ class PublishScheduler(RQScheduler):
             job_ids = registry.get_jobs_to_schedule(current_timestamp())
             if not job_ids:
                 continue
-            jobs = PublishJob.fetch_many(job_ids, connection=self.connection, serializer=self.serializer)
-            refused = [(job, reason) for job in jobs if job is not None and (reason := job.refusal())]
-            if refused:
+            refused, unreadable = [], []
+            for job_id in job_ids:
+                try:
+                    job = PublishJob.fetch(job_id, connection=self.connection, serializer=self.serializer)
+                except NoSuchJobError:
+                    continue
+                except Exception:  # noqa: BLE001 - one forged hash must not stop every other job
+                    unreadable.append(job_id)
+                    continue
+                reason = job.refusal()
+                if reason:
+                    refused.append((job, reason))
+            if refused or unreadable:
                 with self.connection.pipeline() as pipe:
                     for job, reason in refused:
                         registry.remove(job.id, pipeline=pipe)
                         refuse(job, reason, registry.name, pipe)
+                    for job_id in unreadable:
+                        # Not even a job RQ can read: dropped from the schedule, never run.
+                        registry.remove(job_id, pipeline=pipe)
+                        note_unreadable(job_id)
                     pipe.execute()
         super().enqueue_scheduled_jobs()
 

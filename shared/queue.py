@@ -36,6 +36,8 @@ PUBLISH_REQUEST = "publish_worker.jobs.publish_request"
 JOB_FUNCTIONS = frozenset({PUBLISH_POST, PUBLISH_REQUEST})
 
 _LOG_CAP = 80
+# A job must carry a real time limit (RQ reads -1 as "none"); ours is the lease minus 10 s.
+MAX_JOB_TIMEOUT_SECONDS = 86400
 
 
 class JobRefused(Exception):
@@ -66,6 +68,12 @@ class PublishJob(Job):
             return "dependency"
         if self.webhooks:
             return "webhook"
+        if self.repeats_left or self.repeat_intervals:
+            return "repeat"  # RQ would put the job back on the queue after every success
+        if self.rate_limit_key or self.rate_limit_concurrency:
+            return "rate_limit"
+        if self.timeout is not None and not 0 < self.timeout <= MAX_JOB_TIMEOUT_SECONDS:
+            return "timeout"
         return None
 
     @property
@@ -107,6 +115,12 @@ def note_refusal(job: Job, reason: str) -> None:
         name = "<unreadable>"
     log.warning("job refused (%s): id=%s func=%s", reason, _capped(job.id), _capped(name))
     JOBS_REFUSED.labels(reason=reason).inc()
+
+
+def note_unreadable(job_id: str) -> None:
+    """Log and count a scheduled job whose hash RQ cannot even read (dropped unrun)."""
+    log.warning("job refused (unreadable): id=%s", _capped(job_id))
+    JOBS_REFUSED.labels(reason="unreadable").inc()
 
 
 def refuse(job: Job, reason: str, queue_name: str, pipeline) -> None:

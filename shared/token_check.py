@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from shared.audit import record_event
 from shared.crypto import DecryptionError, TokenCipher
 from shared.db import utcnow
+from shared.errors import classify_graph_error
 from shared.graph import GraphClient, GraphError, GraphTransportError
 from shared.models import CONNECTED, DISCONNECTED, NEEDS_REAUTH, SocialConnection
 from shared.settings import REQUIRED_SCOPES
@@ -47,10 +48,27 @@ def check_token(graph: GraphClient, token: str) -> TokenCheck:
     granular = tuple(g for g in granular if isinstance(g, dict)) if isinstance(granular, list) and granular else None
     now = utcnow()
     if not data.get("is_valid") or (expires_at and expires_at <= now) or (data_access and data_access <= now):
-        return TokenCheck(False, "token_expired", expires_at, data_access, scopes, granular)
+        return TokenCheck(False, _invalid_reason(data.get("error")), expires_at, data_access, scopes, granular)
     if any(scope not in scopes for scope in REQUIRED_SCOPES):
         return TokenCheck(False, "permissions_missing", expires_at, data_access, scopes, granular)
     return TokenCheck(True, None, expires_at, data_access, scopes, granular)
+
+
+def _invalid_reason(error: object) -> str:
+    """Why Meta calls the token invalid: a checkpoint or unconfirmed user (190/459, 190/464)
+    needs the seller on Facebook, not a reconnect; anything else is an expired token."""
+    if isinstance(error, dict):
+        code, subcode = _as_int(error.get("code")), _as_int(error.get("subcode"))
+        if classify_graph_error(code, subcode) == "meta_action_required":
+            return "meta_action_required"
+    return "token_expired"
+
+
+def _as_int(value: object) -> int | None:
+    try:
+        return int(value)  # type: ignore[call-overload]  # Meta sends numbers, sometimes as strings
+    except (TypeError, ValueError):
+        return None
 
 
 def is_fresh(conn: SocialConnection, max_age_seconds: int) -> bool:
@@ -105,6 +123,8 @@ def mark_needs_reauth(
     """The seller must reconnect; pending posts wait for the same Page to come back."""
     if conn.status == DISCONNECTED:
         return
+    if conn.last_error_code == "meta_action_required" and error_code == "token_expired" and conn.status == NEEDS_REAUTH:
+        return  # a token check must not turn "fix it on Facebook" into a reconnect loop
     if conn.status == CONNECTED or conn.last_error_code != error_code:
         conn.status = NEEDS_REAUTH
         conn.last_error_code = error_code

@@ -9,6 +9,8 @@ import re
 import socket
 from typing import Any
 
+import idna
+
 
 def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     """marshmallow's nested messages as flat dotted keys: ``{"targets.0": ["..."]}``."""
@@ -108,6 +110,7 @@ def loads_strict(raw: bytes | str) -> Any:
 
 PRIVATE_SUFFIXES = (".local", ".localhost", ".internal", ".lan", ".home", ".corp", ".home.arpa")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_IETF_PROTOCOL_ASSIGNMENTS = ipaddress.ip_network("192.0.0.0/24")
 _NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
 _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 # The forms getaddrinfo and browsers read as IPv4: 1 to 4 parts, decimal, octal or hex.
@@ -155,6 +158,8 @@ def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) ->
         inner = embedded_ipv4(address)
         if inner is not None:
             return is_public_address(inner)
+    if address in _IETF_PROTOCOL_ASSIGNMENTS:
+        return False  # 192.0.0.0/24: ipaddress (3.11) calls most of it global
     return address.is_global and not (address.is_multicast or address.is_unspecified or address.is_reserved)
 
 
@@ -164,6 +169,12 @@ def host_meta_cannot_reach(host: str) -> bool:
     host = host.strip().lower()
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
+    elif not host.isascii():
+        # What requests and browsers connect to: UTS #46 turns "127.0.0.\uff11" into 127.0.0.1.
+        try:
+            host = idna.encode(host, uts46=True).decode("ascii")
+        except idna.IDNAError:
+            return True
     host = host.rstrip(".")  # "localhost." is localhost
     if not host or any(ch.isspace() or not ch.isprintable() or ch in "\\%/@" for ch in host):
         return True

@@ -60,6 +60,7 @@ class MetaMock:
         self.long_token = make_token("long")
         self.permissions = {scope: "granted" for scope in DEFAULT_SCOPES}
         self.token_valid = True
+        self.debug_error: dict | None = None  # debug_token's data.error when the token is invalid
         self.debug_scopes = list(DEFAULT_SCOPES)
         self.granular_scopes: list[dict] | None = None  # debug_token's granular_scopes, when set
         self.revoked = False
@@ -139,6 +140,7 @@ class MetaMock:
                 "user_id": META_USER_ID,
                 **({"profile_id": page.id} if page else {}),
                 **({"granular_scopes": self.granular_scopes} if self.granular_scopes is not None else {}),
+                **({"error": self.debug_error} if self.debug_error is not None else {}),
             }
         }
 

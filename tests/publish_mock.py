@@ -27,6 +27,7 @@ class PublishMock:
         self.visitor_posts: list[dict] = []  # what visitors wrote on the Page: in /feed only
         self.container_text = "Finished: Media has been uploaded and it is ready to be published."
         self.quota_total: int | None = 100
+        self.page_size = 25  # /published_posts entries a page
         self.container_status = "FINISHED"
         self.quota_used = 0
         self.counter = 0
@@ -82,7 +83,14 @@ class PublishMock:
         return {"data": sorted(self.feed + self.visitor_posts, key=lambda p: p["created_time"], reverse=True)}
 
     def _published_posts(self, request, context):
-        return {"data": list(reversed(self.feed))}
+        """Newest first, ``page_size`` a page, with Meta's ``paging.next``."""
+        newest_first = list(reversed(self.feed))
+        start = int(request.qs.get("after", ["0"])[0])
+        end = start + self.page_size
+        body: dict = {"data": newest_first[start:end]}
+        if end < len(newest_first):
+            body["paging"] = {"next": f"{BASE}/{PAGE_ID}/published_posts?after={end}"}
+        return body
 
     def _limit(self, request, context):
         config = {"quota_duration": 86400}

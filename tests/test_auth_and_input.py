@@ -78,6 +78,22 @@ def test_dashboard_origin_is_allowed_with_cors_credentials(client):
     assert "Access-Control-Allow-Origin" not in foreign.headers
 
 
+def test_an_ipv6_dashboard_origin_is_matched_exactly_not_as_a_pattern(settings, redis_client, engine):
+    from dataclasses import replace
+
+    from connect_service import create_app
+
+    # flask-cors reads a string holding "[" as a regex; [::1] would then match "http://1.evil.com".
+    app = create_app({"SETTINGS": replace(settings, cors_origins=("http://[::1]:3000",)), "REDIS": redis_client})
+    client = app.test_client()
+    client.set_cookie("resellio_session", session_jwt("user-1"))
+    for evil in ("http://1.evil.com", "http://:3000", "http://[::1]:3000.evil.com"):
+        response = client.get("/api/meta/status", headers={"Origin": evil})
+        assert "Access-Control-Allow-Origin" not in response.headers, evil
+    ours = client.get("/api/meta/status", headers={"Origin": "http://[::1]:3000"})
+    assert ours.headers["Access-Control-Allow-Origin"] == "http://[::1]:3000"
+
+
 def test_bearer_post_needs_no_origin(anon_client):
     response = anon_client.post("/api/meta/disconnect", headers={"Authorization": f"Bearer {session_jwt('user-1')}"})
     assert response.status_code == 200

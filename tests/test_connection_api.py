@@ -247,3 +247,27 @@ def test_a_connection_waiting_for_the_seller_on_facebook_stays_so_while_its_toke
     body = client.get("/api/meta/status").json
     assert body["status"] == "needs_reauth" and body["error_code"] == "meta_action_required"
     assert the_connection(db_session).status == "needs_reauth"
+
+
+@pytest.mark.parametrize("subcode", [459, 464])
+def test_a_checkpointed_seller_is_told_to_fix_it_on_facebook_not_to_reconnect(
+    client, connected, meta, db_session, subcode
+):
+    # Meta's debug_token says why the token is invalid: a checkpoint (459) or an unconfirmed user (464).
+    meta.token_valid = False
+    meta.debug_error = {"code": 190, "subcode": subcode, "message": "Error validating access token"}
+    make_stale(db_session, minutes=60)
+    body = client.get("/api/meta/status").json
+    assert body["status"] == "needs_reauth" and body["error_code"] == "meta_action_required"
+
+
+def test_a_later_token_check_does_not_turn_fix_it_on_facebook_into_reconnect(client, connected, meta, db_session):
+    db_session.execute(update(SocialConnection).values(status="needs_reauth", last_error_code="meta_action_required"))
+    db_session.commit()
+    meta.token_valid = False  # Meta now calls the token invalid, without saying why
+    from shared.token_check import mark_needs_reauth
+
+    conn = the_connection(db_session)
+    mark_needs_reauth(db_session, conn, "token_expired")
+    db_session.commit()
+    assert the_connection(db_session).last_error_code == "meta_action_required"

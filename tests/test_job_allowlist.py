@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
-from rq import Callback, Queue, Retry, SimpleWorker
+from rq import Callback, Queue, Repeat, Retry, SimpleWorker
 from rq.job import JobStatus
 from rq.registry import StartedJobRegistry, clean_registries
 from rq.serializers import JSONSerializer
@@ -134,6 +134,23 @@ def test_an_allowed_job_carrying_a_callback_is_refused_and_the_callback_never_ru
     assert reload(db_session, post.id).status == "queued" and graph.m.call_count == 0  # unrun
 
 
+@pytest.mark.parametrize(
+    "options, reason",
+    [
+        ({"repeat": Repeat(times=1000, interval=0)}, "repeat"),  # would run again after every success
+        ({"job_timeout": -1}, "timeout"),  # no time limit: longer than any lease
+    ],
+)
+def test_an_allowed_job_with_rq_options_we_never_set_is_refused(worker_ctx, graph, conn, db_session, options, reason):
+    post = make_post(db_session, conn)
+    job = attacker_queue(worker_ctx.redis).enqueue(PUBLISH_POST, post.id, **options)
+    before = refused(reason)
+    run_burst(worker_ctx.redis)
+    assert failed_ids(worker_ctx.redis) == [job.id] and refused(reason) == before + 1
+    assert make_queue(worker_ctx.redis).get_job_ids() == []  # not put back on the queue
+    assert reload(db_session, post.id).status == "queued" and graph.m.call_count == 0  # unrun
+
+
 def test_an_allowed_job_with_a_dependency_is_refused(worker_ctx, graph, conn, db_session):
     post = make_post(db_session, conn)
     attacker = attacker_queue(worker_ctx.redis)
@@ -228,6 +245,26 @@ def test_the_scheduler_never_moves_a_foreign_job_onto_the_queue(worker_ctx, grap
     assert failed_ids(redis) == [foreign.id] and refused("not_allowed") == before + 1
     run_burst(redis)
     assert not marker.exists()
+    assert reload(db_session, post.id).status == "published"
+
+
+def test_a_forged_unreadable_scheduled_job_does_not_stop_the_scheduler(worker_ctx, graph, conn, db_session):
+    redis = worker_ctx.redis
+    post = make_post(db_session, conn)
+    past = utcnow() - timedelta(seconds=5)
+    ours = make_queue(redis).enqueue_at(past, PUBLISH_POST, post.id, job_id=f"pub-{post.id}-1")
+    # A hash RQ itself cannot restore (an unknown status), scheduled before ours.
+    redis.hset("rq:job:req-forged", mapping={"status": "bogus", "data": "x", "created_at": "nonsense"})
+    redis.zadd(f"rq:scheduled:{QUEUE_NAME}", {"req-forged": 0})
+    scheduler = PublishScheduler([QUEUE_NAME], connection=redis, serializer=JSONSerializer)
+    scheduler._connection = redis
+    before = refused("unreadable")
+    assert scheduler.acquire_locks() == {QUEUE_NAME}
+    scheduler.enqueue_scheduled_jobs()
+    scheduler.release_locks()
+    assert make_queue(redis).get_job_ids() == [ours.id]
+    assert redis.zcard(f"rq:scheduled:{QUEUE_NAME}") == 0 and refused("unreadable") == before + 1
+    run_burst(redis)
     assert reload(db_session, post.id).status == "published"
 
 

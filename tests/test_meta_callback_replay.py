@@ -146,6 +146,17 @@ def test_a_repeated_data_deletion_answers_the_first_confirmation_code(anon_clien
     assert request not in json.dumps(receipt.result) and len(receipt.request_hash) == 64
 
 
+@pytest.mark.parametrize("respell", [lambda sig: sig + "=", lambda sig: sig + "~~"])
+def test_a_replay_with_the_signature_spelled_differently_is_still_a_replay(anon_client, db_session, respell):
+    make_connection(db_session)
+    request = good()
+    sig, payload = request.split(".")
+    first = anon_client.post(CALLBACKS[1], data={"signed_request": request})
+    again = anon_client.post(CALLBACKS[1], data={"signed_request": f"{respell(sig)}.{payload}"})
+    assert again.status_code == 200 and again.json == first.json
+    assert count(db_session, DataDeletionRequest) == 1
+
+
 def test_two_identical_deliveries_at_the_same_moment_act_once(app, db_session, monkeypatch):
     make_connection(db_session)
     slow_erase = meta_callbacks.erase_posts

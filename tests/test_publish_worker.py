@@ -269,6 +269,44 @@ def test_a_takeover_right_after_a_send_waits_for_that_request_before_looking(wor
     assert reload(db_session, post.id).fb_post_id == "104000000000001_43"
 
 
+def test_the_check_reads_every_page_of_the_pages_own_posts(worker_ctx, graph, conn, db_session):
+    # A busy Page: ours is not on the first page of /published_posts.
+    post = make_post(
+        db_session,
+        conn,
+        targets=["facebook"],
+        status="publishing",
+        lease_owner="lease-dead",
+        lease_expires_at=utcnow() - timedelta(seconds=1),
+        fb_sent_at=utcnow() - timedelta(seconds=30),
+    )
+    graph.feed.append(feed_item("104000000000001_44", post.caption, seconds_ago=20))
+    graph.feed.extend(feed_item(f"104000000000001_{500 + n}", f"Another post {n}") for n in range(30))
+    assert publish_post(post.id) == "published"
+    assert graph.calls("photos") == [] and len(graph.calls("published_posts")) == 2
+    assert reload(db_session, post.id).fb_post_id == "104000000000001_44"
+
+
+def test_an_old_unconfirmed_post_with_the_same_caption_does_not_block_the_check(worker_ctx, graph, conn, db_session):
+    long_ago = utcnow() - timedelta(days=3)
+    make_post(
+        db_session, conn, targets=["facebook"], status="unconfirmed", fb_status="unconfirmed", fb_sent_at=long_ago
+    )
+    post = make_post(
+        db_session,
+        conn,
+        targets=["facebook"],
+        status="publishing",
+        lease_owner="lease-dead",
+        lease_expires_at=utcnow() - timedelta(seconds=1),
+        fb_sent_at=utcnow() - timedelta(seconds=30),
+    )
+    graph.feed.append(feed_item("104000000000001_45", post.caption))
+    assert publish_post(post.id) == "published"
+    assert graph.calls("photos") == []
+    assert reload(db_session, post.id).fb_post_id == "104000000000001_45"
+
+
 def test_when_the_check_cannot_be_made_the_target_is_unconfirmed(worker_ctx, graph, conn, db_session):
     post = make_post(
         db_session,

@@ -450,6 +450,9 @@ PRIVATE_HOSTS = [
     "999.1.1.1",
     "cdn.example.123",
     "%6c%6fcalhost",
+    "127.0.0.\uff11",  # a fullwidth digit: UTS #46 (what requests and browsers apply) makes it 127.0.0.1
+    "\uff4c\uff4f\uff43\uff41\uff4c\uff48\uff4f\uff53\uff54",  # fullwidth "localhost"
+    "192.0.0.8",  # IETF protocol assignments: ipaddress calls it global
 ]
 
 
@@ -467,6 +470,7 @@ def test_private_addresses_in_any_spelling_are_refused(client, conn, db_session,
     [
         "cdn.example.com",
         "cdn.example.com.",
+        "b\u00fccher.example.com",  # an internationalised name stays fine
         "93.184.215.14",
         "[2606:4700::1111]",
         "[::ffff:93.184.215.14]",
