@@ -1,0 +1,204 @@
+/*
+ * ScheduleForm: a new post (caption, image, link, targets, time in the device's zone),
+ * checked lightly here and fully by the server, whose `fields` messages are shown next to
+ * the inputs. A request that got no answer is retried with the same
+ * Idempotency-Key, so it is never posted twice.
+ */
+
+import { api } from "./api.js";
+import { $, localInputToIso, newIdempotencyKey, show, toLocalInputValue, withBusy } from "./dom.js";
+import { actionButton, errorSpec, facebookLink, messageFor, showNotice } from "./errors.js";
+import { loadPosts } from "./posts-list.js";
+import { state } from "./state.js";
+import { loadStatus, renderSignedOut, startConnect } from "./status-card.js";
+
+const MAX_CAPTION = 2200;
+
+// The server's validation messages (English, from marshmallow) in the page's language.
+const FIELD_MESSAGES = {
+  "Missing data for required field.": "Wajib diisi.",
+  "Field may not be null.": "Wajib diisi.",
+  "Not a valid aware datetime.": "Waktu tidak valid.",
+  "Not a valid datetime.": "Waktu tidak valid.",
+  "Must not be more than 5 minutes in the past.": "Waktu terbit tidak boleh lebih dari 5 menit yang lalu.",
+  "Must be within a year from now.": "Waktu terbit harus dalam satu tahun ke depan.",
+  "Must be at most 2200 characters.": "Caption maksimal 2.200 karakter.",
+  "Must have at most 30 hashtags.": "Caption maksimal berisi 30 hashtag.",
+  "Must have at most 20 @mentions.": "Caption maksimal berisi 20 @mention.",
+  "Must be an absolute https URL.": "Harus URL lengkap yang diawali https://.",
+  "Must be an absolute https or http URL.": "Harus URL lengkap yang diawali https:// atau http://.",
+  "Must not carry a user name or password.": "URL tidak boleh berisi nama pengguna atau kata sandi.",
+  "Must be reachable from the internet (Meta fetches it).":
+    "URL harus bisa diakses dari internet, karena Meta mengambilnya langsung.",
+  "Choose at least one target.": "Pilih minimal satu tujuan.",
+  "Each target at most once.": "Setiap tujuan hanya boleh dipilih sekali.",
+  "Required when instagram is a target.": "Wajib diisi jika Instagram dipilih.",
+  "A link is only posted to Facebook.": "Link hanya diposting ke Facebook. Pilih Facebook atau kosongkan link.",
+  "A post needs a caption, a media_url or a link.": "Isi caption, URL gambar, atau link.",
+  "Longer than maximum length 2048.": "Maksimal 2.048 karakter.",
+};
+// The server's flat dotted `fields` keys ("targets.0" is under "targets") and the input each belongs to.
+const FIELD_INPUTS = {
+  caption: "caption",
+  media_url: "media-url",
+  link: "link",
+  targets: "targets",
+  publish_at: "publish-at",
+};
+
+function updateCaptionCount() {
+  const length = Array.from($("caption").value).length;
+  const counter = $("caption-count");
+  counter.textContent = `${length}/${MAX_CAPTION}`;
+  counter.classList.toggle("over", length > MAX_CAPTION);
+}
+
+function defaultPublishAt() {
+  const date = new Date(Date.now() + 15 * 60 * 1000);
+  date.setSeconds(0, 0);
+  return toLocalInputValue(date);
+}
+
+function clearFieldErrors() {
+  for (const node of document.querySelectorAll("#schedule-form .field-error")) {
+    node.textContent = "";
+    show(node, false);
+  }
+  for (const node of document.querySelectorAll("#schedule-form [aria-invalid]")) node.removeAttribute("aria-invalid");
+  show($("schedule-error"), false);
+}
+
+function translateFieldMessage(message) {
+  if (FIELD_MESSAGES[message]) return FIELD_MESSAGES[message];
+  const tooLong = /^Longer than maximum length (\d+)\.$/.exec(message);
+  return tooLong ? `Maksimal ${tooLong[1]} karakter.` : message;
+}
+
+
+/**
+ * Put each `fields` entry ("caption", "targets.0", "_schema", …) next to its input; what has no
+ * input goes under the form.
+ */
+function showFieldErrors(fields) {
+  const leftovers = [];
+  let firstInvalid = null;
+  for (const [key, messages] of Object.entries(fields || {})) {
+    const text = (Array.isArray(messages) ? messages : [String(messages)]).map(translateFieldMessage).join(" ");
+    const inputId = FIELD_INPUTS[key.split(".")[0]];
+    const errorNode = inputId ? $(`${inputId}-error`) : null;
+    if (!errorNode) {
+      leftovers.push(text);
+      continue;
+    }
+    errorNode.textContent = errorNode.hidden || !errorNode.textContent ? text : `${errorNode.textContent} ${text}`;
+    show(errorNode);
+    const input = inputId === "targets" ? $("target-facebook") : $(inputId);
+    if (inputId !== "targets") input.setAttribute("aria-invalid", "true");
+    firstInvalid = firstInvalid || input;
+  }
+  if (leftovers.length) showScheduleError(leftovers.join(" "));
+  return firstInvalid;
+}
+
+function showScheduleError(text, controls = []) {
+  const box = $("schedule-error");
+  box.replaceChildren(document.createTextNode(text), ...controls);
+  show(box);
+}
+
+function readScheduleForm() {
+  const caption = $("caption").value;
+  const mediaUrl = $("media-url").value.trim();
+  const link = $("link").value.trim();
+  const targets = ["facebook", "instagram"].filter((name) => $(`target-${name}`).checked);
+  const body = { publish_at: localInputToIso($("publish-at").value), caption, targets };
+  if (mediaUrl) body.media_url = mediaUrl;
+  if (link) body.link = link;
+  return body;
+}
+
+function checkScheduleForm(body) {
+  const problems = {};
+  if (!body.publish_at) problems.publish_at = ["Isi waktu terbit."];
+  if (!body.targets.length) problems.targets = ["Pilih minimal satu tujuan."];
+  if (Array.from(body.caption).length > MAX_CAPTION) problems.caption = ["Must be at most 2200 characters."];
+  return problems;
+}
+
+function idempotencyKeyFor(body) {
+  const serialized = JSON.stringify(body);
+  if (state.unanswered && state.unanswered.body === serialized) return state.unanswered.key;
+  state.unanswered = { key: newIdempotencyKey(), body: serialized };
+  return state.unanswered.key;
+}
+
+function resetScheduleForm() {
+  $("caption").value = "";
+  $("media-url").value = "";
+  $("link").value = "";
+  $("publish-at").value = defaultPublishAt();
+  updateCaptionCount();
+}
+
+async function submitSchedule(event) {
+  event.preventDefault();
+  clearFieldErrors();
+  const body = readScheduleForm();
+  const problems = checkScheduleForm(body);
+  if (Object.keys(problems).length) {
+    const first = showFieldErrors(problems);
+    if (first) first.focus();
+    return;
+  }
+  const key = idempotencyKeyFor(body);
+  await withBusy($("schedule-submit"), async () => {
+    try {
+      await api("POST", "/schedule", { body, headers: { "Idempotency-Key": key } });
+      state.unanswered = null;
+      resetScheduleForm();
+      showNotice("Postingan dijadwalkan.");
+      await loadPosts();
+    } catch (error) {
+      await handleScheduleError(error);
+    }
+  });
+}
+
+async function handleScheduleError(error) {
+  // Only a request that got no answer may have been stored: keep its key for a retry.
+  if (error.status !== 0 && error.status < 500) state.unanswered = null;
+  if (error.code === "validation_error" && error.fields) {
+    const first = showFieldErrors(error.fields);
+    if (first) first.focus();
+    return;
+  }
+  const controls = [];
+  if (["token_expired", "permissions_missing", "not_connected", "meta_action_required"].includes(error.code)) {
+    await loadStatus(); // the card now shows what to do
+  } else if (error.status === 401) {
+    renderSignedOut();
+    return;
+  }
+  if (error.code === "token_expired" || error.code === "permissions_missing") {
+    controls.push(document.createTextNode(" "), actionButton("Connect ulang", (b) => startConnect(b)));
+  } else if (errorSpec(error.code).action === "fix_on_meta") {
+    controls.push(document.createTextNode(" "), facebookLink());
+  }
+  showScheduleError(messageFor(error.code), controls);
+}
+
+/** The device's time zone in the hint, a default time a quarter of an hour ahead, the caption counter. */
+export function initScheduleForm() {
+  try {
+    $("time-zone").textContent = Intl.DateTimeFormat().resolvedOptions().timeZone || "lokal";
+  } catch (_noIntl) {
+    /* keep "lokal" */
+  }
+  $("publish-at").value = defaultPublishAt();
+  updateCaptionCount();
+}
+
+export function bindScheduleForm() {
+  $("caption").addEventListener("input", updateCaptionCount);
+  $("schedule-form").addEventListener("submit", submitSchedule);
+}
