@@ -15,8 +15,17 @@ export class ApiError extends Error {
   }
 }
 
+/** The page's own language (`<html lang>`), so the server's messages match the page around them. */
+function pageLanguage() {
+  return document.documentElement.lang || "id";
+}
+
 export async function api(method, path, { body, headers } = {}) {
-  const init = { method, credentials: "same-origin", headers: { Accept: "application/json", ...headers } };
+  const init = {
+    method,
+    credentials: "same-origin",
+    headers: { Accept: "application/json", "Accept-Language": pageLanguage(), ...headers },
+  };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);

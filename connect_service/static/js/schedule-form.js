@@ -1,7 +1,7 @@
 /*
  * ScheduleForm: a new post (caption, image, link, targets, time in the device's zone),
  * checked lightly here and fully by the server, whose `fields` messages are shown next to
- * the inputs. A request that got no answer is retried with the same
+ * the inputs as given. A request that got no answer is retried with the same
  * Idempotency-Key, so it is never posted twice.
  */
 
@@ -13,30 +13,6 @@ import { state } from "./state.js";
 import { loadStatus, renderSignedOut, startConnect } from "./status-card.js";
 
 const MAX_CAPTION = 2200;
-
-// The server's validation messages (English, from marshmallow) in the page's language.
-const FIELD_MESSAGES = {
-  "Missing data for required field.": "Wajib diisi.",
-  "Field may not be null.": "Wajib diisi.",
-  "Not a valid aware datetime.": "Waktu tidak valid.",
-  "Not a valid datetime.": "Waktu tidak valid.",
-  "Must not be more than 5 minutes in the past.": "Waktu terbit tidak boleh lebih dari 5 menit yang lalu.",
-  "Must be within a year from now.": "Waktu terbit harus dalam satu tahun ke depan.",
-  "Must be at most 2200 characters.": "Caption maksimal 2.200 karakter.",
-  "Must have at most 30 hashtags.": "Caption maksimal berisi 30 hashtag.",
-  "Must have at most 20 @mentions.": "Caption maksimal berisi 20 @mention.",
-  "Must be an absolute https URL.": "Harus URL lengkap yang diawali https://.",
-  "Must be an absolute https or http URL.": "Harus URL lengkap yang diawali https:// atau http://.",
-  "Must not carry a user name or password.": "URL tidak boleh berisi nama pengguna atau kata sandi.",
-  "Must be reachable from the internet (Meta fetches it).":
-    "URL harus bisa diakses dari internet, karena Meta mengambilnya langsung.",
-  "Choose at least one target.": "Pilih minimal satu tujuan.",
-  "Each target at most once.": "Setiap tujuan hanya boleh dipilih sekali.",
-  "Required when instagram is a target.": "Wajib diisi jika Instagram dipilih.",
-  "A link is only posted to Facebook.": "Link hanya diposting ke Facebook. Pilih Facebook atau kosongkan link.",
-  "A post needs a caption, a media_url or a link.": "Isi caption, URL gambar, atau link.",
-  "Longer than maximum length 2048.": "Maksimal 2.048 karakter.",
-};
 // The server's flat dotted `fields` keys ("targets.0" is under "targets") and the input each belongs to.
 const FIELD_INPUTS = {
   caption: "caption",
@@ -68,22 +44,15 @@ function clearFieldErrors() {
   show($("schedule-error"), false);
 }
 
-function translateFieldMessage(message) {
-  if (FIELD_MESSAGES[message]) return FIELD_MESSAGES[message];
-  const tooLong = /^Longer than maximum length (\d+)\.$/.exec(message);
-  return tooLong ? `Maksimal ${tooLong[1]} karakter.` : message;
-}
-
-
 /**
- * Put each `fields` entry ("caption", "targets.0", "_schema", …) next to its input; what has no
- * input goes under the form.
+ * Put each `fields` entry ("caption", "targets.0", "_schema", …) next to its input, in the
+ * server's own words (it answers in the page's language); what has no input goes under the form.
  */
 function showFieldErrors(fields) {
   const leftovers = [];
   let firstInvalid = null;
   for (const [key, messages] of Object.entries(fields || {})) {
-    const text = (Array.isArray(messages) ? messages : [String(messages)]).map(translateFieldMessage).join(" ");
+    const text = (Array.isArray(messages) ? messages : [String(messages)]).join(" ");
     const inputId = FIELD_INPUTS[key.split(".")[0]];
     const errorNode = inputId ? $(`${inputId}-error`) : null;
     if (!errorNode) {
@@ -121,7 +90,7 @@ function checkScheduleForm(body) {
   const problems = {};
   if (!body.publish_at) problems.publish_at = ["Isi waktu terbit."];
   if (!body.targets.length) problems.targets = ["Pilih minimal satu tujuan."];
-  if (Array.from(body.caption).length > MAX_CAPTION) problems.caption = ["Must be at most 2200 characters."];
+  if (Array.from(body.caption).length > MAX_CAPTION) problems.caption = ["Caption maksimal 2.200 karakter."];
   return problems;
 }
 
