@@ -11,6 +11,7 @@ import json
 import os
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
 DEFAULTS = {
     "SANDBOX_APP_ID": "sandbox-app-id",
@@ -24,6 +25,12 @@ DEFAULTS = {
     "SANDBOX_PUBLIC_URL": None,
 }
 _TYPES = {"SANDBOX_CONTAINER_DELAY": float, "SANDBOX_LATENCY_MS": int, "SANDBOX_QUOTA_TOTAL": int}
+
+
+class _InOrderJSON(DefaultJSONProvider):
+    """Bodies keep the key order they were built in, as Meta's do."""
+
+    sort_keys = False
 
 
 class SandboxRefused(RuntimeError):
@@ -71,7 +78,7 @@ def create_app(config: dict | None = None) -> Flask:
     from .state import World
 
     app = Flask(__name__, static_folder=None)
-    app.json.sort_keys = False
+    app.json = _InOrderJSON(app)
     app.config.update(DEFAULTS)
     app.config.update(config or {})
     for key, cast in _TYPES.items():

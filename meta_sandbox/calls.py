@@ -98,7 +98,7 @@ def run_graph(endpoint: str, handler: Callable[[], dict], subject: str | None = 
 
     if scenario_error is not None:
         resp = scenario_error.response()
-    elif fault_error is not None and not fault.after_processing:
+    elif fault_error is not None and not (fault and fault.after_processing):
         resp = fault_error.response()
     else:
         try:

@@ -46,9 +46,10 @@ def _user_for(world: World, caller: Caller, node_id: str) -> str:
         if node_id != world.user_id:
             raise unsupported(node_id)
         return node_id
-    if node_id not in ("me", caller.user_id):
+    user_id = caller.user_id
+    if user_id is None or node_id not in ("me", user_id):
         raise unsupported(node_id)
-    return caller.user_id
+    return user_id
 
 
 # --- /me and /{id} ----------------------------------------------------------
@@ -64,18 +65,19 @@ def get_node(node_id: str):
             subject = node_id
         elif kind == "container":
             subject = world.containers[node_id].ig_user_id
-    return run_graph(NODE_ENDPOINTS.get(kind, "node"), lambda: _read_node(world, node_id), subject)
+    endpoint = NODE_ENDPOINTS.get(kind, "node") if kind else "node"
+    return run_graph(endpoint, lambda: _read_node(world, node_id), subject)
 
 
 def _read_node(world: World, node_id: str) -> dict:
     caller = authenticate(world, me=node_id == "me")
     fields = parse_fields(params().get("fields"))
     if node_id == "me":
-        if caller.kind == "app":
+        if caller.token is None:  # the app token
             raise no_token(me=True)
-        if caller.kind == "page":
-            return select(page_obj(world, caller, world.pages[caller.page_id]), fields, ("name", "id"), "Page")
-        node_id = caller.user_id
+        if caller.kind == "page" and caller.token.page_id is not None:
+            return select(page_obj(world, caller, world.pages[caller.token.page_id]), fields, ("name", "id"), "Page")
+        node_id = caller.token.user_id
     kind = world.kind_of(node_id)
     if kind == "user" and (caller.kind == "app" or (caller.kind == "user" and caller.user_id == node_id)):
         return select(user_obj(world), fields, ("name", "id"), "User")
@@ -96,7 +98,7 @@ def _read_node(world: World, node_id: str) -> dict:
         return select(media_obj(world, m), fields, ("id",), "IGMedia")
     if kind == "post":
         post = world.find_post(node_id)
-        if can_see_page(world, caller, world.pages[post.page_id]):
+        if post is not None and can_see_page(world, caller, world.pages[post.page_id]):
             return select(post_obj(world, post), fields, ("created_time", "message", "id"), "Post")
     raise unsupported(node_id)
 

@@ -85,6 +85,8 @@ def page_obj(world: World, caller: Caller, page: PageSpec) -> dict:
     def access_token(_sub):
         if caller.kind == "page":
             return caller.raw
+        if caller.token is None:  # the app token is given no page token
+            return None
         return world.page_token_for(caller.token, page.id).value
 
     def instagram(sub):

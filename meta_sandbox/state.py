@@ -357,12 +357,13 @@ class World:
                 code.valid = False
         self.revocations.append({"user_id": user_id, "at": time.time(), "via": via})
 
-    def scopes_of(self, user_id: str) -> list[str]:
-        grant = self.grants.get(user_id)
+    def scopes_of(self, user_id: str | None) -> list[str]:
+        """The scopes a user granted; none for a caller without a user (the app token)."""
+        grant = self.grants.get(user_id) if user_id is not None else None
         return list(grant.granted) if grant and grant.active else []
 
-    def granted_pages(self, user_id: str) -> list[PageSpec]:
-        grant = self.grants.get(user_id)
+    def granted_pages(self, user_id: str | None) -> list[PageSpec]:
+        grant = self.grants.get(user_id) if user_id is not None else None
         if not grant or not grant.active:
             return []
         return [self.pages[p] for p in self.pages if p in grant.pages]
@@ -393,6 +394,8 @@ class World:
         return post
 
     def add_container(self, page: PageSpec, image_url: str, caption: str) -> Container:
+        if page.ig_id is None:
+            raise ValueError(f"page {page.id} has no Instagram account")
         now = time.time()
         delay = float(self.config.get("SANDBOX_CONTAINER_DELAY") or 0)
         c = Container(f"17900000{self.new_seq():09d}", page.ig_id, page.id, image_url, caption, now, now + delay)

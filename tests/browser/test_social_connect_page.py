@@ -266,8 +266,10 @@ def test_scheduled_post_is_queued_then_published_on_both(live, page):
     page.fill("#caption", "Promo minggu ini #diskon")
     expect(page.locator("#caption-count")).to_have_text("24/2200")
     page.fill("#media-url", "http://cdn.example.com/produk.jpg")
-    page.click("#schedule-submit")
-    expect(page.locator("#media-url-error")).to_have_text("Harus URL lengkap yang diawali https://.")
+    with page.expect_response(lambda r: r.url.endswith("/api/meta/schedule") and r.request.method == "POST") as refused:
+        page.click("#schedule-submit")
+    assert refused.value.status == 422
+    expect(page.locator("#media-url-error")).to_have_text(" ".join(refused.value.json()["fields"]["media_url"]))
     expect(page.locator("#media-url")).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#posts [data-job-id]")).to_have_count(0)
 
@@ -379,8 +381,10 @@ def test_a_queued_post_can_be_cancelled(live, page):
 # ---------- errors, keyboard, small screens ----------
 
 
-def expected_control(action: str | None):
+def expected_control(action: str | None) -> tuple[str, str] | None:
     """What a person can do about an error, by the catalogue's action."""
+    if action is None:
+        return None
     return {
         "reconnect": ("button", "Connect ulang"),
         "connect": ("button", "Connect Facebook & Instagram"),

@@ -1,0 +1,213 @@
+/*
+ * PostsList: the seller's scheduled posts with their status per target, polled while
+ * any is still queued or publishing, with "Muat lagi" paging and cancelling.
+ */
+
+import { api } from "./api.js";
+import { $, el, formatDateTime, show, truncate, withBusy } from "./dom.js";
+import { errorSpec, facebookLink, messageFor, showNotice } from "./errors.js";
+import { actions, state } from "./state.js";
+
+const POSTS_PAGE_SIZE = 20;
+const POSTS_MAX_LIMIT = 100;
+const POLL_MS = 5000;
+
+const POST_STATUS_LABELS = {
+  queued: "Terjadwal",
+  publishing: "Sedang dipublikasikan",
+  published: "Terbit",
+  partially_published: "Sebagian terbit",
+  unconfirmed: "Belum pasti",
+  failed: "Gagal",
+  cancelled: "Dibatalkan",
+};
+const ACTIVE_POST_STATUSES = new Set(["queued", "publishing"]);
+const TARGET_STATUS_LABELS = {
+  pending: "Menunggu",
+  published: "Terbit",
+  failed: "Gagal",
+  unconfirmed: "Belum pasti",
+  skipped: "Tidak dipilih",
+};
+const TARGET_NAMES = { facebook: "Facebook", instagram: "Instagram" };
+
+function targetLabel(status, postStatus) {
+  // A target still "pending" on a post that will not run any more was simply never posted.
+  if (status === "pending" && !ACTIVE_POST_STATUSES.has(postStatus)) return "Tidak diposting";
+  return TARGET_STATUS_LABELS[status] || status;
+}
+
+function targetItem(name, target, postStatus) {
+  const status = (target && target.status) || "skipped";
+  const item = el("li", { className: `target target-${name}`, attrs: { "data-target-status": status } }, [
+    el("span", { className: "target-name", text: TARGET_NAMES[name] }),
+    el("span", { className: `target-status tstatus-${status}`, text: targetLabel(status, postStatus) }),
+  ]);
+  if (target && target.error_code && status !== "published") {
+    item.title = messageFor(target.error_code);
+  }
+  return item;
+}
+
+function postErrorText(post) {
+  if (post.error_message && !(post.status === "cancelled" && post.error_message === "Dibatalkan.")) {
+    return post.error_message;
+  }
+  if (post.error_code && post.status !== "cancelled") return messageFor(post.error_code);
+  return "";
+}
+
+function postRow(post) {
+  const status = post.status;
+  const caption = post.caption ? truncate(post.caption, 140) : "(tanpa caption)";
+  const timeLabel = el("time", { className: "post-time", text: formatDateTime(post.publish_at),
+    attrs: { datetime: post.publish_at } });
+  const row = el("li", { className: `post post-${status}`, attrs: { "data-job-id": post.job_id, "data-status": status } }, [
+    el("div", { className: "post-head" }, [
+      el("span", { className: "post-when" }, [document.createTextNode("Jadwal "), timeLabel]),
+      el("span", { className: `badge post-status pstatus-${status}`, text: POST_STATUS_LABELS[status] || status }),
+    ]),
+    el("p", { className: `post-caption${post.caption ? "" : " muted"}`, text: caption }),
+    el("ul", { className: "post-targets", attrs: { "aria-label": "Status per tujuan" } }, [
+      targetItem("facebook", post.targets && post.targets.facebook, status),
+      targetItem("instagram", post.targets && post.targets.instagram, status),
+    ]),
+  ]);
+  const errorText = postErrorText(post);
+  if (errorText) row.append(el("p", { className: "post-error", text: errorText }));
+  const codes = [post.error_code, ...Object.values(post.targets || {}).map((t) => t && t.error_code)];
+  if (!ACTIVE_POST_STATUSES.has(status) && codes.some((code) => code && errorSpec(code).action === "fix_on_meta")) {
+    row.append(el("p", { className: "post-fix" }, [facebookLink()]));
+  }
+  if (status === "queued" && post.attempts > 0 && post.next_attempt_at) {
+    row.append(el("p", { className: "post-retry muted", text: `Dicoba lagi ${formatDateTime(post.next_attempt_at)}` }));
+  }
+  if (status === "queued") {
+    const cancel = el("button", { className: "button small danger-outline post-cancel", text: "Batalkan",
+      attrs: { type: "button", "data-action": "cancel", "aria-label": `Batalkan postingan ${caption}` } });
+    row.append(el("div", { className: "post-actions" }, [cancel]));
+  }
+  return row;
+}
+
+/** Say which posts changed status since the last refresh, in the polite live region. */
+function announceChanges(posts) {
+  const changes = [];
+  for (const post of posts) {
+    const before = state.seenStatuses.get(post.job_id);
+    if (before && before !== post.status) {
+      changes.push(`${truncate(post.caption || "Postingan", 40)}: ${POST_STATUS_LABELS[post.status] || post.status}.`);
+    }
+    state.seenStatuses.set(post.job_id, post.status);
+  }
+  if (changes.length) $("posts-live").textContent = changes.join(" ");
+}
+
+function renderPosts() {
+  announceChanges(state.posts);
+  const list = $("posts");
+  const focused = document.activeElement;
+  const focusedRow = focused && list.contains(focused) ? focused.closest("[data-job-id]") : null;
+  const focusedJob = focusedRow ? focusedRow.dataset.jobId : null;
+  const focusedAction = focused && focused.dataset ? focused.dataset.action : null;
+
+  list.replaceChildren(...state.posts.map(postRow));
+  show($("posts-empty"), state.posts.length === 0);
+  show($("posts-more"), Boolean(state.nextCursor));
+
+  if (focusedJob) {
+    const row = list.querySelector(`[data-job-id="${CSS.escape(focusedJob)}"]`);
+    const target = row && (row.querySelector(`[data-action="${focusedAction}"]`) || null);
+    if (target) target.focus();
+    else $("posts-refresh").focus();
+  }
+}
+
+function schedulePoll() {
+  window.clearTimeout(state.pollTimer);
+  state.pollTimer = null;
+  if (document.hidden) return;
+  if (state.posts.some((post) => ACTIVE_POST_STATUSES.has(post.status))) {
+    state.pollTimer = window.setTimeout(refreshPosts, POLL_MS);
+  }
+}
+
+async function fetchPosts(limit, cursor) {
+  const query = new URLSearchParams({ limit: String(limit) });
+  if (cursor) query.set("cursor", cursor);
+  return api("GET", `/schedule?${query}`);
+}
+
+/** The first page again, as many posts as are shown now (so "Muat lagi" pages stay). */
+export async function loadPosts() {
+  const limit = Math.min(POSTS_MAX_LIMIT, Math.max(POSTS_PAGE_SIZE, state.posts.length));
+  try {
+    const page = await fetchPosts(limit, null);
+    state.posts = page.items || [];
+    state.nextCursor = page.next_cursor || null;
+    show($("posts-error"), false);
+    renderPosts();
+  } catch (error) {
+    if (error.status === 401) {
+      actions.renderSignedOut();
+      return;
+    }
+    const box = $("posts-error");
+    box.textContent = messageFor(error.code);
+    show(box);
+  } finally {
+    schedulePoll();
+  }
+}
+
+function refreshPosts() {
+  return loadPosts();
+}
+
+async function loadMorePosts(button) {
+  if (!state.nextCursor) return;
+  await withBusy(button, async () => {
+    try {
+      const page = await fetchPosts(POSTS_PAGE_SIZE, state.nextCursor);
+      const known = new Set(state.posts.map((post) => post.job_id));
+      state.posts = state.posts.concat((page.items || []).filter((post) => !known.has(post.job_id)));
+      state.nextCursor = page.next_cursor || null;
+      renderPosts();
+    } catch (error) {
+      const box = $("posts-error");
+      box.textContent = messageFor(error.code);
+      show(box);
+    }
+  });
+  if (!button.hidden) button.focus();
+  else $("posts-refresh").focus();
+}
+
+async function cancelPost(button) {
+  const row = button.closest("[data-job-id]");
+  if (!row) return;
+  await withBusy(button, async () => {
+    try {
+      await api("DELETE", `/schedule/${encodeURIComponent(row.dataset.jobId)}`);
+      showNotice("Postingan dibatalkan.");
+    } catch (error) {
+      const box = $("posts-error");
+      box.textContent = messageFor(error.code);
+      show(box);
+    }
+  });
+  await loadPosts();
+}
+
+export function bindPostsList() {
+  $("posts-refresh").addEventListener("click", (event) => withBusy(event.currentTarget, loadPosts));
+  $("posts-more").addEventListener("click", (event) => loadMorePosts(event.currentTarget));
+  $("posts").addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-action=cancel]");
+    if (button) cancelPost(button);
+  });
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden && state.connection !== null) loadPosts();
+    else schedulePoll();
+  });
+}
