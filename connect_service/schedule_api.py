@@ -74,7 +74,7 @@ def create():
     payload = json_body_raw()
     key = _idempotency_key()
     outcome = schedule_post(
-        db.session, services(), caller=_post_caller(), payload=payload, idempotency_key=key, info=request_info()
+        db.session(), services(), caller=_post_caller(), payload=payload, idempotency_key=key, info=request_info()
     )
     return jsonify(queued=True, job_id=outcome.post.id)
 
