@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
-from shared.crypto import cipher_from_settings
 from shared.db import engine_options
 from shared.log import configure_logging, register_secret
-from shared.metrics import observe_graph_call
-from shared.redis_conn import make_redis
+from shared.services import build_services
 from shared.settings import Settings, load_settings
 
 
-def create_app(test_config: dict | None = None) -> Flask:
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app; settings are read and validated here, not at import time.
 
     ``test_config`` may hold ``SETTINGS`` (a ready :class:`Settings`), ``ENV``
@@ -22,7 +22,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     """
     test_config = dict(test_config or {})
     settings: Settings = test_config.pop("SETTINGS", None) or load_settings(test_config.pop("ENV", None))
-    redis_client = test_config.pop("REDIS", None) or make_redis(settings)
+    redis_client = test_config.pop("REDIS", None)
 
     app = Flask(__name__)
     app.config.update(
@@ -31,7 +31,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         MAX_CONTENT_LENGTH=64 * 1024,
     )
     app.config.update(test_config)
-    app.json.sort_keys = False
+    if isinstance(app.json, DefaultJSONProvider):  # keep the documented key order
+        app.json.sort_keys = False
 
     configure_logging()
     for secret in (settings.meta_app_secret, settings.session_secret, settings.scheduler_api_token):
@@ -39,7 +40,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     from connect_service import meta_oauth
     from connect_service.api_errors import register_error_handlers
-    from connect_service.extensions import Services, cors, db
+    from connect_service.extensions import SERVICES_KEY, cors, db
     from connect_service.request_context import init_request_context
 
     db.init_app(app)
@@ -47,12 +48,11 @@ def create_app(test_config: dict | None = None) -> Flask:
         from shared.db import install_sqlite_pragmas
 
         install_sqlite_pragmas(db.engine)
+        # The handlers use Flask-SQLAlchemy's ``db.session``; the services share its engine.
+        app.extensions[SERVICES_KEY] = build_services(settings, redis=redis_client, engine=db.engine)
     # Exact matches only: flask-cors reads an origin holding "[" (an IPv6 host) as a regex.
     origins = [re.compile(re.escape(origin) + r"\Z", re.IGNORECASE) for origin in settings.cors_origins]
     cors.init_app(app, resources={r"/api/*": {"origins": origins}}, supports_credentials=True)
-    app.extensions["social_connect"] = Services(
-        settings=settings, redis=redis_client, cipher=cipher_from_settings(settings), graph_observer=observe_graph_call
-    )
     meta_oauth.init_oauth(app, settings)
     init_request_context(app)
     register_error_handlers(app)

@@ -32,8 +32,7 @@ def _recheck(conn) -> None:
     svc = services()
     timeout = svc.settings.status_check_timeout
     graph = graph_client(timeout=(min(timeout, svc.settings.graph_connect_timeout), timeout))
-    info = request_info()
-    recheck_connection(db.session, conn, graph, svc.cipher, request_id=info.request_id, ip=info.ip)
+    recheck_connection(db.session(), svc, conn, graph=graph, info=request_info())
 
 
 @bp.post("/disconnect")

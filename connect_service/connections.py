@@ -10,7 +10,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from connect_service.page_selection import PageChoice
-from shared.audit import record_event
+from shared.audit import RequestInfo, record_event
 from shared.crypto import TokenCipher
 from shared.db import iso_z, utcnow
 from shared.errors import AppError
@@ -42,12 +42,6 @@ class MetaGrant:
     meta_user_id: str
     user_token: str
     scopes_granted: list[str]
-
-
-@dataclass
-class RequestInfo:
-    request_id: str | None = None
-    ip: str | None = None
 
 
 def read_grant(graph: GraphClient, long_lived_token: str) -> MetaGrant:

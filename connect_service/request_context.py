@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 import uuid
 
-from flask import Flask, g, request
+from flask import Flask, Response, g, request
 
-from connect_service.connections import RequestInfo
+from shared.audit import RequestInfo
 from shared.errors import AppError
 from shared.log import reset_log_context, set_log_context
 
@@ -16,26 +16,26 @@ _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 def init_request_context(app: Flask) -> None:
     @app.before_request
-    def refuse_nul_in_url():
+    def refuse_nul_in_url() -> None:
         # PostgreSQL cannot store NUL: refuse it at the door rather than fail deep inside.
         if "\x00" in request.path or b"%00" in request.query_string or "\x00" in request.query_string.decode("latin-1"):
             raise AppError("bad_request", detail="NUL in the URL")
 
     @app.before_request
-    def assign_request_id():
+    def assign_request_id() -> None:
         incoming = request.headers.get("X-Request-ID", "")
         g.request_id = incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
         g.log_token = set_log_context(request_id=g.request_id)
 
     @app.after_request
-    def expose_request_id(response):
+    def expose_request_id(response: Response) -> Response:
         if "request_id" in g:
             response.headers["X-Request-ID"] = g.request_id
         response.headers.setdefault("Cache-Control", "no-store")
         return response
 
     @app.teardown_request
-    def clear_log_context(_exc):
+    def clear_log_context(_exc: BaseException | None) -> None:
         token = g.pop("log_token", None)
         if token is not None:
             try:

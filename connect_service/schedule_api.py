@@ -12,7 +12,7 @@ from flask import Blueprint, jsonify, request
 from sqlalchemy import and_, or_, select, update
 
 from connect_service.auth import current_caller, require_caller, require_user
-from connect_service.extensions import db, graph_client, services
+from connect_service.extensions import db, services
 from connect_service.parsing import json_body_raw, query_args
 from connect_service.request_context import request_info
 from connect_service.schemas import PostListQuery
@@ -73,20 +73,8 @@ def create():
     """Store a post and queue it for ``publish_at``."""
     payload = json_body_raw()
     key = _idempotency_key()
-    svc = services()
-    info = request_info()
-    settings = svc.settings
     outcome = schedule_post(
-        db.session,
-        settings=settings,
-        redis=svc.redis,
-        cipher=svc.cipher,
-        caller=_post_caller(),
-        payload=payload,
-        idempotency_key=key,
-        graph=graph_client(timeout=(settings.graph_connect_timeout, settings.status_check_timeout)),
-        request_id=info.request_id,
-        ip=info.ip,
+        db.session(), services(), caller=_post_caller(), payload=payload, idempotency_key=key, info=request_info()
     )
     return jsonify(queued=True, job_id=outcome.post.id)
 

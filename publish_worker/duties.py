@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 
 from redis.exceptions import RedisError
+from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
@@ -21,6 +23,7 @@ from shared.metrics import SWEEPER_REQUEUED
 from shared.models import CONNECTED, PUBLISHING, QUEUED, ScheduledPost, SocialConnection
 from shared.queue import enqueue_publish, make_queue
 from shared.redis_conn import key
+from shared.services import Services
 from shared.token_check import recheck_connection
 
 log = logging.getLogger(__name__)
@@ -31,7 +34,11 @@ SWEEP_BATCH = 500
 RESCUE_AFTER = timedelta(minutes=10)
 
 
-def job_is_live(queue, job_id: str | None, *, overdue_after: timedelta, running_counts: bool = True) -> bool:
+# A periodic duty: what it returns is only for tests.
+Duty = Callable[[Services], object]
+
+
+def job_is_live(queue: Queue, job_id: str | None, *, overdue_after: timedelta, running_counts: bool = True) -> bool:
     """The job will still run: really waiting in the queue, scheduled and not long overdue
     (no scheduler moves an overdue job while the one holding RQ's scheduler lock is dead),
     or, if it counts, running."""
@@ -47,7 +54,9 @@ def job_is_live(queue, job_id: str | None, *, overdue_after: timedelta, running_
     if status == JobStatus.STARTED:
         return running_counts
     if status == JobStatus.SCHEDULED:
-        registry = ScheduledJobRegistry(queue.name, connection=queue.connection, serializer=JSONSerializer)
+        registry = ScheduledJobRegistry(  # type: ignore[no-untyped-call]  # RQ 3.0 leaves this __init__ unannotated
+            queue.name, connection=queue.connection, serializer=JSONSerializer
+        )
         try:
             return registry.get_scheduled_time(job) > utcnow() - overdue_after
         except NoSuchJobError:
@@ -55,7 +64,7 @@ def job_is_live(queue, job_id: str | None, *, overdue_after: timedelta, running_
     return status == JobStatus.DEFERRED
 
 
-def sweep(ctx) -> dict[str, int]:
+def sweep(ctx: Services) -> dict[str, int]:
     """Re-enqueue due posts whose RQ job is gone, and posts whose lease expired."""
     now = utcnow()
     horizon = now + timedelta(seconds=2 * ctx.settings.sweep_interval_seconds)
@@ -74,7 +83,7 @@ def sweep(ctx) -> dict[str, int]:
             if post.publish_at < now - RESCUE_AFTER or not job_is_live(
                 queue, post.rq_job_id, overdue_after=overdue_after
             ):
-                enqueue_publish(session, queue, ctx.settings, post.id, at=post.publish_at)
+                enqueue_publish(session, ctx, post.id, at=post.publish_at)
                 counts["missing_job"] += 1
         expired = session.scalars(
             select(ScheduledPost)
@@ -85,11 +94,12 @@ def sweep(ctx) -> dict[str, int]:
             # Its continuation may just be waiting behind a backlog; if not, or for too long,
             # the owner is gone (crashed, or the job vanished) and a fresh job takes over.
             # A job still "started" under an expired lease belongs to a worker that is gone.
-            if post.lease_expires_at > now - RESCUE_AFTER and job_is_live(
+            expired_at = post.lease_expires_at or now  # never None here: the query compared it
+            if expired_at > now - RESCUE_AFTER and job_is_live(
                 queue, post.rq_job_id, overdue_after=overdue_after, running_counts=False
             ):
                 continue
-            enqueue_publish(session, queue, ctx.settings, post.id)
+            enqueue_publish(session, ctx, post.id)
             counts["lease_expired"] += 1
     for reason, count in counts.items():
         if count:
@@ -98,7 +108,7 @@ def sweep(ctx) -> dict[str, int]:
     return counts
 
 
-def check_tokens(ctx) -> int:
+def check_tokens(ctx: Services) -> int:
     """Daily: mark connections whose token died ``needs_reauth`` before a post fails on them."""
     stale_before = utcnow() - timedelta(seconds=ctx.settings.token_daily_check_seconds)
     marked = 0
@@ -114,14 +124,14 @@ def check_tokens(ctx) -> int:
             )
         ).all()
         for conn in conns:
-            check = recheck_connection(session, conn, graph, ctx.cipher)
+            check = recheck_connection(session, ctx, conn, graph=graph)
             marked += 1 if check is not None and not check.valid else 0
     if marked:
         log.info("daily token check: %d connection(s) need reconnecting", marked)
     return marked
 
 
-def run_once(ctx, name: str, ttl_seconds: int, duty) -> bool:
+def run_once(ctx: Services, name: str, ttl_seconds: float, duty: Duty) -> bool:
     """Run ``duty`` if this worker wins the lock for this period."""
     try:
         if not ctx.redis.set(key("duty", name), b"1", nx=True, ex=max(1, int(ttl_seconds))):
@@ -139,7 +149,9 @@ class PeriodicDuty(threading.Thread):
     Nothing it meets may stop it: an error is logged and the next tick tries again.
     """
 
-    def __init__(self, ctx, stop: threading.Event, name: str, duty, interval: float, lock_seconds: float):
+    def __init__(
+        self, ctx: Services, stop: threading.Event, name: str, duty: Duty, interval: float, lock_seconds: float
+    ):
         super().__init__(name=f"duty-{name}", daemon=True)
         self.ctx, self.stop_event, self.duty_name, self.duty = ctx, stop, name, duty
         self.interval, self.lock_seconds = interval, lock_seconds
@@ -153,7 +165,7 @@ class PeriodicDuty(threading.Thread):
             self.stop_event.wait(self.interval)
 
 
-def periodic_duties(ctx, stop: threading.Event) -> list[PeriodicDuty]:
+def periodic_duties(ctx: Services, stop: threading.Event) -> list[PeriodicDuty]:
     """The sweeper every ``sweep_interval_seconds``; the daily token check on its own thread."""
     interval = ctx.settings.sweep_interval_seconds
     # The sweep lock lives slightly less than the interval, so the next tick can take it.

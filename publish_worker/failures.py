@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from shared.errors import BACKOFF, DEFER, NEVER, RECREATE, WAIT, graph_rule
 from shared.graph import GraphError, GraphTransportError
+from shared.settings import Settings
 
 NO_RETRY = NEVER
 
@@ -63,12 +64,12 @@ def classify(exc: Exception) -> Failure:
 
 def backoff_delay(tries: int, base_seconds: float, *, rng: random.Random | None = None) -> timedelta:
     """Exponential backoff with jitter: about base, 2×base, 4×base… (±50%)."""
-    rng = rng or random
     nominal = base_seconds * (2 ** max(0, tries - 1))
-    return timedelta(seconds=nominal * rng.uniform(0.5, 1.5))
+    jitter = rng.uniform(0.5, 1.5) if rng is not None else random.uniform(0.5, 1.5)
+    return timedelta(seconds=nominal * jitter)
 
 
-def retry_delay(failure: Failure, tries: int, settings) -> timedelta:
+def retry_delay(failure: Failure, tries: int, settings: Settings) -> timedelta:
     if failure.decision == DEFER:
         return timedelta(seconds=settings.quota_defer_seconds)
     if failure.decision == RECREATE:

@@ -7,7 +7,8 @@ allow-list); a job function added here must be added there too.
 from __future__ import annotations
 
 import logging
-from datetime import UTC
+from datetime import UTC, datetime
+from typing import Any
 
 from rq import get_current_job
 
@@ -44,6 +45,8 @@ def _publish(post_id: str, carried: str | None) -> str:
             log.info("post not taken (already published, cancelled, not due, or another run holds it)")
             return "skipped"
         post = session.get(ScheduledPost, post_id)
+        if post is None:  # its lease was just taken: only a deletion in between gets here
+            raise LookupError(f"post {post_id} is gone")
         with log_context(connection_id=post.connection_id):
             try:
                 return PublishRun(ctx, session, post, owner, ctx.graph(), fresh_take=carried is None).run()
@@ -53,7 +56,7 @@ def _publish(post_id: str, carried: str | None) -> str:
                 return "lease_lost"
 
 
-def publish_request(payload: dict) -> dict:
+def publish_request(payload: dict[str, Any]) -> dict[str, Any]:
     """A post handed over on RQ by the Resellio scheduler: recorded and queued like any other.
 
     ``payload`` is the ``POST /api/meta/schedule`` body plus ``user_id_resellio``
@@ -75,9 +78,7 @@ def publish_request(payload: dict) -> dict:
                 raise AppError("validation_error", fields=problems)
             outcome = schedule_post(
                 session,
-                settings=ctx.settings,
-                redis=ctx.redis,
-                cipher=ctx.cipher,
+                ctx,
                 caller=PostCaller(user_id=user_id, via="rq"),
                 payload=body,
                 idempotency_key=key,
@@ -104,11 +105,11 @@ def publish_request(payload: dict) -> dict:
         return {"ok": True, "job_id": outcome.post.id, "created": outcome.created}
 
 
-def _printable(value) -> bool:
+def _printable(value: object) -> bool:
     return isinstance(value, str) and 0 < len(value.strip()) and len(value) <= 255 and value.isprintable()
 
 
-def _enqueued_at():
+def _enqueued_at() -> datetime | None:
     """When the scheduler handed the request over (the RQ job's enqueue time), if known."""
     job = get_current_job()
     enqueued = job.enqueued_at if job is not None else None

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, func, or_, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from shared.db import utcnow
+from shared.db import affected_rows, utcnow
 from shared.models import PUBLISHING, QUEUED, ScheduledPost
 
 # A job may start this much before publish_at (clock skew between hosts).
@@ -29,7 +30,7 @@ def take(session: Session, post_id: str, owner: str, lease_seconds: float) -> bo
     now = utcnow()
     due = and_(ScheduledPost.status == QUEUED, ScheduledPost.publish_at <= now + EARLY_TOLERANCE)
     abandoned = and_(ScheduledPost.status == PUBLISHING, ScheduledPost.lease_expires_at < now)
-    taken = session.execute(
+    result = session.execute(
         update(ScheduledPost)
         .where(ScheduledPost.id == post_id, or_(due, abandoned))
         .values(
@@ -40,9 +41,10 @@ def take(session: Session, post_id: str, owner: str, lease_seconds: float) -> bo
             started_at=func.coalesce(ScheduledPost.started_at, now),
             next_attempt_at=None,
         )
-    ).rowcount
+    )
+    count = affected_rows(result)
     session.commit()
-    return taken == 1
+    return count == 1
 
 
 def resume(session: Session, post_id: str, owner: str, new_owner: str, lease_seconds: float) -> bool:
@@ -51,32 +53,34 @@ def resume(session: Session, post_id: str, owner: str, new_owner: str, lease_sec
     Rotating the token fences duplicate deliveries of the same continuation: only
     the first one finds ``owner`` still there.
     """
-    renewed = session.execute(
+    result = session.execute(
         update(ScheduledPost)
         .where(ScheduledPost.id == post_id, ScheduledPost.status == PUBLISHING, ScheduledPost.lease_owner == owner)
         .values(
             lease_owner=new_owner, lease_expires_at=utcnow() + timedelta(seconds=lease_seconds), next_attempt_at=None
         )
-    ).rowcount
+    )
+    count = affected_rows(result)
     session.commit()
-    return renewed == 1
+    return count == 1
 
 
-def record(session: Session, post: ScheduledPost, owner: str, lease_seconds: float, **values) -> None:
+def record(session: Session, post: ScheduledPost, owner: str, lease_seconds: float, **values: Any) -> None:
     """Write step results only while holding the lease (and extend it); commit at once.
 
     The loaded ``post`` is brought up to date without being marked dirty, so nothing
     is ever written outside this fenced UPDATE.
     """
     values.setdefault("lease_expires_at", utcnow() + timedelta(seconds=lease_seconds))
-    changed = session.execute(
+    result = session.execute(
         update(ScheduledPost)
         .where(ScheduledPost.id == post.id, ScheduledPost.lease_owner == owner, ScheduledPost.status == PUBLISHING)
         .values(**values),
         execution_options={"synchronize_session": False},
-    ).rowcount
+    )
+    count = affected_rows(result)
     session.commit()
-    if changed != 1:
+    if count != 1:
         raise LeaseLost(post.id)
     for key, value in values.items():
         set_committed_value(post, key, value)

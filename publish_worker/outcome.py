@@ -12,6 +12,7 @@ from shared.db import utcnow
 from shared.errors import message_for
 from shared.metrics import ERRORS, LATENESS, PUBLISHES, START_LATENESS
 from shared.models import FAILED, PARTIALLY_PUBLISHED, PUBLISHED, UNCONFIRMED, ScheduledPost
+from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def explain(
     return (codes[0] if codes else None), (" ".join(parts) or None)
 
 
-def finish(session: Session, post: ScheduledPost, owner: str, settings) -> str:
+def finish(session: Session, post: ScheduledPost, owner: str, settings: Settings) -> str:
     """Record the outcome, release the lease, and say so in the audit log and metrics."""
     results = target_results(post)
     outcome = decide(results)

@@ -11,23 +11,16 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from publish_worker import lease
-from publish_worker.failures import (
-    CONNECTION_CODES,
-    DEFER,
-    NO_RETRY,
-    RECREATE,
-    Failure,
-    classify,
-    retry_delay,
-)
+from publish_worker.failures import CONNECTION_CODES, NO_RETRY, Failure, classify, retry_delay
 from publish_worker.outcome import finish, with_detail
 from shared.db import utcnow
-from shared.errors import NOT_READY_SUBCODE
+from shared.errors import DEFER, NOT_READY_SUBCODE, RECREATE
 from shared.graph import GraphClient, GraphError, GraphTransportError
 from shared.metrics import USAGE_SLOWDOWNS
 from shared.models import (
@@ -40,7 +33,8 @@ from shared.models import (
     ScheduledPost,
     SocialConnection,
 )
-from shared.queue import enqueue_publish, make_queue
+from shared.queue import enqueue_publish
+from shared.services import Services
 from shared.token_check import mark_needs_reauth
 from shared.tokens import page_token
 
@@ -64,7 +58,14 @@ DUE_TOLERANCE = timedelta(seconds=1)
 
 class PublishRun:
     def __init__(
-        self, context, session: Session, post: ScheduledPost, owner: str, graph: GraphClient, *, fresh_take: bool = True
+        self,
+        context: Services,
+        session: Session,
+        post: ScheduledPost,
+        owner: str,
+        graph: GraphClient,
+        *,
+        fresh_take: bool = True,
     ):
         self.ctx = context
         self.settings = context.settings
@@ -73,7 +74,10 @@ class PublishRun:
         self.owner = owner
         self.graph = graph
         self.token: str | None = None
-        self.conn: SocialConnection | None = None
+        conn = session.get(SocialConnection, post.connection_id)
+        if conn is None:
+            raise LookupError(f"post {post.id}: its connection is gone")
+        self.conn: SocialConnection = conn
         # A failure that makes the whole connection unusable (token_expired, meta_action_required).
         self.connection_failure: Failure | None = None
         self.fresh_take = fresh_take
@@ -81,17 +85,17 @@ class PublishRun:
 
     # -- bookkeeping --
 
-    def save(self, **values) -> None:
+    def save(self, **values: Any) -> None:
         lease.record(self.session, self.post, self.owner, self.settings.lease_seconds, **values)
 
-    def save_attempt(self, **values) -> None:
+    def save_attempt(self, **values: Any) -> None:
         """Like ``save``, and the first time this run sends something it counts as an attempt."""
         if not self.counted_attempt:
             values["attempts"] = self.post.attempts + 1
             self.counted_attempt = True
         self.save(**values)
 
-    def due(self, not_before) -> bool:
+    def due(self, not_before: datetime | None) -> bool:
         # RQ schedules to the whole second, so a continuation may start a little early.
         return not_before is None or not_before <= utcnow() + DUE_TOLERANCE
 
@@ -105,7 +109,7 @@ class PublishRun:
 
     def fail_pending(self, error_code: str) -> None:
         """Give up on every pending target; one whose last request may have gone through is unconfirmed."""
-        values = {}
+        values: dict[str, Any] = {}
         for prefix in self.pending():
             maybe_sent = getattr(self.post, _SENT_MARKER[prefix]) is not None
             values[f"{prefix}_status"] = UNCONFIRMED if maybe_sent else FAILED
@@ -116,7 +120,7 @@ class PublishRun:
     def target_failed(self, prefix: str, failure: Failure) -> None:
         """Record a failed step: retry later, or give up (unconfirmed if it may have happened)."""
         tries = getattr(self.post, f"{prefix}_tries") + 1
-        values: dict = {f"{prefix}_tries": tries, f"{prefix}_error_code": failure.error_code}
+        values: dict[str, Any] = {f"{prefix}_tries": tries, f"{prefix}_error_code": failure.error_code}
         if not failure.ambiguous and prefix in _SENT_MARKER:
             values[_SENT_MARKER[prefix]] = None
         if failure.decision == RECREATE and prefix == "ig":
@@ -163,7 +167,7 @@ class PublishRun:
                 self.save(fb_not_before=settled_at)
                 return
             try:
-                found = self.find_page_post()
+                found = self.find_page_post(post.fb_sent_at)
             except CheckFailed:
                 self.save(fb_status=UNCONFIRMED, fb_error_code="meta_unavailable")
                 return
@@ -192,7 +196,7 @@ class PublishRun:
         """How long a request we sent may still be running at Meta (both times are our clock's)."""
         return timedelta(seconds=self.settings.graph_connect_timeout + self.settings.graph_read_timeout + 2)
 
-    def find_page_post(self) -> str | None:
+    def find_page_post(self, sent_at: datetime) -> str | None:
         """After an ambiguous attempt: is the post on the Page? Its id, None if surely not there.
 
         Only the Page's own posts are looked at (``/published_posts``): the feed also
@@ -204,7 +208,7 @@ class PublishRun:
         post = self.post
         if not post.caption:
             raise CheckFailed("nothing to recognise the post by")
-        window_start = post.fb_sent_at - CLOCK_SKEW
+        window_start = sent_at - CLOCK_SKEW
         try:
             # Every page since the attempt: on a busy Page ours may not be on the first one.
             items = list(
@@ -353,7 +357,6 @@ class PublishRun:
 
     def run(self) -> str:
         post = self.post
-        self.conn = self.session.get(SocialConnection, post.connection_id)
         if self.conn.status != CONNECTED:
             code = (
                 "not_connected" if self.conn.status == DISCONNECTED else (self.conn.last_error_code or "token_expired")
@@ -384,11 +387,11 @@ class PublishRun:
         times = [getattr(post, f"{p}_not_before") for p in self.pending()]
         at = max(utcnow(), min(t or utcnow() for t in times))
         lease.hold_until(self.session, post, self.owner, self.settings.lease_seconds, at)
-        enqueue_publish(self.session, make_queue(self.ctx.redis), self.settings, post.id, at=at, lease=self.owner)
+        enqueue_publish(self.session, self.ctx, post.id, at=at, lease=self.owner)
         return "continuing"
 
 
-def _created(item: dict) -> datetime:
+def _created(item: dict[str, Any]) -> datetime:
     try:
         return datetime.strptime(item.get("created_time") or "", FEED_TIME_FORMAT)
     except ValueError:

@@ -15,16 +15,19 @@ import socket
 import threading
 import time
 import uuid
+from typing import Any
 
+from redis import Redis
 from redis.exceptions import RedisError
-from rq import SimpleWorker
+from rq import Queue, SimpleWorker
 from rq.exceptions import DeserializationError, NoSuchJobError, StopRequested
+from rq.job import Job
 from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 from rq.timeouts import TimerDeathPenalty
 from rq.utils import current_timestamp
 
-from publish_worker.context import WorkerContext, install_context
+from publish_worker.context import install_context, worker_services
 from publish_worker.duties import periodic_duties
 from shared.queue import (
     QUEUE_NAME,
@@ -36,6 +39,8 @@ from shared.queue import (
     note_unreadable,
     refuse,
 )
+from shared.services import Services
+from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +56,7 @@ class PublishScheduler(RQScheduler):
     the failed registry here instead, so it never reaches the queue at all.
     """
 
-    def enqueue_scheduled_jobs(self):
+    def enqueue_scheduled_jobs(self) -> None:
         if not self._scheduled_job_registries and self._acquired_locks:
             self.prepare_registries()
         for registry in self._scheduled_job_registries:
@@ -80,18 +85,20 @@ class PublishScheduler(RQScheduler):
                         registry.remove(job_id, pipeline=pipe)
                         note_unreadable(job_id)
                     pipe.execute()
-        super().enqueue_scheduled_jobs()
+        super().enqueue_scheduled_jobs()  # type: ignore[no-untyped-call]  # unannotated in RQ 3.0
 
 
 class SchedulerLoop(threading.Thread):
     """Moves due ``enqueue_at`` jobs onto the queue, about once a second."""
 
-    def __init__(self, redis, stop: threading.Event, interval: float = SCHEDULER_INTERVAL_SECONDS):
+    def __init__(self, redis: Redis, stop: threading.Event, interval: float = SCHEDULER_INTERVAL_SECONDS):
         super().__init__(name="rq-scheduler", daemon=True)
         self.scheduler = PublishScheduler(
             [QUEUE_NAME], connection=redis, interval=int(max(1, interval)), serializer=JSONSerializer
         )
-        self.scheduler._connection = redis  # use this client as is (it may be the embedded Redis)
+        # Use this client as is (it may be the embedded Redis). RQ 3.0 infers the attribute's type
+        # from its ``None`` initial value.
+        self.scheduler._connection = redis  # type: ignore[assignment]
         self.stop_event = stop
         self.interval = interval
 
@@ -104,15 +111,15 @@ class SchedulerLoop(threading.Thread):
                 # lock expires in about a minute, so ask every few seconds instead.
                 if not holds_all and time.monotonic() - last_attempt >= LOCK_RETRY_SECONDS:
                     last_attempt = time.monotonic()
-                    self.scheduler.acquire_locks()
+                    self.scheduler.acquire_locks()  # type: ignore[no-untyped-call]  # unannotated in RQ 3.0
                 if self.scheduler.acquired_locks:
-                    self.scheduler.heartbeat()
+                    self.scheduler.heartbeat()  # type: ignore[no-untyped-call]  # unannotated in RQ 3.0
                     self.scheduler.enqueue_scheduled_jobs()
             except Exception as exc:  # noqa: BLE001 - the scheduler must outlive any one failure
                 log.warning("scheduler tick failed: %s", type(exc).__name__)
             self.stop_event.wait(self.interval)
         try:
-            self.scheduler.release_locks()
+            self.scheduler.release_locks()  # type: ignore[no-untyped-call]  # unannotated in RQ 3.0
         except RedisError:
             pass
 
@@ -125,16 +132,18 @@ class ThreadPublishWorker(SimpleWorker):
     death_penalty_class = TimerDeathPenalty
     job_class = PublishJob
 
-    def __init__(self, *args, stop_event: threading.Event | None = None, **kwargs):
+    def __init__(self, *args: Any, stop_event: threading.Event | None = None, **kwargs: Any):
         # A description is whatever the enqueuer wrote (a whole payload, say): log job ids only.
         kwargs.setdefault("log_job_description", False)
         super().__init__(*args, **kwargs)
         self.stop_event = stop_event or threading.Event()
 
-    def _install_signal_handlers(self):
+    def _install_signal_handlers(self) -> None:
         pass
 
-    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
+    def dequeue_job_and_maintain_ttl(
+        self, timeout: int | None, max_idle_time: int | None = None
+    ) -> tuple[Job, Queue] | None:
         """Wait for a job a second at a time, leaving only before a dequeue (never after one)."""
         while True:
             if self.stop_event.is_set():
@@ -143,7 +152,7 @@ class ThreadPublishWorker(SimpleWorker):
             if result is not None:
                 return result
 
-    def handle_exception(self, job, *exc_info):
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:
         """RQ's own line would carry the refused job's raw function name and arguments;
         ``PublishJob`` has already logged the refusal, capped. A job whose data is not
         even readable fails before ``func`` is reached: refused the same way here."""
@@ -156,7 +165,7 @@ class ThreadPublishWorker(SimpleWorker):
         super().handle_exception(job, *exc_info)
 
 
-def make_worker(ctx: WorkerContext, index: int, stop: threading.Event) -> ThreadPublishWorker:
+def make_worker(ctx: Services, index: int, stop: threading.Event) -> ThreadPublishWorker:
     # Random suffix: a crashed worker's registration (same host and pid) may still be in Redis.
     name = f"publish-{socket.gethostname()}-{os.getpid()}-{index}-{uuid.uuid4().hex[:6]}"
     return ThreadPublishWorker(
@@ -170,7 +179,7 @@ def make_worker(ctx: WorkerContext, index: int, stop: threading.Event) -> Thread
 
 
 def start_threads(
-    ctx: WorkerContext, count: int, stop: threading.Event, logging_level: str = "WARNING"
+    ctx: Services, count: int, stop: threading.Event, logging_level: str = "WARNING"
 ) -> list[threading.Thread]:
     """The whole worker on threads of this process: RQ's scheduler, the periodic duties and
     ``count`` RQ workers (jobs wait on Meta, not on the CPU). All stop when ``stop`` is set."""
@@ -196,8 +205,8 @@ def start_threads(
 class InProcessWorker:
     """The whole worker inside another process (``social-connect demo``, tests)."""
 
-    def __init__(self, settings, redis, *, threads: int = 2):
-        self.ctx = WorkerContext.build(settings, redis)
+    def __init__(self, settings: Settings, redis: Redis, *, threads: int = 2):
+        self.ctx = worker_services(settings, redis)
         self.stop_event = threading.Event()
         self.thread_count = threads
         self._threads: list[threading.Thread] = []
@@ -215,11 +224,9 @@ class InProcessWorker:
         self.ctx.close()
 
 
-def run_forever(settings) -> None:
+def run_forever(settings: Settings) -> None:
     """``python -m publish_worker``: metrics server, scheduler and duty threads, the worker loop."""
-    from shared.redis_conn import make_redis
-
-    ctx = WorkerContext.build(settings, make_redis(settings))
+    ctx = worker_services(settings)
     install_context(ctx)
     if settings.metrics_port:
         from prometheus_client import start_http_server

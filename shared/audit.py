@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -10,6 +11,17 @@ from sqlalchemy.orm import Session
 from shared.models import AuditEvent
 
 log = logging.getLogger("social_connect.audit")
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """Where a call came from, for its audit events: the request id and the client's address."""
+
+    request_id: str | None = None
+    ip: str | None = None
+
+
+NO_REQUEST = RequestInfo()
 
 EVENTS = frozenset(
     {

@@ -17,6 +17,8 @@ from typing import Protocol
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from shared.settings import Settings
+
 FORMAT_VERSION = "v1"
 NONCE_BYTES = 12
 
@@ -88,5 +90,5 @@ class TokenCipher:
             raise DecryptionError("ciphertext does not verify for this row and field") from exc
 
 
-def cipher_from_settings(settings) -> TokenCipher:
+def cipher_from_settings(settings: Settings) -> TokenCipher:
     return TokenCipher(EnvKeyRing(settings.token_encryption_keys))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -197,10 +198,14 @@ def message_for(error_code: str, language: str = "id") -> str:
     return spec.message_en if language == "en" else spec.message_id
 
 
-def error_body(error_code: str, language: str = "id", fields: dict | None = None) -> dict:
+def error_body(error_code: str, language: str = "id", fields: dict[str, list[str]] | None = None) -> dict[str, Any]:
     """The documented error shape: ``error_code``, ``message``, ``action`` (+ ``fields``)."""
     spec = CATALOGUE[error_code]
-    body = {"error_code": error_code, "message": message_for(error_code, language), "action": spec.action}
+    body: dict[str, Any] = {
+        "error_code": error_code,
+        "message": message_for(error_code, language),
+        "action": spec.action,
+    }
     if fields is not None:
         body["fields"] = fields
     return body

@@ -14,19 +14,31 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypedDict
 from urllib.parse import parse_qsl, urlsplit
 
 import requests
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
 from shared.errors import THROTTLE_CODES, classify_graph_error
+from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
 # Called after every Graph call with (endpoint label, seconds, outcome).
 GraphObserver = Callable[[str, float, str], None]
+# A JSON object as Meta sends it, or as a call's parameters.
+JSONObject = dict[str, Any]
+
+
+class Usage(TypedDict, total=False):
+    """``X-App-Usage`` and ``X-Business-Use-Case-Usage`` in one summary."""
+
+    max_percent: float  # the highest percentage of any limit
+    regain_seconds: float  # Meta's longest ``estimated_time_to_regain_access``, in seconds
+    app: JSONObject
+    business: JSONObject
 
 
 class GraphError(Exception):
@@ -41,7 +53,7 @@ class GraphError(Exception):
         message: str = "",
         error_type: str | None = None,
         fbtrace_id: str | None = None,
-        usage: dict | None = None,
+        usage: Usage | None = None,
         is_transient: bool = False,
     ):
         super().__init__(f"Graph error http={http_status} code={code} subcode={subcode} fbtrace_id={fbtrace_id}")
@@ -51,7 +63,7 @@ class GraphError(Exception):
         self.message = message
         self.error_type = error_type
         self.fbtrace_id = fbtrace_id
-        self.usage = usage or {}
+        self.usage: Usage = usage or Usage()
         self.is_transient = is_transient
 
     @property
@@ -85,26 +97,25 @@ def appsecret_proof(token: str, app_secret: str) -> str:
     return hmac.new(app_secret.encode(), token.encode(), hashlib.sha256).hexdigest()
 
 
-def parse_usage(headers) -> dict:
+def parse_usage(headers: Mapping[str, str]) -> Usage:
     """Read ``X-App-Usage`` and ``X-Business-Use-Case-Usage`` into one summary."""
-    usage: dict[str, Any] = {"max_percent": 0, "regain_seconds": 0}
+    usage = Usage(max_percent=0, regain_seconds=0)
     try:
         app = json.loads(headers.get("X-App-Usage") or "{}")
         business = json.loads(headers.get("X-Business-Use-Case-Usage") or "{}")
     except ValueError:
         return usage
-    percents = [v for v in app.values() if isinstance(v, (int, float))] if isinstance(app, dict) else []
-    regain = 0
+    percents: list[float] = [v for v in app.values() if isinstance(v, (int, float))] if isinstance(app, dict) else []
+    regain: float = 0
     if isinstance(business, dict):
         for entries in business.values():
             for entry in entries if isinstance(entries, list) else []:
                 if not isinstance(entry, dict):
                     continue
-                percents += [
-                    entry.get(k)
-                    for k in ("call_count", "total_cputime", "total_time")
-                    if isinstance(entry.get(k), (int, float))
-                ]
+                for name in ("call_count", "total_cputime", "total_time"):
+                    value = entry.get(name)
+                    if isinstance(value, (int, float)):
+                        percents.append(value)
                 minutes = entry.get("estimated_time_to_regain_access")
                 if isinstance(minutes, (int, float)):
                     regain = max(regain, minutes * 60)
@@ -138,7 +149,7 @@ class GraphClient:
 
     def __init__(
         self,
-        settings,
+        settings: Settings,
         *,
         session: requests.Session | None = None,
         timeout: tuple[float, float] | None = None,
@@ -150,7 +161,7 @@ class GraphClient:
         self.timeout = timeout or (settings.graph_connect_timeout, settings.graph_read_timeout)
         self.deadline = deadline
         self.observer = observer
-        self.last_usage: dict = {}
+        self.last_usage: Usage = {}
         base = urlsplit(settings.meta_graph_url)
         self._origin = (base.scheme, base.netloc)
 
@@ -158,42 +169,45 @@ class GraphClient:
     def app_token(self) -> str:
         return f"{self.settings.meta_app_id}|{self.settings.meta_app_secret}"
 
-    def get(self, path: str, *, token: str | None = None, params: dict | None = None) -> Any:
+    def get(self, path: str, *, token: str | None = None, params: JSONObject | None = None) -> Any:
         return self.request("GET", path, token=token, params=params)
 
-    def post(self, path: str, *, token: str | None = None, data: dict | None = None) -> Any:
+    def post(self, path: str, *, token: str | None = None, data: JSONObject | None = None) -> Any:
         return self.request("POST", path, token=token, data=data)
 
-    def delete(self, path: str, *, token: str | None = None, params: dict | None = None) -> Any:
+    def delete(self, path: str, *, token: str | None = None, params: JSONObject | None = None) -> Any:
         return self.request("DELETE", path, token=token, params=params)
 
-    def paginate(self, path: str, *, token: str, params: dict | None = None, max_pages: int = 50) -> Iterator[dict]:
+    def paginate(
+        self, path: str, *, token: str, params: JSONObject | None = None, max_pages: int = 50
+    ) -> Iterator[JSONObject]:
         """Yield every item of a list edge, following ``paging.next`` on Meta's host only."""
-        url: str | None = path
+        url = path
         page_params = params
         for _ in range(max_pages):
             body = self.request("GET", url, token=token, params=page_params)
             yield from body.get("data", [])
-            url = (body.get("paging") or {}).get("next")
-            if not url:
+            next_url = (body.get("paging") or {}).get("next")
+            if not next_url:
                 return
-            split = urlsplit(url)
+            split = urlsplit(next_url)
             if (split.scheme, split.netloc) != self._origin:
                 log.warning("graph paging.next points off the Graph host; stopped following it")
                 return
-            page_params = None
+            url, page_params = next_url, None
         log.warning("graph paging stopped after %d pages", max_pages)
 
-    def debug_token(self, input_token: str) -> dict:
+    def debug_token(self, input_token: str) -> JSONObject:
         """``GET /debug_token`` with the app token; returns its ``data`` object."""
         body = self.request(
             "GET", "/debug_token", token=self.app_token, params={"input_token": input_token}, proof=False
         )
-        return body.get("data") or {}
+        data: JSONObject = body.get("data") or {}
+        return data
 
     # -- internals --
 
-    def _url_and_params(self, path: str, params: dict | None) -> tuple[str, dict]:
+    def _url_and_params(self, path: str, params: JSONObject | None) -> tuple[str, JSONObject]:
         if path.startswith("http://") or path.startswith("https://"):
             split = urlsplit(path)
             if (split.scheme, split.netloc) != self._origin:
@@ -222,8 +236,8 @@ class GraphClient:
         path: str,
         *,
         token: str | None = None,
-        params: dict | None = None,
-        data: dict | None = None,
+        params: JSONObject | None = None,
+        data: JSONObject | None = None,
         proof: bool = True,
     ) -> Any:
         url, query = self._url_and_params(path, params)
@@ -279,7 +293,7 @@ class GraphClient:
         raise error_from_response(resp, payload, self.last_usage)
 
 
-def error_from_response(resp: requests.Response, payload: Any, usage: dict | None = None) -> GraphError:
+def error_from_response(resp: requests.Response, payload: Any, usage: Usage | None = None) -> GraphError:
     """Meta's error body (``{"error": {...}}``) as a :class:`GraphError`."""
     error = payload.get("error") if isinstance(payload, dict) else None
     if not isinstance(error, dict):
@@ -296,7 +310,7 @@ def error_from_response(resp: requests.Response, payload: Any, usage: dict | Non
     )
 
 
-def _as_int(value) -> int | None:
+def _as_int(value: Any) -> int | None:
     try:
         return int(value) if value is not None else None
     except (TypeError, ValueError):

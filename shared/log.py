@@ -46,17 +46,17 @@ _context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
 )
 
 
-def set_log_context(**fields) -> contextvars.Token:
+def set_log_context(**fields: Any) -> contextvars.Token[Mapping[str, Any]]:
     """Attach fields (request_id, job_id, connection_id…) to every record in this context."""
     return _context.set({**_context.get(), **{k: v for k, v in fields.items() if v is not None}})
 
 
-def reset_log_context(token: contextvars.Token) -> None:
+def reset_log_context(token: contextvars.Token[Mapping[str, Any]]) -> None:
     _context.reset(token)
 
 
 @contextlib.contextmanager
-def log_context(**fields) -> Iterator[None]:
+def log_context(**fields: Any) -> Iterator[None]:
     token = set_log_context(**fields)
     try:
         yield
@@ -88,7 +88,7 @@ def mask(text: str) -> str:
 _base_factory = logging.getLogRecordFactory()
 
 
-def _masking_factory(*args, **kwargs) -> logging.LogRecord:
+def _masking_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
     record = _base_factory(*args, **kwargs)
     record.log_context = _context.get()
     try:

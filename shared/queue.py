@@ -8,15 +8,19 @@ Queue, Worker and the scheduler use ``PublishJob``: it runs only the functions o
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from redis import Redis
+from redis.client import Pipeline
 from redis.exceptions import RedisError
 from rq import Queue, Retry
 from rq.exceptions import DeserializationError
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
+from rq.types import FailureCallbackType, SuccessCallbackType
 from rq.utils import import_attribute
 from sqlalchemy import String, cast, update
 from sqlalchemy.orm import Session
@@ -24,6 +28,8 @@ from sqlalchemy.orm import Session
 from shared.db import utcnow
 from shared.metrics import JOBS_REFUSED
 from shared.models import ScheduledPost
+from shared.services import Services
+from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -77,32 +83,32 @@ class PublishJob(Job):
         return None
 
     @property
-    def func(self):
+    def func(self) -> Callable[..., Any]:
         reason = self.refusal()
         if reason is not None:
             self.retries_left = None  # failed for good: a retry would only be refused again
             note_refusal(self, reason)
             raise JobRefused(f"job refused ({reason}): only the contract's job functions run here")
-        return import_attribute(self.func_name)
+        return import_attribute(str(self.func_name))  # a name of JOB_FUNCTIONS: refusal() checked it
 
     @property
-    def success_callback(self):
+    def success_callback(self) -> SuccessCallbackType | None:
         return None
 
     @property
-    def failure_callback(self):
+    def failure_callback(self) -> FailureCallbackType | None:
         return None
 
     @property
-    def stopped_callback(self):
+    def stopped_callback(self) -> Callable[[Job, Redis], Any] | None:
         return None
 
-    def send_webhooks(self, status, *, exc_string=None) -> None:
+    def send_webhooks(self, status: str | JobStatus, *, exc_string: str | None = None) -> None:
         """Never: a job's webhooks would be a request from the worker to any URL."""
         return None
 
 
-def _capped(value) -> str:
+def _capped(value: object) -> str:
     text = value if isinstance(value, str) else type(value).__name__
     return repr(text[:_LOG_CAP]) + ("…" if len(text) > _LOG_CAP else "")
 
@@ -123,7 +129,7 @@ def note_unreadable(job_id: str) -> None:
     JOBS_REFUSED.labels(reason="unreadable").inc()
 
 
-def refuse(job: Job, reason: str, queue_name: str, pipeline) -> None:
+def refuse(job: Job, reason: str, queue_name: str, pipeline: Pipeline) -> None:
     """Move ``job`` to the failed registry of ``queue_name`` without running it (the scheduler's path)."""
     note_refusal(job, reason)
     job.set_status(JobStatus.FAILED, pipeline=pipeline)
@@ -136,7 +142,7 @@ def make_queue(redis: Redis) -> Queue:
     return Queue(QUEUE_NAME, connection=redis, serializer=JSONSerializer, job_class=PublishJob)
 
 
-def job_timeout(settings) -> int:
+def job_timeout(settings: Settings) -> int:
     """Shorter than the lease, so a job is stopped before another worker may take the post."""
     return max(10, int(settings.lease_seconds) - 10)
 
@@ -155,18 +161,19 @@ def next_job_id(session: Session, post_id: str) -> str:
 
 
 def enqueue_publish(
-    session: Session, queue: Queue, settings, post_id: str, *, at: datetime | None = None, lease: str | None = None
+    session: Session, services: Services, post_id: str, *, at: datetime | None = None, lease: str | None = None
 ) -> str | None:
-    """Commit a new job id, then put ``publish_post`` on the queue (at ``at``, UTC-aware).
+    """Commit a new job id, then put ``publish_post`` on the services' queue (at ``at``, UTC-aware).
 
     A Redis failure is logged and swallowed on purpose: the post is in the database,
     and the sweeper enqueues any due post whose job is missing.
     """
     job_id = next_job_id(session, post_id)
+    queue = make_queue(services.redis)
     kwargs = {"lease": lease} if lease else {}
-    options = dict(
+    options: dict[str, Any] = dict(
         job_id=job_id,
-        job_timeout=job_timeout(settings),
+        job_timeout=job_timeout(services.settings),
         result_ttl=3600,
         failure_ttl=7 * 86400,
         retry=Retry(max=2, interval=[10, 60]),

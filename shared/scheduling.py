@@ -11,15 +11,15 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from marshmallow import ValidationError
-from redis import Redis
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shared.audit import record_event
-from shared.crypto import TokenCipher
+from shared.audit import NO_REQUEST, RequestInfo, record_event
 from shared.errors import AppError
 from shared.graph import GraphClient
 from shared.metrics import POSTS_SCHEDULED
@@ -35,7 +35,8 @@ from shared.models import (
     new_id,
 )
 from shared.post_schema import ScheduleBody, normalized
-from shared.queue import enqueue_publish, make_queue
+from shared.queue import enqueue_publish
+from shared.services import Services
 from shared.token_check import is_fresh, recheck_connection
 from shared.validation import flatten_errors
 
@@ -65,14 +66,15 @@ class ScheduleOutcome:
     created: bool
 
 
-def validate_body(payload: dict, now=None) -> dict:
+def validate_body(payload: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
     try:
-        return ScheduleBody(now=now).load(payload)
+        body: dict[str, Any] = ScheduleBody(now=now).load(payload)
     except ValidationError as exc:
         raise AppError("validation_error", fields=flatten_errors(exc.messages)) from None
+    return body
 
 
-def request_hash(body: dict) -> str:
+def request_hash(body: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(normalized(body), sort_keys=True).encode()).hexdigest()
 
 
@@ -103,7 +105,7 @@ def resolve_connection(session: Session, caller: PostCaller, connection_id: str 
         if conn is None or conn.user_id_resellio != caller.user_id:
             raise AppError("not_found")
     else:
-        conn = active_connection(session, caller.user_id)
+        conn = active_connection(session, caller.user_id) if caller.user_id is not None else None
         if conn is None:
             raise AppError("not_connected")
     if conn.status == DISCONNECTED:
@@ -116,44 +118,36 @@ def resolve_connection(session: Session, caller: PostCaller, connection_id: str 
 
 
 def ensure_token_valid(
-    session: Session,
-    conn: SocialConnection,
-    *,
-    settings,
-    cipher: TokenCipher,
-    graph: GraphClient,
-    request_id: str | None = None,
-    ip: str | None = None,
+    session: Session, services: Services, conn: SocialConnection, *, graph: GraphClient, info: RequestInfo = NO_REQUEST
 ) -> None:
     """``debug_token`` at most every ten minutes; a dead token marks the connection ``needs_reauth``.
 
     If Meta cannot answer, the post is still accepted: the worker checks again at publish time.
     """
-    if is_fresh(conn, settings.token_check_max_age_seconds):
+    if is_fresh(conn, services.settings.token_check_max_age_seconds):
         return
-    check = recheck_connection(session, conn, graph, cipher, request_id=request_id, ip=ip)
+    check = recheck_connection(session, services, conn, graph=graph, info=info)
     if check is not None and not check.valid:
         raise AppError(check.error_code or "token_expired")
 
 
 def schedule_post(
     session: Session,
+    services: Services,
     *,
-    settings,
-    redis: Redis,
-    cipher: TokenCipher,
     caller: PostCaller,
-    payload: dict,
+    payload: dict[str, Any],
     idempotency_key: str | None = None,
     graph: GraphClient | None = None,
-    request_id: str | None = None,
-    ip: str | None = None,
-    received_at=None,
+    info: RequestInfo = NO_REQUEST,
+    received_at: datetime | None = None,
 ) -> ScheduleOutcome:
     """Validate, store (committed) and enqueue one post. Raises :class:`AppError`.
 
-    ``received_at`` is when the request was handed over (an RQ job's enqueue time):
-    a post delivered late is measured against it, so a worker backlog loses nothing.
+    ``graph`` checks the token (default: the services' client with the short status-check
+    read timeout). ``received_at`` is when the request was handed over (an RQ job's
+    enqueue time): a post delivered late is measured against it, so a worker backlog
+    loses nothing.
     """
     if idempotency_key:
         existing = _existing_for_key(session, caller, idempotency_key)
@@ -163,8 +157,9 @@ def schedule_post(
     body = validate_body(payload, now=received_at)
     digest = request_hash(body)
     conn = resolve_connection(session, caller, body["connection_id"])
-    graph = graph or GraphClient(settings, timeout=(settings.graph_connect_timeout, settings.status_check_timeout))
-    ensure_token_valid(session, conn, settings=settings, cipher=cipher, graph=graph, request_id=request_id, ip=ip)
+    settings = services.settings
+    graph = graph or services.graph(timeout=(settings.graph_connect_timeout, settings.status_check_timeout))
+    ensure_token_valid(session, services, conn, graph=graph, info=info)
 
     post = ScheduledPost(
         id=new_id("job"),
@@ -194,8 +189,8 @@ def schedule_post(
             "targets": list(body["targets"]),
             "by": "scheduler" if caller.is_scheduler else "user",
         },
-        request_id=request_id,
-        ip=ip,
+        request_id=info.request_id,
+        ip=info.ip,
     )
     try:
         session.commit()
@@ -207,5 +202,5 @@ def schedule_post(
             raise
         return _replay(existing, digest)
     POSTS_SCHEDULED.inc()
-    enqueue_publish(session, make_queue(redis), settings, post.id, at=post.publish_at)
+    enqueue_publish(session, services, post.id, at=post.publish_at)
     return ScheduleOutcome(post, created=True)

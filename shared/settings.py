@@ -12,9 +12,10 @@ import binascii
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
@@ -91,7 +92,7 @@ class Settings:
     def is_production(self) -> bool:
         return self.app_env == "production"
 
-    def with_overrides(self, **changes) -> Settings:
+    def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
 
 
@@ -222,7 +223,7 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
 
 
 # Worker tuning read from the environment (tests and benchmarks shorten these).
-TUNING = {
+TUNING: dict[str, tuple[str, Callable[[float], float]]] = {
     "lease_seconds": ("PUBLISH_LEASE_SECONDS", int),
     "sweep_interval_seconds": ("SWEEP_INTERVAL_SECONDS", float),
     "retry_base_seconds": ("RETRY_BASE_SECONDS", float),
@@ -234,12 +235,13 @@ TUNING = {
 }
 
 
-def load_settings(environ: Mapping[str, str] | None = None, **overrides) -> Settings:
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Read and validate every setting; raise :class:`SettingsError` naming the variable."""
+    env: dict[str, str]
     if environ is None:
         # A .env file is a development convenience; the real environment wins.
-        env = {**dotenv_values(PROJECT_ROOT / ".env"), **os.environ}
-        env = {k: v for k, v in env.items() if v is not None}
+        merged = {**dotenv_values(PROJECT_ROOT / ".env"), **os.environ}
+        env = {k: v for k, v in merged.items() if v is not None}
     else:
         env = dict(environ)
     app_env = env.get("APP_ENV", "production").strip() or "production"
@@ -291,7 +293,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides) -> Sett
         metrics_port=metrics_port,
         webhook_secret=parse_webhook_secret(webhook_secret) if webhook_secret else None,
     )
-    tuning = {}
+    tuning: dict[str, Any] = {}
     for attr, (name, cast) in TUNING.items():
         if env.get(name) not in (None, ""):
             tuning[attr] = cast(_float(env, name, 1.0))

@@ -5,15 +5,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
-from shared.audit import record_event
-from shared.crypto import DecryptionError, TokenCipher
+from shared.audit import NO_REQUEST, RequestInfo, record_event
+from shared.crypto import DecryptionError
 from shared.db import utcnow
 from shared.errors import classify_graph_error
 from shared.graph import GraphClient, GraphError, GraphTransportError
 from shared.models import CONNECTED, DISCONNECTED, NEEDS_REAUTH, SocialConnection
+from shared.services import Services
 from shared.settings import REQUIRED_SCOPES
 from shared.tokens import page_token
 
@@ -28,10 +30,10 @@ class TokenCheck:
     data_access_expires_at: datetime | None = None
     scopes: tuple[str, ...] = field(default_factory=tuple)
     # debug_token's per-Page/per-account grants; None when Meta did not send them.
-    granular_scopes: tuple[dict, ...] | None = None
+    granular_scopes: tuple[dict[str, Any], ...] | None = None
 
 
-def _from_unix(value) -> datetime | None:
+def _from_unix(value: Any) -> datetime | None:
     """Meta's unix times; 0 means "never"."""
     if not value:
         return None
@@ -77,7 +79,7 @@ def is_fresh(conn: SocialConnection, max_age_seconds: int) -> bool:
 
 
 def apply_token_check(
-    session: Session, conn: SocialConnection, check: TokenCheck, *, request_id: str | None = None, ip: str | None = None
+    session: Session, conn: SocialConnection, check: TokenCheck, *, info: RequestInfo = NO_REQUEST
 ) -> None:
     """Record the check on the row; a dead token turns the connection ``needs_reauth``.
 
@@ -91,34 +93,34 @@ def apply_token_check(
         conn.data_access_expires_at = check.data_access_expires_at
         conn.scopes_granted = list(check.scopes)
         return
-    mark_needs_reauth(session, conn, check.error_code or "token_expired", request_id=request_id, ip=ip)
+    mark_needs_reauth(session, conn, check.error_code or "token_expired", info=info)
 
 
 def recheck_connection(
     session: Session,
+    services: Services,
     conn: SocialConnection,
-    graph: GraphClient,
-    cipher: TokenCipher,
     *,
-    request_id: str | None = None,
-    ip: str | None = None,
+    graph: GraphClient | None = None,
+    info: RequestInfo = NO_REQUEST,
 ) -> TokenCheck | None:
     """``debug_token`` the connection's page token and record the answer (committed).
 
+    ``graph`` is a client with the caller's timeouts (default: the services' usual ones).
     ``None`` when Meta cannot answer or the token cannot be read: the stored state stands.
     """
     try:
-        check = check_token(graph, page_token(conn, cipher) or "")
+        check = check_token(graph or services.graph(), page_token(conn, services.cipher) or "")
     except (GraphError, GraphTransportError, DecryptionError) as exc:
         log.warning("token check skipped: %s", type(exc).__name__, extra={"connection_id": conn.id})
         return None
-    apply_token_check(session, conn, check, request_id=request_id, ip=ip)
+    apply_token_check(session, conn, check, info=info)
     session.commit()
     return check
 
 
 def mark_needs_reauth(
-    session: Session, conn: SocialConnection, error_code: str, *, request_id: str | None = None, ip: str | None = None
+    session: Session, conn: SocialConnection, error_code: str, *, info: RequestInfo = NO_REQUEST
 ) -> None:
     """The seller must reconnect; pending posts wait for the same Page to come back."""
     if conn.status == DISCONNECTED:
@@ -134,6 +136,6 @@ def mark_needs_reauth(
             user_id=conn.user_id_resellio,
             connection_id=conn.id,
             error_code=error_code,
-            request_id=request_id,
-            ip=ip,
+            request_id=info.request_id,
+            ip=info.ip,
         )

@@ -271,7 +271,7 @@ def test_a_forged_unreadable_scheduled_job_does_not_stop_the_scheduler(worker_ct
 def test_real_publish_post_and_publish_request_jobs_still_run(worker_ctx, graph, conn, db_session):
     post = make_post(db_session, conn)
     with worker_ctx.session() as session:
-        enqueue_publish(session, make_queue(worker_ctx.redis), worker_ctx.settings, post.id)
+        enqueue_publish(session, worker_ctx, post.id)
     payload = {
         "user_id_resellio": conn.user_id_resellio,
         "idempotency_key": "order-1",
@@ -303,7 +303,7 @@ def test_the_threaded_worker_refuses_foreign_jobs_and_publishes_ours(worker_ctx,
     foreign.append(unreadable)
     post = make_post(db_session, conn)
     with worker_ctx.session() as session:
-        enqueue_publish(session, make_queue(redis), worker_ctx.settings, post.id)
+        enqueue_publish(session, worker_ctx, post.id)
     before = refused("not_allowed"), refused("unreadable")
     stop = threading.Event()
     threads = start_threads(worker_ctx, 2, stop)

@@ -14,7 +14,7 @@ import requests
 from sqlalchemy import update
 
 from meta_sandbox import serve_in_thread
-from publish_worker.context import WorkerContext, install_context
+from publish_worker.context import install_context, worker_services
 from publish_worker.jobs import publish_post
 from shared.db import utcnow
 from shared.graph import appsecret_proof
@@ -127,7 +127,7 @@ def sandbox_settings(settings, sandbox):
 
 @pytest.fixture
 def ctx(sandbox_settings, redis_client, engine):
-    ctx = WorkerContext.build(sandbox_settings, redis_client)
+    ctx = worker_services(sandbox_settings, redis_client)
     install_context(ctx)
     yield ctx
     install_context(None)

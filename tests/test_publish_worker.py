@@ -53,7 +53,7 @@ def test_a_due_post_is_published_to_both_targets(worker_ctx, graph, conn, db_ses
 def test_through_rq_with_a_simple_worker(worker_ctx, graph, conn, db_session):
     post = make_post(db_session, conn)
     with worker_ctx.session() as session:
-        enqueue_publish(session, make_queue(worker_ctx.redis), worker_ctx.settings, post.id)
+        enqueue_publish(session, worker_ctx, post.id)
     SimpleWorker(
         [make_queue(worker_ctx.redis)], connection=worker_ctx.redis, serializer=JSONSerializer, job_class=PublishJob
     ).work(burst=True)

@@ -366,14 +366,12 @@ def test_scheduling_requires_a_session(anon_client):
 
 def test_a_late_retry_with_the_same_key_still_gets_the_same_job(client, conn, db_session, settings, redis_client):
     from shared.scheduling import PostCaller, schedule_post
-    from tests.factories import cipher
+    from shared.services import build_services
 
     payload = body(publish_at=(utcnow() - timedelta(minutes=9)).isoformat())
     first = schedule_post(
         db_session,
-        settings=settings,
-        redis=redis_client,
-        cipher=cipher(),
+        build_services(settings, redis=redis_client, engine=db_session.get_bind()),
         caller=PostCaller(user_id="user-1"),
         payload=payload,
         idempotency_key="k-late",

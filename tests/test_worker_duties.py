@@ -81,7 +81,7 @@ def test_publish_request_cannot_post_for_another_users_connection(worker_ctx, co
 def test_sweeper_restores_a_due_post_whose_job_vanished(worker_ctx, conn, db_session):
     post = make_post(db_session, conn)
     with worker_ctx.session() as session:
-        enqueue_publish(session, make_queue(worker_ctx.redis), worker_ctx.settings, post.id)
+        enqueue_publish(session, worker_ctx, post.id)
     worker_ctx.redis.flushdb()  # Redis lost everything
     assert duties.sweep(worker_ctx) == {"missing_job": 1, "lease_expired": 0}
     [job] = queued_jobs(worker_ctx.redis)
@@ -93,7 +93,7 @@ def test_sweeper_leaves_posts_with_a_live_job_and_far_future_posts(worker_ctx, c
     soon = make_post(db_session, conn, publish_in=5)
     far = make_post(db_session, conn, publish_in=3600)
     with worker_ctx.session() as session:
-        enqueue_publish(session, make_queue(worker_ctx.redis), worker_ctx.settings, soon.id, at=soon.publish_at)
+        enqueue_publish(session, worker_ctx, soon.id, at=soon.publish_at)
     assert duties.sweep(worker_ctx)["missing_job"] == 0
     assert reload(db_session, far.id).rq_job_id is None
 
@@ -147,9 +147,8 @@ def test_daily_token_check_marks_dead_connections(worker_ctx, db_session):
 
 def test_job_ids_are_never_reused(worker_ctx, conn, db_session):
     post = make_post(db_session, conn, publish_in=3600)
-    queue = make_queue(worker_ctx.redis)
     with worker_ctx.session() as session:
-        ids = [enqueue_publish(session, queue, worker_ctx.settings, post.id, at=post.publish_at) for _ in range(3)]
+        ids = [enqueue_publish(session, worker_ctx, post.id, at=post.publish_at) for _ in range(3)]
     assert ids == [f"pub-{post.id}-1", f"pub-{post.id}-2", f"pub-{post.id}-3"]
     assert all(Job.exists(i, connection=worker_ctx.redis) for i in ids)
 
@@ -158,7 +157,7 @@ def test_sweeper_rescues_a_job_rq_still_calls_queued_but_nobody_will_run(worker_
     post = make_post(db_session, conn)
     queue = make_queue(worker_ctx.redis)
     with worker_ctx.session() as session:
-        job_id = enqueue_publish(session, queue, worker_ctx.settings, post.id)
+        job_id = enqueue_publish(session, worker_ctx, post.id)
     worker_ctx.redis.lrem(queue.key, 0, job_id)  # dequeued by a worker that then stopped
     assert Job.fetch(job_id, connection=worker_ctx.redis).get_status() == "queued"
     assert duties.sweep(worker_ctx)["missing_job"] == 1
@@ -173,7 +172,7 @@ def test_sweeper_leaves_a_continuation_waiting_behind_a_backlog(worker_ctx, conn
         lease_expires_at=utcnow() - timedelta(seconds=5),
     )
     with worker_ctx.session() as session:
-        enqueue_publish(session, make_queue(worker_ctx.redis), worker_ctx.settings, post.id, lease="lease-busy")
+        enqueue_publish(session, worker_ctx, post.id, lease="lease-busy")
     assert duties.sweep(worker_ctx)["lease_expired"] == 0
     assert len(queued_jobs(worker_ctx.redis)) == 1
 
@@ -237,7 +236,7 @@ def test_a_job_left_started_by_a_dead_worker_does_not_block_the_rescue(worker_ct
         lease_expires_at=utcnow() - timedelta(seconds=5),
     )
     with worker_ctx.session() as session:
-        job_id = enqueue_publish(session, make_queue(worker_ctx.redis), worker_ctx.settings, post.id)
+        job_id = enqueue_publish(session, worker_ctx, post.id)
     worker_ctx.redis.delete("rq:queue:meta-publish")
     job = Job.fetch(job_id, connection=worker_ctx.redis)
     job.set_status(JobStatus.STARTED)  # the worker was SIGKILLed while running it

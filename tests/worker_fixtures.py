@@ -8,7 +8,7 @@ from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 from rq.serializers import JSONSerializer
 
-from publish_worker.context import WorkerContext, install_context
+from publish_worker.context import install_context, worker_services
 from shared.models import ScheduledPost
 from shared.queue import make_queue
 from tests.publish_mock import PublishMock
@@ -24,7 +24,7 @@ FAST = dict(
 
 @pytest.fixture
 def worker_ctx(settings, redis_client, engine):
-    ctx = WorkerContext.build(settings.with_overrides(**FAST), redis_client)
+    ctx = worker_services(settings.with_overrides(**FAST), redis_client)
     install_context(ctx)
     yield ctx
     install_context(None)

@@ -1,0 +1,86 @@
+"""The services a call needs: settings, database sessions, Redis, the token cipher, Graph clients.
+
+Built once per process — by ``create_app`` for the web app, by the worker for its jobs —
+and handed to the shared functions, which take the session first, then the services,
+then the call's own arguments.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import requests
+from redis import Redis
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.crypto import TokenCipher, cipher_from_settings
+from shared.db import make_engine, make_session_factory
+from shared.graph import GraphClient, GraphObserver
+from shared.metrics import observe_graph_call
+from shared.redis_conn import make_redis
+from shared.settings import Settings
+
+_http = threading.local()
+
+
+def thread_http_session() -> requests.Session:
+    """This thread's HTTP session: connections to Meta are reused across calls on the thread."""
+    http: requests.Session | None = getattr(_http, "session", None)
+    if http is None:
+        http = _http.session = requests.Session()
+    return http
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the web app's handlers and the worker's jobs share, besides the call's own arguments."""
+
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker[Session]
+    redis: Redis
+    cipher: TokenCipher
+    graph_observer: GraphObserver | None = observe_graph_call
+    # The worker keeps one HTTP session per thread; the web app opens one per Graph client.
+    reuse_http: bool = False
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session of its own (the web app's requests use Flask-SQLAlchemy's ``db.session``)."""
+        with self.session_factory() as session:
+            yield session
+
+    def graph(self, *, timeout: tuple[float, float] | None = None, budget_seconds: float | None = None) -> GraphClient:
+        """A Graph client, optionally with its own timeouts and an overall time budget for its calls."""
+        deadline = time.monotonic() + budget_seconds if budget_seconds else None
+        return GraphClient(
+            self.settings,
+            session=thread_http_session() if self.reuse_http else None,
+            timeout=timeout,
+            deadline=deadline,
+            observer=self.graph_observer,
+        )
+
+    def close(self) -> None:
+        """Dispose of the engine (for services that built it: the worker, not the web app)."""
+        self.engine.dispose()
+
+
+def build_services(
+    settings: Settings, *, redis: Redis | None = None, engine: Engine | None = None, reuse_http: bool = False
+) -> Services:
+    """Services from settings: a new engine and Redis client unless given ones."""
+    engine = engine if engine is not None else make_engine(settings.database_url)
+    return Services(
+        settings=settings,
+        engine=engine,
+        session_factory=make_session_factory(engine),
+        redis=redis if redis is not None else make_redis(settings),
+        cipher=cipher_from_settings(settings),
+        reuse_http=reuse_http,
+    )
