@@ -98,7 +98,7 @@ class Callback:
 
 
 def _callback() -> Callback:
-    raw = request.form.get("signed_request")
+    raw = request.form.get("signed_request") or ""
     payload = parse_signed_request(raw, services().settings.meta_app_secret)
     return Callback(
         meta_user_id=str(payload["user_id"]),

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from shared.db import affected_rows
 from shared.models import AuditEvent, ScheduledPost, SocialConnection
 from shared.tokens import wipe_tokens
 
@@ -90,7 +91,7 @@ def erase_posts(session: Session, connection_ids: list[str]) -> int:
         .where(ScheduledPost.connection_id.in_(connection_ids))
         .values(fb_post_id=None, ig_container_id=None, ig_media_id=None)
     )
-    return result.rowcount or 0
+    return affected_rows(result)
 
 
 def scrub(value: Any) -> tuple[Any, bool]:

@@ -72,7 +72,7 @@ class PublishScheduler(RQScheduler):
                 except Exception:  # noqa: BLE001 - one forged hash must not stop every other job
                     unreadable.append(job_id)
                     continue
-                reason = job.refusal()
+                reason = job.refusal() if isinstance(job, PublishJob) else "not_allowed"
                 if reason:
                     refused.append((job, reason))
             if refused or unreadable:

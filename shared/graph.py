@@ -179,7 +179,7 @@ class GraphClient:
         return self.request("DELETE", path, token=token, params=params)
 
     def paginate(
-        self, path: str, *, token: str, params: JSONObject | None = None, max_pages: int = 50
+        self, path: str, *, token: str | None, params: JSONObject | None = None, max_pages: int = 50
     ) -> Iterator[JSONObject]:
         """Yield every item of a list edge, following ``paging.next`` on Meta's host only."""
         url = path

@@ -67,9 +67,12 @@ def _invalid_reason(error: object) -> str:
 
 
 def _as_int(value: object) -> int | None:
+    """Meta sends numbers, sometimes as strings."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
     try:
-        return int(value)  # type: ignore[call-overload]  # Meta sends numbers, sometimes as strings
-    except (TypeError, ValueError):
+        return int(value)
+    except ValueError:
         return None
 
 
