@@ -7,6 +7,7 @@ import logging
 from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from connect_service.schemas import ErrorOut
 from shared.errors import CATALOGUE, AppError, error_body
 from shared.graph import GraphError, GraphTransportError
 from shared.metrics import ERRORS
@@ -21,7 +22,7 @@ def request_language() -> str:
 
 
 def error_response(error_code: str, status: int | None = None, fields: dict | None = None):
-    body = error_body(error_code, request_language(), fields)
+    body = ErrorOut().dump(error_body(error_code, request_language(), fields))
     ERRORS.labels(error_code=error_code).inc()
     response = jsonify(body)
     response.status_code = status or CATALOGUE[error_code].http_status
