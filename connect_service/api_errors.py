@@ -16,9 +16,15 @@ log = logging.getLogger(__name__)
 
 
 def request_language() -> str:
-    """Indonesian unless the caller prefers English."""
-    best = request.accept_languages.best_match(["id", "en"], default="id")
-    return "en" if best == "en" else "id"
+    """Indonesian unless the caller prefers English: the best-ranked ``id*`` or ``en*`` tag wins.
+
+    (werkzeug's ``best_match`` prefers any exact match, so ``id-ID, en;q=0.5`` would read English.)
+    """
+    for tag, quality in request.accept_languages:  # best first
+        primary = tag.split("-")[0].lower()
+        if primary in ("id", "en") and quality > 0:  # q=0: "not this one"
+            return primary
+    return "id"
 
 
 def error_response(error_code: str, status: int | None = None, fields: dict | None = None):

@@ -165,7 +165,14 @@ def _save_connection(graph, user_id: str, grant: MetaGrant, page: dict, *, event
     for attempt in (1, 2):
         try:
             conn = connect_page(
-                db.session, graph, svc.cipher, user_id=user_id, grant=grant, page=page, event=event, info=request_info()
+                db.session(),
+                graph,
+                svc.cipher,
+                user_id=user_id,
+                grant=grant,
+                page=page,
+                event=event,
+                info=request_info(),
             )
             db.session.commit()
             return conn

@@ -37,7 +37,7 @@ def _recheck(conn) -> None:
     timeout = svc.settings.status_check_timeout
     graph = graph_client(timeout=(min(timeout, svc.settings.graph_connect_timeout), timeout))
     info = request_info()
-    recheck_connection(db.session, conn, graph, svc.cipher, request_id=info.request_id, ip=info.ip)
+    recheck_connection(db.session(), conn, graph, svc.cipher, request_id=info.request_id, ip=info.ip)
 
 
 @bp.post("/disconnect")

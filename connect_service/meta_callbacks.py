@@ -100,7 +100,7 @@ class Callback:
 
 
 def _callback() -> Callback:
-    raw = request.form.get("signed_request")
+    raw = request.form.get("signed_request", "")  # missing: refused like an empty one
     payload = parse_signed_request(raw, services().settings.meta_app_secret)
     return Callback(
         meta_user_id=str(payload["user_id"]),

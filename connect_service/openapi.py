@@ -17,7 +17,7 @@ from shared.post_schema import MAX_CAPTION, ScheduleBody
 
 bp = Blueprint("openapi", __name__, url_prefix="/api/meta")
 
-USER = [{"sessionCookie": []}, {"sessionBearer": []}]
+USER: list[dict[str, list[str]]] = [{"sessionCookie": []}, {"sessionBearer": []}]
 USER_OR_SCHEDULER = USER + [{"schedulerBearer": []}]
 
 

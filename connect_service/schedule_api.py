@@ -7,9 +7,10 @@ import binascii
 import json
 import logging
 from datetime import datetime
+from typing import Any, cast
 
 from flask import Blueprint, request
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import CursorResult, and_, or_, select, update
 
 from connect_service.auth import current_caller, require_caller, require_user
 from connect_service.extensions import db, graph_client, services
@@ -144,11 +145,12 @@ def cancel(job_id: str):
     """Cancel a post that has not started publishing."""
     post = _visible_post(job_id)
     if post.status != CANCELLED:
-        changed = db.session.execute(
+        result = db.session.execute(
             update(ScheduledPost)
             .where(ScheduledPost.id == post.id, ScheduledPost.status == QUEUED)
             .values(status=CANCELLED, error_code=None, error_message="Dibatalkan.")
-        ).rowcount
+        )
+        changed = cast(CursorResult[Any], result).rowcount  # an UPDATE answers a CursorResult
         if not changed:
             db.session.rollback()
             raise AppError("not_cancellable")

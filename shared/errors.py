@@ -206,7 +206,11 @@ def message_for(error_code: str, language: str = "id") -> str:
 def error_body(error_code: str, language: str = "id", fields: dict[str, list[str]] | None = None) -> dict[str, Any]:
     """The documented error shape: ``error_code``, ``message``, ``action`` (+ ``fields``)."""
     spec = CATALOGUE[error_code]
-    body = {"error_code": error_code, "message": message_for(error_code, language), "action": spec.action}
+    body: dict[str, Any] = {
+        "error_code": error_code,
+        "message": message_for(error_code, language),
+        "action": spec.action,
+    }
     if fields is not None:
         body["fields"] = localised_fields(fields, language)
     return body

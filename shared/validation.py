@@ -7,7 +7,7 @@ import json
 import math
 import re
 import socket
-from typing import Any
+from typing import Any, NoReturn
 
 
 def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
@@ -71,7 +71,7 @@ def check_json_value(value: Any, max_depth: int = MAX_JSON_DEPTH) -> None:
             raise UnsafeJSON("numbers must be finite")
 
 
-def _refuse_constant(name: str):
+def _refuse_constant(name: str) -> NoReturn:
     raise UnsafeJSON(f"{name} is not JSON")
 
 
@@ -82,8 +82,8 @@ def _finite_float(text: str) -> float:
     return number
 
 
-def _no_duplicate_keys(pairs: list) -> dict:
-    result = {}
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
     for name, child in pairs:
         if name in result:
             raise UnsafeJSON("an object key appears twice")
