@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, g, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from connect_service.schemas import ErrorOut
@@ -27,7 +27,7 @@ def request_language() -> str:
     return "id"
 
 
-def error_response(error_code: str, status: int | None = None, fields: dict | None = None):
+def error_response(error_code: str, status: int | None = None, fields: dict[str, list[str]] | None = None) -> Response:
     body = ErrorOut().dump(error_body(error_code, request_language(), fields))
     ERRORS.labels(error_code=error_code).inc()
     response = jsonify(body)
@@ -51,11 +51,11 @@ def _http_error_code(status: int) -> str:
 
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(AppError)
-    def handle_app_error(exc: AppError):
+    def handle_app_error(exc: AppError) -> Response:
         return error_response(exc.error_code, exc.http_status, exc.fields)
 
     @app.errorhandler(GraphError)
-    def handle_graph_error(exc: GraphError):
+    def handle_graph_error(exc: GraphError) -> Response:
         log.warning(
             "Meta answered an error: code=%s subcode=%s http=%s fbtrace_id=%s",
             exc.code,
@@ -66,12 +66,12 @@ def register_error_handlers(app: Flask) -> None:
         return error_response(exc.error_code)
 
     @app.errorhandler(GraphTransportError)
-    def handle_graph_transport_error(exc: GraphTransportError):
+    def handle_graph_transport_error(exc: GraphTransportError) -> Response:
         log.warning("Meta did not answer: %s", exc)
         return error_response("meta_unavailable")
 
     @app.errorhandler(HTTPException)
-    def handle_http_error(exc: HTTPException):
+    def handle_http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
         response = error_response(_http_error_code(status), status if status < 500 else 500)
         if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
@@ -79,7 +79,7 @@ def register_error_handlers(app: Flask) -> None:
         return response
 
     @app.errorhandler(Exception)
-    def handle_unexpected(exc: Exception):
+    def handle_unexpected(exc: Exception) -> Response:
         from connect_service.extensions import db
 
         db.session.rollback()

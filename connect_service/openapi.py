@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import copy
 import re
+from typing import Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
-from flask import Blueprint, Flask, current_app, jsonify
+from flask import Blueprint, Flask, Response, current_app, jsonify
 
 from connect_service import schemas
 from connect_service.responses import response_schemas
@@ -21,15 +22,15 @@ USER: list[dict[str, list[str]]] = [{"sessionCookie": []}, {"sessionBearer": []}
 USER_OR_SCHEDULER = USER + [{"schedulerBearer": []}]
 
 
-def _json(schema: str) -> dict:
+def _json(schema: str) -> dict[str, Any]:
     return {"content": {"application/json": {"schema": schema}}}
 
 
-def _answer(schema: str, description: str = "OK") -> dict:
+def _answer(schema: str, description: str = "OK") -> dict[str, Any]:
     return {"description": description, **_json(schema)}
 
 
-def _errors(*codes: str | tuple[str, int]) -> dict:
+def _errors(*codes: str | tuple[str, int]) -> dict[str, Any]:
     """One response per HTTP status, listing the error codes it may carry.
 
     A code is answered with its catalogue status, or with the status given next to it
@@ -48,18 +49,18 @@ def _errors(*codes: str | tuple[str, int]) -> dict:
 def _op(
     operation_id: str,
     summary: str,
-    ok: dict,  # the 200 answer without its JSON schema: build_spec adds the view's
+    ok: dict[str, Any],  # the 200 answer without its JSON schema: build_spec adds the view's
     *errors: str | tuple[str, int],
-    security=USER,
-    also: dict | None = None,
-    **extra,
-) -> dict:
+    security: list[dict[str, list[str]]] = USER,
+    also: dict[str, Any] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     """An operation: 200 ``ok``, the ``also`` responses (e.g. a 302), and the errors it may answer."""
     responses = {"200": ok, **(also or {}), **_errors(*errors)}
     return {"operationId": operation_id, "summary": summary, "security": security, "responses": responses, **extra}
 
 
-def _redirect(description: str) -> dict:
+def _redirect(description: str) -> dict[str, Any]:
     return {
         "description": description,
         "headers": {
@@ -68,7 +69,7 @@ def _redirect(description: str) -> dict:
     }
 
 
-def _form(schema: str) -> dict:
+def _form(schema: str) -> dict[str, Any]:
     return {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": schema}}}
 
 
@@ -87,11 +88,11 @@ CALLBACK_OK = {"description": "Connected, or a page selection is needed"}
 DELETION_STATUS_OK = {"description": "OK", "content": {"text/html": {"schema": {"type": "string"}}}}
 
 
-def _path_param(name: str) -> list[dict]:
+def _path_param(name: str) -> list[dict[str, Any]]:
     return [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}]
 
 
-PATHS: dict[str, dict] = {
+PATHS: dict[str, dict[str, Any]] = {
     "/api/meta/connect": {
         "get": _op(
             "startConnect",
@@ -289,15 +290,15 @@ SCHEDULE_BODY_BOUNDS = {
 }
 
 
-def _view_answers(app: Flask) -> dict[tuple[str, str], str | dict]:
+def _view_answers(app: Flask) -> dict[tuple[str, str], str | dict[str, Any]]:
     """(OpenAPI path, method) -> the JSON schema of its 200 answer, from the views' @responds marks."""
-    answers: dict[tuple[str, str], str | dict] = {}
+    answers: dict[tuple[str, str], str | dict[str, Any]] = {}
     for rule in app.url_map.iter_rules():
         marked = response_schemas(app.view_functions[rule.endpoint])
         if not marked:
             continue
         if len(marked) == 1:
-            schema: str | dict = SCHEMA_NAMES[marked[0]]  # the marshmallow plugin makes it a $ref
+            schema: str | dict[str, Any] = SCHEMA_NAMES[marked[0]]  # the marshmallow plugin makes it a $ref
         else:
             schema = {"oneOf": [{"$ref": f"#/components/schemas/{SCHEMA_NAMES[one]}"} for one in marked]}
         for method in rule.methods or ():
@@ -310,7 +311,7 @@ def openapi_path(rule: str) -> str:
     return re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule)
 
 
-def build_spec(app: Flask) -> dict:
+def build_spec(app: Flask) -> dict[str, Any]:
     spec = APISpec(
         title="Resellio Social Connect",
         version="1.0.0",
@@ -352,7 +353,7 @@ def build_spec(app: Flask) -> dict:
     return document
 
 
-def _absent_not_null(schema: dict) -> None:
+def _absent_not_null(schema: dict[str, Any]) -> None:
     """A query parameter is absent or a string, never null: drop what ``load_default=None`` implies."""
     if "default" in schema and schema["default"] is None:
         del schema["default"]
@@ -362,5 +363,5 @@ def _absent_not_null(schema: dict) -> None:
 
 
 @bp.get("/openapi.json")
-def openapi():
+def openapi() -> Response:
     return jsonify(build_spec(current_app))

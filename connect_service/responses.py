@@ -37,7 +37,8 @@ def dump(schema: type[Schema], value: Any) -> dict[str, Any]:
     view = current_app.view_functions.get(request.endpoint or "")
     if view is None or schema not in response_schemas(view):
         raise LookupError(f"{request.endpoint} does not document {schema.__name__} as its answer")
-    return schema().dump(value)
+    dumped: dict[str, Any] = schema().dump(value)
+    return dumped
 
 
 def answer(schema: type[Schema], value: Any) -> Response:

@@ -153,7 +153,7 @@ class StatusOut(Schema):
     error_code = fields.String(attribute="last_error_code")
 
     @post_dump(pass_original=True)
-    def presence(self, data: dict, original: Any, **kwargs: Any) -> dict:
+    def presence(self, data: dict[str, Any], original: Any, **kwargs: Any) -> dict[str, Any]:
         """``error_code`` only when the connection needs attention (a stored one, else token_expired)."""
         if data["status"] == "not_connected":
             return data
@@ -233,7 +233,7 @@ class PostOut(Schema):
     finished_at = Instant(allow_none=True)
 
     @post_dump
-    def next_attempt_only_while_pending(self, data: dict, **kwargs: Any) -> dict:
+    def next_attempt_only_while_pending(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         if data["status"] not in (QUEUED, PUBLISHING):
             data["next_attempt_at"] = None
         return data

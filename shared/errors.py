@@ -366,6 +366,15 @@ FIELD_MESSAGES_ID: dict[str, str] = {
     "Invalid cursor.": "Cursor tidak valid.",
 }
 
+# Why a JSON value handed over on RQ is refused (shared/validation.py UnsafeJSON).
+JSON_REASONS_ID: dict[str, str] = {
+    "nested deeper than 32 levels": "bersarang lebih dari 32 tingkat",
+    "numbers must be finite": "angka harus terhingga",
+    "strings must be valid Unicode (no lone surrogates)": "teks harus Unicode yang valid",
+    "object keys must not contain NUL characters": "nama kolom tidak boleh berisi karakter NUL",
+    "object keys must be strings": "nama kolom harus berupa teks",
+}
+
 # marshmallow's messages that carry a value, and ours that carry a reason.
 FIELD_PATTERNS_ID: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"Longer than maximum length (?P<max>\d+)\."), "Maksimal {max} karakter."),
@@ -391,8 +400,13 @@ def field_message(message: str, language: str = "id") -> str:
     for pattern, wording in FIELD_PATTERNS_ID:
         found = pattern.fullmatch(message)
         if found:
-            return wording.format(**found.groupdict())
+            return wording.format(**{name: _id_value(value) for name, value in found.groupdict().items()})
     return message
+
+
+def _id_value(text: str) -> str:
+    """Whole numbers as Indonesian writes them (2.048), a known reason in Indonesian, else as it is."""
+    return f"{int(text):,}".replace(",", ".") if text.isdigit() else JSON_REASONS_ID.get(text, text)
 
 
 def localised_fields(fields: dict[str, list[str]], language: str = "id") -> dict[str, list[str]]:

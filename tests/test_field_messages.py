@@ -39,7 +39,7 @@ def conn(db_session):
         (body(media_url="http://cdn.example.com/a.jpg"), "media_url", NOT_HTTPS),
         (body(color="red"), "color", UNKNOWN),
         (body(targets=["facebook", "tiktok"]), "targets.1", ("Harus salah satu dari: facebook, instagram.", None)),
-        (body(link="https://shop.example.com/" + "p" * 2048), "link", ("Maksimal 2048 karakter.", None)),
+        (body(link="https://shop.example.com/" + "p" * 2048), "link", ("Maksimal 2.048 karakter.", None)),
     ],
 )
 def test_field_messages_are_indonesian_by_default_and_english_on_request(client, conn, payload, field, messages):
@@ -93,6 +93,12 @@ def test_publish_request_records_indonesian_field_messages(worker_ctx, conn, db_
     assert not_https["ok"] is False and not_https["fields"] == {
         "media_url": ["Harus URL lengkap yang diawali https://."]
     }
+    deep: list = []
+    for _ in range(40):
+        deep = [deep]
+    too_deep = publish_request(request_payload(caption=deep))
+    assert too_deep["fields"] == {"_schema": ["JSON tidak dapat diterima (bersarang lebih dari 32 tingkat)."]}
     db_session.expire_all()
     events = db_session.scalars(select(AuditEvent).where(AuditEvent.event == "post_failed").order_by(AuditEvent.id))
-    assert [event.detail["fields"] for event in events] == [missing_key["fields"], not_https["fields"]]
+    recorded = [event.detail["fields"] for event in events]
+    assert recorded == [missing_key["fields"], not_https["fields"], too_deep["fields"]]
