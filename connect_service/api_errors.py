@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, g, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from connect_service.schemas import ErrorOut
 from shared.errors import CATALOGUE, AppError, error_body
 from shared.graph import GraphError, GraphTransportError
 from shared.metrics import ERRORS
@@ -15,13 +16,19 @@ log = logging.getLogger(__name__)
 
 
 def request_language() -> str:
-    """Indonesian unless the caller prefers English."""
-    best = request.accept_languages.best_match(["id", "en"], default="id")
-    return "en" if best == "en" else "id"
+    """Indonesian unless the caller prefers English: the best-ranked ``id*`` or ``en*`` tag wins.
+
+    (werkzeug's ``best_match`` prefers any exact match, so ``id-ID, en;q=0.5`` would read English.)
+    """
+    for tag, quality in request.accept_languages:  # best first
+        primary = tag.split("-")[0].lower()
+        if primary in ("id", "en") and quality > 0:  # q=0: "not this one"
+            return primary
+    return "id"
 
 
-def error_response(error_code: str, status: int | None = None, fields: dict | None = None):
-    body = error_body(error_code, request_language(), fields)
+def error_response(error_code: str, status: int | None = None, fields: dict[str, list[str]] | None = None) -> Response:
+    body = ErrorOut().dump(error_body(error_code, request_language(), fields))
     ERRORS.labels(error_code=error_code).inc()
     response = jsonify(body)
     response.status_code = status or CATALOGUE[error_code].http_status
@@ -44,11 +51,11 @@ def _http_error_code(status: int) -> str:
 
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(AppError)
-    def handle_app_error(exc: AppError):
+    def handle_app_error(exc: AppError) -> Response:
         return error_response(exc.error_code, exc.http_status, exc.fields)
 
     @app.errorhandler(GraphError)
-    def handle_graph_error(exc: GraphError):
+    def handle_graph_error(exc: GraphError) -> Response:
         log.warning(
             "Meta answered an error: code=%s subcode=%s http=%s fbtrace_id=%s",
             exc.code,
@@ -59,12 +66,12 @@ def register_error_handlers(app: Flask) -> None:
         return error_response(exc.error_code)
 
     @app.errorhandler(GraphTransportError)
-    def handle_graph_transport_error(exc: GraphTransportError):
+    def handle_graph_transport_error(exc: GraphTransportError) -> Response:
         log.warning("Meta did not answer: %s", exc)
         return error_response("meta_unavailable")
 
     @app.errorhandler(HTTPException)
-    def handle_http_error(exc: HTTPException):
+    def handle_http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
         response = error_response(_http_error_code(status), status if status < 500 else 500)
         if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
@@ -72,7 +79,7 @@ def register_error_handlers(app: Flask) -> None:
         return response
 
     @app.errorhandler(Exception)
-    def handle_unexpected(exc: Exception):
+    def handle_unexpected(exc: Exception) -> Response:
         from connect_service.extensions import db
 
         db.session.rollback()

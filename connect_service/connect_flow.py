@@ -23,7 +23,16 @@ from connect_service.extensions import db, graph_client, services
 from connect_service.page_selection import PendingSelection, SelectionStore
 from connect_service.parsing import json_body, query_args
 from connect_service.request_context import request_info
-from connect_service.schemas import CallbackQuery, ConnectQuery, SelectPageBody
+from connect_service.responses import answer, dump, responds
+from connect_service.schemas import (
+    CallbackQuery,
+    ConnectedOut,
+    ConnectOut,
+    ConnectQuery,
+    PagesOut,
+    SelectionOut,
+    SelectPageBody,
+)
 from shared.audit import record_event
 from shared.errors import AppError
 from shared.graph import GraphError, GraphTransportError
@@ -44,6 +53,7 @@ def token_timeout() -> tuple[float, float]:
 
 
 @bp.get("/connect")
+@responds(ConnectOut)
 @require_user
 def connect():
     """Start OAuth: a fresh single-use state bound to this user, and Meta's dialog URL."""
@@ -56,7 +66,7 @@ def connect():
     db.session.commit()
     if args["redirect"]:
         return redirect(oauth_url, code=302)
-    return jsonify(oauth_url=oauth_url, state=state)
+    return answer(ConnectOut, {"oauth_url": oauth_url, "state": state})
 
 
 def wants_json() -> bool:
@@ -74,6 +84,7 @@ def dashboard_redirect(**params):
 
 
 @bp.get("/callback")
+@responds(ConnectedOut, SelectionOut)
 def callback():
     """Meta's redirect back: JSON for API callers, a 302 to the dashboard for browsers."""
     user_id = None
@@ -136,18 +147,16 @@ def _complete_callback(user_id: str) -> dict:
     if len(pages) == 1:
         conn = _save_connection(graph, user_id, grant, pages[0], event="connected")
         SelectionStore(svc.redis, svc.cipher).clear(user_id)
-        return connected_body(conn, include_status=True)
+        return dump(ConnectedOut, conn)
     choices = [page_choice(page) for page in pages]
-    SelectionStore(svc.redis, svc.cipher).save(
-        user_id,
-        PendingSelection(
-            meta_user_id=grant.meta_user_id,
-            pages=choices,
-            scopes_granted=grant.scopes_granted,
-            user_token=grant.user_token,
-        ),
+    selection = PendingSelection(
+        meta_user_id=grant.meta_user_id,
+        pages=choices,
+        scopes_granted=grant.scopes_granted,
+        user_token=grant.user_token,
     )
-    return {"connected": False, "requires_page_selection": True, "pages": [c.public() for c in choices]}
+    SelectionStore(svc.redis, svc.cipher).save(user_id, selection)
+    return dump(SelectionOut, selection)
 
 
 def _save_connection(graph, user_id: str, grant: MetaGrant, page: dict, *, event: str):
@@ -156,7 +165,14 @@ def _save_connection(graph, user_id: str, grant: MetaGrant, page: dict, *, event
     for attempt in (1, 2):
         try:
             conn = connect_page(
-                db.session, graph, svc.cipher, user_id=user_id, grant=grant, page=page, event=event, info=request_info()
+                db.session(),
+                graph,
+                svc.cipher,
+                user_id=user_id,
+                grant=grant,
+                page=page,
+                event=event,
+                info=request_info(),
             )
             db.session.commit()
             return conn
@@ -167,20 +183,8 @@ def _save_connection(graph, user_id: str, grant: MetaGrant, page: dict, *, event
     raise AssertionError("unreachable")
 
 
-def connected_body(conn, *, include_status: bool = False) -> dict:
-    body = {
-        "connected": True,
-        "facebook_page_id": conn.facebook_page_id,
-        "instagram_business_account_id": conn.instagram_business_account_id,
-        "connection_id": conn.id,
-        "page_name": conn.page_name,
-    }
-    if include_status:
-        body["status"] = conn.status
-    return body
-
-
 @bp.get("/pages")
+@responds(PagesOut)
 @require_user
 def pages():
     """The pending selection of a multi-page connect."""
@@ -188,10 +192,11 @@ def pages():
     selection = SelectionStore(svc.redis, svc.cipher).load(current_caller().user_id)
     if selection is None:
         raise AppError("selection_expired")
-    return jsonify(pages=[p.public() for p in selection.pages])
+    return answer(PagesOut, selection)
 
 
 @bp.post("/select-page")
+@responds(ConnectedOut)
 @require_user
 def select_page():
     """Finish a multi-page connect with the chosen Page."""
@@ -230,4 +235,4 @@ def select_page():
         db.session.commit()
         raise
     store.clear(user_id)
-    return jsonify(connected_body(conn, include_status=True))
+    return answer(ConnectedOut, conn)

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint
 
 from connect_service.auth import current_caller, require_user
-from connect_service.connections import active_connection, retire, revoke_grant, status_body
+from connect_service.connections import active_connection, retire, revoke_grant
 from connect_service.extensions import db, graph_client, services
 from connect_service.page_selection import SelectionStore
 from connect_service.parsing import json_body
 from connect_service.request_context import request_info
-from connect_service.schemas import EmptyBody
-from shared.models import CONNECTED
+from connect_service.responses import answer, responds
+from connect_service.schemas import NOT_CONNECTED, DisconnectOut, EmptyBody, StatusOut
+from shared.models import CONNECTED, DISCONNECTED
 from shared.token_check import is_fresh, recheck_connection
 
 bp = Blueprint("connection", __name__, url_prefix="/api/meta")
 
 
 @bp.get("/status")
+@responds(StatusOut)
 @require_user
 def status():
     """The stored state; a token not checked for ten minutes is re-checked first."""
@@ -25,7 +27,9 @@ def status():
     conn = active_connection(db.session, current_caller().user_id)
     if conn is not None and conn.status == CONNECTED and not is_fresh(conn, svc.settings.token_check_max_age_seconds):
         _recheck(conn)
-    return jsonify(status_body(conn))
+    if conn is None or conn.status == DISCONNECTED:
+        return answer(StatusOut, NOT_CONNECTED)
+    return answer(StatusOut, conn)
 
 
 def _recheck(conn) -> None:
@@ -36,6 +40,7 @@ def _recheck(conn) -> None:
 
 
 @bp.post("/disconnect")
+@responds(DisconnectOut)
 @require_user
 def disconnect():
     """Revoke the grant (best effort), wipe the tokens, keep the row. Idempotent."""
@@ -48,4 +53,4 @@ def disconnect():
         retire(db.session, conn, reason="user_disconnected", info=request_info())
         db.session.commit()
     SelectionStore(svc.redis, svc.cipher).clear(user_id)
-    return jsonify(disconnected=True, status="not_connected")
+    return answer(DisconnectOut, {"disconnected": True, "status": "not_connected"})

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from connect_service.page_selection import PageChoice
 from shared.audit import RequestInfo, record_event
 from shared.crypto import TokenCipher
-from shared.db import iso_z, utcnow
+from shared.db import utcnow
 from shared.errors import AppError
 from shared.graph import GraphClient, GraphError, GraphTransportError
 from shared.models import (
@@ -260,26 +260,3 @@ def expiring_soon(conn: SocialConnection, now: datetime | None = None) -> bool:
     """
     dates = [d for d in (conn.expires_at, conn.data_access_expires_at) if d is not None]
     return bool(dates) and min(dates) - (now or utcnow()) < EXPIRING_SOON
-
-
-def status_body(conn: SocialConnection | None) -> dict:
-    """``GET /api/meta/status``: only ``status`` when not connected."""
-    if conn is None or conn.status == DISCONNECTED:
-        return {"status": "not_connected"}
-    body = {
-        "status": conn.status,
-        "connection_id": conn.id,
-        "facebook_page_id": conn.facebook_page_id,
-        "instagram_business_account_id": conn.instagram_business_account_id,
-        "instagram_username": conn.instagram_username,
-        "page_name": conn.page_name,
-        "connected_at": iso_z(conn.connected_at),
-        "expires_at": iso_z(conn.expires_at),
-        "data_access_expires_at": iso_z(conn.data_access_expires_at),
-        "scopes_granted": list(conn.scopes_granted or []),
-        "token_last_checked_at": iso_z(conn.token_last_checked_at),
-        "expiring_soon": expiring_soon(conn),
-    }
-    if conn.status != CONNECTED:
-        body["error_code"] = conn.last_error_code or "token_expired"
-    return body

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from flask import Blueprint, jsonify, render_template, request, url_for
+from flask import Blueprint, render_template, request, url_for
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -37,8 +37,10 @@ from connect_service.meta_erasure import (
 )
 from connect_service.page_selection import SelectionStore
 from connect_service.request_context import request_info
+from connect_service.responses import answer, responds
+from connect_service.schemas import DeauthorizeOut, DeletionOut, DeletionStatusOut
 from shared.audit import record_event
-from shared.db import iso_z, utcnow
+from shared.db import utcnow
 from shared.errors import AppError
 from shared.models import DISCONNECTED, DataDeletionRequest, MetaCallbackReceipt, SocialConnection
 
@@ -139,6 +141,7 @@ def _erase_selections(callback: Callback, user_ids) -> int:
 
 
 @bp.post("/deauthorize")
+@responds(DeauthorizeOut)
 def deauthorize():
     """The person removed the app on Facebook: their connections end, as a disconnect would.
 
@@ -147,7 +150,7 @@ def deauthorize():
     callback = _callback()
     receipt, first = _receipt(DEAUTHORIZE, callback, {})
     if not first:
-        return jsonify(success=True)
+        return answer(DeauthorizeOut, {"success": True})
     info = request_info()
     conns = db.session.scalars(
         select(SocialConnection)
@@ -166,14 +169,16 @@ def deauthorize():
         "selections_erased": selections,
     }
     db.session.commit()
-    return jsonify(success=True)
+    return answer(DeauthorizeOut, {"success": True})
 
 
 def _deletion_answer(code: str):
-    return jsonify(url=url_for("meta_callbacks.deletion_status", code=code, _external=True), confirmation_code=code)
+    url = url_for("meta_callbacks.deletion_status", code=code, _external=True)
+    return answer(DeletionOut, {"url": url, "confirmation_code": code})
 
 
 @bp.post("/data-deletion")
+@responds(DeletionOut)
 def data_deletion():
     """Erase the person's tokens and Meta data, then say where to check (once per request)."""
     callback = _callback()
@@ -221,18 +226,14 @@ def _shown_time(value: datetime | None) -> str | None:
 
 
 @bp.get("/data-deletion/<code>")
+@responds(DeletionStatusOut)
 def deletion_status(code: str):
     """What happened to a data deletion request: a plain page for a browser, JSON otherwise."""
     found = db.session.get(DataDeletionRequest, code) if len(code) <= 40 else None
     if wants_json():
         if found is None:
             raise AppError("not_found")
-        response = jsonify(
-            confirmation_code=found.confirmation_code,
-            status=found.status,
-            requested_at=iso_z(found.requested_at),
-            completed_at=iso_z(found.completed_at),
-        )
+        response = answer(DeletionStatusOut, found)
         response.vary.add("Accept")
         return response
     page = render_template(

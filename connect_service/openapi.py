@@ -2,30 +2,35 @@
 
 from __future__ import annotations
 
+import copy
+import re
+from typing import Any
+
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
-from flask import Blueprint, jsonify
+from flask import Blueprint, Flask, Response, current_app, jsonify
 
 from connect_service import schemas
+from connect_service.responses import response_schemas
 from connect_service.schedule_api import MAX_IDEMPOTENCY_KEY
 from shared.errors import CATALOGUE
 from shared.post_schema import MAX_CAPTION, ScheduleBody
 
 bp = Blueprint("openapi", __name__, url_prefix="/api/meta")
 
-USER = [{"sessionCookie": []}, {"sessionBearer": []}]
+USER: list[dict[str, list[str]]] = [{"sessionCookie": []}, {"sessionBearer": []}]
 USER_OR_SCHEDULER = USER + [{"schedulerBearer": []}]
 
 
-def _json(schema: str) -> dict:
+def _json(schema: str) -> dict[str, Any]:
     return {"content": {"application/json": {"schema": schema}}}
 
 
-def _answer(schema: str, description: str = "OK") -> dict:
+def _answer(schema: str, description: str = "OK") -> dict[str, Any]:
     return {"description": description, **_json(schema)}
 
 
-def _errors(*codes: str | tuple[str, int]) -> dict:
+def _errors(*codes: str | tuple[str, int]) -> dict[str, Any]:
     """One response per HTTP status, listing the error codes it may carry.
 
     A code is answered with its catalogue status, or with the status given next to it
@@ -44,18 +49,18 @@ def _errors(*codes: str | tuple[str, int]) -> dict:
 def _op(
     operation_id: str,
     summary: str,
-    ok: dict,
+    ok: dict[str, Any],  # the 200 answer without its JSON schema: build_spec adds the view's
     *errors: str | tuple[str, int],
-    security=USER,
-    also: dict | None = None,
-    **extra,
-) -> dict:
+    security: list[dict[str, list[str]]] = USER,
+    also: dict[str, Any] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     """An operation: 200 ``ok``, the ``also`` responses (e.g. a 302), and the errors it may answer."""
     responses = {"200": ok, **(also or {}), **_errors(*errors)}
     return {"operationId": operation_id, "summary": summary, "security": security, "responses": responses, **extra}
 
 
-def _redirect(description: str) -> dict:
+def _redirect(description: str) -> dict[str, Any]:
     return {
         "description": description,
         "headers": {
@@ -64,7 +69,7 @@ def _redirect(description: str) -> dict:
     }
 
 
-def _form(schema: str) -> dict:
+def _form(schema: str) -> dict[str, Any]:
     return {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": schema}}}
 
 
@@ -77,32 +82,22 @@ CREATED_POST_LINKS = {
     "GetPost": {"operationId": "getPost", "parameters": {"job_id": "$response.body#/job_id"}},
     "CancelPost": {"operationId": "cancelPost", "parameters": {"job_id": "$response.body#/job_id"}},
 }
-CALLBACK_OK = {
-    "description": "Connected, or a page selection is needed",
-    "content": {
-        "application/json": {
-            "schema": {
-                "oneOf": [{"$ref": "#/components/schemas/ConnectedOut"}, {"$ref": "#/components/schemas/SelectionOut"}]
-            }
-        }
-    },
-}
-DELETION_STATUS_OK = {
-    "description": "OK",
-    "content": {"application/json": {"schema": "DeletionStatusOut"}, "text/html": {"schema": {"type": "string"}}},
-}
+# A 200 answer's JSON schema is the one its view names with @responds (connect_service/responses.py).
+OK = {"description": "OK"}
+CALLBACK_OK = {"description": "Connected, or a page selection is needed"}
+DELETION_STATUS_OK = {"description": "OK", "content": {"text/html": {"schema": {"type": "string"}}}}
 
 
-def _path_param(name: str) -> list[dict]:
+def _path_param(name: str) -> list[dict[str, Any]]:
     return [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}]
 
 
-PATHS: dict[str, dict] = {
+PATHS: dict[str, dict[str, Any]] = {
     "/api/meta/connect": {
         "get": _op(
             "startConnect",
             "Start OAuth: a single-use state and Meta's dialog URL (302 with ?redirect=1)",
-            _answer("ConnectOut"),
+            OK,
             "not_authenticated",
             "forbidden",
             "validation_error",
@@ -130,7 +125,7 @@ PATHS: dict[str, dict] = {
         "get": _op(
             "getPendingPages",
             "The pending page selection",
-            _answer("PagesOut"),
+            OK,
             "not_authenticated",
             "forbidden",
             "selection_expired",
@@ -140,7 +135,7 @@ PATHS: dict[str, dict] = {
         "post": _op(
             "selectPage",
             "Finish a multi-page connect",
-            _answer("ConnectedOut"),
+            OK,
             "not_authenticated",
             "forbidden",
             "forbidden_origin",
@@ -153,14 +148,12 @@ PATHS: dict[str, dict] = {
             requestBody={"required": True, **_json("SelectPageBody")},
         )
     },
-    "/api/meta/status": {
-        "get": _op("getStatus", "The seller's connection", _answer("StatusOut"), "not_authenticated", "forbidden")
-    },
+    "/api/meta/status": {"get": _op("getStatus", "The seller's connection", OK, "not_authenticated", "forbidden")},
     "/api/meta/disconnect": {
         "post": _op(
             "disconnect",
             "Revoke, wipe tokens, keep the row; idempotent (no body, or {})",
-            _answer("DisconnectOut"),
+            OK,
             "not_authenticated",
             "forbidden",
             "forbidden_origin",
@@ -172,7 +165,7 @@ PATHS: dict[str, dict] = {
         "post": _op(
             "schedulePost",
             "Store a post and queue it for publish_at",
-            {**_answer("ScheduleOut"), "links": CREATED_POST_LINKS},
+            {**OK, "links": CREATED_POST_LINKS},
             "not_authenticated",
             "forbidden_origin",
             "not_found",
@@ -195,7 +188,7 @@ PATHS: dict[str, dict] = {
         "get": _op(
             "listPosts",
             "The caller's posts, newest first (the scheduler gives connection_id)",
-            _answer("PostListOut"),
+            OK,
             "not_authenticated",
             "validation_error",
             security=USER_OR_SCHEDULER,
@@ -207,7 +200,7 @@ PATHS: dict[str, dict] = {
         "get": _op(
             "getPost",
             "One post with its per-target outcome",
-            _answer("PostOut"),
+            OK,
             "not_authenticated",
             "not_found",
             security=USER_OR_SCHEDULER,
@@ -215,7 +208,7 @@ PATHS: dict[str, dict] = {
         "delete": _op(
             "cancelPost",
             "Cancel a post that has not started publishing (sellers only)",
-            _answer("CancelOut"),
+            OK,
             "not_authenticated",
             "forbidden",
             "forbidden_origin",
@@ -227,7 +220,7 @@ PATHS: dict[str, dict] = {
         "post": _op(
             "deauthorize",
             "Meta: the person removed the app (signed_request)",
-            _answer("DeauthorizeOut"),
+            OK,
             "bad_request",
             security=[],
             requestBody=_form("SignedRequestForm"),
@@ -237,7 +230,7 @@ PATHS: dict[str, dict] = {
         "post": _op(
             "requestDataDeletion",
             "Meta: erase the person's data (signed_request)",
-            _answer("DeletionOut"),
+            OK,
             "bad_request",
             security=[],
             requestBody=_form("SignedRequestForm"),
@@ -275,7 +268,7 @@ SCHEMAS = {
     "SignedRequestForm": schemas.SignedRequestForm,
     "DeauthorizeOut": schemas.DeauthorizeOut,
 }
-
+SCHEMA_NAMES = {schema: name for name, schema in SCHEMAS.items()}
 
 DESCRIPTION = (
     "Connect a Facebook Page and its Instagram Business account; schedule posts to both. "
@@ -297,7 +290,28 @@ SCHEDULE_BODY_BOUNDS = {
 }
 
 
-def build_spec() -> dict:
+def _view_answers(app: Flask) -> dict[tuple[str, str], str | dict[str, Any]]:
+    """(OpenAPI path, method) -> the JSON schema of its 200 answer, from the views' @responds marks."""
+    answers: dict[tuple[str, str], str | dict[str, Any]] = {}
+    for rule in app.url_map.iter_rules():
+        marked = response_schemas(app.view_functions[rule.endpoint])
+        if not marked:
+            continue
+        if len(marked) == 1:
+            schema: str | dict[str, Any] = SCHEMA_NAMES[marked[0]]  # the marshmallow plugin makes it a $ref
+        else:
+            schema = {"oneOf": [{"$ref": f"#/components/schemas/{SCHEMA_NAMES[one]}"} for one in marked]}
+        for method in rule.methods or ():
+            answers[(openapi_path(rule.rule), method.lower())] = schema
+    return answers
+
+
+def openapi_path(rule: str) -> str:
+    """A Flask rule (``/schedule/<job_id>``) as an OpenAPI path (``/schedule/{job_id}``)."""
+    return re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule)
+
+
+def build_spec(app: Flask) -> dict[str, Any]:
     spec = APISpec(
         title="Resellio Social Connect",
         version="1.0.0",
@@ -320,9 +334,15 @@ def build_spec() -> dict:
             **_json("Error"),
         },
     )
+    answers = _view_answers(app)
     for path, operations in PATHS.items():
-        operations = dict(operations)
-        spec.path(path=path, parameters=operations.pop("parameters", None), operations=operations)
+        operations = copy.deepcopy(operations)
+        parameters = operations.pop("parameters", None)
+        for method, operation in operations.items():
+            ok = operation["responses"]["200"]  # a fresh dict: operations may share one 200 answer
+            content = {"application/json": {"schema": answers[(path, method)]}, **ok.get("content", {})}
+            operation["responses"]["200"] = {**ok, "content": content}
+        spec.path(path=path, parameters=parameters, operations=operations)
     document = spec.to_dict()
     for name, bounds in SCHEDULE_BODY_BOUNDS.items():
         document["components"]["schemas"]["ScheduleBody"]["properties"][name].update(bounds)
@@ -333,7 +353,7 @@ def build_spec() -> dict:
     return document
 
 
-def _absent_not_null(schema: dict) -> None:
+def _absent_not_null(schema: dict[str, Any]) -> None:
     """A query parameter is absent or a string, never null: drop what ``load_default=None`` implies."""
     if "default" in schema and schema["default"] is None:
         del schema["default"]
@@ -343,5 +363,5 @@ def _absent_not_null(schema: dict) -> None:
 
 
 @bp.get("/openapi.json")
-def openapi():
-    return jsonify(build_spec())
+def openapi() -> Response:
+    return jsonify(build_spec(current_app))

@@ -35,9 +35,6 @@ class PageChoice:
     def has_instagram(self) -> bool:
         return bool(self.instagram_business_account_id)
 
-    def public(self) -> dict:
-        return {"id": self.id, "name": self.name, "has_instagram": self.has_instagram}
-
 
 @dataclass
 class PendingSelection:

@@ -7,16 +7,17 @@ import binascii
 import json
 import logging
 from datetime import datetime
+from typing import Any, cast
 
-from flask import Blueprint, jsonify, request
-from sqlalchemy import and_, or_, select, update
+from flask import Blueprint, request
+from sqlalchemy import CursorResult, and_, or_, select, update
 
 from connect_service.auth import current_caller, require_caller, require_user
 from connect_service.extensions import db, services
 from connect_service.parsing import json_body_raw, query_args
 from connect_service.request_context import request_info
-from connect_service.schemas import PostListQuery
-from shared.db import iso_z
+from connect_service.responses import answer, responds
+from connect_service.schemas import CancelOut, PostListOut, PostListQuery, PostOut, ScheduleOut
 from shared.errors import AppError
 from shared.models import CANCELLED, QUEUED, ScheduledPost
 from shared.posts import cancel_rq_job
@@ -27,29 +28,6 @@ log = logging.getLogger(__name__)
 bp = Blueprint("schedule", __name__, url_prefix="/api/meta")
 
 MAX_IDEMPOTENCY_KEY = 255
-
-
-def post_body(post: ScheduledPost) -> dict:
-    """One post with its per-target outcome."""
-    return {
-        "job_id": post.id,
-        "connection_id": post.connection_id,
-        "status": post.status,
-        "publish_at": iso_z(post.publish_at),
-        "caption": post.caption,
-        "media_url": post.media_url,
-        "link": post.link,
-        "targets": {
-            "facebook": {"status": post.fb_status, "post_id": post.fb_post_id, "error_code": post.fb_error_code},
-            "instagram": {"status": post.ig_status, "media_id": post.ig_media_id, "error_code": post.ig_error_code},
-        },
-        "attempts": post.attempts,
-        "next_attempt_at": iso_z(post.next_attempt_at) if post.status in (QUEUED, "publishing") else None,
-        "error_code": post.error_code,
-        "error_message": post.error_message,
-        "created_at": iso_z(post.created_at),
-        "finished_at": iso_z(post.finished_at),
-    }
 
 
 def _post_caller() -> PostCaller:
@@ -68,6 +46,7 @@ def _idempotency_key() -> str | None:
 
 
 @bp.post("/schedule")
+@responds(ScheduleOut)
 @require_caller(allow_scheduler=True)
 def create():
     """Store a post and queue it for ``publish_at``."""
@@ -76,7 +55,7 @@ def create():
     outcome = schedule_post(
         db.session(), services(), caller=_post_caller(), payload=payload, idempotency_key=key, info=request_info()
     )
-    return jsonify(queued=True, job_id=outcome.post.id)
+    return answer(ScheduleOut, outcome.post)
 
 
 def _visible_post(job_id: str, *, for_update: bool = False) -> ScheduledPost:
@@ -92,9 +71,10 @@ def _visible_post(job_id: str, *, for_update: bool = False) -> ScheduledPost:
 
 
 @bp.get("/schedule/<job_id>")
+@responds(PostOut)
 @require_caller(allow_scheduler=True)
 def read(job_id: str):
-    return jsonify(post_body(_visible_post(job_id)))
+    return answer(PostOut, _visible_post(job_id))
 
 
 def _encode_cursor(post: ScheduledPost) -> str:
@@ -114,6 +94,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 
 @bp.get("/schedule")
+@responds(PostListOut)
 @require_caller(allow_scheduler=True)
 def list_posts():
     """The caller's posts, newest first, ``?status=&limit=&cursor=``."""
@@ -142,23 +123,25 @@ def list_posts():
         db.session.scalars(query.order_by(ScheduledPost.created_at.desc(), ScheduledPost.id.desc()).limit(limit + 1))
     )
     next_cursor = _encode_cursor(posts[limit - 1]) if len(posts) > limit else None
-    return jsonify(items=[post_body(p) for p in posts[:limit]], next_cursor=next_cursor)
+    return answer(PostListOut, {"items": posts[:limit], "next_cursor": next_cursor})
 
 
 @bp.delete("/schedule/<job_id>")
+@responds(CancelOut)
 @require_user
 def cancel(job_id: str):
     """Cancel a post that has not started publishing."""
     post = _visible_post(job_id)
     if post.status != CANCELLED:
-        changed = db.session.execute(
+        result = db.session.execute(
             update(ScheduledPost)
             .where(ScheduledPost.id == post.id, ScheduledPost.status == QUEUED)
             .values(status=CANCELLED, error_code=None, error_message="Dibatalkan.")
-        ).rowcount
+        )
+        changed = cast(CursorResult[Any], result).rowcount  # an UPDATE answers a CursorResult
         if not changed:
             db.session.rollback()
             raise AppError("not_cancellable")
         db.session.commit()
         cancel_rq_job(services().redis, post.rq_job_id)
-    return jsonify(cancelled=True, job_id=post.id)
+    return answer(CancelOut, post)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
+from collections.abc import Callable
+from typing import Any
 
-from shared.models import POST_STATUSES
+from marshmallow import EXCLUDE, RAISE, Schema, fields, missing, post_dump, validate
+
+from connect_service.connections import expiring_soon
+from shared.db import iso_z
+from shared.models import POST_STATUSES, PUBLISHING, QUEUED
 
 
 class ConnectQuery(Schema):
@@ -54,7 +59,37 @@ class EmptyBody(Schema):
         unknown = RAISE
 
 
+# --- Answers: each is dumped from the model object (or a dict) by the schema that documents it ---
+
+
+class Instant(fields.String):
+    """An aware datetime as the API writes it: ISO-8601 in UTC with ``Z`` (documented as a string)."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        return iso_z(value)
+
+
+class Derived(fields.Boolean):
+    """A boolean the object does not store, computed from it by ``derive`` (a dict carries it)."""
+
+    def __init__(self, derive: Callable[[Any], bool], **kwargs: Any):
+        super().__init__(**kwargs)
+        self.derive = derive
+
+    def get_value(self, obj: Any, attr: str, accessor: Any = None, default: Any = missing) -> Any:
+        return obj.get(attr, missing) if isinstance(obj, dict) else self.derive(obj)
+
+
+class Whole(fields.Nested):
+    """The same object again, written by another schema (a nested view of it)."""
+
+    def get_value(self, obj: Any, attr: str, accessor: Any = None, default: Any = missing) -> Any:
+        return obj
+
+
 class PageOut(Schema):
+    """A :class:`~connect_service.page_selection.PageChoice`."""
+
     id = fields.String(required=True)
     name = fields.String(required=True)
     has_instagram = fields.Boolean(required=True)
@@ -66,44 +101,68 @@ class ConnectOut(Schema):
 
 
 class ConnectedOut(Schema):
-    connected = fields.Boolean(required=True)
+    """A connection just made (callback or select-page)."""
+
+    connected = Derived(lambda conn: True, required=True)
     facebook_page_id = fields.String()
     instagram_business_account_id = fields.String()
     status = fields.String()
-    connection_id = fields.String()
+    connection_id = fields.String(attribute="id")
     page_name = fields.String(allow_none=True)
 
 
 class SelectionOut(Schema):
-    connected = fields.Boolean(required=True)
-    requires_page_selection = fields.Boolean(required=True)
+    """A :class:`~connect_service.page_selection.PendingSelection`: the seller picks a Page."""
+
+    connected = Derived(lambda selection: False, required=True)
+    requires_page_selection = Derived(lambda selection: True, required=True)
     pages = fields.List(fields.Nested(PageOut), required=True)
 
 
 class PagesOut(Schema):
+    """The pages of a pending selection."""
+
     pages = fields.List(fields.Nested(PageOut), required=True)
 
 
+NOT_CONNECTED = {"status": "not_connected"}
+
+
 class StatusOut(Schema):
+    """A connection, or :data:`NOT_CONNECTED` (then ``status`` is the only key)."""
+
     status = fields.String(required=True, validate=validate.OneOf(["connected", "not_connected", "needs_reauth"]))
-    connection_id = fields.String()
+    connection_id = fields.String(attribute="id")
     facebook_page_id = fields.String()
     instagram_business_account_id = fields.String(allow_none=True)
     instagram_username = fields.String(allow_none=True)
     page_name = fields.String(allow_none=True)
-    connected_at = fields.String(allow_none=True)
-    expires_at = fields.String(allow_none=True)
-    data_access_expires_at = fields.String(allow_none=True)
+    connected_at = Instant(allow_none=True)
+    expires_at = Instant(allow_none=True)
+    data_access_expires_at = Instant(allow_none=True)
     scopes_granted = fields.List(fields.String())
-    token_last_checked_at = fields.String(allow_none=True)
-    expiring_soon = fields.Boolean(
+    token_last_checked_at = Instant(allow_none=True)
+    expiring_soon = Derived(
+        lambda conn: expiring_soon(conn),
         metadata={
             "description": "Always present when connected: true when the earlier "
             "of expires_at and data_access_expires_at is less than "
             "14 days away (show a reconnect banner)."
-        }
+        },
     )
-    error_code = fields.String()
+    error_code = fields.String(attribute="last_error_code")
+
+    @post_dump(pass_original=True)
+    def presence(self, data: dict[str, Any], original: Any, **kwargs: Any) -> dict[str, Any]:
+        """``error_code`` only when the connection needs attention (a stored one, else token_expired)."""
+        if data["status"] == "not_connected":
+            return data
+        data["scopes_granted"] = data.get("scopes_granted") or []
+        if data["status"] == "connected":
+            data.pop("error_code", None)
+        else:
+            data["error_code"] = data.get("error_code") or "token_expired"
+        return data
 
 
 class DisconnectOut(Schema):
@@ -112,36 +171,48 @@ class DisconnectOut(Schema):
 
 
 class ErrorOut(Schema):
+    """``shared.errors.error_body``: ``fields`` only on a validation error."""
+
     error_code = fields.String(required=True)
     message = fields.String(required=True)
     action = fields.String(allow_none=True, required=True)
-    fields_ = fields.Dict(keys=fields.String(), values=fields.List(fields.String()), data_key="fields")
+    fields_ = fields.Dict(
+        keys=fields.String(), values=fields.List(fields.String()), data_key="fields", attribute="fields"
+    )
 
 
 class ScheduleOut(Schema):
-    queued = fields.Boolean(required=True)
-    job_id = fields.String(required=True)
+    """The post just stored."""
+
+    queued = Derived(lambda post: True, required=True)
+    job_id = fields.String(required=True, attribute="id")
 
 
 class FacebookTargetOut(Schema):
-    status = fields.String(required=True)
-    post_id = fields.String(allow_none=True, required=True)
-    error_code = fields.String(allow_none=True, required=True)
+    """The Facebook side of a :class:`~shared.models.ScheduledPost`."""
+
+    status = fields.String(required=True, attribute="fb_status")
+    post_id = fields.String(allow_none=True, required=True, attribute="fb_post_id")
+    error_code = fields.String(allow_none=True, required=True, attribute="fb_error_code")
 
 
 class InstagramTargetOut(Schema):
-    status = fields.String(required=True)
-    media_id = fields.String(allow_none=True, required=True)
-    error_code = fields.String(allow_none=True, required=True)
+    """The Instagram side of a :class:`~shared.models.ScheduledPost`."""
+
+    status = fields.String(required=True, attribute="ig_status")
+    media_id = fields.String(allow_none=True, required=True, attribute="ig_media_id")
+    error_code = fields.String(allow_none=True, required=True, attribute="ig_error_code")
 
 
 class TargetsOut(Schema):
-    facebook = fields.Nested(FacebookTargetOut, required=True)
-    instagram = fields.Nested(InstagramTargetOut, required=True)
+    facebook = Whole(FacebookTargetOut, required=True)
+    instagram = Whole(InstagramTargetOut, required=True)
 
 
 class PostOut(Schema):
-    job_id = fields.String(required=True)
+    """A :class:`~shared.models.ScheduledPost` with its per-target outcome."""
+
+    job_id = fields.String(required=True, attribute="id")
     connection_id = fields.String(required=True)
     status = fields.String(
         required=True,
@@ -149,17 +220,23 @@ class PostOut(Schema):
             ["queued", "publishing", "published", "partially_published", "unconfirmed", "failed", "cancelled"]
         ),
     )
-    publish_at = fields.String(required=True)
+    publish_at = Instant(required=True)
     caption = fields.String(required=True)
     media_url = fields.String(allow_none=True, required=True)
     link = fields.String(allow_none=True, required=True)
-    targets = fields.Nested(TargetsOut, required=True)
+    targets = Whole(TargetsOut, required=True)
     attempts = fields.Integer(required=True)
-    next_attempt_at = fields.String(allow_none=True)
+    next_attempt_at = Instant(allow_none=True)
     error_code = fields.String(allow_none=True, required=True)
     error_message = fields.String(allow_none=True, required=True)
-    created_at = fields.String()
-    finished_at = fields.String(allow_none=True)
+    created_at = Instant()
+    finished_at = Instant(allow_none=True)
+
+    @post_dump
+    def next_attempt_only_while_pending(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        if data["status"] not in (QUEUED, PUBLISHING):
+            data["next_attempt_at"] = None
+        return data
 
 
 class PostListOut(Schema):
@@ -168,8 +245,10 @@ class PostListOut(Schema):
 
 
 class CancelOut(Schema):
-    cancelled = fields.Boolean(required=True)
-    job_id = fields.String(required=True)
+    """The post just cancelled."""
+
+    cancelled = Derived(lambda post: True, required=True)
+    job_id = fields.String(required=True, attribute="id")
 
 
 class DeauthorizeOut(Schema):
@@ -182,7 +261,9 @@ class DeletionOut(Schema):
 
 
 class DeletionStatusOut(Schema):
+    """A :class:`~shared.models.DataDeletionRequest`."""
+
     confirmation_code = fields.String(required=True)
     status = fields.String(required=True)
-    requested_at = fields.String(required=True)
-    completed_at = fields.String(allow_none=True, required=True)
+    requested_at = Instant(required=True)
+    completed_at = Instant(allow_none=True, required=True)

@@ -95,13 +95,13 @@ def publish_request(payload: dict[str, Any]) -> dict[str, Any]:
                 error_code=exc.error_code,
                 detail={
                     "via": "publish_request",
-                    "fields": exc.fields,
+                    "fields": exc.fields_in("id"),
                     "idempotency_key": key if _printable(key) else None,
                 },
             )
             session.commit()
             log.warning("publish_request refused: %s", exc.error_code)
-            return {"ok": False, "error_code": exc.error_code, "fields": exc.fields}
+            return {"ok": False, "error_code": exc.error_code, "fields": exc.fields_in("id")}
         return {"ok": True, "job_id": outcome.post.id, "created": outcome.created}
 
 

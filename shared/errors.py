@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -192,6 +193,10 @@ class AppError(Exception):
         self.http_status = http_status or CATALOGUE[error_code].http_status
         self.detail = detail
 
+    def fields_in(self, language: str = "id") -> dict[str, list[str]] | None:
+        """The field messages in ``language`` (Indonesian unless asked otherwise)."""
+        return None if self.fields is None else localised_fields(self.fields, language)
+
 
 def message_for(error_code: str, language: str = "id") -> str:
     spec = CATALOGUE[error_code]
@@ -207,7 +212,7 @@ def error_body(error_code: str, language: str = "id", fields: dict[str, list[str
         "action": spec.action,
     }
     if fields is not None:
-        body["fields"] = fields
+        body["fields"] = localised_fields(fields, language)
     return body
 
 
@@ -304,3 +309,106 @@ def classify_graph_error(code: int | None, subcode: int | None = None, http_stat
     """Map a Graph error to a catalogue code."""
     rule = graph_rule(code, subcode, http_status)
     return rule.error_code if rule is not None else "meta_unavailable"
+
+
+# --- Field messages (the ``fields`` of a validation_error), in the caller's language ---
+# The validators write English (marshmallow's own messages and ours); that text is the key
+# of its Indonesian wording here, as gettext keys a translation by its source text. The API
+# answers Indonesian unless the caller prefers English, as for the top-level message.
+
+FIELD_MESSAGES_ID: dict[str, str] = {
+    # marshmallow's own
+    "Missing data for required field.": "Wajib diisi.",
+    "Field may not be null.": "Wajib diisi.",
+    "Unknown field.": "Kolom ini tidak dikenal.",
+    "Invalid value.": "Nilai tidak valid.",
+    "Invalid input type.": "Jenis data tidak valid.",
+    "Invalid type.": "Jenis data tidak valid.",
+    "Not a valid string.": "Harus berupa teks.",
+    "Not a valid utf-8 string.": "Harus berupa teks UTF-8 yang valid.",
+    "Not a valid integer.": "Harus berupa bilangan bulat.",
+    "Not a valid number.": "Harus berupa angka.",
+    "Number too large.": "Angka terlalu besar.",
+    "Not a valid boolean.": "Harus bernilai true atau false.",
+    "Not a valid list.": "Harus berupa daftar.",
+    "Not a valid mapping type.": "Harus berupa objek.",
+    "Not a valid datetime.": "Waktu tidak valid.",
+    "Not a valid aware datetime.": "Waktu tidak valid.",
+    # ours (shared/post_schema.py, connect_service/schemas.py and the handlers)
+    "Must be an ISO-8601 date and time with a time zone, e.g. 2026-02-20T10:00:00Z.": (
+        "Harus berupa tanggal dan waktu ISO-8601 dengan zona waktu, misalnya 2026-02-20T10:00:00Z."
+    ),
+    "Must include a time zone (Z or an offset such as +07:00).": (
+        "Harus menyertakan zona waktu (Z atau selisih seperti +07:00)."
+    ),
+    "Must not be more than 5 minutes in the past.": "Waktu terbit tidak boleh lebih dari 5 menit yang lalu.",
+    "Must be within a year from now.": "Waktu terbit harus dalam satu tahun ke depan.",
+    "Must be at most 2200 characters.": "Caption maksimal 2.200 karakter.",
+    "Must have at most 30 hashtags.": "Caption maksimal berisi 30 hashtag.",
+    "Must have at most 20 @mentions.": "Caption maksimal berisi 20 @mention.",
+    "Must be an absolute https URL.": "Harus URL lengkap yang diawali https://.",
+    "Must be an absolute https or http URL.": "Harus URL lengkap yang diawali https:// atau http://.",
+    "Must not carry a user name or password.": "URL tidak boleh berisi nama pengguna atau kata sandi.",
+    "Must be reachable from the internet (Meta fetches it).": (
+        "URL harus bisa diakses dari internet, karena Meta mengambilnya langsung."
+    ),
+    "Must not contain NUL characters.": "Tidak boleh berisi karakter NUL.",
+    "Choose at least one target.": "Pilih minimal satu tujuan.",
+    "Each target at most once.": "Setiap tujuan hanya boleh dipilih sekali.",
+    "Required when instagram is a target.": "Wajib diisi jika Instagram dipilih.",
+    "A link is only posted to Facebook.": "Link hanya diposting ke Facebook. Pilih Facebook atau kosongkan link.",
+    "A post needs a caption, a media_url or a link.": "Isi caption, URL gambar, atau link.",
+    "Must be a Page id.": "Harus berupa id Page.",
+    "Must be 1 to 255 printable characters.": "Harus 1 sampai 255 karakter yang dapat dicetak.",
+    "Must be a non-empty string of at most 255 printable characters.": (
+        "Harus berupa teks tidak kosong, maksimal 255 karakter yang dapat dicetak."
+    ),
+    "Invalid cursor.": "Cursor tidak valid.",
+}
+
+# Why a JSON value handed over on RQ is refused (shared/validation.py UnsafeJSON).
+JSON_REASONS_ID: dict[str, str] = {
+    "nested deeper than 32 levels": "bersarang lebih dari 32 tingkat",
+    "numbers must be finite": "angka harus terhingga",
+    "strings must be valid Unicode (no lone surrogates)": "teks harus Unicode yang valid",
+    "object keys must not contain NUL characters": "nama kolom tidak boleh berisi karakter NUL",
+    "object keys must be strings": "nama kolom harus berupa teks",
+}
+
+# marshmallow's messages that carry a value, and ours that carry a reason.
+FIELD_PATTERNS_ID: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"Longer than maximum length (?P<max>\d+)\."), "Maksimal {max} karakter."),
+    (re.compile(r"Shorter than minimum length (?P<min>\d+)\."), "Minimal {min} karakter."),
+    (re.compile(r"Length must be between (?P<min>\d+) and (?P<max>\d+)\."), "Panjang harus {min} sampai {max}."),
+    (re.compile(r"Must be one of: (?P<choices>.*)\."), "Harus salah satu dari: {choices}."),
+    (
+        re.compile(r"Must be greater than or equal to (?P<min>\S+) and less than or equal to (?P<max>\S+)\."),
+        "Harus antara {min} dan {max}.",
+    ),
+    (re.compile(r"Must be greater than or equal to (?P<min>\S+)\."), "Minimal {min}."),
+    (re.compile(r"Must be less than or equal to (?P<max>\S+)\."), "Maksimal {max}."),
+    (re.compile(r"Not acceptable JSON: (?P<reason>.*)\."), "JSON tidak dapat diterima ({reason})."),
+]
+
+
+def field_message(message: str, language: str = "id") -> str:
+    """One field message in ``language``; English is the source text."""
+    if language == "en":
+        return message
+    if message in FIELD_MESSAGES_ID:
+        return FIELD_MESSAGES_ID[message]
+    for pattern, wording in FIELD_PATTERNS_ID:
+        found = pattern.fullmatch(message)
+        if found:
+            return wording.format(**{name: _id_value(value) for name, value in found.groupdict().items()})
+    return message
+
+
+def _id_value(text: str) -> str:
+    """Whole numbers as Indonesian writes them (2.048), a known reason in Indonesian, else as it is."""
+    return f"{int(text):,}".replace(",", ".") if text.isdigit() else JSON_REASONS_ID.get(text, text)
+
+
+def localised_fields(fields: dict[str, list[str]], language: str = "id") -> dict[str, list[str]]:
+    """The ``fields`` of a validation error with each message in ``language``."""
+    return {name: [field_message(message, language) for message in messages] for name, messages in fields.items()}

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, timedelta
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate, validates, validates_schema
@@ -21,7 +23,7 @@ _HASHTAG = re.compile(r"(?<![\w#])#\w+")
 _MENTION = re.compile(r"(?<![\w@])@[\w.]+")
 
 
-def check_public_https_url(value: str, *, schemes=("https",)) -> None:
+def check_public_https_url(value: str, *, schemes: tuple[str, ...] = ("https",)) -> None:
     parts = urlsplit(value)
     if parts.scheme not in schemes or not parts.hostname:
         raise ValidationError(f"Must be an absolute {' or '.join(schemes)} URL.")
@@ -34,7 +36,7 @@ def check_public_https_url(value: str, *, schemes=("https",)) -> None:
 class Text(fields.String):
     """A string without NUL characters (PostgreSQL cannot store them)."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
         if "\x00" in text:
             raise ValidationError("Must not contain NUL characters.")
@@ -47,12 +49,12 @@ class ScheduleBody(Schema):
     class Meta:
         unknown = RAISE
 
-    def __init__(self, *args, now=None, **kwargs):
+    def __init__(self, *args: Any, now: datetime | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.reference_time = now
 
     @pre_load
-    def refuse_pathological_json(self, data, **kwargs):
+    def refuse_pathological_json(self, data: Any, **kwargs: Any) -> Any:
         """The same refusals as the HTTP parser, for bodies handed over on RQ (``publish_request``)."""
         try:
             check_json_value(data)
@@ -79,7 +81,7 @@ class ScheduleBody(Schema):
     )
 
     @validates("publish_at")
-    def check_publish_at(self, value, data_key):
+    def check_publish_at(self, value: datetime, data_key: str) -> None:
         now = self.reference_time or utcnow()
         if value < now - PAST_TOLERANCE:
             raise ValidationError("Must not be more than 5 minutes in the past.")
@@ -87,7 +89,7 @@ class ScheduleBody(Schema):
             raise ValidationError("Must be within a year from now.")
 
     @validates("caption")
-    def check_caption(self, value, data_key):
+    def check_caption(self, value: str, data_key: str) -> None:
         problems = []
         if len(value) > MAX_CAPTION:
             problems.append(f"Must be at most {MAX_CAPTION} characters.")
@@ -99,22 +101,22 @@ class ScheduleBody(Schema):
             raise ValidationError(problems)
 
     @validates("media_url")
-    def check_media_url(self, value, data_key):
+    def check_media_url(self, value: str | None, data_key: str) -> None:
         if value is not None:
             check_public_https_url(value)
 
     @validates("link")
-    def check_link(self, value, data_key):
+    def check_link(self, value: str | None, data_key: str) -> None:
         if value is not None:
             check_public_https_url(value, schemes=("https", "http"))
 
     @validates("targets")
-    def check_targets(self, value, data_key):
+    def check_targets(self, value: list[str], data_key: str) -> None:
         if len(set(value)) != len(value):
             raise ValidationError("Each target at most once.")
 
     @validates_schema(skip_on_field_errors=True)
-    def check_combination(self, data, **kwargs):
+    def check_combination(self, data: dict[str, Any], **kwargs: Any) -> None:
         targets = data.get("targets") or []
         if "instagram" in targets and not data.get("media_url"):
             raise ValidationError("Required when instagram is a target.", "media_url")
@@ -124,7 +126,7 @@ class ScheduleBody(Schema):
             raise ValidationError("A post needs a caption, a media_url or a link.", "caption")
 
 
-def normalized(body: dict) -> dict:
+def normalized(body: dict[str, Any]) -> dict[str, Any]:
     """The validated body in a canonical form (for idempotency hashing)."""
     return {
         "connection_id": body.get("connection_id"),

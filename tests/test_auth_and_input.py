@@ -121,8 +121,8 @@ def test_select_page_validation_errors(client):
     response = client.post("/api/meta/select-page", json={"page_id": "12a", "extra": 1}, headers=same_origin())
     assert response.status_code == 422
     assert response.json["error_code"] == "validation_error"
-    assert response.json["fields"] == {"page_id": ["Must be a Page id."], "extra": ["Unknown field."]}
-    missing = client.post("/api/meta/select-page", json={}, headers=same_origin())
+    assert response.json["fields"] == {"page_id": ["Harus berupa id Page."], "extra": ["Kolom ini tidak dikenal."]}
+    missing = client.post("/api/meta/select-page", json={}, headers={**same_origin(), "Accept-Language": "en"})
     assert missing.json["fields"] == {"page_id": ["Missing data for required field."]}
     not_object = client.post("/api/meta/select-page", json=["123"], headers=same_origin())
     assert not_object.status_code == 400 and not_object.json["error_code"] == "bad_request"
@@ -198,7 +198,7 @@ def test_ordinary_json_still_reads(client):
         content_type="application/json",
         headers=same_origin(),
     )
-    assert response.status_code == 422 and response.json["fields"] == {"note": ["Unknown field."]}
+    assert response.status_code == 422 and response.json["fields"] == {"note": ["Kolom ini tidak dikenal."]}
 
 
 @pytest.fixture

@@ -183,7 +183,7 @@ def test_a_disconnected_connection_is_not_revived_by_reconnecting(client, connec
 def test_disconnect_body_with_unknown_keys_is_refused(client, connected, db_session):
     response = client.post("/api/meta/disconnect", json={"everything": True}, headers=same_origin())
     assert response.status_code == 422
-    assert response.json["fields"] == {"everything": ["Unknown field."]}
+    assert response.json["fields"] == {"everything": ["Kolom ini tidak dikenal."]}
     assert the_connection(db_session).status == "connected"
 
 

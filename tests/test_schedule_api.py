@@ -120,10 +120,12 @@ def test_a_post_due_now_is_queued_at_once(client, conn, redis_client):
     ],
 )
 def test_each_bad_field_is_named_and_nothing_is_stored(client, conn, db_session, payload, field, message):
-    response = schedule(client, payload)
+    response = schedule(client, payload, **{"Accept-Language": "en"})
     assert response.status_code == 422
     assert response.json["error_code"] == "validation_error"
     assert message in response.json["fields"][field]
+    indonesian = schedule(client, payload).json["fields"][field]  # the default: the server's Indonesian
+    assert message not in indonesian and len(indonesian) == len(response.json["fields"][field])
     assert post_count(db_session) == 0
 
 
@@ -459,7 +461,9 @@ def test_private_addresses_in_any_spelling_are_refused(client, conn, db_session,
     for field, url in (("media_url", f"https://{host}/a.jpg"), ("link", f"https://{host}/produk")):
         response = schedule(client, body(**{field: url}))
         assert response.status_code == 422, (field, url)
-        assert response.json["fields"][field] == ["Must be reachable from the internet (Meta fetches it)."]
+        assert response.json["fields"][field] == [
+            "URL harus bisa diakses dari internet, karena Meta mengambilnya langsung."
+        ]
     assert post_count(db_session) == 0
 
 
