@@ -28,8 +28,8 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from connect_service.cli import run_migrations  # noqa: E402
 from shared.db import make_engine, make_session_factory, utcnow  # noqa: E402
+from shared.migrations import run_migrations  # noqa: E402
 from shared.models import CANCELLED, PENDING, QUEUED, ScheduledPost, SocialConnection, new_id  # noqa: E402
 from shared.queue import PUBLISH_POST, job_timeout, make_queue  # noqa: E402
 from shared.settings import DEFAULT_SCOPES, DEMO_APP_ID, DEMO_APP_SECRET, load_settings  # noqa: E402

@@ -127,7 +127,7 @@ def serve_in_thread(host: str = "127.0.0.1", port: int = 0, config: dict | None 
     ``config=None`` reads the ``SANDBOX_*`` environment variables."""
     from .server import serve_in_thread as _serve
 
-    return _serve(host, port, config, quiet=quiet)
+    return _serve(create_app(config_from_env() if config is None else config), host, port, quiet=quiet)
 
 
 __all__ = ["create_app", "serve_in_thread", "config_from_env", "require_demo_or_test", "SandboxRefused", "DEFAULTS"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import threading
 
+from flask import Flask
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 SECRET_PARAMS = re.compile(
@@ -68,13 +69,8 @@ class SandboxServer:
         self.stop()
 
 
-def serve_in_thread(
-    host: str = "127.0.0.1", port: int = 0, config: dict | None = None, *, quiet: bool = True
-) -> SandboxServer:
-    """Start the sandbox on ``host:port`` (0 = a free port) in a daemon thread."""
-    from . import config_from_env, create_app
-
-    app = create_app(config_from_env() if config is None else config)
+def serve_in_thread(app: Flask, host: str = "127.0.0.1", port: int = 0, *, quiet: bool = True) -> SandboxServer:
+    """Serve a sandbox ``app`` on ``host:port`` (0 = a free port) in a daemon thread."""
     handler = QuietRequestHandler if quiet else MaskingRequestHandler
     server = make_server(host, port, app, threaded=True, request_handler=handler)
     thread = threading.Thread(target=server.serve_forever, name="meta-sandbox", daemon=True)

@@ -11,7 +11,7 @@ import pytest
 import requests
 from sqlalchemy import text
 
-from connect_service.demo import DemoStack
+from social_connect_demo import DemoStack
 from tests.conftest import ALL_TABLES, create_database, drop_database, redis_url_for
 
 E2E_TUNING = {

@@ -18,9 +18,9 @@ import pytest
 import requests
 from sqlalchemy import text
 
-from connect_service.demo import DemoStack
 from shared.db import make_engine
 from shared.settings import DEMO_APP_ID, DEMO_APP_SECRET
+from social_connect_demo import DemoStack
 from tests.conftest import ALL_TABLES, create_database, drop_database, redis_url_for
 from tests.e2e.conftest import reset_sandbox
 from tests.e2e.driver import Seller
