@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from flask import Flask
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -158,3 +159,12 @@ def test_the_production_image_gets_the_runtime_lock_and_only_the_production_pack
     assert {*PRODUCTION, "requirements.lock"} <= copied
     assert not copied & {"meta_sandbox", "social_connect_demo", "requirements-dev.lock", "."}
     assert "pip install --require-hashes -r requirements.lock" in dockerfile
+
+
+def test_only_the_demo_adds_the_demo_login_and_never_to_another_app(app: Flask) -> None:
+    from social_connect_demo import login
+
+    assert app.test_client().get("/demo/login").status_code == 404
+    with pytest.raises(RuntimeError, match="APP_ENV=demo"):
+        login.register(app)
+    assert app.test_client().get("/demo/login").status_code == 404
