@@ -24,7 +24,7 @@ def _settings() -> Settings:
 class _Commands(click.Group):
     """The commands below plus those installed packages add under the ``social_connect.commands`` entry point.
 
-    That is how ``social-connect demo`` arrives (from ``social_connect_demo``) without this
+    That is how ``social-connect demo`` arrives (declared in pyproject.toml, served by the demo package) without this
     module naming the demo: an image without the demo package has no ``demo`` command.
     """
 
