@@ -3,15 +3,25 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install lint test demo migrate clean
+.PHONY: install lock lint test demo migrate clean
 
+## Every dependency from the lock, checked against its hashes; then this project itself,
+## built with the locked setuptools (nothing unpinned is fetched).
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml requirements.lock requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
+
+## Re-resolve the lock files from pyproject.toml's pins (Python 3.11, Linux): requirements.lock
+## for the production image, requirements-dev.lock for everything else (all extras).
+LOCK := $(BIN)/uv pip compile pyproject.toml --group build --generate-hashes --python-version 3.11 \
+	--python-platform linux --custom-compile-command "make lock" --quiet
+lock: install
+	$(LOCK) --output-file requirements.lock
+	$(LOCK) --extra dev --extra demo --output-file requirements-dev.lock
 
 ## Lint, format and import order (ruff), types (mypy: strict for shared/ and publish_worker/).
 lint: install

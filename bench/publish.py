@@ -19,17 +19,20 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import timedelta
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import redis
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from connect_service.cli import run_migrations  # noqa: E402
 from shared.db import make_engine, make_session_factory, utcnow  # noqa: E402
+from shared.migrations import run_migrations  # noqa: E402
 from shared.models import CANCELLED, PENDING, QUEUED, ScheduledPost, SocialConnection, new_id  # noqa: E402
 from shared.queue import PUBLISH_POST, job_timeout, make_queue  # noqa: E402
 from shared.settings import DEFAULT_SCOPES, DEMO_APP_ID, DEMO_APP_SECRET, load_settings  # noqa: E402
@@ -41,7 +44,8 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def cpu_seconds(pid: int) -> float:
@@ -58,7 +62,7 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 class Bench:
-    def __init__(self, args):
+    def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.db_name = f"social_connect_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
         self.database_url = (
@@ -66,7 +70,7 @@ class Bench:
         )
         self.sandbox_port = free_port()
         self.sandbox_url = f"http://127.0.0.1:{self.sandbox_port}"
-        self.procs: list[subprocess.Popen] = []
+        self.procs: list[subprocess.Popen[bytes]] = []
         self.env = {
             **os.environ,
             "APP_ENV": "test",
@@ -145,7 +149,9 @@ class Bench:
                 {"sub": "bench-seller", "exp": int(time.time()) + 3600}, self.settings.session_secret, algorithm="HS256"
             ),
         )
-        oauth_url = client.get("/api/meta/connect").json["oauth_url"]
+        connect = client.get("/api/meta/connect").json
+        assert connect is not None
+        oauth_url = connect["oauth_url"]
         query = parse_qs(urlsplit(oauth_url).query)
         html = requests.get(oauth_url, timeout=5).text
         form = {
@@ -164,10 +170,11 @@ class Bench:
             query_string={"code": callback["code"][0], "state": callback["state"][0]},
             headers={"Accept": "application/json"},
         ).json
-        assert body.get("connected"), body
-        return body["connection_id"]
+        assert body is not None and body.get("connected"), body
+        connection_id: str = body["connection_id"]
+        return connection_id
 
-    def schedule(self, connection_id: str, due_at, noop: bool) -> list[str]:
+    def schedule(self, connection_id: str, due_at: datetime, noop: bool) -> list[str]:
         with self.sessions() as session:
             conn = session.get(SocialConnection, connection_id)
             ids = []
@@ -207,12 +214,12 @@ class Bench:
             pipe.execute()
         return ids
 
-    def _redis(self):
+    def _redis(self) -> redis.Redis:
         from shared.redis_conn import make_redis
 
         return make_redis(self.settings)
 
-    def start_workers(self) -> list[subprocess.Popen]:
+    def start_workers(self) -> list[subprocess.Popen[bytes]]:
         workers = []
         for _ in range(self.args.workers):
             proc = subprocess.Popen(
@@ -226,7 +233,7 @@ class Bench:
         self.procs.extend(workers)
         return workers
 
-    def stop(self, procs) -> None:
+    def stop(self, procs: Iterable[subprocess.Popen[bytes]]) -> None:
         for proc in procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -238,7 +245,7 @@ class Bench:
 
     # -- runs --
 
-    def run_publish(self, connection_id: str) -> dict:
+    def run_publish(self, connection_id: str) -> dict[str, Any]:
         requests.post(self.sandbox_url + "/_sandbox/latency", json={"ms": self.args.latency_ms}, timeout=5)
         workers = self.start_workers()
         time.sleep(3)  # let the workers boot before the posts fall due
@@ -276,7 +283,7 @@ class Bench:
             "ig_media": len(published["instagram"]),
         }
 
-    def run_noop(self, connection_id: str) -> dict:
+    def run_noop(self, connection_id: str) -> dict[str, Any]:
         from rq.job import Job
         from rq.serializers import JSONSerializer
 
@@ -286,8 +293,8 @@ class Bench:
         due_at = utcnow() + timedelta(seconds=self.args.lead_seconds)
         ids = self.schedule(connection_id, due_at, noop=True)
         cpu_before = {p.pid: cpu_seconds(p.pid) for p in workers}
-        redis = self._redis()
-        queue = make_queue(redis)
+        client = self._redis()
+        queue = make_queue(client)
         deadline = time.monotonic() + self.args.timeout
         while time.monotonic() < deadline:
             if len(queue.finished_job_registry) >= len(ids):
@@ -297,7 +304,7 @@ class Bench:
         self.stop(workers)
         ended = []
         for post_id in ids:
-            job = Job.fetch(f"pub-{post_id}-1", connection=redis, serializer=JSONSerializer)
+            job = Job.fetch(f"pub-{post_id}-1", connection=client, serializer=JSONSerializer)
             if job.ended_at:
                 ended.append((job.ended_at.replace(tzinfo=due_at.tzinfo) - due_at).total_seconds())
         span = max(ended) if ended else float("nan")
@@ -309,8 +316,8 @@ class Bench:
         }
 
 
-def _count(values) -> dict:
-    out: dict = {}
+def _count(values: Iterable[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
     for v in values:
         out[v] = out.get(v, 0) + 1
     return out

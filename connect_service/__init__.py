@@ -68,8 +68,4 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from connect_service import web
 
     app.register_blueprint(web.bp)
-    if settings.app_env == "demo":
-        from connect_service import demo_login
-
-        app.register_blueprint(demo_login.bp)
     return app

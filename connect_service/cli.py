@@ -1,33 +1,57 @@
-"""The ``social-connect`` command: migrations, key rotation, and (later) the demo."""
+"""The ``social-connect`` command: migrations, key rotation, and commands other packages add (the demo)."""
 
 from __future__ import annotations
 
+import importlib.util
 import sys
+from importlib.metadata import EntryPoint, entry_points
 
 import click
 
-from shared.settings import PROJECT_ROOT, SettingsError, load_settings
+from shared.migrations import run_migrations
+from shared.settings import Settings, SettingsError, load_settings
+
+COMMANDS_GROUP = "social_connect.commands"
 
 
-def _settings():
+def _settings() -> Settings:
     try:
         return load_settings()
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
 
 
-def run_migrations(database_url: str) -> None:
-    """``alembic upgrade head`` against ``database_url``."""
-    from alembic import command
-    from alembic.config import Config
+class _Commands(click.Group):
+    """The commands below plus those installed packages add under the ``social_connect.commands`` entry point.
 
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
-    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
-    config.attributes["configure_logging"] = False
-    command.upgrade(config, "head")
+    That is how ``social-connect demo`` arrives (declared in pyproject.toml, served by the demo package) without this
+    module naming the demo: an image without the demo package has no ``demo`` command.
+    """
+
+    def _added(self) -> dict[str, EntryPoint]:
+        # The project's own metadata declares ``demo`` even where its package was left out (the
+        # production image): offer only commands whose top-level package is importable.
+        return {
+            ep.name: ep
+            for ep in entry_points(group=COMMANDS_GROUP)
+            if importlib.util.find_spec(ep.module.partition(".")[0]) is not None
+        }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._added()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        entry_point = self._added().get(cmd_name) if command is None else None
+        if entry_point is not None:
+            loaded = entry_point.load()
+            if not isinstance(loaded, click.Command):
+                raise click.ClickException(f"{entry_point.value} is not a click command")
+            command = loaded
+        return command
 
 
-@click.group()
+@click.group(cls=_Commands)
 def main() -> None:
     """Resellio Social Connect."""
 
@@ -56,52 +80,6 @@ def rotate_keys() -> None:
     finally:
         engine.dispose()
     click.echo(f"re-encrypted {changed} connection(s) under key '{settings.token_encryption_keys[0][0]}'")
-
-
-@main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int, help="The Social Connect page and API.")
-@click.option("--sandbox-port", default=8001, show_default=True, type=int, help="The Meta sandbox.")
-@click.option("--scenario", default="one_page", show_default=True, help="The sandbox scenario to start with.")
-def demo(host: str, port: int, sandbox_port: int, scenario: str) -> None:
-    """Run everything on this machine: SQLite, embedded Redis, the Meta sandbox, the worker."""
-    import os
-    import signal
-    import threading
-
-    from connect_service.demo import DemoStack
-    from shared.log import configure_logging
-
-    os.environ.setdefault("APP_ENV", "demo")
-    if os.environ["APP_ENV"] != "demo":
-        raise click.ClickException("social-connect demo runs only with APP_ENV=demo (or unset)")
-    configure_logging("WARNING", json_lines=False)
-    stack = DemoStack(
-        host=host,
-        port=port,
-        sandbox_port=sandbox_port,
-        scenario=scenario,
-        database_url=os.environ.get("DATABASE_URL") or None,
-        redis_url=os.environ.get("REDIS_URL") or None,
-    )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        stack.start()
-    except OSError as exc:
-        raise click.ClickException(f"could not start the demo: {exc}") from None
-    click.echo(f"Resellio Social Connect demo: {stack.url}/")
-    click.echo(f"Meta sandbox (scenarios, published posts): {stack.sandbox.url}/")
-    click.echo("Signed in as the demo seller on first visit. Ctrl-C stops everything.", err=False)
-    try:
-        while not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        click.echo("stopping…")
-        stack.stop()
-    click.echo("stopped")
 
 
 if __name__ == "__main__":

@@ -9,9 +9,16 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
+from flask import Flask, Response
 from flask.json.provider import DefaultJSONProvider
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
+
+if TYPE_CHECKING:
+    from .server import SandboxServer
 
 DEFAULTS = {
     "SANDBOX_APP_ID": "sandbox-app-id",
@@ -40,7 +47,7 @@ class SandboxRefused(RuntimeError):
 ALLOWED_ENVS = ("demo", "test")
 
 
-def require_demo_or_test(config: dict | None = None) -> None:
+def require_demo_or_test(config: Mapping[str, Any] | None = None) -> None:
     """Raise :class:`SandboxRefused` unless ``APP_ENV`` is ``demo`` or ``test``.
 
     ``APP_ENV`` is read from ``config`` and from the environment; every value
@@ -59,17 +66,17 @@ def require_demo_or_test(config: dict | None = None) -> None:
         )
 
 
-def config_from_env(environ=None) -> dict:
+def config_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The ``SANDBOX_*`` settings found in the environment, typed."""
     environ = os.environ if environ is None else environ
-    out = {}
+    out: dict[str, Any] = {}
     for key in DEFAULTS:
         if environ.get(key) not in (None, ""):
             out[key] = _TYPES.get(key, str)(environ[key])
     return out
 
 
-def create_app(config: dict | None = None) -> Flask:
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the sandbox app with ``DEFAULTS`` overridden by ``config``."""
     require_demo_or_test(config)
     from . import admin, dialog, graph, publishing, routing
@@ -97,18 +104,18 @@ def create_app(config: dict | None = None) -> Flask:
 
         return not request.path.startswith("/_sandbox")
 
-    def graph_error(exc: GraphError):
+    def graph_error(exc: GraphError) -> Response:
         resp = exc.response()
         resp.headers["X-App-Usage"] = json.dumps(app.extensions["meta_sandbox"].usage_app, separators=(",", ":"))
         return resp
 
     @app.errorhandler(404)
     @app.errorhandler(405)
-    def _not_routed(exc):
+    def _not_routed(exc: HTTPException) -> ResponseReturnValue:
         from flask import jsonify, request
 
         if not is_graph_path():
-            return jsonify({"error": exc.name}), exc.code
+            return jsonify({"error": exc.name}), exc.code or 500
         if exc.code == 405:
             return graph_error(
                 GraphError(f"Unsupported {request.method.lower()} request.", 100, type="GraphMethodException")
@@ -116,11 +123,11 @@ def create_app(config: dict | None = None) -> Flask:
         return graph_error(GraphError(f"(#100) Unknown path components: {request.path}", 100))
 
     @app.errorhandler(GraphError)
-    def _graph_error(exc):
+    def _graph_error(exc: GraphError) -> Response:
         return graph_error(exc)
 
     @app.errorhandler(500)
-    def _crash(exc):
+    def _crash(exc: Exception) -> Response:
         original = getattr(exc, "original_exception", None) or exc
         app.logger.error("sandbox error: %r", original, exc_info=original)
         return graph_error(unknown_error())
@@ -128,13 +135,15 @@ def create_app(config: dict | None = None) -> Flask:
     return app
 
 
-def serve_in_thread(host: str = "127.0.0.1", port: int = 0, config: dict | None = None, *, quiet: bool = True):
+def serve_in_thread(
+    host: str = "127.0.0.1", port: int = 0, config: Mapping[str, Any] | None = None, *, quiet: bool = True
+) -> SandboxServer:
     """Run the sandbox on a daemon thread; returns a handle with ``.url``,
     ``.port``, ``.app`` and ``.stop()``. ``port=0`` picks a free port;
     ``config=None`` reads the ``SANDBOX_*`` environment variables."""
     from .server import serve_in_thread as _serve
 
-    return _serve(host, port, config, quiet=quiet)
+    return _serve(create_app(config_from_env() if config is None else config), host, port, quiet=quiet)
 
 
 __all__ = ["create_app", "serve_in_thread", "config_from_env", "require_demo_or_test", "SandboxRefused", "DEFAULTS"]

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import secrets
 import time
+from typing import Any
 
-from flask import jsonify
+from flask import Response, jsonify
 
 
 def fbtrace_id() -> str:
@@ -40,8 +41,8 @@ class GraphError(Exception):
         self.is_transient = is_transient
         self.trace_id = fbtrace_id()
 
-    def body(self) -> dict:
-        err = {"message": self.message, "type": self.type, "code": self.code}
+    def body(self) -> dict[str, Any]:
+        err: dict[str, Any] = {"message": self.message, "type": self.type, "code": self.code}
         if self.subcode is not None:
             err["error_subcode"] = self.subcode
         if self.is_transient is not None:
@@ -53,7 +54,7 @@ class GraphError(Exception):
         err["fbtrace_id"] = self.trace_id
         return {"error": err}
 
-    def response(self):
+    def response(self) -> Response:
         resp = jsonify(self.body())
         resp.status_code = self.status
         resp.headers["x-fb-trace-id"] = self.trace_id
@@ -62,7 +63,7 @@ class GraphError(Exception):
         return resp
 
     @classmethod
-    def from_spec(cls, error: dict | None, status: int | None) -> GraphError:
+    def from_spec(cls, error: dict[str, Any] | None, status: int | None) -> GraphError:
         """Build an error from an admin fault spec (``{"code", "message", ...}``)."""
         error = dict(error or {})
         code = int(error.get("code", 2 if (status or 500) >= 500 else 100))

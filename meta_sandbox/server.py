@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import re
 import threading
+from typing import TYPE_CHECKING
 
-from werkzeug.serving import WSGIRequestHandler, make_server
+from flask import Flask
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+if TYPE_CHECKING:
+    from .state import World
 
 SECRET_PARAMS = re.compile(
     r"((?:access_token|input_token|fb_exchange_token|client_secret|appsecret_proof|code)=)[^&\s#]+"
@@ -22,7 +27,7 @@ def mask(text: str) -> str:
 class MaskingRequestHandler(WSGIRequestHandler):
     """Logs request lines without tokens, secrets or codes."""
 
-    def log_request(self, code="-", size="-"):
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         path = getattr(self, "path", None)
         if path is not None:
             self.path = mask(path)
@@ -36,14 +41,14 @@ class MaskingRequestHandler(WSGIRequestHandler):
 class QuietRequestHandler(MaskingRequestHandler):
     """Does not log successful request lines at all (errors still are)."""
 
-    def log_request(self, code="-", size="-"):
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass
 
 
 class SandboxServer:
     """A sandbox served on a daemon thread."""
 
-    def __init__(self, app, server, thread):
+    def __init__(self, app: Flask, server: BaseWSGIServer, thread: threading.Thread) -> None:
         self.app = app
         self._server = server
         self._thread = thread
@@ -53,28 +58,24 @@ class SandboxServer:
         self.url = f"http://{host}:{self.port}"
 
     @property
-    def world(self):
-        return self.app.extensions["meta_sandbox"]
+    def world(self) -> World:
+        world: World = self.app.extensions["meta_sandbox"]
+        return world
 
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
 
-    def __enter__(self):
+    def __enter__(self) -> SandboxServer:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
-def serve_in_thread(
-    host: str = "127.0.0.1", port: int = 0, config: dict | None = None, *, quiet: bool = True
-) -> SandboxServer:
-    """Start the sandbox on ``host:port`` (0 = a free port) in a daemon thread."""
-    from . import config_from_env, create_app
-
-    app = create_app(config_from_env() if config is None else config)
+def serve_in_thread(app: Flask, host: str = "127.0.0.1", port: int = 0, *, quiet: bool = True) -> SandboxServer:
+    """Serve a sandbox ``app`` on ``host:port`` (0 = a free port) in a daemon thread."""
     handler = QuietRequestHandler if quiet else MaskingRequestHandler
     server = make_server(host, port, app, threaded=True, request_handler=handler)
     thread = threading.Thread(target=server.serve_forever, name="meta-sandbox", daemon=True)

@@ -1,39 +1,26 @@
-"""The Redis connection both processes use, or an embedded one for demo and tests."""
+"""The Redis connection both processes use.
+
+The demo and the tests may run on an embedded in-process Redis: they create it
+themselves and hand the client in (``create_app({"REDIS": …})``, the worker's
+context), so production code never imports one.
+"""
 
 from __future__ import annotations
 
-import threading
-
 import redis
 
-_embedded_server = None
-_embedded_lock = threading.Lock()
+from shared.settings import Settings
 
 KEY_PREFIX = "social_connect:"
 
 
-def embedded_server():
-    """One in-process fakeredis server per process, shared by web app and worker threads."""
-    global _embedded_server
-    with _embedded_lock:
-        if _embedded_server is None:
-            import fakeredis
-
-            _embedded_server = fakeredis.FakeServer()
-        return _embedded_server
-
-
-def make_redis(settings) -> redis.Redis:
-    """A client for ``REDIS_URL``; without one (demo/test only) the embedded server."""
-    if settings.redis_url:
-        return redis.Redis.from_url(
-            settings.redis_url, socket_connect_timeout=3, socket_timeout=10, health_check_interval=30
-        )
-    if settings.is_production:
-        raise RuntimeError("REDIS_URL is required in production")
-    import fakeredis
-
-    return fakeredis.FakeRedis(server=embedded_server())
+def make_redis(settings: Settings) -> redis.Redis:
+    """A client for ``REDIS_URL``; without one, a caller must hand in its own client instead."""
+    if not settings.redis_url:
+        raise RuntimeError("REDIS_URL is not set (the demo and the tests hand in an embedded Redis instead)")
+    return redis.Redis.from_url(
+        settings.redis_url, socket_connect_timeout=3, socket_timeout=10, health_check_interval=30
+    )
 
 
 def key(*parts: str) -> str:

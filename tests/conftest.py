@@ -16,8 +16,8 @@ import pytest
 import redis as redis_lib
 from sqlalchemy import text
 
-from connect_service.cli import run_migrations
 from shared.db import make_engine
+from shared.migrations import run_migrations
 from shared.settings import load_settings
 
 CI = os.environ.get("CI", "").lower() == "true"
@@ -140,8 +140,9 @@ def settings(database_url, redis_url):
 @pytest.fixture
 def redis_client(settings):
     from shared.redis_conn import make_redis
+    from social_connect_demo import embedded_redis
 
-    client = make_redis(settings)
+    client = make_redis(settings) if settings.redis_url else embedded_redis()
     client.flushdb()
     yield client
     client.flushdb()

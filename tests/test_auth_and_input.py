@@ -204,8 +204,10 @@ def test_ordinary_json_still_reads(client):
 @pytest.fixture
 def demo_client(settings, redis_client, engine):
     from connect_service import create_app
+    from social_connect_demo import login
 
     app = create_app({"SETTINGS": settings.with_overrides(app_env="demo"), "REDIS": redis_client, "TESTING": True})
+    login.register(app)
     return app.test_client()
 
 

@@ -185,8 +185,9 @@ def _document_app():
     ``Function._nodeid``, which pytest 9.2 no longer has.) The requests themselves go to ``fuzzed_app``.
     """
     from connect_service import create_app
+    from social_connect_demo import embedded_redis
 
-    return create_app({"ENV": make_test_env("sqlite://", None), "TESTING": True})
+    return create_app({"ENV": make_test_env("sqlite://", None), "REDIS": embedded_redis(), "TESTING": True})
 
 
 schema = schemathesis.openapi.from_wsgi(

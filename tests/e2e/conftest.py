@@ -7,11 +7,14 @@ and a freshly reset sandbox.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+import redis
 import requests
 from sqlalchemy import text
 
-from connect_service.demo import DemoStack
+from social_connect_demo import DemoStack
 from tests.conftest import ALL_TABLES, create_database, drop_database, redis_url_for
 
 E2E_TUNING = {
@@ -26,11 +29,11 @@ E2E_REDIS_DB = 14
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory):
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoStack]:
     """Its own database and Redis database: its worker must not see other tests' posts."""
     database_url = create_database("e2e", tmp_path_factory.mktemp("e2e"))
     redis_url = redis_url_for(E2E_REDIS_DB)
-    redis_client = None
+    redis_client: redis.Redis | None = None
     if redis_url is None:
         import fakeredis
 
@@ -50,10 +53,11 @@ def stack(tmp_path_factory):
 
 
 @pytest.fixture
-def live(stack):
+def live(stack: DemoStack) -> DemoStack:
     """The running stack, cleaned: empty tables and Redis database, sandbox on ``one_page``."""
     from connect_service.extensions import db
 
+    assert stack.app is not None and stack.worker is not None
     with stack.app.app_context():
         with db.engine.begin() as conn:
             for table in ALL_TABLES:
@@ -63,6 +67,7 @@ def live(stack):
     return stack
 
 
-def reset_sandbox(stack, scenario: str) -> None:
+def reset_sandbox(stack: DemoStack, scenario: str) -> None:
+    assert stack.sandbox is not None
     response = requests.post(f"{stack.sandbox.url}/_sandbox/reset", json={"scenario": scenario}, timeout=5)
     response.raise_for_status()

@@ -11,16 +11,18 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
-from connect_service.demo import DemoStack
 from shared.db import make_engine
 from shared.settings import DEMO_APP_ID, DEMO_APP_SECRET
+from social_connect_demo import DemoStack
 from tests.conftest import ALL_TABLES, create_database, drop_database, redis_url_for
 from tests.e2e.conftest import reset_sandbox
 from tests.e2e.driver import Seller
@@ -31,7 +33,7 @@ IMAGE = "https://cdn.example.com/promo.jpg"
 
 
 @pytest.fixture(scope="module")
-def system(tmp_path_factory):
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoStack]:
     if redis_url_for(PROC_REDIS_DB) is None:
         pytest.skip("a worker process needs a real Redis")
     database_url = create_database("proc", tmp_path_factory.mktemp("proc"))
@@ -45,7 +47,8 @@ def system(tmp_path_factory):
 
 
 @pytest.fixture
-def fresh(system):
+def fresh(system: DemoStack) -> Iterator[tuple[DemoStack, Engine]]:
+    assert system.settings is not None and system.app is not None
     engine = make_engine(system.settings.database_url)
     with engine.begin() as conn:
         for table in ALL_TABLES:
@@ -57,7 +60,8 @@ def fresh(system):
 
 
 class WorkerProcess:
-    def __init__(self, system, log_path: Path):
+    def __init__(self, system: DemoStack, log_path: Path) -> None:
+        assert system.settings is not None and system.settings.redis_url and system.sandbox is not None
         self.env = {
             **os.environ,
             "APP_ENV": "test",
@@ -75,9 +79,9 @@ class WorkerProcess:
             "USAGE_SLOWDOWN_MAX_SECONDS": "0.2",
         }
         self.log_path = log_path
-        self.procs: list[subprocess.Popen] = []
+        self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self) -> subprocess.Popen:
+    def start(self) -> subprocess.Popen[bytes]:
         log = open(self.log_path, "a")
         proc = subprocess.Popen(
             [sys.executable, "-m", "publish_worker"], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
@@ -97,7 +101,7 @@ class WorkerProcess:
 
 
 @pytest.fixture
-def workers(fresh, tmp_path):
+def workers(fresh: tuple[DemoStack, Engine], tmp_path: Path) -> Iterator[WorkerProcess]:
     system, _ = fresh
     pool = WorkerProcess(system, tmp_path / "worker.log")
     yield pool
@@ -110,10 +114,11 @@ def schedule(seller: Seller, seconds_ahead: float, caption: str) -> str:
         "POST", "/api/meta/schedule", json={"publish_at": publish_at, "caption": caption, "media_url": IMAGE}
     )
     assert response.status_code == 200, response.text
-    return response.json()["job_id"]
+    job_id: str = response.json()["job_id"]
+    return job_id
 
 
-def wait_until_final(seller: Seller, job_ids: list[str], timeout: float = 60) -> dict[str, dict]:
+def wait_until_final(seller: Seller, job_ids: list[str], timeout: float = 60) -> dict[str, dict[str, Any]]:
     deadline = time.monotonic() + timeout
     while True:
         posts = {j: seller.api("GET", f"/api/meta/schedule/{j}").json() for j in job_ids}
@@ -124,15 +129,20 @@ def wait_until_final(seller: Seller, job_ids: list[str], timeout: float = 60) ->
         time.sleep(0.3)
 
 
-def published(system) -> dict:
-    return requests.get(f"{system.sandbox.url}/_sandbox/published.json", timeout=5).json()
+def published(system: DemoStack) -> dict[str, Any]:
+    assert system.sandbox is not None
+    sent: dict[str, Any] = requests.get(f"{system.sandbox.url}/_sandbox/published.json", timeout=5).json()
+    return sent
 
 
-def fault(system, **spec) -> None:
+def fault(system: DemoStack, **spec: object) -> None:
+    assert system.sandbox is not None
     requests.post(f"{system.sandbox.url}/_sandbox/faults", json=spec, timeout=5).raise_for_status()
 
 
-def test_posts_due_soon_are_each_published_exactly_once(fresh, workers):
+def test_posts_due_soon_are_each_published_exactly_once(
+    fresh: tuple[DemoStack, Engine], workers: WorkerProcess
+) -> None:
     system, _ = fresh
     seller = Seller(system)
     assert seller.consent().json()["connected"] is True
@@ -146,7 +156,9 @@ def test_posts_due_soon_are_each_published_exactly_once(fresh, workers):
     assert sorted(p["caption"] for p in sent["instagram"]) == sorted(f"Post {n}" for n in range(12))
 
 
-def test_a_worker_killed_mid_publish_leaves_the_post_published_once(fresh, workers):
+def test_a_worker_killed_mid_publish_leaves_the_post_published_once(
+    fresh: tuple[DemoStack, Engine], workers: WorkerProcess
+) -> None:
     system, engine = fresh
     seller = Seller(system)
     seller.consent()
@@ -176,12 +188,15 @@ def test_a_worker_killed_mid_publish_leaves_the_post_published_once(fresh, worke
     assert post["targets"]["facebook"]["post_id"] == sent["facebook"][0]["post_id"]
 
 
-def test_a_redis_wipe_after_scheduling_is_repaired_by_the_sweeper(fresh, workers):
+def test_a_redis_wipe_after_scheduling_is_repaired_by_the_sweeper(
+    fresh: tuple[DemoStack, Engine], workers: WorkerProcess
+) -> None:
     system, _ = fresh
     seller = Seller(system)
     seller.consent()
     job_ids = [schedule(seller, 3, f"Survivor {n}") for n in range(3)]
     # FLUSHDB on this run's own Redis database: what FLUSHALL does to it, without touching others.
+    assert system.app is not None
     system.app.extensions["social_connect"].redis.flushdb()
     workers.start()
     posts = wait_until_final(seller, job_ids)
@@ -189,13 +204,16 @@ def test_a_redis_wipe_after_scheduling_is_repaired_by_the_sweeper(fresh, workers
     assert len(published(system)["facebook"]) == 3
 
 
-def test_a_token_expired_at_publish_time_fails_the_post_and_asks_to_reconnect(fresh, workers):
+def test_a_token_expired_at_publish_time_fails_the_post_and_asks_to_reconnect(
+    fresh: tuple[DemoStack, Engine], workers: WorkerProcess
+) -> None:
     from tests.test_deployment import free_port
 
     system, _ = fresh
     seller = Seller(system)
     seller.consent()
     job_id = schedule(seller, 2, "Too late")
+    assert system.sandbox is not None
     requests.post(f"{system.sandbox.url}/_sandbox/tokens/expire", json={"kind": "page"}, timeout=5)
     metrics_port = free_port()
     workers.env["METRICS_PORT"] = str(metrics_port)
@@ -211,7 +229,7 @@ def test_a_token_expired_at_publish_time_fails_the_post_and_asks_to_reconnect(fr
     assert 'social_connect_errors_total{error_code="token_expired"} 2.0' in metrics
 
 
-def test_throttled_once_is_retried_and_published_once(fresh, workers):
+def test_throttled_once_is_retried_and_published_once(fresh: tuple[DemoStack, Engine], workers: WorkerProcess) -> None:
     system, _ = fresh
     reset_sandbox(system, "throttled")
     seller = Seller(system)
@@ -225,7 +243,9 @@ def test_throttled_once_is_retried_and_published_once(fresh, workers):
     assert len(sent["facebook"]) == 1 and len(sent["instagram"]) == 1
 
 
-def test_a_foreign_job_on_the_queue_is_refused_by_the_worker_process(fresh, workers, tmp_path):
+def test_a_foreign_job_on_the_queue_is_refused_by_the_worker_process(
+    fresh: tuple[DemoStack, Engine], workers: WorkerProcess, tmp_path: Path
+) -> None:
     import socket
 
     from rq import Queue
@@ -234,6 +254,7 @@ def test_a_foreign_job_on_the_queue_is_refused_by_the_worker_process(fresh, work
     system, _ = fresh
     seller = Seller(system)
     seller.consent()
+    assert system.app is not None
     redis = system.app.extensions["social_connect"].redis
     marker = tmp_path / "pwned"
     # What anyone who can write to Redis could do, with stock RQ.

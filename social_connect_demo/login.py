@@ -1,4 +1,4 @@
-"""``GET /demo/login``: signs a demo seller in. Registered only when ``APP_ENV=demo``."""
+"""``GET /demo/login``: signs a demo seller in. Registered by the demo stack, only when ``APP_ENV=demo``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import time
 from urllib.parse import urlsplit
 
 import jwt
-from flask import Blueprint, redirect, request
+from flask import Blueprint, Flask, redirect, request
+from werkzeug.wrappers import Response
 
 from connect_service.extensions import services
 
@@ -14,6 +15,18 @@ bp = Blueprint("demo_login", __name__)
 
 DEMO_USER = "demo-seller"
 SESSION_HOURS = 12
+
+
+def register(app: Flask) -> None:
+    """Add ``/demo/login`` to a connect service app; refused unless it runs with ``APP_ENV=demo``.
+
+    The page signs anyone in as any seller, so it must never reach a production app.
+    """
+    with app.app_context():
+        app_env = services().settings.app_env
+    if app_env != "demo":
+        raise RuntimeError("/demo/login is registered only when APP_ENV=demo")
+    app.register_blueprint(bp)
 
 
 def demo_session(user_id: str = DEMO_USER) -> str:
@@ -40,7 +53,7 @@ def _local_path(value: str | None) -> str:
 
 
 @bp.get("/demo/login")
-def login():
+def login() -> Response:
     """Set the session cookie as Resellio would (HttpOnly, SameSite=Lax) and go to the page."""
     user_id = request.args.get("user", DEMO_USER)
     if not user_id.replace("-", "").isalnum() or len(user_id) > 64:

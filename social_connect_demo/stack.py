@@ -8,17 +8,47 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
-from werkzeug.serving import WSGIRequestHandler, make_server
+import fakeredis
+import redis
+from flask import Flask
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+import meta_sandbox
+from connect_service import create_app
+from connect_service.extensions import db
+from meta_sandbox.server import SandboxServer
+from publish_worker.runner import InProcessWorker
+from shared.migrations import run_migrations
+from shared.redis_conn import make_redis
 from shared.settings import DEMO_APP_ID, DEMO_APP_SECRET, Settings, load_settings
+from social_connect_demo import login
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 log = logging.getLogger(__name__)
 
+_embedded_server: fakeredis.FakeServer | None = None
+_embedded_lock = threading.Lock()
+
+
+def embedded_redis() -> redis.Redis:
+    """A client of this process's in-memory Redis (fakeredis), shared by the web app and worker threads."""
+    global _embedded_server
+    with _embedded_lock:
+        if _embedded_server is None:
+            _embedded_server = fakeredis.FakeServer()
+        return fakeredis.FakeRedis(server=_embedded_server)
+
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, code="-", size="-"):
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass
 
 
@@ -32,18 +62,18 @@ class DemoStack:
     scenario: str = "one_page"
     database_url: str | None = None
     redis_url: str | None = None
-    env_overrides: dict = field(default_factory=dict)
-    settings_overrides: dict = field(default_factory=dict)
+    env_overrides: dict[str, str] = field(default_factory=dict)
+    settings_overrides: dict[str, Any] = field(default_factory=dict)
     with_worker: bool = True
-    redis_client: object | None = None
-    sandbox_config: dict = field(default_factory=dict)
+    redis_client: redis.Redis | None = None
+    sandbox_config: dict[str, Any] = field(default_factory=dict)
 
-    def __post_init__(self):
-        self._server = None
-        self._server_thread = None
-        self.sandbox = None
-        self.app = None
-        self.worker = None
+    def __post_init__(self) -> None:
+        self._server: BaseWSGIServer | None = None
+        self._server_thread: threading.Thread | None = None
+        self.sandbox: SandboxServer | None = None
+        self.app: Flask | None = None
+        self.worker: InProcessWorker | None = None
         self.settings: Settings | None = None
 
     @property
@@ -68,11 +98,6 @@ class DemoStack:
         return load_settings(env, **self.settings_overrides)
 
     def start(self) -> DemoStack:
-        import meta_sandbox
-        from connect_service import create_app
-        from connect_service.cli import run_migrations
-        from shared.redis_conn import make_redis
-
         self.sandbox = meta_sandbox.serve_in_thread(
             self.host,
             self.sandbox_port,
@@ -88,19 +113,18 @@ class DemoStack:
         self._server = make_server(self.host, self.port, _placeholder_app, threaded=True, request_handler=_QuietHandler)
         self.settings = self._settings(self.sandbox.url, self._server.server_port)
         if self.settings.database_url.startswith("sqlite:///"):
-            from pathlib import Path
-
             Path(self.settings.database_url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         run_migrations(self.settings.database_url)
-        redis = self.redis_client if self.redis_client is not None else make_redis(self.settings)
-        self.app = create_app({"SETTINGS": self.settings, "REDIS": redis})
+        client = self.redis_client
+        if client is None:
+            client = make_redis(self.settings) if self.settings.redis_url else embedded_redis()
+        self.app = create_app({"SETTINGS": self.settings, "REDIS": client})
+        login.register(self.app)
         self._server.app = self.app
         self._server_thread = threading.Thread(target=self._server.serve_forever, name="connect-service", daemon=True)
         self._server_thread.start()
         if self.with_worker:
-            from publish_worker.runner import InProcessWorker
-
-            self.worker = InProcessWorker(self.settings, redis).start()
+            self.worker = InProcessWorker(self.settings, client).start()
         return self
 
     def stop(self) -> None:
@@ -113,8 +137,6 @@ class DemoStack:
             self._server_thread.join(timeout=5)
         if self.app is not None:
             with self.app.app_context():
-                from connect_service.extensions import db
-
                 db.engine.dispose()
         if self.sandbox is not None:
             self.sandbox.stop()
@@ -122,10 +144,12 @@ class DemoStack:
     def __enter__(self) -> DemoStack:
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
 
-def _placeholder_app(environ, start_response):
+def _placeholder_app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
     start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
     return [b"starting"]
