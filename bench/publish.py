@@ -145,7 +145,9 @@ class Bench:
                 {"sub": "bench-seller", "exp": int(time.time()) + 3600}, self.settings.session_secret, algorithm="HS256"
             ),
         )
-        oauth_url = client.get("/api/meta/connect").json["oauth_url"]
+        connect = client.get("/api/meta/connect").json
+        assert connect is not None
+        oauth_url = connect["oauth_url"]
         query = parse_qs(urlsplit(oauth_url).query)
         html = requests.get(oauth_url, timeout=5).text
         form = {
@@ -164,7 +166,7 @@ class Bench:
             query_string={"code": callback["code"][0], "state": callback["state"][0]},
             headers={"Accept": "application/json"},
         ).json
-        assert body.get("connected"), body
+        assert body is not None and body.get("connected"), body
         return body["connection_id"]
 
     def schedule(self, connection_id: str, due_at, noop: bool) -> list[str]:
