@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install lint test demo migrate clean
+.PHONY: install lint test test-fast demo migrate clean
 
 install: $(VENV)/.installed
 
@@ -23,6 +23,10 @@ lint: install
 test: install
 	scripts/test-prereqs
 	$(BIN)/python -m pytest
+
+## The unit tests only (no whole-system, browser or process-spawning tests): under a minute.
+test-fast: install
+	$(BIN)/python -m pytest -m "not e2e and not browser and not slow"
 
 ## The whole system on one machine: SQLite, embedded Redis, the Meta sandbox, http://127.0.0.1:8000/
 demo: install

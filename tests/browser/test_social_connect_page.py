@@ -12,7 +12,7 @@ import requests
 from playwright.sync_api import Page, expect
 
 from shared.errors import CATALOGUE
-from tests.browser.conftest import reset_sandbox
+from tests.e2e.stack_fixtures import reset_sandbox
 
 SCREENSHOT_DIR = "/tmp"
 IG_PAGE_REASON = "Page Facebook belum terhubung ke Instagram Business."
@@ -379,8 +379,10 @@ def test_a_queued_post_can_be_cancelled(live, page):
 # ---------- errors, keyboard, small screens ----------
 
 
-def expected_control(action: str | None):
+def expected_control(action: str | None) -> tuple[str, str] | None:
     """What a person can do about an error, by the catalogue's action."""
+    if action is None:
+        return None
     return {
         "reconnect": ("button", "Connect ulang"),
         "connect": ("button", "Connect Facebook & Instagram"),
