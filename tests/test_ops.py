@@ -5,6 +5,8 @@ from __future__ import annotations
 import redis
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 
 def test_healthz(anon_client):
@@ -20,7 +22,8 @@ def test_readyz_when_everything_answers(anon_client):
 def test_readyz_when_redis_is_down(settings):
     from connect_service import create_app
 
-    dead = redis.Redis(host="127.0.0.1", port=9, socket_connect_timeout=0.5)
+    # No retries: redis-py's default backoff would spend seconds before each failure.
+    dead = redis.Redis(host="127.0.0.1", port=9, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), retries=0))
     app = create_app({"SETTINGS": settings, "REDIS": dead})
     response = app.test_client().get("/readyz")
     assert response.status_code == 503
