@@ -19,10 +19,11 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-## Everything the tests need (virtualenv, Chromium for the browser tests), then the tests.
+## Everything the tests need (virtualenv, Chromium for the browser tests), then all the tests,
+## with coverage of the code the test process runs (floor: [tool.coverage.report] fail_under).
 test: install
 	scripts/test-prereqs
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --cov --cov-report=term-missing:skip-covered
 
 ## The unit tests only (no whole-system, browser or process-spawning tests): under a minute.
 test-fast: install
