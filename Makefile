@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install lock lint test demo migrate clean
+.PHONY: install lock lint test test-fast demo migrate clean
 
 ## Every dependency from the lock, checked against its hashes; then this project itself,
 ## built with the locked setuptools (nothing unpinned is fetched).
@@ -29,10 +29,15 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-## Everything the tests need (virtualenv, Chromium for the browser tests), then the tests.
+## Everything the tests need (virtualenv, Chromium for the browser tests), then all the tests,
+## with coverage of the code the test process runs (floor: [tool.coverage.report] fail_under).
 test: install
 	scripts/test-prereqs
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --cov --cov-report=term-missing:skip-covered
+
+## The unit tests only (no whole-system, browser or process-spawning tests): under a minute.
+test-fast: install
+	$(BIN)/python -m pytest -m "not e2e and not browser and not slow"
 
 ## The whole system on one machine: SQLite, embedded Redis, the Meta sandbox, http://127.0.0.1:8000/
 demo: install

@@ -2,6 +2,11 @@
 
 When ``CI=true`` both must be reachable (the run fails otherwise). On a laptop
 without them the tests fall back to SQLite and fakeredis.
+
+Fixtures shared beyond this file live in plugin modules listed in ``pytest_plugins``
+(never imported by name into a test module); their helper functions are imported normally.
+Tests under tests/e2e and tests/browser are marked ``e2e``/``browser`` here, so
+``make test-fast`` can leave them out with the ``slow`` ones.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import base64
 import os
 import time
 import uuid
+from pathlib import Path
 
 import jwt
 import pytest
@@ -19,6 +25,8 @@ from sqlalchemy import text
 from shared.db import make_engine
 from shared.migrations import run_migrations
 from shared.settings import load_settings
+
+pytest_plugins = ["tests.worker_fixtures", "tests.e2e.stack_fixtures"]
 
 CI = os.environ.get("CI", "").lower() == "true"
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -35,6 +43,8 @@ DIALOG_URL = "https://www.meta.test"
 REDIRECT_URI = "https://connect.resellio.test/api/meta/callback"
 DASHBOARD_URL = "https://dashboard.resellio.test/social-connect"
 DASHBOARD_ORIGIN = "https://dashboard.resellio.test"
+TESTS_DIR = Path(__file__).parent
+MARKED_DIRECTORIES = {TESTS_DIR / "e2e": "e2e", TESTS_DIR / "browser": "browser"}
 ALL_TABLES = (
     "audit_events",
     "data_deletion_requests",
@@ -42,6 +52,14 @@ ALL_TABLES = (
     "scheduled_posts",
     "social_connections",
 )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by the folder it lives in (the whole system over HTTP, or a real browser)."""
+    for item in items:
+        for directory, marker in MARKED_DIRECTORIES.items():
+            if item.path.is_relative_to(directory):
+                item.add_marker(marker)
 
 
 def _postgres_reachable() -> bool:

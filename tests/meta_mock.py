@@ -32,7 +32,7 @@ class FakePage:
     token: str = field(default_factory=lambda: make_token("page"))
 
     def as_graph(self) -> dict:
-        body = {"id": self.id, "name": self.name, "access_token": self.token, "tasks": self.tasks}
+        body: dict[str, object] = {"id": self.id, "name": self.name, "access_token": self.token, "tasks": self.tasks}
         if self.ig_id:
             body["instagram_business_account"] = {"id": self.ig_id, "username": self.ig_username}
         return body

@@ -18,7 +18,7 @@ from tests.conftest import DASHBOARD_ORIGIN, SCHEDULER_TOKEN, SESSION_SECRET, sa
         jwt.encode({"sub": "user-1"}, SESSION_SECRET, algorithm="HS256"),  # no exp
         jwt.encode({"exp": int(time.time()) + 60}, SESSION_SECRET, algorithm="HS256"),  # no sub
         jwt.encode({"sub": "user-1", "exp": int(time.time()) + 60}, SESSION_SECRET, algorithm="HS512"),  # wrong alg
-        jwt.encode({"sub": "user-1", "exp": int(time.time()) + 60}, None, algorithm="none"),  # unsigned
+        jwt.encode({"sub": "user-1", "exp": int(time.time()) + 60}, "", algorithm="none"),  # unsigned
         "not-a-jwt",
     ],
 )

@@ -17,6 +17,8 @@ from tests.conftest import CI, make_test_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
+pytestmark = pytest.mark.slow  # gunicorn, the app and docker-compose in subprocesses
+
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -37,6 +37,8 @@ from shared.models import SocialConnection
 from shared.settings import DEFAULT_SCOPES, load_settings
 from tests.conftest import SCHEDULER_TOKEN, make_test_env, session_jwt
 
+pytestmark = pytest.mark.slow  # a couple of minutes of generated requests
+
 SANDBOX_APP_ID = "sandbox-app-id"
 SANDBOX_APP_SECRET = "sandbox-app-secret"
 SELLER = "fuzz-seller"

@@ -34,7 +34,7 @@ from shared.queue import (
     make_queue,
 )
 from tests.factories import make_connection, make_post
-from tests.worker_fixtures import graph, reload, worker_ctx  # noqa: F401
+from tests.worker_fixtures import reload
 
 MARKER_JOB = "tests.marker_jobs.make_marker"
 MARKER_CALLBACK = "tests.marker_jobs.marker_callback"
@@ -377,6 +377,7 @@ def acl_redis(tmp_path):
         proc.wait(timeout=10)
 
 
+@pytest.mark.slow  # starts a redis-server of its own
 def test_the_readme_acl_lets_the_scheduler_enqueue_publish_requests_and_nothing_else(
     acl_redis, worker_ctx, conn, db_session
 ):

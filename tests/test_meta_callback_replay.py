@@ -34,7 +34,7 @@ def count(session, model) -> int:
 
 
 def issued(seconds_from_now: int | None, *, now: int | None = None) -> str:
-    payload = {"algorithm": "HMAC-SHA256", "user_id": META_USER}
+    payload: dict[str, str | int] = {"algorithm": "HMAC-SHA256", "user_id": META_USER}
     if seconds_from_now is not None:
         payload["issued_at"] = (now or int(time.time())) + seconds_from_now
     return signed(payload)

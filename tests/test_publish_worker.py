@@ -18,14 +18,7 @@ from shared.queue import PublishJob, enqueue_publish, make_queue
 from tests.factories import PAGE_TOKEN, make_connection, make_post
 from tests.meta_mock import assert_every_token_call_has_proof
 from tests.publish_mock import feed_item, graph_error
-from tests.worker_fixtures import (  # noqa: F401
-    graph,
-    queued_jobs,
-    reload,
-    run_next_continuation,
-    scheduled_jobs,
-    worker_ctx,
-)
+from tests.worker_fixtures import queued_jobs, reload, run_next_continuation, scheduled_jobs
 
 
 @pytest.fixture

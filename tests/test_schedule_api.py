@@ -350,9 +350,13 @@ def test_disconnect_cancels_pending_posts_with_a_reason(client, conn, db_session
 
 
 def test_redis_down_at_enqueue_still_keeps_the_post(settings, conn, db_session):
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
     from connect_service import create_app
 
-    dead = redis_lib.Redis(host="127.0.0.1", port=9, socket_connect_timeout=0.3)
+    # No retries: redis-py's default backoff would spend seconds before each failure.
+    dead = redis_lib.Redis(host="127.0.0.1", port=9, socket_connect_timeout=0.3, retry=Retry(NoBackoff(), retries=0))
     app = create_app({"SETTINGS": settings, "REDIS": dead})
     client = app.test_client()
     client.set_cookie("resellio_session", session_jwt("user-1"))

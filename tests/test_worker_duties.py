@@ -15,7 +15,7 @@ from shared.db import utcnow
 from shared.models import ScheduledPost, SocialConnection
 from shared.queue import PublishJob, enqueue_publish, make_queue
 from tests.factories import make_connection, make_post
-from tests.worker_fixtures import queued_jobs, reload, scheduled_jobs, worker_ctx  # noqa: F401
+from tests.worker_fixtures import queued_jobs, reload, scheduled_jobs
 
 DEBUG_TOKEN = "https://graph.meta.test/v25.0/debug_token"
 

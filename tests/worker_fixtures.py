@@ -1,4 +1,4 @@
-"""Fixtures for running publish jobs in the test process against the test database and Redis."""
+"""Fixtures (a plugin, see tests/conftest.py) and helpers for running publish jobs in the test process."""
 
 from __future__ import annotations
 

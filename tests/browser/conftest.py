@@ -1,6 +1,6 @@
 """Browser fixtures: one headless Debian Chromium per session, a fresh context per test.
 
-The whole system runs through the end-to-end fixtures (``stack``/``live``): the
+The whole system runs through the end-to-end fixtures (``stack``/``live``, tests/e2e/stack_fixtures.py): the
 connect service with its worker in-process and the Meta sandbox, on free ports.
 """
 
@@ -10,8 +10,6 @@ import os
 from pathlib import Path
 
 import pytest
-
-from tests.e2e.conftest import live, reset_sandbox, stack  # noqa: F401
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [

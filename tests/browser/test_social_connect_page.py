@@ -12,7 +12,7 @@ import requests
 from playwright.sync_api import Page, expect
 
 from shared.errors import CATALOGUE
-from tests.browser.conftest import reset_sandbox
+from tests.e2e.stack_fixtures import reset_sandbox
 
 SCREENSHOT_DIR = "/tmp"
 IG_PAGE_REASON = "Page Facebook belum terhubung ke Instagram Business."

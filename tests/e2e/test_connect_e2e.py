@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import requests
 
-from tests.e2e.conftest import reset_sandbox
 from tests.e2e.driver import Seller
+from tests.e2e.stack_fixtures import reset_sandbox
 
 
 def sandbox_state(stack) -> dict:

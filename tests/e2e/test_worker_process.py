@@ -24,8 +24,8 @@ from shared.db import make_engine
 from shared.settings import DEMO_APP_ID, DEMO_APP_SECRET
 from social_connect_demo import DemoStack
 from tests.conftest import ALL_TABLES, create_database, drop_database, redis_url_for
-from tests.e2e.conftest import reset_sandbox
 from tests.e2e.driver import Seller
+from tests.e2e.stack_fixtures import reset_sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 PROC_REDIS_DB = 15

@@ -61,6 +61,7 @@ def test_create_app_runs_in_demo_and_test(monkeypatch, env):
     assert create_app().config["SANDBOX_SCENARIO"] == "one_page"
 
 
+@pytest.mark.slow  # starts python -m meta_sandbox
 @pytest.mark.parametrize("app_env", ["production", None])
 def test_module_refuses_production_and_unset(app_env):
     env = {k: v for k, v in os.environ.items() if k != "APP_ENV"}

@@ -2,7 +2,8 @@
 
 One stack per test session on free ports, against this run's PostgreSQL database
 and Redis database; every test starts from empty tables, an empty Redis database
-and a freshly reset sandbox.
+and a freshly reset sandbox. Loaded as a plugin (``pytest_plugins`` in tests/conftest.py),
+so the browser tests share the stack.
 """
 
 from __future__ import annotations
