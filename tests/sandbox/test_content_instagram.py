@@ -265,3 +265,14 @@ def test_the_sandboxs_own_media_urls_are_fetchable(ig):
     assert create(meta, page, image_url=own).status_code == 200
     err = error_of(create(meta, page, image_url="http://localhost/_sandbox/media/missing.jpg"))
     assert err["error_subcode"] == 2207052
+
+
+def test_delays_are_set_through_the_admin_api(ig):
+    meta, page = ig
+    assert meta.admin("delays", {"image_s": 0.2, "video_s": 0}) == {"image_s": 0.2, "video_s": 0.0}
+    image = container(meta, page, image_url=IMAGE)
+    reel = container(meta, page, media_type="REELS", video_url=VIDEO)
+    assert status(meta, page, image)["status_code"] == "IN_PROGRESS"
+    assert status(meta, page, reel)["status_code"] == "FINISHED"
+    assert meta.client.post("/_sandbox/delays", json={"video_s": -1}).status_code == 400
+    assert meta.client.post("/_sandbox/delays", json={"image_s": "soon"}).status_code == 400
