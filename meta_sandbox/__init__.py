@@ -26,12 +26,19 @@ DEFAULTS = {
     "SANDBOX_APP_NAME": "Sandbox App",
     "SANDBOX_SCENARIO": "one_page",
     "SANDBOX_CONTAINER_DELAY": 0.0,
+    "SANDBOX_VIDEO_DELAY": 2.0,
     "SANDBOX_LATENCY_MS": 0,
     "SANDBOX_QUOTA_TOTAL": 100,
     "SANDBOX_DEFAULT_VERSION": "v25.0",
     "SANDBOX_PUBLIC_URL": None,
+    "SANDBOX_UPLOAD_URL": None,
 }
-_TYPES = {"SANDBOX_CONTAINER_DELAY": float, "SANDBOX_LATENCY_MS": int, "SANDBOX_QUOTA_TOTAL": int}
+_TYPES = {
+    "SANDBOX_CONTAINER_DELAY": float,
+    "SANDBOX_VIDEO_DELAY": float,
+    "SANDBOX_LATENCY_MS": int,
+    "SANDBOX_QUOTA_TOTAL": int,
+}
 
 
 class _InOrderJSON(DefaultJSONProvider):
@@ -79,7 +86,7 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the sandbox app with ``DEFAULTS`` overridden by ``config``."""
     require_demo_or_test(config)
-    from . import admin, dialog, graph, publishing, routing
+    from . import admin, content, dialog, graph, media, publishing, routing
     from .errors import GraphError, unknown_error
     from .scenarios import SCENARIOS
     from .state import World
@@ -96,7 +103,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         )
     app.extensions["meta_sandbox"] = World(app.config)
     routing.install(app)
-    for bp in (graph.bp, publishing.bp, dialog.bp, admin.bp):
+    for bp in (graph.bp, publishing.bp, content.bp, dialog.bp, admin.bp, media.bp):
         app.register_blueprint(bp)
 
     def is_graph_path() -> bool:

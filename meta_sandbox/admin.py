@@ -348,32 +348,129 @@ def visitor_post(page_id: str):
         return jsonify({"id": post.post_id, "page_id": page_id, "message": message}), 201
 
 
+@bp.post("/_sandbox/delays")
+def delays():
+    """How long new containers stay ``IN_PROGRESS``: ``image_s`` (default
+    ``SANDBOX_CONTAINER_DELAY``) and ``video_s`` (videos, reels, video stories;
+    default ``SANDBOX_VIDEO_DELAY``). Applies to containers made from now on."""
+    body = _body()
+    world = get_world()
+    values = {}
+    for key in ("image_s", "video_s"):
+        if key in body:
+            try:
+                values[key] = float(body[key])
+            except (TypeError, ValueError):
+                raise AdminError(f"{key} must be a number of seconds") from None
+            if values[key] < 0:
+                raise AdminError(f"{key} must be >= 0")
+    with world.lock:
+        world.image_delay = values.get("image_s", world.image_delay)
+        world.video_delay = values.get("video_s", world.video_delay)
+        return jsonify({"image_s": world.image_delay, "video_s": world.video_delay})
+
+
+@bp.post("/_sandbox/reels-quota")
+def reels_quota():
+    """Facebook Reels published in the last 24 h: ``used`` for ``page_id`` (every Page
+    when absent) and the ``total`` allowed (30, Meta's figure, for every Page)."""
+    body = _body()
+    world = get_world()
+    with world.lock:
+        page_ids = [body["page_id"]] if body.get("page_id") else list(world.pages)
+        for page_id in page_ids:
+            if page_id not in world.pages:
+                raise AdminError(f"unknown page_id {page_id!r}")
+        world.reels_total = _int(body, "total", world.reels_total, minimum=0)
+        now = time.time()
+        out = {}
+        for page_id in page_ids:
+            used = _int(body, "used", len(world.reels_of(page_id)))
+            world.reels_used[page_id] = [now] * used
+            out[page_id] = {"used": used, "total": world.reels_total}
+        return jsonify({"reels": out})
+
+
+@bp.post("/_sandbox/comments/<object_id>")
+def visitor_comment(object_id: str):
+    """Someone else comments on a published post or IG media (``message``, ``from_name``,
+    ``from_id``): it is listed by ``GET /{id}/comments`` but is not the app's."""
+    body = _body()
+    message = body.get("message")
+    if not isinstance(message, str) or not message:
+        raise AdminError("message must be a non-empty string")
+    world = get_world()
+    with world.lock:
+        media = world.media.get(object_id)
+        post = None if media else world.fb_object(object_id)
+        if media is not None:
+            network, canonical = "instagram", media.media_id
+        elif post is not None and post.post_id:
+            network, canonical = "facebook", post.post_id
+        else:
+            return jsonify({"error": "unknown published object"}), 404
+        name = str(body.get("from_name") or ("pengunjung_toko" if media else "Pengunjung"))
+        comment = world.add_comment(
+            canonical, network, message, str(body.get("from_id") or "100090000000999"), name, ours=False
+        )
+        return jsonify({"id": comment.id, "object_id": canonical, "network": network}), 201
+
+
 # --- what was published ---------------------------------------------------------
 
 
-def _published(world) -> dict:
-    """What the app published (visitors' posts on a Page are not the app's)."""
-    fb = [
+def _comments(world, object_id: str) -> list[dict]:
+    return [
         {
-            "page_id": p.page_id,
-            "post_id": p.post_id,
-            "photo_id": p.photo_id,
-            "message": p.message,
-            "url": p.url,
-            "link": p.link,
-            "created_time": meta_time(p.created_at),
+            "comment_id": c.id,
+            "message": c.message,
+            "from": c.from_name,
+            "ours": c.ours,
+            "created_time": meta_time(c.created_at),
         }
-        for p in world.posts
-        if p.post_id and p.visitor is None
+        for c in world.comments_on(object_id)
     ]
+
+
+def _published(world) -> dict:
+    """What the app published (visitors' posts on a Page are not the app's): posts,
+    photos, albums with their photos, videos, reels and stories, each with its comments."""
+    fb = []
+    for p in world.posts:
+        if not p.post_id or p.visitor is not None:
+            continue
+        photos = [world.find_photo(pid) for pid in p.attached]
+        fb.append(
+            {
+                "page_id": p.page_id,
+                "post_id": p.post_id,
+                "photo_id": p.photo_id,
+                "message": p.message,
+                "url": p.url,
+                "link": p.link,
+                "created_time": meta_time(p.created_at),
+                "kind": p.kind,
+                "photos": [{"photo_id": ph.photo_id, "url": ph.url} for ph in photos if ph],
+                "video_id": p.video_id,
+                "comments": _comments(world, p.post_id),
+            }
+        )
     ig = [
         {
             "ig_user_id": m.ig_user_id,
             "media_id": m.media_id,
             "container_id": m.container_id,
             "caption": m.caption,
-            "image_url": m.image_url,
+            "image_url": m.image_url or None,
             "created_time": meta_time(m.created_at),
+            "media_type": m.media_type,
+            "media_product_type": m.product_type,
+            "video_url": m.video_url,
+            "alt_text": m.alt_text,
+            "share_to_feed": m.share_to_feed,
+            "cover_url": m.cover_url,
+            "children": [dict(c) for c in m.children],
+            "comments": _comments(world, m.media_id),
         }
         for m in world.media.values()
     ]

@@ -13,8 +13,25 @@ from . import errors
 from .errors import GraphError
 from .state import World
 
-PUBLISHING = ("photos", "feed_post", "media", "media_publish")
-IG_ENDPOINTS = ("media", "media_publish")
+IG_CONTAINERS = ("media_child", "media_carousel", "media_reels", "media_stories")
+FB_PHASES = ("video_reels_start", "video_reels_finish", "video_stories_start", "video_stories_finish")
+PUBLISHING = (
+    "photos",
+    "feed_post",
+    "media",
+    "media_publish",
+    *IG_CONTAINERS,
+    "videos",
+    "video_upload",
+    *FB_PHASES,
+    "photo_stories",
+)
+IG_ENDPOINTS = ("media", "media_publish", *IG_CONTAINERS)
+# A fault on the broader name also hits these (a ``media`` fault hits every kind of container).
+BROADER = {
+    **{name: ("media",) for name in IG_CONTAINERS},
+    **{name: (name.rsplit("_", 1)[0],) for name in FB_PHASES},
+}
 ENDPOINTS = (
     "access_token",
     "me",
@@ -35,6 +52,22 @@ ENDPOINTS = (
     "ig_media",
     "post",
     "node",
+    *IG_CONTAINERS,
+    "ig_comment",
+    "ig_comments",
+    "videos",
+    "video_reels",
+    *FB_PHASES[:2],
+    "video_reels_list",
+    "video_upload",
+    "video_stories",
+    *FB_PHASES[2:],
+    "photo_stories",
+    "stories",
+    "fb_comment",
+    "fb_comments",
+    "video",
+    "photo",
 )
 
 
@@ -81,7 +114,7 @@ def run_graph(endpoint: str, handler: Callable[[], dict], subject: str | None = 
     world = get_world()
     with world.lock:
         world.count_call(endpoint)
-        fault = world.take_fault(endpoint)
+        fault = world.take_fault(endpoint, *BROADER.get(endpoint, ()))
         scenario_error = _scenario_fault(world, endpoint)
         latency = world.latency_ms
         slow_every = int(world.flags.get("flaky_slow_every") or 0)

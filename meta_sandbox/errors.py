@@ -267,3 +267,86 @@ def page_throttled() -> GraphError:
 
 def ig_throttled() -> GraphError:
     return GraphError("There have been too many calls to this Instagram account. Wait a bit and try again.", 80002)
+
+
+# --- content v2: carousels, reels, stories, videos, comments ------------------
+# Codes and subcodes follow Meta's published tables where they name the case (IG error
+# codes: 2207006, 2207023, 2207026, 2207028; Video API: 6000, 1363130); the others are
+# the sandbox's documented choice of Meta's generic ``(#100)`` parameter error.
+
+
+def invalid_param(message: str, subcode: int | None = None, **extra: Any) -> GraphError:
+    """Meta's generic parameter error, ``(#100) …``."""
+    return GraphError(f"(#100) {message}", 100, subcode=subcode, **extra)
+
+
+def media_type_unknown(media_type: str) -> GraphError:
+    return GraphError(
+        f"The media type {media_type} is unknown.",
+        100,
+        subcode=2207023,
+        user_title="Unknown media type",
+        user_msg=f"The media type {media_type} is unknown.",
+    )
+
+
+def carousel_size(count: int) -> GraphError:
+    return GraphError(
+        f"(#100) The carousel has {count} children; it needs between 2 and 10.",
+        100,
+        subcode=2207028,
+        user_title="Carousel validation failed",
+        user_msg="Your post won't be shared as a carousel. Carousels need at least 2 photos/videos and no more "
+        "than 10 photos/videos. Please try again with a different number of photos/videos.",
+    )
+
+
+def media_not_found(media_id: str) -> GraphError:
+    return GraphError(
+        f"The media with id {media_id} cannot be found.",
+        100,
+        subcode=2207006,
+        user_title="Media not found",
+        user_msg="The media could not be found. It may have been deleted or belong to another account.",
+    )
+
+
+def video_upload_missing() -> GraphError:
+    """``finish`` before the file was uploaded to the upload host."""
+    return GraphError(
+        "There was a problem uploading your video file. Please try again with another file.",
+        6000,
+        subcode=1363130,
+        user_title="Video Upload Is Missing",
+        user_msg="The video was not uploaded.",
+    )
+
+
+def video_file_failed() -> GraphError:
+    """A file Facebook cannot process (the ``bad_file`` URL marker)."""
+    return GraphError(
+        "There was a problem uploading your video file. Please try again with another file.",
+        6000,
+        user_title="Video upload failed",
+        user_msg="The video file could not be processed.",
+    )
+
+
+def reels_limit(total: int) -> GraphError:
+    return GraphError(
+        f"(#9) The Page has published {total} reels through the API in the last 24 hours, the most allowed.",
+        9,
+        user_title="Reels publishing limit reached",
+        user_msg=f"Reels API is limited to {total} API-published posts within a 24-hour moving period.",
+    )
+
+
+class UploadError(GraphError):
+    """An error of the upload host (``rupload``): ``{"debug_info": {"retriable", "type", "message"}}``."""
+
+    def __init__(self, message: str, kind: str, status: int = 400, retriable: bool = False):
+        super().__init__(message, 1, type=kind, status=status)
+        self.retriable = retriable
+
+    def body(self) -> dict[str, Any]:
+        return {"debug_info": {"retriable": self.retriable, "type": self.type, "message": self.message}}

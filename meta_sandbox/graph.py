@@ -7,6 +7,7 @@ from flask import Blueprint, current_app, request
 
 from .auth import Caller, authenticate, is_app_token, params
 from .calls import get_world, run_graph
+from .content import photo_obj, video_obj
 from .errors import GraphError, missing_param, no_token, nonexisting_field, token_error, unsupported
 from .fields import parse_fields, select
 from .objects import (
@@ -32,6 +33,8 @@ NODE_ENDPOINTS = {
     "ig_user": "ig_user",
     "ig_media": "ig_media",
     "post": "post",
+    "video": "video",
+    "photo": "photo",
 }
 ACCOUNT_DEFAULT_FIELDS = ("access_token", "category", "name", "id", "tasks")
 
@@ -65,6 +68,8 @@ def get_node(node_id: str):
             subject = node_id
         elif kind == "container":
             subject = world.containers[node_id].ig_user_id
+        elif kind == "video":
+            subject = world.videos[node_id].page_id
     endpoint = NODE_ENDPOINTS.get(kind, "node") if kind else "node"
     return run_graph(endpoint, lambda: _read_node(world, node_id), subject)
 
@@ -100,6 +105,14 @@ def _read_node(world: World, node_id: str) -> dict:
         post = world.find_post(node_id)
         if post is not None and can_see_page(world, caller, world.pages[post.page_id]):
             return select(post_obj(world, post), fields, ("created_time", "message", "id"), "Post")
+    if kind == "video":
+        video = world.videos[node_id]
+        if can_see_page(world, caller, world.pages[video.page_id]):
+            return select(video_obj(video), fields, ("updated_time", "description", "id"), "Video")
+    if kind == "photo":
+        photo = world.find_photo(node_id)
+        if photo is not None and can_see_page(world, caller, world.pages[photo.page_id]):
+            return select(photo_obj(photo), fields, ("created_time", "id"), "Photo")
     raise unsupported(node_id)
 
 

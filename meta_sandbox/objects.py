@@ -8,7 +8,7 @@ from .auth import Caller
 from .errors import app_permission, pages_permission, unsupported
 from .fields import select
 from .scenarios import PageSpec
-from .state import Container, FbPost, IgMedia, World
+from .state import Comment, Container, FbPost, IgMedia, World
 
 PUBLISH_TASKS = {"CREATE_CONTENT", "MANAGE"}
 PAGE_SCOPES = {
@@ -114,6 +114,16 @@ def user_obj(world: World) -> dict:
 def post_obj(world: World, post: FbPost) -> dict:
     page = world.pages.get(post.page_id)
     author = post.visitor or (post.page_id, page.name if page else post.page_id)
+    photos = [world.find_photo(pid) for pid in post.attached]
+
+    def attachments(sub):
+        if not photos:
+            return None
+        media = [
+            {"media": {"image": {"src": p.url}}, "target": {"id": p.photo_id}, "type": "photo"} for p in photos if p
+        ]
+        return {"data": [{"type": "album", "subattachments": {"data": media}}]}
+
     return {
         "id": post.post_id,
         "message": post.message,
@@ -121,25 +131,63 @@ def post_obj(world: World, post: FbPost) -> dict:
         "created_time": meta_time(post.created_at),
         "permalink_url": f"https://www.facebook.com/{post.post_id}",
         "full_picture": post.url,
+        "attachments": attachments,
     }
 
 
 def container_obj(world: World, c: Container) -> dict:
     status = world.container_status(c)
     text = c.status_text if c.status_text and status == c.status_override else CONTAINER_STATUS_TEXT[status]
+    if status == "ERROR" and c.bad_file and not c.status_override and c.bad_file_text:
+        text = c.bad_file_text
     return {"id": c.id, "status_code": status, "status": text}
 
 
 def media_obj(world: World, m: IgMedia) -> dict:
     page = world.ig_accounts.get(m.ig_user_id)
+    path = {"REELS": "reel", "STORY": "stories/sandbox"}.get(m.product_type, "p")
+
+    def children(sub):
+        if not m.children:
+            return None
+        items = [{"id": c["id"], "media_type": c["media_type"], "media_url": c["media_url"]} for c in m.children]
+        return {"data": [select(c, sub, ("id",), "IGMedia") for c in items]}
+
     return {
         "id": m.media_id,
         "caption": m.caption,
-        "media_type": "IMAGE",
-        "media_url": m.image_url,
+        "media_type": m.media_type,
+        "media_product_type": m.product_type,
+        "media_url": m.video_url or m.image_url or None,
+        "thumbnail_url": m.cover_url,
+        "alt_text": m.alt_text,
         "timestamp": meta_time(m.created_at),
-        "permalink": f"https://www.instagram.com/p/sandbox{m.media_id[-6:]}/",
+        "permalink": f"https://www.instagram.com/{path}/sandbox{m.media_id[-6:]}/",
         "username": page.ig_username if page else None,
+        "comments_count": sum(1 for c in world.comments if c.object_id == m.media_id),
+        "children": children,
+    }
+
+
+def comment_obj(c: Comment) -> dict:
+    """A comment as Meta shows it: Instagram (``text``, ``timestamp``, ``username``) or
+    Facebook (``message``, ``created_time``, ``from{id,name}``)."""
+    if c.network == "instagram":
+        return {
+            "id": c.id,
+            "text": c.message,
+            "timestamp": meta_time(c.created_at),
+            "username": c.from_name,
+            "from": {"id": c.from_id, "username": c.from_name},
+            "like_count": 0,
+            "hidden": False,
+        }
+    return {
+        "id": c.id,
+        "message": c.message,
+        "created_time": meta_time(c.created_at),
+        "from": {"id": c.from_id, "name": c.from_name},
+        "like_count": 0,
     }
 
 

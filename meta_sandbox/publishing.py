@@ -3,44 +3,22 @@ and the content publishing limit."""
 
 from __future__ import annotations
 
-import ipaddress
 from datetime import datetime
-from urllib.parse import urlsplit
 
 from flask import Blueprint, request
 
 from . import errors
 from .auth import authenticate, params
 from .calls import get_world, run_graph
+from .checks import fetchable, public_url, publisher_page, truthy
+from .content import album_post, attached_media, container_endpoint, create_container
 from .errors import GraphError, missing_param, unsupported
 from .fields import parse_fields, select
-from .objects import can_see_page, media_obj, post_obj, require_ig, require_publisher
+from .objects import can_see_page, media_obj, post_obj, require_ig
 from .routing import graph_route, paginate
-from .state import QUOTA_WINDOW_SECONDS, World
+from .state import BAD_FILE_MARKER, QUOTA_WINDOW_SECONDS, World
 
 bp = Blueprint("publishing", __name__)
-
-BLOCKED_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home.arpa")
-
-
-def public_url(url: str, *, https_only: bool) -> bool:
-    """True when Meta could fetch ``url``: http(s) (https for IG), a public host."""
-    try:
-        parts = urlsplit(str(url))
-    except ValueError:
-        return False
-    if parts.scheme not in (("https",) if https_only else ("http", "https")):
-        return False
-    host = (parts.hostname or "").lower().rstrip(".")
-    if not host or host == "localhost" or host.endswith(BLOCKED_SUFFIXES):
-        return False
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return "." in host  # a bare intranet name is not reachable from Meta
-    return not (
-        ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_unspecified or ip.is_multicast
-    )
 
 
 def _parse_time(value) -> float:
@@ -55,12 +33,6 @@ def _parse_time(value) -> float:
         raise GraphError(f"(#100) Invalid time value: {text}", 100) from None
 
 
-def _truthy(value, default: bool = True) -> bool:
-    if value is None:
-        return default
-    return str(value).strip().lower() not in ("false", "0", "no", "")
-
-
 # --- Facebook Page -----------------------------------------------------------
 
 
@@ -70,30 +42,20 @@ def photos(page_id: str):
     return run_graph("photos", lambda: _photos(world, page_id), subject=page_id)
 
 
-def _publisher_page(world: World, page_id: str):
-    """The Page a publishing call targets, if the caller's token may post to it."""
-    caller = authenticate(world)
-    page = world.pages.get(page_id)
-    if page is None:
-        raise unsupported(page_id, "post")
-    require_publisher(world, caller, page)
-    return page
-
-
 def _photos(world: World, page_id: str) -> dict:
-    page = _publisher_page(world, page_id)
+    page = publisher_page(world, page_id)
     p = params()
     url = p.get("url")
     if not url:
         raise errors.fb_media_invalid(missing=True)
-    if not public_url(url, https_only=False):
+    if not fetchable(url, https_only=False) or BAD_FILE_MARKER in str(url).lower():
         raise errors.fb_media_invalid()
     post = world.add_fb_post(
         page.id,
         message=p.get("caption") or p.get("message"),
         url=str(url),
         photo=True,
-        published=_truthy(p.get("published")),
+        published=truthy(p.get("published")),
     )
     out = {"id": post.photo_id}
     if post.post_id:
@@ -110,9 +72,12 @@ def feed(page_id: str):
 
 
 def _feed_post(world: World, page_id: str) -> dict:
-    page = _publisher_page(world, page_id)
+    page = publisher_page(world, page_id)
     p = params()
     message, link = p.get("message"), p.get("link")
+    photos = attached_media()
+    if photos is not None:
+        return album_post(world, page.id, photos, message)
     if not message and not link:
         raise GraphError("(#100) Missing message or attachment", 100)
     if link and not public_url(link, https_only=False):
@@ -162,6 +127,7 @@ def _list_posts(world: World, caller, page_id: str, edge: str, keep) -> dict:
         for post in reversed(world.posts)
         if post.page_id == page_id
         and post.post_id
+        and not post.is_story  # stories are listed by /{page-id}/stories
         and keep(post)
         and (since is None or int(post.created_at) >= int(since))
         and (until is None or int(post.created_at) <= int(until))
@@ -183,23 +149,8 @@ def _list_posts(world: World, caller, page_id: str, edge: str, keep) -> dict:
 def media(ig_id: str):
     world = get_world()
     if request.method == "POST":
-        return run_graph("media", lambda: _create_container(world, ig_id), subject=ig_id)
+        return run_graph(container_endpoint(), lambda: create_container(world, ig_id), subject=ig_id)
     return run_graph("media_list", lambda: _list_media(world, ig_id), subject=ig_id)
-
-
-def _create_container(world: World, ig_id: str) -> dict:
-    caller = authenticate(world)
-    page = require_ig(world, caller, ig_id, "instagram_content_publish", "post")
-    p = params()
-    image_url = p.get("image_url")
-    if not image_url:
-        if p.get("video_url") or p.get("media_type"):
-            raise GraphError("(#100) The sandbox only supports image containers", 100)
-        raise missing_param("image_url")
-    if not public_url(image_url, https_only=True):
-        raise errors.ig_media_invalid()
-    container = world.add_container(page, str(image_url), str(p.get("caption") or ""))
-    return {"id": container.id}
 
 
 def _list_media(world: World, ig_id: str) -> dict:
@@ -230,6 +181,10 @@ def _media_publish(world: World, ig_id: str) -> dict:
     container = world.containers.get(str(creation_id))
     if container is None or container.ig_user_id != ig_id:
         raise errors.container_missing(str(creation_id))
+    if container.is_carousel_item:
+        raise errors.invalid_param(
+            f"The container {container.id} is a carousel item: publish the CAROUSEL container that holds it"
+        )
     status = world.container_status(container)
     if status == "PUBLISHED":
         raise errors.container_already_published(container.id)

@@ -23,6 +23,8 @@ DATA_ACCESS_SECONDS = 90 * 86400
 CODE_TTL_SECONDS = 600
 CONTAINER_TTL_SECONDS = 86400
 QUOTA_WINDOW_SECONDS = 86400
+REELS_PER_DAY = 30  # Facebook Reels API: 30 API-published reels per Page per 24 h
+BAD_FILE_MARKER = "bad_file"  # a media URL containing it is a file Meta cannot process
 DEFAULT_USAGE = {"call_count": 1, "total_cputime": 1, "total_time": 1}
 ALWAYS_GRANTED = ("public_profile",)
 
@@ -84,6 +86,20 @@ class Container:
     status_override: str | None = None
     media_id: str | None = None
     status_text: str | None = None  # Meta's ``status`` text, when set by the admin API
+    media_type: str = "IMAGE"  # IMAGE | VIDEO (carousel items) | CAROUSEL | REELS | STORIES
+    video_url: str | None = None
+    is_carousel_item: bool = False
+    children: list[str] = field(default_factory=list)
+    alt_text: str | None = None
+    share_to_feed: bool | None = None
+    cover_url: str | None = None
+    bad_file: bool = False  # turns ERROR (with ``bad_file_text``) once processed
+    bad_file_text: str | None = None
+    carousel_id: str | None = None  # the carousel that published this child
+
+    @property
+    def url(self) -> str | None:
+        return self.video_url or self.image_url or None
 
 
 @dataclass
@@ -110,6 +126,45 @@ class FbPost:
     published: bool = True
     # A post a visitor wrote on the Page (in /feed, never in /published_posts): (id, name).
     visitor: tuple[str, str] | None = None
+    # post | photo | album (attached_media) | video | reel | photo_story | video_story
+    kind: str = "post"
+    attached: list[str] = field(default_factory=list)  # album: the unpublished photo ids
+    attached_to: str | None = None  # an unpublished photo: the album or story that used it
+    video_id: str | None = None
+    alt_text: str | None = None
+
+    @property
+    def is_story(self) -> bool:
+        return self.kind in ("photo_story", "video_story")
+
+
+@dataclass
+class FbVideo:
+    """A Facebook video: a ``/videos`` upload, or a reel / video story in its three phases."""
+
+    id: str
+    page_id: str
+    kind: str  # video | reel | video_story
+    created_at: float
+    phase: str = "started"  # started -> uploaded -> published (or draft)
+    file_url: str | None = None
+    description: str | None = None
+    post_id: str | None = None
+    published_at: float | None = None
+
+
+@dataclass
+class Comment:
+    """A comment on a Facebook object or an Instagram media."""
+
+    id: str
+    object_id: str
+    network: str  # facebook | instagram
+    message: str
+    from_id: str
+    from_name: str  # the Page's name, or the IG username
+    created_at: float
+    ours: bool = True  # written by the app (not a visitor added through the admin API)
 
 
 @dataclass
@@ -120,6 +175,13 @@ class IgMedia:
     caption: str
     image_url: str
     created_at: float
+    media_type: str = "IMAGE"  # IMAGE | VIDEO | CAROUSEL_ALBUM, as Meta names them
+    product_type: str = "FEED"  # FEED | REELS | STORY
+    video_url: str | None = None
+    alt_text: str | None = None
+    share_to_feed: bool | None = None
+    cover_url: str | None = None
+    children: list[dict] = field(default_factory=list)  # carousel: {"id", "media_type", "media_url", ...}
 
 
 @dataclass
@@ -158,6 +220,9 @@ def default_flags() -> dict:
         "flaky_every": 0,
         "flaky_slow_every": 0,
         "flaky_slow_ms": 200,
+        # Real Meta wants instagram_manage_comments / pages_manage_engagement to comment;
+        # DESIGN's default META_SCOPES asks for neither, so the sandbox checks only when on.
+        "comments_need_scopes": False,
     }
 
 
@@ -182,8 +247,12 @@ class World:
         self.grants: dict[str, Grant] = {}
         self.codes: dict[str, AuthCode] = {}
         self.posts: list[FbPost] = []
+        self.videos: dict[str, FbVideo] = {}
+        self.comments: list[Comment] = []
         self.containers: dict[str, Container] = {}
         self.media: dict[str, IgMedia] = {}
+        self.reels_used: dict[str, list[float]] = {}
+        self.reels_total = REELS_PER_DAY
         self.faults: list[Fault] = []
         self.container_outcomes: list[ContainerOutcome] = []
         self.revocations: list[dict] = []
@@ -198,6 +267,8 @@ class World:
         self.usage_app = dict(DEFAULT_USAGE)
         self.usage_business = dict(DEFAULT_USAGE)
         self.regain_minutes = 0
+        self.image_delay = float(self.config.get("SANDBOX_CONTAINER_DELAY") or 0)
+        self.video_delay = float(self.config.get("SANDBOX_VIDEO_DELAY") or 0)
         self._seq = 1000
 
     def new_seq(self) -> int:
@@ -228,6 +299,10 @@ class World:
             return "ig_media"
         if self.find_post(node_id):
             return "post"
+        if node_id in self.videos:
+            return "video"
+        if self.find_photo(node_id):
+            return "photo"
         return None
 
     def find_post(self, post_id: str) -> FbPost | None:
@@ -235,6 +310,20 @@ class World:
             if post.post_id == post_id:
                 return post
         return None
+
+    def find_photo(self, photo_id: str) -> FbPost | None:
+        for post in self.posts:
+            if post.photo_id == photo_id:
+                return post
+        return None
+
+    def fb_object(self, object_id: str) -> FbPost | None:
+        """The Page post a Facebook id names: a post id, a photo id or a video id."""
+        post = self.find_post(object_id) or self.find_photo(object_id)
+        if post is None and object_id in self.videos:
+            video = self.videos[object_id]
+            post = self.find_post(video.post_id) if video.post_id else None
+        return post
 
     # --- grants, codes, tokens -----------------------------------------------
 
@@ -370,12 +459,50 @@ class World:
 
     # --- publishing --------------------------------------------------------
 
-    def add_fb_post(self, page_id: str, *, message, url=None, link=None, photo: bool, published: bool = True) -> FbPost:
+    def add_fb_post(
+        self, page_id: str, *, message, url=None, link=None, photo: bool, published: bool = True, kind: str = ""
+    ) -> FbPost:
         photo_id = f"12200000{self.new_seq():08d}" if photo else None
         post_id = f"{page_id}_12210000{self.new_seq():08d}" if published else None
         post = FbPost(page_id, post_id, photo_id, message, url, link, time.time(), published)
+        post.kind = kind or ("photo" if photo else "post")
         self.posts.append(post)
         return post
+
+    def new_video(self, page_id: str, kind: str) -> FbVideo:
+        video = FbVideo(f"12250000{self.new_seq():08d}", page_id, kind, time.time())
+        self.videos[video.id] = video
+        return video
+
+    def publish_video(self, video: FbVideo, description: str | None) -> FbPost:
+        """The video (or reel, or video story) goes live as a post of its Page."""
+        kind = {"video": "video", "reel": "reel", "video_story": "video_story"}[video.kind]
+        post = self.add_fb_post(video.page_id, message=description, url=video.file_url, photo=False, kind=kind)
+        post.video_id = video.id
+        video.phase, video.description, video.post_id = "published", description, post.post_id
+        video.published_at = post.created_at
+        if video.kind == "reel":
+            self.reels_of(video.page_id).append(post.created_at)
+        return post
+
+    def reels_of(self, page_id: str) -> list[float]:
+        """When the Page's API-published reels of the last 24 h were published."""
+        cutoff = time.time() - QUOTA_WINDOW_SECONDS
+        times = self.reels_used[page_id] = [t for t in self.reels_used.get(page_id, []) if t > cutoff]
+        return times
+
+    def add_comment(
+        self, object_id: str, network: str, message: str, from_id: str, from_name: str, *, ours: bool = True
+    ) -> Comment:
+        prefix = object_id.split("_")[-1] + "_" if network == "facebook" else ""
+        comment = Comment(
+            f"{prefix}17860000{self.new_seq():09d}", object_id, network, message, from_id, from_name, time.time(), ours
+        )
+        self.comments.append(comment)
+        return comment
+
+    def comments_on(self, object_id: str) -> list[Comment]:
+        return [c for c in self.comments if c.object_id == object_id]
 
     def add_visitor_post(self, page_id: str, message: str, from_id: str, from_name: str) -> FbPost:
         """A visitor writes on the Page: it shows in ``/feed``, not in ``/published_posts``."""
@@ -393,12 +520,18 @@ class World:
         self.posts.append(post)
         return post
 
-    def add_container(self, page: PageSpec, image_url: str, caption: str) -> Container:
+    def add_container(
+        self, page: PageSpec, image_url: str, caption: str, *, video: bool = False, **extra: object
+    ) -> Container:
+        """A new container; ``video`` ones stay ``IN_PROGRESS`` for ``video_delay`` seconds,
+        the others for ``image_delay``. ``extra`` sets the other :class:`Container` fields."""
         if page.ig_id is None:
             raise ValueError(f"page {page.id} has no Instagram account")
         now = time.time()
-        delay = float(self.config.get("SANDBOX_CONTAINER_DELAY") or 0)
+        delay = self.video_delay if video else self.image_delay
         c = Container(f"17900000{self.new_seq():09d}", page.ig_id, page.id, image_url, caption, now, now + delay)
+        for key, value in extra.items():
+            setattr(c, key, value)
         if self.container_outcomes:
             outcome = self.container_outcomes[0]
             c.status_override, c.status_text = outcome.status_code, outcome.status_text
@@ -416,10 +549,40 @@ class World:
         now = time.time()
         if now - c.created_at >= CONTAINER_TTL_SECONDS:
             return "EXPIRED"
-        return "FINISHED" if now >= c.ready_at else "IN_PROGRESS"
+        if now < c.ready_at:
+            return "IN_PROGRESS"
+        return "ERROR" if c.bad_file else "FINISHED"
 
     def publish_container(self, c: Container) -> IgMedia:
-        m = IgMedia(c.ig_user_id, f"17950000{self.new_seq():09d}", c.id, c.caption, c.image_url, time.time())
+        """Publish a container (a carousel publishes its children with it): one quota use."""
+        media_type = {"CAROUSEL": "CAROUSEL_ALBUM", "REELS": "VIDEO", "STORIES": "VIDEO" if c.video_url else "IMAGE"}
+        product = {"REELS": "REELS", "STORIES": "STORY"}.get(c.media_type, "FEED")
+        m = IgMedia(
+            c.ig_user_id,
+            f"17950000{self.new_seq():09d}",
+            c.id,
+            c.caption,
+            c.image_url,
+            time.time(),
+            media_type=media_type.get(c.media_type, c.media_type),
+            product_type=product,
+            video_url=c.video_url,
+            alt_text=c.alt_text,
+            share_to_feed=c.share_to_feed,
+            cover_url=c.cover_url,
+        )
+        for child_id in c.children:
+            child = self.containers[child_id]
+            child.media_id, child.carousel_id = f"17950000{self.new_seq():09d}", c.id
+            m.children.append(
+                {
+                    "id": child.media_id,
+                    "container_id": child.id,
+                    "media_type": child.media_type,
+                    "media_url": child.url,
+                    "alt_text": child.alt_text,
+                }
+            )
         c.media_id = m.media_id
         self.media[m.media_id] = m
         self.quota(c.ig_user_id).times.append(m.created_at)
@@ -439,9 +602,10 @@ class World:
         self.calls[endpoint] = self.calls.get(endpoint, 0) + 1
         self.graph_seq += 1
 
-    def take_fault(self, endpoint: str) -> Fault | None:
-        """Consume one use of the first fault for ``endpoint`` (or ``*``)."""
-        for wanted in (endpoint, "*"):
+    def take_fault(self, endpoint: str, *broader: str) -> Fault | None:
+        """Consume one use of the first fault for ``endpoint``, else for a ``broader``
+        name (``media`` for every kind of container), else for ``*``."""
+        for wanted in (endpoint, *broader, "*"):
             for fault in self.faults:
                 if fault.endpoint == wanted and fault.times > 0:
                     fault.times -= 1
@@ -488,12 +652,24 @@ class World:
                     "id": c.id,
                     "ig_user_id": c.ig_user_id,
                     "status_code": self.container_status(c),
+                    "media_type": c.media_type,
+                    "is_carousel_item": c.is_carousel_item,
                     "media_id": c.media_id,
                 }
                 for c in self.containers.values()
             ],
             "posts": {"facebook": sum(1 for p in self.posts if p.visitor is None), "instagram": len(self.media)},
             "visitor_posts": sum(1 for p in self.posts if p.visitor is not None),
+            "videos": [
+                {"id": v.id, "page_id": v.page_id, "kind": v.kind, "phase": v.phase, "post_id": v.post_id}
+                for v in self.videos.values()
+            ],
+            "comments": {
+                "ours": sum(1 for c in self.comments if c.ours),
+                "others": sum(1 for c in self.comments if not c.ours),
+            },
+            "reels": {p: {"used": len(self.reels_of(p)), "total": self.reels_total} for p in self.pages},
+            "delays": {"image_s": self.image_delay, "video_s": self.video_delay},
             "quotas": {
                 ig: {"used": len(self.quota(ig).times), "total": self.quota(ig).total} for ig in self.ig_accounts
             },

@@ -191,3 +191,125 @@ def test_fault_with_a_code_and_subcode_for_a_number_of_calls(meta):
         assert (err["code"], err["error_subcode"]) == (4, 2207051)
     assert meta.post(f"/{IG_1}/media_publish", page, creation_id=container).status_code == 200
     assert meta.admin("state", method="get")["calls"]["media_publish"] == 3
+
+
+# --- faults on the content v2 endpoints ------------------------------------------
+
+
+def _reel_started(meta, page) -> str:
+    return meta.post(f"/{PAGE_1}/video_reels", page, upload_phase="start").get_json()["video_id"]
+
+
+def _upload(meta, page, video_id):
+    headers = {"Authorization": f"OAuth {page}", "file_url": "https://cdn.example.com/v.mp4"}
+    return meta.client.post(f"/video-upload/v25.0/{video_id}", headers=headers)
+
+
+def test_fault_names_of_the_new_endpoints_are_accepted(meta):
+    for name in (
+        "media_child",
+        "media_carousel",
+        "media_reels",
+        "media_stories",
+        "ig_comment",
+        "ig_comments",
+        "videos",
+        "video_reels",
+        "video_reels_start",
+        "video_reels_finish",
+        "video_reels_list",
+        "video_upload",
+        "video_stories",
+        "video_stories_start",
+        "video_stories_finish",
+        "photo_stories",
+        "stories",
+        "fb_comment",
+        "fb_comments",
+        "video",
+        "photo",
+    ):
+        assert meta.client.post("/_sandbox/faults", json={"endpoint": name, "status": 500}).status_code == 201
+    assert len(meta.admin("faults", method="get")["faults"]) == 21
+
+
+def test_fault_on_a_child_container_only(meta):
+    _, page = meta.connect()
+    meta.admin("faults", {"endpoint": "media_child", "status": 500})
+    resp = meta.post(f"/{IG_1}/media", page, image_url=IMAGE, is_carousel_item="true")
+    assert resp.status_code == 500 and meta.world.containers == {}
+    # a plain image container is another endpoint; the next child works
+    assert meta.post(f"/{IG_1}/media", page, image_url=IMAGE).status_code == 200
+    assert meta.post(f"/{IG_1}/media", page, image_url=IMAGE, is_carousel_item="true").status_code == 200
+
+
+def test_a_media_fault_hits_every_kind_of_container(meta):
+    _, page = meta.connect()
+    meta.admin("faults", {"endpoint": "media", "error": {"code": 4, "error_subcode": 2207051}, "times": 2})
+    reel = meta.post(f"/{IG_1}/media", page, media_type="REELS", video_url="https://cdn.example.com/v.mp4")
+    child = meta.post(f"/{IG_1}/media", page, image_url=IMAGE, is_carousel_item="true")
+    assert [error_of(r)["error_subcode"] for r in (reel, child)] == [2207051, 2207051]
+    calls = meta.admin("state", method="get")["calls"]
+    assert (calls["media_reels"], calls["media_child"]) == (1, 1)
+
+
+def test_after_processing_on_a_carousel_publish(make_meta):
+    meta = make_meta("one_page", SANDBOX_VIDEO_DELAY=0)
+    _, page = meta.connect()
+    kids = [meta.post(f"/{IG_1}/media", page, image_url=IMAGE, is_carousel_item="true").get_json()["id"] for _ in "ab"]
+    carousel = meta.post(f"/{IG_1}/media", page, media_type="CAROUSEL", children=",".join(kids)).get_json()["id"]
+    meta.admin("faults", {"endpoint": "media_publish", "status": 500, "after_processing": True})
+    assert meta.post(f"/{IG_1}/media_publish", page, creation_id=carousel).status_code == 500
+    # it was published all the same: the container says so, and a new publish is refused
+    status = meta.get(f"/{carousel}", page, fields="status_code").get_json()["status_code"]
+    assert status == "PUBLISHED"
+    assert len(meta.client.get("/_sandbox/published.json").get_json()["instagram"]) == 1
+
+
+def test_after_processing_on_a_reel_finish_and_latency_on_the_upload(meta):
+    _, page = meta.connect()
+    video_id = _reel_started(meta, page)
+    meta.admin("faults", {"endpoint": "video_upload", "latency_ms": 150})
+    start = time.perf_counter()
+    assert _upload(meta, page, video_id).status_code == 200
+    assert time.perf_counter() - start >= 0.15
+    meta.admin("faults", {"endpoint": "video_reels_finish", "status": 503, "after_processing": True})
+    finish = meta.post(
+        f"/{PAGE_1}/video_reels", page, upload_phase="finish", video_id=video_id, video_state="PUBLISHED"
+    )
+    assert finish.status_code == 503
+    # published all the same; the reel list shows it to a checker
+    reels = meta.get(f"/{PAGE_1}/video_reels", page).get_json()["data"]
+    assert [r["id"] for r in reels] == [video_id]
+    assert meta.get(f"/{video_id}", page, fields="status").get_json()["status"]["video_status"] == "ready"
+
+
+def test_a_video_reels_fault_hits_both_phases(meta):
+    _, page = meta.connect()
+    meta.admin("faults", {"endpoint": "video_reels", "status": 500, "times": 2})
+    assert meta.post(f"/{PAGE_1}/video_reels", page, upload_phase="start").status_code == 500
+    assert meta.post(f"/{PAGE_1}/video_reels", page, upload_phase="finish", video_id="1").status_code == 500
+    assert meta.post(f"/{PAGE_1}/video_reels", page, upload_phase="start").status_code == 200
+
+
+def test_after_processing_on_a_comment_leaves_it_findable(meta):
+    _, page = meta.connect()
+    container = meta.post(f"/{IG_1}/media", page, image_url=IMAGE).get_json()["id"]
+    media_id = meta.post(f"/{IG_1}/media_publish", page, creation_id=container).get_json()["id"]
+    meta.admin("faults", {"endpoint": "ig_comment", "status": 500, "after_processing": True})
+    assert meta.post(f"/{media_id}/comments", page, message="#promo").status_code == 500
+    listed = meta.get(f"/{media_id}/comments", page, fields="text,username").get_json()["data"]
+    assert [(c["text"], c["username"]) for c in listed] == [("#promo", "toko_sari")]
+    post_id = meta.post(f"/{PAGE_1}/feed", page, message="x").get_json()["id"]
+    meta.admin("faults", {"endpoint": "fb_comments", "error": {"code": 2}, "status": 500})
+    assert meta.get(f"/{post_id}/comments", page).status_code == 500
+    assert meta.get(f"/{post_id}/comments", page).status_code == 200
+
+
+def test_throttled_scenario_covers_the_new_publishing_calls(make_meta):
+    meta = make_meta("throttled")
+    _, page = meta.connect()
+    assert error_of(meta.post(f"/{PAGE_1}/video_reels", page, upload_phase="start"))["code"] == 32
+    assert meta.post(f"/{PAGE_1}/video_reels", page, upload_phase="start").status_code == 200
+    reel = meta.post(f"/{IG_1}/media", page, media_type="REELS", video_url="https://cdn.example.com/v.mp4")
+    assert error_of(reel)["code"] == 80002

@@ -36,6 +36,10 @@ def test_photo_post(tokens):
             "url": IMAGE,
             "link": None,
             "created_time": fb[0]["created_time"],
+            "kind": "photo",
+            "photos": [],
+            "video_id": None,
+            "comments": [],
         }
     ]
 
@@ -121,6 +125,14 @@ def test_instagram_lifecycle(tokens):
             "caption": "IG caption",
             "image_url": IMAGE,
             "created_time": ig[0]["created_time"],
+            "media_type": "IMAGE",
+            "media_product_type": "FEED",
+            "video_url": None,
+            "alt_text": None,
+            "share_to_feed": None,
+            "cover_url": None,
+            "children": [],
+            "comments": [],
         }
     ]
     listed = meta.get(f"/{IG_1}/media", page, fields="id,caption").get_json()["data"]
