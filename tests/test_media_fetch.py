@@ -583,3 +583,24 @@ def test_the_demo_fetches_plain_http_from_an_allowed_sandbox_host(servers):
     fetched = fetch(f"http://127.0.0.1:{server.port}/media/a.gif", allow_hosts={"127.0.0.1"})
     assert fetched.head.startswith(b"GIF89a") and fetched.total_size == 106
     assert f"Host: 127.0.0.1:{server.port}\r\n" in server.requests[0]
+
+
+def test_proxies_from_the_environment_are_never_used(tmp_path, servers, monkeypatch):
+    """HTTPS_PROXY and friends would send the request (and its checks) elsewhere."""
+    proxy = servers(lambda sock, request: sock.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n"))
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, f"http://127.0.0.1:{proxy.port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    cert = certificate(tmp_path, MEDIA_HOST)
+    server = servers(partial_content(b"\xff\xd8" * 10), cert)
+    fetched = fetch(
+        f"https://{MEDIA_HOST}:{server.port}/a.jpg",
+        resolver=to_loopback,
+        is_public=loopback_counts_as_public,
+        transport=pinned(cert[0]),
+    )
+    plain = servers(partial_content(b"GIF89a"))
+    assert fetch(f"http://127.0.0.1:{plain.port}/a.gif", allow_hosts={"127.0.0.1"}).head == b"GIF89a"
+    assert fetched.head == b"\xff\xd8" * 10
+    assert proxy.requests == [] and len(server.requests) == 1
