@@ -364,6 +364,29 @@ FIELD_MESSAGES_ID: dict[str, str] = {
         "Harus berupa teks tidak kosong, maksimal 255 karakter yang dapat dicetak."
     ),
     "Invalid cursor.": "Cursor tidak valid.",
+    # the media pre-check (shared/media_check.py)
+    "Must be an image file that can be read (JPEG, PNG, GIF, WebP, BMP or TIFF).": (
+        "Harus berupa file gambar yang bisa dibaca (JPEG, PNG, GIF, WebP, BMP, atau TIFF)."
+    ),
+    "Must be an MP4 or MOV video.": "Harus berupa video MP4 atau MOV.",
+    "Instagram: Must be a JPEG image.": "Instagram: harus berupa gambar JPEG.",
+    "Instagram: The image must be at most 8 MB.": "Instagram: ukuran gambar maksimal 8 MB.",
+    "Instagram: The aspect ratio must be between 4:5 (portrait) and 1.91:1 (landscape).": (
+        "Instagram: rasio aspek gambar harus antara 4:5 (potret) dan 1,91:1 (lanskap)."
+    ),
+    "Facebook: The video must be at most 1 GB.": "Facebook: ukuran video maksimal 1 GB.",
+    "Instagram: The video must be at most 1 GB.": "Instagram: ukuran video maksimal 1 GB.",
+    "Must be an https URL, redirects included.": "Harus URL https, termasuk setelah pengalihan (redirect).",
+    "Must be on a public internet address, redirects included.": (
+        "Harus berada di alamat internet publik, termasuk setelah pengalihan (redirect)."
+    ),
+    "Redirects to a host that is not allowed here.": "Mengalihkan ke host yang tidak diizinkan di sini.",
+    "The host name could not be found.": "Nama host tidak ditemukan.",
+    "The server could not be reached.": "Server tidak dapat dihubungi.",
+    "The server's https certificate could not be verified.": "Sertifikat https server tidak dapat diverifikasi.",
+    "The server did not answer in time.": "Server tidak menjawab tepat waktu.",
+    "More than 3 redirects.": "Lebih dari 3 pengalihan (redirect).",
+    "The server's answer could not be read.": "Jawaban server tidak dapat dibaca.",
 }
 
 # Why a JSON value handed over on RQ is refused (shared/validation.py UnsafeJSON).
@@ -388,6 +411,7 @@ FIELD_PATTERNS_ID: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"Must be greater than or equal to (?P<min>\S+)\."), "Minimal {min}."),
     (re.compile(r"Must be less than or equal to (?P<max>\S+)\."), "Maksimal {max}."),
     (re.compile(r"Not acceptable JSON: (?P<reason>.*)\."), "JSON tidak dapat diterima ({reason})."),
+    (re.compile(r"The server answered HTTP (?P<status>\d+)\."), "Server menjawab HTTP {status}."),
 ]
 
 

@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
+from shared.validation import ip_literal
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 APP_ENVS = ("production", "demo", "test")
@@ -65,6 +67,10 @@ class Settings:
     metrics_port: int
     # Standard Webhooks signing secret (``whsec_`` + base64 of >= 32 bytes, DESIGN §13.3).
     webhook_secret: str | None = None
+    # The media pre-check (DESIGN §2, §13.2): "enforce" or "off"; hosts exempt from its
+    # https/public rule (demo and test only; when set, no other host is ever fetched).
+    media_precheck: str = "enforce"
+    media_precheck_allow_hosts: tuple[str, ...] = ()
     # Timeouts and worker tuning: settings so tests can shorten them.
     graph_connect_timeout: float = 3.0
     graph_read_timeout: float = 10.0
@@ -190,6 +196,38 @@ def parse_webhook_secret(value: str) -> str:
     return value
 
 
+MEDIA_PRECHECK_MODES = ("enforce", "off")
+
+
+def parse_allow_host(value: str) -> str:
+    """One ``MEDIA_PRECHECK_ALLOW_HOSTS`` entry: a bare host name or address, normalised
+    (lower case, no trailing dot, addresses in their canonical form)."""
+    host = value.strip().lower().rstrip(".")
+    bracketed = host.startswith("[") and host.endswith("]")
+    if bracketed:
+        host = host[1:-1]
+    address = ip_literal(host)
+    if address is not None:
+        return str(address)
+    if bracketed or not host or not _plain_host(host, bracketed=False):
+        raise SettingsError(f"MEDIA_PRECHECK_ALLOW_HOSTS: {value!r} is not a plain host name or address")
+    return host
+
+
+def _media_precheck(env: Mapping[str, str], app_env: str, meta_graph_url: str) -> dict[str, Any]:
+    """``MEDIA_PRECHECK`` (enforce in production and demo, off in test) and its allowed hosts
+    (refused in production; the demo's default is the sandbox, i.e. META_GRAPH_URL's host)."""
+    mode = env.get("MEDIA_PRECHECK", "").strip().lower() or ("off" if app_env == "test" else "enforce")
+    if mode not in MEDIA_PRECHECK_MODES:
+        raise SettingsError(f"MEDIA_PRECHECK must be one of {', '.join(MEDIA_PRECHECK_MODES)}")
+    hosts = tuple(dict.fromkeys(parse_allow_host(h) for h in _split_csv(env.get("MEDIA_PRECHECK_ALLOW_HOSTS"))))
+    if hosts and app_env == "production":
+        raise SettingsError("MEDIA_PRECHECK_ALLOW_HOSTS is for demo and test only; production refuses it")
+    if not hosts and app_env == "demo":
+        hosts = (parse_allow_host(urlsplit(meta_graph_url).hostname or ""),)
+    return {"media_precheck": mode, "media_precheck_allow_hosts": hosts}
+
+
 def _check_secret_length(name: str, value: str | None) -> None:
     if value is not None and len(value.encode()) < MIN_SECRET_BYTES:
         raise SettingsError(f"{name} must be at least {MIN_SECRET_BYTES} bytes in production")
@@ -297,7 +335,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     for attr, (name, cast) in TUNING.items():
         if env.get(name) not in (None, ""):
             tuning[attr] = cast(_float(env, name, 1.0))
-    settings = replace(settings, **tuning)
+    settings = replace(settings, **tuning, **_media_precheck(env, app_env, settings.meta_graph_url))
     if production:
         _check_secret_length("RESELLIO_SESSION_SECRET", settings.session_secret)
         _check_secret_length("SCHEDULER_API_TOKEN", settings.scheduler_api_token)

@@ -160,3 +160,46 @@ def test_webhook_secret_is_optional_and_kept():
 def test_malformed_webhook_secrets_are_refused_in_every_env(app_env, value):
     with pytest.raises(SettingsError, match="RESELLIO_WEBHOOK_SECRET"):
         load_settings({**PRODUCTION, "APP_ENV": app_env, "RESELLIO_WEBHOOK_SECRET": value})
+
+
+# --- The media pre-check (DESIGN §2, §13.2); settings only, the service does not use them yet ---
+
+
+def test_media_precheck_enforces_in_production_and_demo_and_is_off_in_test():
+    assert load_settings(PRODUCTION).media_precheck == "enforce"
+    assert load_settings({"APP_ENV": "demo"}).media_precheck == "enforce"
+    assert load_settings({**PRODUCTION, "APP_ENV": "test"}).media_precheck == "off"
+    assert load_settings({**PRODUCTION, "MEDIA_PRECHECK": "off"}).media_precheck == "off"
+    assert load_settings({**PRODUCTION, "APP_ENV": "test", "MEDIA_PRECHECK": " Enforce "}).media_precheck == "enforce"
+
+
+@pytest.mark.parametrize("value", ["on", "true", "1", "warn"])
+def test_media_precheck_takes_enforce_or_off_only(value):
+    with pytest.raises(SettingsError, match="MEDIA_PRECHECK must be one of enforce, off"):
+        load_settings({**PRODUCTION, "MEDIA_PRECHECK": value})
+
+
+def test_production_refuses_media_precheck_allow_hosts():
+    assert load_settings(PRODUCTION).media_precheck_allow_hosts == ()
+    with pytest.raises(SettingsError, match="MEDIA_PRECHECK_ALLOW_HOSTS .*production refuses it"):
+        load_settings({**PRODUCTION, "MEDIA_PRECHECK_ALLOW_HOSTS": "127.0.0.1"})
+    assert load_settings({**PRODUCTION, "MEDIA_PRECHECK_ALLOW_HOSTS": " "}).media_precheck_allow_hosts == ()
+
+
+def test_the_demo_allows_its_sandbox_host_by_default():
+    demo = load_settings({"APP_ENV": "demo", "META_GRAPH_URL": "http://127.0.0.1:8001"})
+    assert demo.media_precheck_allow_hosts == ("127.0.0.1",)
+    given = load_settings({"APP_ENV": "demo", "MEDIA_PRECHECK_ALLOW_HOSTS": "sandbox.local"})
+    assert given.media_precheck_allow_hosts == ("sandbox.local",)
+    assert load_settings({**PRODUCTION, "APP_ENV": "test"}).media_precheck_allow_hosts == ()
+
+
+def test_allowed_hosts_are_normalised():
+    env = {**PRODUCTION, "APP_ENV": "test", "MEDIA_PRECHECK_ALLOW_HOSTS": "Sandbox.Local., [::1], 127.1, 127.0.0.1"}
+    assert load_settings(env).media_precheck_allow_hosts == ("sandbox.local", "::1", "127.0.0.1")
+
+
+@pytest.mark.parametrize("value", ["http://127.0.0.1", "127.0.0.1:8001", "*.example.com", "a/b", "[sandbox]", "x_y"])
+def test_allowed_hosts_must_be_bare_host_names_or_addresses(value):
+    with pytest.raises(SettingsError, match="MEDIA_PRECHECK_ALLOW_HOSTS"):
+        load_settings({**PRODUCTION, "APP_ENV": "test", "MEDIA_PRECHECK_ALLOW_HOSTS": value})
