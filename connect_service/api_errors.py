@@ -21,7 +21,7 @@ def request_language() -> str:
     (werkzeug's ``best_match`` prefers any exact match, so ``id-ID, en;q=0.5`` would read English.)
     """
     for tag, quality in request.accept_languages:  # best first
-        primary = tag.split("-")[0].lower()
+        primary = tag.replace("_", "-").split("-")[0].lower()  # en_US: some clients use "_"
         if primary in ("id", "en") and quality > 0:  # q=0: "not this one"
             return primary
     return "id"

@@ -13,7 +13,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -52,21 +52,21 @@ class Settings:
     database_url: str
     redis_url: str | None
     meta_app_id: str
-    meta_app_secret: str
+    meta_app_secret: str = field(repr=False)
     meta_redirect_uri: str | None
     meta_graph_version: str
     meta_graph_url: str
     meta_dialog_url: str
     meta_scopes: tuple[str, ...]
-    token_encryption_keys: tuple[tuple[str, bytes], ...]
-    session_secret: str
+    token_encryption_keys: tuple[tuple[str, bytes], ...] = field(repr=False)
+    session_secret: str = field(repr=False)
     session_cookie: str
-    scheduler_api_token: str | None
+    scheduler_api_token: str | None = field(repr=False)
     dashboard_url: str
     cors_origins: tuple[str, ...]
     metrics_port: int
     # Standard Webhooks signing secret (``whsec_`` + base64 of >= 32 bytes, DESIGN §13.3).
-    webhook_secret: str | None = None
+    webhook_secret: str | None = field(default=None, repr=False)
     # The media pre-check (DESIGN §2, §13.2): "enforce" or "off"; hosts exempt from its
     # https/public rule (demo and test only; when set, no other host is ever fetched).
     media_precheck: str = "enforce"

@@ -47,7 +47,7 @@ def test_field_messages_are_indonesian_by_default_and_english_on_request(client,
     default = schedule(client, payload)
     assert default.status_code == 422 and default.json["fields"][field] == [indonesian]
     assert default.json["message"] == "Ada data yang belum benar. Periksa kembali isian Anda."
-    for language in ("en", "en-US,en;q=0.9", "id;q=0.5, en;q=0.8"):
+    for language in ("en", "en-US,en;q=0.9", "id;q=0.5, en;q=0.8", "en_US"):
         answer = schedule(client, payload, **{"Accept-Language": language})
         assert answer.json["message"] == "Some fields are not valid. Please check your input."
         assert answer.json["fields"][field] != [indonesian]

@@ -203,3 +203,13 @@ def test_allowed_hosts_are_normalised():
 def test_allowed_hosts_must_be_bare_host_names_or_addresses(value):
     with pytest.raises(SettingsError, match="MEDIA_PRECHECK_ALLOW_HOSTS"):
         load_settings({**PRODUCTION, "APP_ENV": "test", "MEDIA_PRECHECK_ALLOW_HOSTS": value})
+
+
+def test_the_settings_repr_names_no_secret():
+    # An error reporter that captures local variables would otherwise send the key ring out.
+    settings = load_settings({**PRODUCTION, "SCHEDULER_API_TOKEN": "scheduler-token-of-at-least-32-bytes!"})
+    text = repr(settings)
+    for secret in (settings.meta_app_secret, settings.session_secret, settings.scheduler_api_token):
+        assert secret and secret not in text
+    assert settings.token_encryption_keys[0][1] not in text.encode()
+    assert repr(settings.token_encryption_keys[0][1]) not in text
