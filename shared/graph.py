@@ -300,8 +300,8 @@ def error_from_response(resp: requests.Response, payload: Any, usage: Usage | No
         error = {}
     return GraphError(
         http_status=resp.status_code,
-        code=_as_int(error.get("code")),
-        subcode=_as_int(error.get("error_subcode")),
+        code=as_int(error.get("code")),
+        subcode=as_int(error.get("error_subcode")),
         message=str(error.get("message", ""))[:500],
         error_type=error.get("type"),
         fbtrace_id=error.get("fbtrace_id") or resp.headers.get("x-fb-trace-id"),
@@ -310,7 +310,8 @@ def error_from_response(resp: requests.Response, payload: Any, usage: Usage | No
     )
 
 
-def _as_int(value: Any) -> int | None:
+def as_int(value: Any) -> int | None:
+    """Meta's numeric codes, sometimes sent as strings; None when absent or not a number."""
     try:
         return int(value) if value is not None else None
     except (TypeError, ValueError):

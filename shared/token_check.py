@@ -13,7 +13,7 @@ from shared.audit import NO_REQUEST, RequestInfo, record_event
 from shared.crypto import DecryptionError
 from shared.db import utcnow
 from shared.errors import classify_graph_error
-from shared.graph import GraphClient, GraphError, GraphTransportError
+from shared.graph import GraphClient, GraphError, GraphTransportError, as_int
 from shared.models import CONNECTED, DISCONNECTED, NEEDS_REAUTH, SocialConnection
 from shared.services import Services
 from shared.settings import REQUIRED_SCOPES
@@ -60,20 +60,10 @@ def _invalid_reason(error: object) -> str:
     """Why Meta calls the token invalid: a checkpoint or unconfirmed user (190/459, 190/464)
     needs the seller on Facebook, not a reconnect; anything else is an expired token."""
     if isinstance(error, dict):
-        code, subcode = _as_int(error.get("code")), _as_int(error.get("subcode"))
+        code, subcode = as_int(error.get("code")), as_int(error.get("subcode"))
         if classify_graph_error(code, subcode) == "meta_action_required":
             return "meta_action_required"
     return "token_expired"
-
-
-def _as_int(value: object) -> int | None:
-    """Meta sends numbers, sometimes as strings."""
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        return None
 
 
 def is_fresh(conn: SocialConnection, max_age_seconds: int) -> bool:
