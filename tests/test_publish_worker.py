@@ -26,6 +26,18 @@ def conn(db_session):
     return make_connection(db_session)
 
 
+def taken_over(db_session, conn, **fields):
+    """A post a worker was publishing when it died: still ``publishing``, its lease expired."""
+    return make_post(
+        db_session,
+        conn,
+        status="publishing",
+        lease_owner="lease-dead",
+        lease_expires_at=utcnow() - timedelta(seconds=1),
+        **fields,
+    )
+
+
 def test_a_due_post_is_published_to_both_targets(worker_ctx, graph, conn, db_session):
     post = make_post(db_session, conn)
     assert publish_post(post.id) == "published"
@@ -98,12 +110,9 @@ def test_a_post_held_by_a_live_lease_is_left_alone(worker_ctx, graph, conn, db_s
 
 
 def test_an_expired_lease_is_taken_over_and_recorded_steps_are_skipped(worker_ctx, graph, conn, db_session):
-    post = make_post(
+    post = taken_over(
         db_session,
         conn,
-        status="publishing",
-        lease_owner="lease-dead",
-        lease_expires_at=utcnow() - timedelta(seconds=1),
         fb_status="published",
         fb_post_id="104000000000001_77",
         ig_container_id="container-900",
@@ -218,13 +227,10 @@ def test_an_ambiguous_send_that_did_reach_meta_is_found_not_repeated(worker_ctx,
 
 def test_after_a_crash_mid_send_the_page_is_checked_before_sending(worker_ctx, graph, conn, db_session):
     # A worker died after committing "sent" and before recording the answer; its lease expired.
-    post = make_post(
+    post = taken_over(
         db_session,
         conn,
         targets=["facebook"],
-        status="publishing",
-        lease_owner="lease-dead",
-        lease_expires_at=utcnow() - timedelta(seconds=1),
         fb_sent_at=utcnow() - timedelta(seconds=30),
     )
     graph.feed.append(feed_item("104000000000001_42", post.caption))
@@ -237,13 +243,10 @@ def test_a_takeover_right_after_a_send_waits_for_that_request_before_looking(wor
     # The dead worker's request may still be carried out by Meta until its timeouts run out:
     # looking at once would find nothing and send the post a second time.
     sent = utcnow() - timedelta(seconds=1)
-    post = make_post(
+    post = taken_over(
         db_session,
         conn,
         targets=["facebook"],
-        status="publishing",
-        lease_owner="lease-dead",
-        lease_expires_at=utcnow() - timedelta(seconds=1),
         fb_sent_at=sent,
     )
     assert publish_post(post.id) == "continuing"
@@ -264,13 +267,10 @@ def test_a_takeover_right_after_a_send_waits_for_that_request_before_looking(wor
 
 def test_the_check_reads_every_page_of_the_pages_own_posts(worker_ctx, graph, conn, db_session):
     # A busy Page: ours is not on the first page of /published_posts.
-    post = make_post(
+    post = taken_over(
         db_session,
         conn,
         targets=["facebook"],
-        status="publishing",
-        lease_owner="lease-dead",
-        lease_expires_at=utcnow() - timedelta(seconds=1),
         fb_sent_at=utcnow() - timedelta(seconds=30),
     )
     graph.feed.append(feed_item("104000000000001_44", post.caption, seconds_ago=20))
@@ -285,13 +285,10 @@ def test_an_old_unconfirmed_post_with_the_same_caption_does_not_block_the_check(
     make_post(
         db_session, conn, targets=["facebook"], status="unconfirmed", fb_status="unconfirmed", fb_sent_at=long_ago
     )
-    post = make_post(
+    post = taken_over(
         db_session,
         conn,
         targets=["facebook"],
-        status="publishing",
-        lease_owner="lease-dead",
-        lease_expires_at=utcnow() - timedelta(seconds=1),
         fb_sent_at=utcnow() - timedelta(seconds=30),
     )
     graph.feed.append(feed_item("104000000000001_45", post.caption))
@@ -301,13 +298,10 @@ def test_an_old_unconfirmed_post_with_the_same_caption_does_not_block_the_check(
 
 
 def test_when_the_check_cannot_be_made_the_target_is_unconfirmed(worker_ctx, graph, conn, db_session):
-    post = make_post(
+    post = taken_over(
         db_session,
         conn,
         targets=["facebook"],
-        status="publishing",
-        lease_owner="lease-dead",
-        lease_expires_at=utcnow() - timedelta(seconds=1),
         fb_sent_at=utcnow() - timedelta(seconds=30),
     )
     graph.queue("published_posts", {"exc": requests.exceptions.ReadTimeout})
@@ -371,13 +365,10 @@ def test_an_expired_container_is_replaced(worker_ctx, graph, conn, db_session):
 
 def test_a_published_container_is_never_published_again(worker_ctx, graph, conn, db_session):
     graph.container_status = "PUBLISHED"
-    post = make_post(
+    post = taken_over(
         db_session,
         conn,
         targets=["instagram"],
-        status="publishing",
-        lease_owner="lease-dead",
-        lease_expires_at=utcnow() - timedelta(seconds=1),
         ig_container_id="container-7",
         ig_publish_sent_at=utcnow() - timedelta(seconds=3),
     )
@@ -495,13 +486,10 @@ def test_same_caption_posts_are_never_mistaken_for_each_other(worker_ctx, graph,
         fb_post_id="104000000000001_900",
     )
     graph.feed.append(feed_item("104000000000001_900", a.caption))
-    b = make_post(
+    b = taken_over(
         db_session,
         conn,
         targets=["facebook"],
-        status="publishing",
-        lease_owner="lease-dead",
-        lease_expires_at=utcnow() - timedelta(seconds=1),
         fb_sent_at=utcnow() - timedelta(seconds=30),
     )
     assert publish_post(b.id) == "published"
@@ -526,14 +514,11 @@ def test_an_uncertain_match_is_unconfirmed_not_guessed(worker_ctx, graph, conn, 
 
 
 def test_a_post_without_caption_cannot_be_recognised_so_it_is_unconfirmed(worker_ctx, graph, conn, db_session):
-    post = make_post(
+    post = taken_over(
         db_session,
         conn,
         targets=["facebook"],
         caption="",
-        status="publishing",
-        lease_owner="lease-dead",
-        lease_expires_at=utcnow() - timedelta(seconds=1),
         fb_sent_at=utcnow() - timedelta(seconds=30),
     )
     assert publish_post(post.id) == "unconfirmed"
@@ -541,13 +526,10 @@ def test_a_post_without_caption_cannot_be_recognised_so_it_is_unconfirmed(worker
 
 
 def test_an_old_feed_entry_with_the_same_caption_is_not_this_post(worker_ctx, graph, conn, db_session):
-    post = make_post(
+    post = taken_over(
         db_session,
         conn,
         targets=["facebook"],
-        status="publishing",
-        lease_owner="lease-dead",
-        lease_expires_at=utcnow() - timedelta(seconds=1),
         fb_sent_at=utcnow() - timedelta(seconds=30),
     )
     graph.feed.append(feed_item("104000000000001_77", post.caption, seconds_ago=3600))
@@ -557,12 +539,9 @@ def test_an_old_feed_entry_with_the_same_caption_is_not_this_post(worker_ctx, gr
 
 def test_a_dead_connection_leaves_an_ambiguous_target_unconfirmed(worker_ctx, graph, db_session):
     conn = make_connection(db_session, status="needs_reauth", last_error_code="token_expired")
-    post = make_post(
+    post = taken_over(
         db_session,
         conn,
-        status="publishing",
-        lease_owner="lease-dead",
-        lease_expires_at=utcnow() - timedelta(seconds=1),
         fb_sent_at=utcnow() - timedelta(seconds=30),
     )
     assert publish_post(post.id) == "unconfirmed"
