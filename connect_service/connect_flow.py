@@ -146,7 +146,7 @@ def _complete_callback(user_id: str) -> dict:
         raise AppError("not_admin_page")
     if len(pages) == 1:
         conn = _save_connection(graph, user_id, grant, pages[0], event="connected")
-        SelectionStore(svc.redis, svc.cipher).clear(user_id)
+        SelectionStore.of(svc).clear(user_id)
         return dump(ConnectedOut, conn)
     choices = [page_choice(page) for page in pages]
     selection = PendingSelection(
@@ -155,7 +155,7 @@ def _complete_callback(user_id: str) -> dict:
         scopes_granted=grant.scopes_granted,
         user_token=grant.user_token,
     )
-    SelectionStore(svc.redis, svc.cipher).save(user_id, selection)
+    SelectionStore.of(svc).save(user_id, selection)
     return dump(SelectionOut, selection)
 
 
@@ -189,7 +189,7 @@ def _save_connection(graph, user_id: str, grant: MetaGrant, page: dict, *, event
 def pages():
     """The pending selection of a multi-page connect."""
     svc = services()
-    selection = SelectionStore(svc.redis, svc.cipher).load(current_caller().user_id)
+    selection = SelectionStore.of(svc).load(current_caller().user_id)
     if selection is None:
         raise AppError("selection_expired")
     return answer(PagesOut, selection)
@@ -203,7 +203,7 @@ def select_page():
     body = json_body(SelectPageBody())
     user_id = current_caller().user_id
     svc = services()
-    store = SelectionStore(svc.redis, svc.cipher)
+    store = SelectionStore.of(svc)
     selection = store.load(user_id)
     if selection is None:
         raise AppError("selection_expired")

@@ -52,5 +52,5 @@ def disconnect():
         revoke_grant(db.session, graph_client(timeout=(svc.settings.graph_connect_timeout, 5.0)), svc.cipher, conn)
         retire(db.session, conn, reason="user_disconnected", info=request_info())
         db.session.commit()
-    SelectionStore(svc.redis, svc.cipher).clear(user_id)
+    SelectionStore.of(svc).clear(user_id)
     return answer(DisconnectOut, {"disconnected": True, "status": "not_connected"})

@@ -135,7 +135,7 @@ def _receipt(kind: str, callback: Callback, result: dict) -> tuple[MetaCallbackR
 
 def _erase_selections(callback: Callback, user_ids) -> int:
     svc = services()
-    return SelectionStore(svc.redis, svc.cipher).clear_for_meta_user(
+    return SelectionStore.of(svc).clear_for_meta_user(
         callback.meta_user_id, user_ids, saved_not_after=callback.issued_epoch
     )
 

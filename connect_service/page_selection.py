@@ -8,16 +8,16 @@ user id) lets Meta's data deletion find a selection whose connect was never fini
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 from dataclasses import asdict, dataclass, field
 
 from redis import Redis, WatchError
 
+from connect_service.meta_erasure import meta_user_hash
 from shared.crypto import TokenCipher
 from shared.redis_conn import key
+from shared.services import Services
 
 SELECTION_TTL_SECONDS = 600
 
@@ -48,23 +48,24 @@ class PendingSelection:
 
 
 class SelectionStore:
-    def __init__(self, redis: Redis, cipher: TokenCipher):
+    def __init__(self, redis: Redis, cipher: TokenCipher, app_secret: str):
         self.redis = redis
         self.cipher = cipher
+        self.app_secret = app_secret
+
+    @classmethod
+    def of(cls, services: Services) -> SelectionStore:
+        return cls(services.redis, services.cipher, services.settings.meta_app_secret)
 
     @staticmethod
     def _key(user_id: str) -> str:
         return key("page_selection", user_id)
 
     def _meta_index(self, meta_user_id: str) -> str:
-        """The index set of one Meta user's selections, named by a keyed hash of the id.
-
-        The hash key is derived from the current token encryption key: the index lives
-        ten minutes, and the Meta user id stays out of Redis key names.
-        """
-        provider = self.cipher.provider
-        secret = hmac.new(provider.key(provider.current_key_id()), b"page_selection_meta", hashlib.sha256).digest()
-        return key("page_selection_meta", hmac.new(secret, meta_user_id.encode(), hashlib.sha256).hexdigest())
+        """The index set of one Meta user's selections, named by the same keyed hash that
+        stands for an erased Meta user id in the database (so key rotation cannot lose it),
+        keeping the Meta user id out of Redis key names."""
+        return key("page_selection_meta", meta_user_hash(self.app_secret, meta_user_id))
 
     def save(self, user_id: str, selection: PendingSelection) -> None:
         payload = {

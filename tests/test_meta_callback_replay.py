@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from connect_service import meta_callbacks
 from connect_service.page_selection import PageChoice, PendingSelection, SelectionStore
 from shared.audit import record_event
+from shared.crypto import EnvKeyRing, TokenCipher
 from shared.db import utcnow
 from shared.models import (
     AuditEvent,
@@ -21,6 +22,8 @@ from shared.models import (
     ScheduledPost,
     SocialConnection,
 )
+from shared.settings import parse_key_ring
+from tests.conftest import APP_SECRET, KEY_A, KEY_B
 from tests.factories import IG_ID, PAGE_ID, USER_TOKEN, cipher, make_connection, make_post
 from tests.test_meta_callbacks import META_USER, good, signed
 
@@ -84,7 +87,7 @@ def test_the_window_is_one_hour_back_and_five_minutes_ahead(anon_client, db_sess
 
 def test_a_replayed_deauthorize_does_not_disconnect_the_seller_again(anon_client, db_session, redis_client):
     first = make_connection(db_session)
-    store = SelectionStore(redis_client, cipher())
+    store = SelectionStore(redis_client, cipher(), APP_SECRET)
     store.save("user-1", _selection(META_USER))
     # Issued a minute ahead of our clock (inside the allowed skew): only the receipt protects
     # the seller's next connection, which is then not newer than the request.
@@ -111,7 +114,7 @@ def test_a_deauthorize_issued_before_a_reconnect_leaves_the_newer_connection(ano
     old.connected_at = utcnow() - timedelta(minutes=30)
     newer = make_connection(db_session, "user-1")  # connected just now
     db_session.commit()
-    store = SelectionStore(redis_client, cipher())
+    store = SelectionStore(redis_client, cipher(), APP_SECRET)
     store.save(
         "user-2",
         PendingSelection(
@@ -245,7 +248,7 @@ def test_data_deletion_erases_meta_data_everywhere_and_rows_can_still_be_found(a
     other = make_connection(db_session, "user-2", meta_user_id=OTHER_META_USER, page_id="104000000000777")
     other_post = _connected_story(db_session, other)
     other_post_id = other_post.fb_post_id
-    store = SelectionStore(redis_client, cipher())
+    store = SelectionStore(redis_client, cipher(), APP_SECRET)
     store.save("user-1", _selection(META_USER))
     store.save("user-3", _selection(META_USER))  # started connecting, never chose a Page
     store.save("user-4", _selection(OTHER_META_USER))
@@ -331,3 +334,13 @@ def test_the_status_url_answers_a_browser_with_a_page_and_an_api_with_json(anon_
     assert missing.status_code == 404 and missing.mimetype == "text/html"
     assert "tidak ditemukan" in missing.get_data(as_text=True).lower()
     assert anon_client.get("/api/meta/data-deletion/0123456789abcdef0123").json["error_code"] == "not_found"
+
+
+def test_a_first_time_sellers_selection_is_found_for_deletion_after_a_key_rotation(redis_client):
+    # A connect that never got past choosing a Page: no connection row, only the Meta user's index.
+    before = SelectionStore(redis_client, cipher(), APP_SECRET)
+    before.save("user-new", _selection(META_USER))
+    rotated = TokenCipher(EnvKeyRing(parse_key_ring(f"{KEY_B},{KEY_A}")))  # a new first key
+    after = SelectionStore(redis_client, rotated, APP_SECRET)
+    assert after.clear_for_meta_user(META_USER) == 1
+    assert after.load("user-new") is None
