@@ -17,7 +17,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from shared.db import affected_rows
-from shared.models import AuditEvent, ScheduledPost, SocialConnection
+from shared.models import AuditEvent, PostTarget, ScheduledPost, SocialConnection
 from shared.tokens import wipe_tokens
 
 HASH_CONTEXT = b"resellio-social-connect/meta-user-id/v1"
@@ -83,13 +83,15 @@ def erase_connection(conn: SocialConnection, hashed: str) -> None:
 
 
 def erase_posts(session: Session, connection_ids: list[str]) -> int:
-    """Remote post ids (Facebook post, Instagram container and media) out of those connections' posts."""
+    """Meta's ids (posts, media, containers, uploads, comments) out of those connections' posts' targets."""
     if not connection_ids:
         return 0
+    of_those = select(ScheduledPost.id).where(ScheduledPost.connection_id.in_(connection_ids))
     result = session.execute(
-        update(ScheduledPost)
-        .where(ScheduledPost.connection_id.in_(connection_ids))
-        .values(fb_post_id=None, ig_container_id=None, ig_media_id=None)
+        update(PostTarget)
+        .where(PostTarget.post_id.in_(of_those))
+        .values(remote_id=None, container_id=None, children=None, steps=None, comment_id=None),
+        execution_options={"synchronize_session": False},
     )
     return affected_rows(result)
 

@@ -9,7 +9,7 @@ from marshmallow import EXCLUDE, RAISE, Schema, fields, missing, post_dump, vali
 
 from connect_service.connections import expiring_soon
 from shared.db import iso_z
-from shared.models import POST_STATUSES, PUBLISHING, QUEUED
+from shared.models import POST_STATUSES, PUBLISHING, QUEUED, SKIPPED, PostTarget
 
 
 class ConnectQuery(Schema):
@@ -188,25 +188,36 @@ class ScheduleOut(Schema):
     job_id = fields.String(required=True, attribute="id")
 
 
-class FacebookTargetOut(Schema):
-    """The Facebook side of a :class:`~shared.models.ScheduledPost`."""
+class TargetRow(fields.Nested):
+    """The post's row for one target (a skipped one when the post has none)."""
 
-    status = fields.String(required=True, attribute="fb_status")
-    post_id = fields.String(allow_none=True, required=True, attribute="fb_post_id")
-    error_code = fields.String(allow_none=True, required=True, attribute="fb_error_code")
+    def __init__(self, target: str, nested: type[Schema], **kwargs: Any):
+        super().__init__(nested, **kwargs)
+        self.target = target
+
+    def get_value(self, obj: Any, attr: str, accessor: Any = None, default: Any = missing) -> Any:
+        return obj.target(self.target) or PostTarget(target=self.target, status=SKIPPED)
+
+
+class FacebookTargetOut(Schema):
+    """The Facebook side of a :class:`~shared.models.ScheduledPost` (its ``post_targets`` row)."""
+
+    status = fields.String(required=True)
+    post_id = fields.String(allow_none=True, required=True, attribute="remote_id")
+    error_code = fields.String(allow_none=True, required=True)
 
 
 class InstagramTargetOut(Schema):
-    """The Instagram side of a :class:`~shared.models.ScheduledPost`."""
+    """The Instagram side of a :class:`~shared.models.ScheduledPost` (its ``post_targets`` row)."""
 
-    status = fields.String(required=True, attribute="ig_status")
-    media_id = fields.String(allow_none=True, required=True, attribute="ig_media_id")
-    error_code = fields.String(allow_none=True, required=True, attribute="ig_error_code")
+    status = fields.String(required=True)
+    media_id = fields.String(allow_none=True, required=True, attribute="remote_id")
+    error_code = fields.String(allow_none=True, required=True)
 
 
 class TargetsOut(Schema):
-    facebook = Whole(FacebookTargetOut, required=True)
-    instagram = Whole(InstagramTargetOut, required=True)
+    facebook = TargetRow("facebook", FacebookTargetOut, required=True)
+    instagram = TargetRow("instagram", InstagramTargetOut, required=True)
 
 
 class PostOut(Schema):

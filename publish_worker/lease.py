@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from shared.db import affected_rows, utcnow
-from shared.models import PUBLISHING, QUEUED, ScheduledPost
+from shared.models import PUBLISHING, QUEUED, PostTarget, ScheduledPost
 
 # A job may start this much before publish_at (clock skew between hosts).
 EARLY_TOLERANCE = timedelta(seconds=2)
@@ -65,11 +65,22 @@ def resume(session: Session, post_id: str, owner: str, new_owner: str, lease_sec
     return count == 1
 
 
-def record(session: Session, post: ScheduledPost, owner: str, lease_seconds: float, **values: Any) -> None:
+def record(
+    session: Session,
+    post: ScheduledPost,
+    owner: str,
+    lease_seconds: float,
+    *,
+    target: PostTarget | None = None,
+    target_values: dict[str, Any] | None = None,
+    **values: Any,
+) -> None:
     """Write step results only while holding the lease (and extend it); commit at once.
 
-    The loaded ``post`` is brought up to date without being marked dirty, so nothing
-    is ever written outside this fenced UPDATE.
+    ``target_values`` go to the ``target`` row in the same transaction, after the fenced
+    UPDATE of the post (which locks its row, so a run that lost the lease writes nothing).
+    The loaded objects are brought up to date without being marked dirty, so nothing is
+    ever written outside these UPDATEs.
     """
     values.setdefault("lease_expires_at", utcnow() + timedelta(seconds=lease_seconds))
     result = session.execute(
@@ -78,12 +89,22 @@ def record(session: Session, post: ScheduledPost, owner: str, lease_seconds: flo
         .values(**values),
         execution_options={"synchronize_session": False},
     )
-    count = affected_rows(result)
-    session.commit()
-    if count != 1:
+    if affected_rows(result) != 1:
+        session.rollback()
         raise LeaseLost(post.id)
+    if target is not None and target_values:
+        session.execute(
+            update(PostTarget)
+            .where(PostTarget.post_id == post.id, PostTarget.target == target.target)
+            .values(**target_values),
+            execution_options={"synchronize_session": False},
+        )
+    session.commit()
     for key, value in values.items():
         set_committed_value(post, key, value)
+    if target is not None:
+        for key, value in (target_values or {}).items():
+            set_committed_value(target, key, value)
 
 
 def hold_until(session: Session, post: ScheduledPost, owner: str, lease_seconds: float, at: datetime) -> None:

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ForeignKey, Index, String, Text, select, text
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from shared.db import Base, JSONType, utcnow
 
@@ -104,6 +104,12 @@ POST_STATUSES = (QUEUED, PUBLISHING, PUBLISHED, PARTIALLY_PUBLISHED, UNCONFIRMED
 # Per-target states.
 PENDING = "pending"
 SKIPPED = "skipped"
+TARGET_STATUSES = (PENDING, PUBLISHED, FAILED, UNCONFIRMED, SKIPPED)
+
+FORMAT_POST = "post"
+FORMAT_REEL = "reel"
+FORMAT_STORY = "story"
+POST_FORMATS = (FORMAT_POST, FORMAT_REEL, FORMAT_STORY)
 
 
 class ScheduledPost(Base):
@@ -121,30 +127,20 @@ class ScheduledPost(Base):
     user_id_resellio: Mapped[str] = mapped_column(String(255))
     publish_at: Mapped[datetime]
     caption: Mapped[str] = mapped_column(Text, default="")
+    # The first media item's URL (the API's short form and earlier clients' key).
     media_url: Mapped[str | None] = mapped_column(Text)
     link: Mapped[str | None] = mapped_column(Text)
     targets: Mapped[list[str]] = mapped_column(JSONType)
     status: Mapped[str] = mapped_column(String(24), default=QUEUED)
-
-    fb_status: Mapped[str] = mapped_column(String(16), default=PENDING)
-    fb_post_id: Mapped[str | None] = mapped_column(String(128))
-    fb_error_code: Mapped[str | None] = mapped_column(String(64))
-    # Set (and committed) just before the request leaves, so a crash or timeout after
-    # it is known to be ambiguous and gets checked before anything is sent again.
-    fb_sent_at: Mapped[datetime | None]
-    fb_published_at: Mapped[datetime | None]
-    fb_tries: Mapped[int] = mapped_column(default=0)
-    fb_not_before: Mapped[datetime | None]
-
-    ig_status: Mapped[str] = mapped_column(String(16), default=PENDING)
-    ig_container_id: Mapped[str | None] = mapped_column(String(128))
-    ig_media_id: Mapped[str | None] = mapped_column(String(128))
-    ig_error_code: Mapped[str | None] = mapped_column(String(64))
-    ig_container_at: Mapped[datetime | None]
-    ig_publish_sent_at: Mapped[datetime | None]
-    ig_published_at: Mapped[datetime | None]
-    ig_tries: Mapped[int] = mapped_column(default=0)
-    ig_not_before: Mapped[datetime | None]
+    # Content v2 (DESIGN §13.2): ``post``, ``reel`` or ``story``; the media list as the
+    # API takes it (``[{"url", "type", "alt_text"?}]``); a comment posted on each target.
+    format: Mapped[str] = mapped_column(String(8), default=FORMAT_POST, server_default=FORMAT_POST)
+    media: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    first_comment: Mapped[str | None] = mapped_column(Text)
+    cover_url: Mapped[str | None] = mapped_column(Text)
+    target_rows: Mapped[list[PostTarget]] = relationship(
+        back_populates="post", cascade="all, delete-orphan", lazy="selectin", order_by="PostTarget.target"
+    )
 
     attempts: Mapped[int] = mapped_column(default=0)
     # Fresh takes of the lease (first start, or after a crash or a lost job): bounds a crash loop.
@@ -168,6 +164,46 @@ class ScheduledPost(Base):
 
     def wants(self, target: str) -> bool:
         return target in (self.targets or ())
+
+    def target(self, name: str) -> PostTarget | None:
+        """The post's row for target ``name`` (``facebook``, ``instagram``), if it has one."""
+        return next((row for row in self.target_rows if row.target == name), None)
+
+
+class PostTarget(Base):
+    """One post on one target (DESIGN §13.2): its status, Meta's ids, each step's markers.
+
+    ``sent_at`` is the "sent" marker of the request that makes the post live (committed
+    just before it leaves); ``steps`` holds the markers and ids of the steps before it
+    (uploads, a video session, a container) and ``children`` each item's own state, so a
+    retry resumes where it stopped. A target the post does not want has a ``skipped`` row.
+    """
+
+    __tablename__ = "post_targets"
+
+    post_id: Mapped[str] = mapped_column(ForeignKey("scheduled_posts.id", ondelete="CASCADE"), primary_key=True)
+    target: Mapped[str] = mapped_column(String(16), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default=PENDING)
+    # What Meta calls the live object: a Facebook post id, an Instagram media id.
+    remote_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    container_id: Mapped[str | None] = mapped_column(String(128))
+    container_at: Mapped[datetime | None]
+    children: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
+    steps: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    sent_at: Mapped[datetime | None]
+    tries: Mapped[int] = mapped_column(default=0)
+    not_before: Mapped[datetime | None]
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    published_at: Mapped[datetime | None]
+    # The first comment (None: the post has none); same statuses as the target.
+    comment_status: Mapped[str | None] = mapped_column(String(16))
+    comment_id: Mapped[str | None] = mapped_column(String(128))
+    comment_error_code: Mapped[str | None] = mapped_column(String(64))
+    comment_sent_at: Mapped[datetime | None]
+    comment_tries: Mapped[int] = mapped_column(default=0)
+
+    post: Mapped[ScheduledPost] = relationship(back_populates="target_rows")
 
 
 class DataDeletionRequest(Base):

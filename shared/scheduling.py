@@ -29,6 +29,7 @@ from shared.models import (
     PENDING,
     QUEUED,
     SKIPPED,
+    PostTarget,
     ScheduledPost,
     SocialConnection,
     active_connection,
@@ -37,6 +38,7 @@ from shared.models import (
 from shared.post_schema import ScheduleBody, normalized
 from shared.queue import enqueue_publish
 from shared.services import Services
+from shared.targets import TARGET_NAMES
 from shared.token_check import is_fresh, recheck_connection
 from shared.validation import flatten_errors
 
@@ -171,8 +173,9 @@ def schedule_post(
         link=body["link"],
         targets=list(body["targets"]),
         status=QUEUED,
-        fb_status=PENDING if "facebook" in body["targets"] else SKIPPED,
-        ig_status=PENDING if "instagram" in body["targets"] else SKIPPED,
+        target_rows=[
+            PostTarget(target=name, status=PENDING if name in body["targets"] else SKIPPED) for name in TARGET_NAMES
+        ],
         idempotency_scope=caller.idempotency_scope if idempotency_key else None,
         idempotency_key=idempotency_key,
         request_hash=digest,

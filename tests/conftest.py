@@ -49,6 +49,7 @@ ALL_TABLES = (
     "audit_events",
     "data_deletion_requests",
     "meta_callback_receipts",
+    "post_targets",
     "scheduled_posts",
     "social_connections",
 )

@@ -6,8 +6,9 @@ from datetime import timedelta
 
 from shared.crypto import EnvKeyRing, TokenCipher
 from shared.db import utcnow
-from shared.models import PENDING, QUEUED, SKIPPED, ScheduledPost, SocialConnection, new_id
+from shared.models import PENDING, QUEUED, SKIPPED, PostTarget, ScheduledPost, SocialConnection, new_id
 from shared.settings import DEFAULT_SCOPES, parse_key_ring
+from shared.targets import TARGET_NAMES
 from shared.tokens import store_tokens
 from tests.conftest import KEY_A
 
@@ -66,8 +67,7 @@ def make_post(
     status: str = QUEUED,
     **fields,
 ) -> ScheduledPost:
-    fields.setdefault("fb_status", PENDING if "facebook" in targets else SKIPPED)
-    fields.setdefault("ig_status", PENDING if "instagram" in targets else SKIPPED)
+    target_fields = {name: fields.pop(name, {}) for name in TARGET_NAMES}
     post = ScheduledPost(
         id=new_id("job"),
         connection_id=conn.id,
@@ -80,6 +80,12 @@ def make_post(
         status=status,
         **fields,
     )
+    if media_url and not post.media:
+        post.media = [{"url": media_url, "type": "image"}]
+    post.target_rows = [
+        PostTarget(target=name, **{"status": PENDING if name in targets else SKIPPED, **target_fields[name]})
+        for name in TARGET_NAMES
+    ]
     session.add(post)
     session.commit()
     return post

@@ -67,7 +67,7 @@ def test_scheduling_stores_then_enqueues_at_publish_at(client, conn, db_session,
     post = db_session.get(ScheduledPost, job_id)
     assert post.status == "queued" and post.connection_id == conn.id
     assert post.targets == ["facebook", "instagram"]
-    assert post.fb_status == "pending" and post.ig_status == "pending"
+    assert post.target("facebook").status == "pending" and post.target("instagram").status == "pending"
     rq_job = Job.fetch(f"pub-{job_id}-1", connection=redis_client, serializer=JSONSerializer)
     assert rq_job.func_name == "publish_worker.jobs.publish_post" and rq_job.args == [job_id]
     registry = ScheduledJobRegistry("meta-publish", connection=redis_client, serializer=JSONSerializer)
@@ -139,7 +139,7 @@ def test_facebook_only_text_post_with_a_link_needs_no_media(client, conn, db_ses
     response = schedule(client, body(media_url=None, targets=["facebook"], link="https://shop.example.com/promo"))
     assert response.status_code == 200
     post = db_session.get(ScheduledPost, response.json["job_id"])
-    assert post.ig_status == "skipped" and post.link == "https://shop.example.com/promo"
+    assert post.target("instagram").status == "skipped" and post.link == "https://shop.example.com/promo"
 
 
 def test_another_users_connection_is_not_found(client, db_session):

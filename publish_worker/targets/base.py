@@ -1,0 +1,219 @@
+"""The interface every target's publisher implements, and the steps they share.
+
+A publisher does the next due step of its target on each call of :meth:`step`, and
+records each result under the lease (``self.save``) before the next step starts. The
+first comment is the same for every target (a sent marker, a check among the object's
+comments after an ambiguous failure); a publisher names where it goes and how to
+recognise ours.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from publish_worker.failures import CONNECTION_CODES, NO_RETRY, Failure, classify, retry_delay
+from shared.db import utcnow
+from shared.errors import DEFER, message_for
+from shared.graph import GraphError, GraphTransportError
+from shared.models import FAILED, PENDING, PUBLISHED, UNCONFIRMED, PostTarget
+from shared.targets import MediaItem, TargetSpec, media_items
+
+if TYPE_CHECKING:
+    from publish_worker.publishing import PublishRun
+
+log = logging.getLogger(__name__)
+
+GRAPH_FAILURES = (GraphError, GraphTransportError)
+DUE_TOLERANCE_SECONDS = 1.0
+
+
+class CheckFailed(Exception):
+    """Whether an earlier, ambiguous request was carried out cannot be told for sure."""
+
+
+class TargetPublisher:
+    spec: ClassVar[TargetSpec]
+
+    def __init__(self, run: PublishRun, row: PostTarget):
+        self.run = run
+        self.row = row
+        self.post = run.post
+        self.conn = run.conn
+        self.graph = run.graph
+        self.settings = run.settings
+
+    # -- what the run asks --
+
+    @property
+    def token(self) -> str:
+        assert self.run.token is not None
+        return self.run.token
+
+    @property
+    def media(self) -> list[MediaItem]:
+        return media_items(self.post.media, self.post.media_url)
+
+    @property
+    def kind(self) -> str:
+        return self.spec.kind(self.post.format, self.media)
+
+    def work_left(self) -> bool:
+        """The target still has to be published, or its first comment still has to be posted."""
+        return self.row.status == PENDING or (self.row.status == PUBLISHED and self.row.comment_status == PENDING)
+
+    def next_due(self) -> datetime | None:
+        return self.row.not_before
+
+    def due(self) -> bool:
+        not_before = self.row.not_before
+        return not_before is None or (not_before - utcnow()).total_seconds() <= DUE_TOLERANCE_SECONDS
+
+    def step(self) -> None:
+        """Do what is due: publish (one step at a time), then the first comment."""
+        if not self.work_left() or not self.due():
+            return
+        if self.row.status == PENDING:
+            self.publish()
+        if self.row.status == PUBLISHED and self.row.comment_status == PENDING and not self.run.connection_failure:
+            if self.due():
+                self.comment()
+
+    # -- recording --
+
+    def save(self, **values: Any) -> None:
+        """Record this target's values under the lease (committed at once)."""
+        self.run.save_target(self.row, **values)
+
+    def save_attempt(self, **values: Any) -> None:
+        """Like ``save``; the first time the run sends something it counts as an attempt."""
+        self.run.save_target(self.row, attempt=True, **values)
+
+    def published(self, remote_id: str | None, **values: Any) -> None:
+        self.save(
+            status=PUBLISHED,
+            remote_id=remote_id,
+            published_at=utcnow(),
+            error_code=None,
+            error_message=None,
+            not_before=None,
+            **values,
+        )
+
+    def failed(self, failure: Failure, *, step_values: dict[str, Any] | None = None) -> None:
+        """Record a failed publishing step: retry later, or give up (unconfirmed if it may have happened)."""
+        tries = self.row.tries + 1
+        values: dict[str, Any] = {"tries": tries, "error_code": failure.error_code, **(step_values or {})}
+        if not failure.ambiguous:
+            values["sent_at"] = None
+        if failure.error_code in CONNECTION_CODES:
+            self.run.connection_failure = failure
+        if failure.decision == DEFER:
+            retry = utcnow() < self.post.publish_at + self.run.quota_defer_limit
+        else:
+            retry = failure.decision != NO_RETRY and tries < self.settings.retry_max_tries
+        if retry:
+            values["not_before"] = utcnow() + retry_delay(failure, tries, self.settings)
+        else:
+            values["status"] = UNCONFIRMED if failure.ambiguous else FAILED
+            values.setdefault("error_message", message_for(failure.error_code))
+        log.info(
+            "%s step failed: %s (%s), %s",
+            self.spec.name,
+            failure.error_code,
+            failure.decision,
+            "retrying" if retry else "giving up",
+            extra={"job_id": self.post.id},
+        )
+        self.save(**values)
+
+    def give_up(self, error_code: str) -> None:
+        """Stop this target now; if its last request may have gone through it is unconfirmed."""
+        if self.row.status == PENDING:
+            maybe_sent = self.row.sent_at is not None
+            self.save(
+                status=UNCONFIRMED if maybe_sent else FAILED,
+                error_code=error_code,
+                error_message=message_for(error_code),
+            )
+        elif self.row.comment_status == PENDING:
+            self.save(
+                comment_status=UNCONFIRMED if self.row.comment_sent_at is not None else FAILED,
+                comment_error_code=error_code,
+            )
+
+    # -- publishing: each target's own --
+
+    def publish(self) -> None:
+        """The next publishing step of this target."""
+        raise NotImplementedError
+
+    # -- the first comment --
+
+    def comment_object_id(self) -> str | None:
+        """The id the comment is posted on (``POST /{id}/comments``)."""
+        return self.row.remote_id
+
+    def is_our_comment(self, item: dict[str, Any]) -> bool:
+        """After an ambiguous attempt: whether a listed comment is ours (our account, our text)."""
+        raise NotImplementedError
+
+    def comment(self) -> None:
+        object_id = self.comment_object_id()
+        message = self.post.first_comment or ""
+        if not object_id or not message:
+            self.save(comment_status=FAILED, comment_error_code="internal_error")
+            return
+        if self.row.comment_sent_at is not None:
+            try:
+                found = self.find_comment(object_id, message)
+            except CheckFailed:
+                self.save(comment_status=UNCONFIRMED, comment_error_code="meta_unavailable")
+                return
+            if found:
+                self.save(comment_status=PUBLISHED, comment_id=found, comment_error_code=None)
+                return
+        self.save_attempt(comment_sent_at=utcnow())
+        try:
+            body = self.graph.post(f"/{object_id}/comments", token=self.token, data={"message": message})
+        except GRAPH_FAILURES as exc:
+            self.comment_failed(classify(exc))
+            return
+        self.save(comment_status=PUBLISHED, comment_id=str(body["id"]), comment_error_code=None)
+
+    def comment_failed(self, failure: Failure) -> None:
+        tries = self.row.comment_tries + 1
+        values: dict[str, Any] = {"comment_tries": tries, "comment_error_code": failure.error_code}
+        if not failure.ambiguous:
+            values["comment_sent_at"] = None
+        if failure.error_code in CONNECTION_CODES:
+            self.run.connection_failure = failure
+        if failure.decision != NO_RETRY and failure.decision != DEFER and tries < self.settings.retry_max_tries:
+            values["not_before"] = utcnow() + retry_delay(failure, tries, self.settings)
+        else:
+            values["comment_status"] = UNCONFIRMED if failure.ambiguous else FAILED
+        self.save(**values)
+
+    def find_comment(self, object_id: str, message: str) -> str | None:
+        """Our comment's id among the object's comments, None if surely not there."""
+        try:
+            items = list(
+                self.graph.paginate(
+                    f"/{object_id}/comments",
+                    token=self.token,
+                    params={"fields": "id,message,text,from,username", "limit": 100},
+                    max_pages=20,
+                )
+            )
+        except GRAPH_FAILURES as exc:
+            log.warning("could not check the comments: %s", type(exc).__name__, extra={"job_id": self.post.id})
+            raise CheckFailed("comments unavailable") from None
+        ours = [str(item["id"]) for item in items if self.is_our_comment(item) and _text(item) == message]
+        if len(ours) > 1:
+            raise CheckFailed("more than one comment could be ours")
+        return ours[0] if ours else None
+
+
+def _text(item: dict[str, Any]) -> str:
+    return str(item.get("message") or item.get("text") or "")
