@@ -16,11 +16,16 @@ import pytest
 import requests
 import requests_mock
 
+from meta_sandbox import serve_in_thread
+from publish_worker.context import install_context, worker_services
 from publish_worker.jobs import publish_post
 from shared.db import utcnow
-from tests.factories import IG_ID, make_connection, make_post
+from shared.tokens import store_tokens
+from tests.factories import IG_ID, cipher, make_connection, make_post
 from tests.publish_mock import BASE, graph_error
-from tests.worker_fixtures import queued_jobs, reload, run_next_continuation, scheduled_jobs
+from tests.test_meta_errors_sandbox import APP_ID, APP_SECRET, PAGE, Sandbox
+from tests.test_meta_errors_sandbox import IG as SANDBOX_IG
+from tests.worker_fixtures import FAST, queued_jobs, reload, run_next_continuation, scheduled_jobs
 
 CAPTION = "Kemeja batik biru #batik"
 COMMENT = "#batik #promo"
@@ -309,6 +314,15 @@ def test_a_carousel_of_three_images_and_a_video(worker_ctx, ig, conn, db_session
     assert len(ig.calls("limit")) == 1
 
 
+def test_a_full_quota_defers_a_carousel_before_any_child_is_made(worker_ctx, ig, conn, db_session):
+    ig.quota_used = 100
+    post = instagram_post(db_session, conn, [image(1), VIDEO])
+    assert publish_post(post.id) == "continuing"
+    row = reload(db_session, post.id).target("instagram")
+    assert (row.status, row.error_code, row.children) == ("pending", "publishing_limit_reached", None)
+    assert ig.created() == []
+
+
 def test_a_timed_out_child_is_made_again_but_no_finished_child_is(worker_ctx, ig, conn, db_session):
     # The third child's creation times out after the first two were made and recorded.
     ig.queue("media_child", PASS, PASS, {"exc": requests.exceptions.ReadTimeout})
@@ -544,3 +558,126 @@ def test_a_failed_comment_leaves_the_post_published(worker_ctx, ig, conn, db_ses
     assert (row.status, row.remote_id) == ("published", ig.media[0]["id"])
     assert (row.comment_status, row.comment_error_code) == ("failed", "bad_request")
     assert post.error_code is None and len(ig.calls("comment")) == 1
+
+
+# ---------- against the Meta sandbox ----------
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    server = serve_in_thread(
+        "127.0.0.1",
+        0,
+        {
+            "SANDBOX_APP_ID": APP_ID,
+            "SANDBOX_APP_SECRET": APP_SECRET,
+            "SANDBOX_SCENARIO": "one_page",
+            "SANDBOX_VIDEO_DELAY": "0",
+            "APP_ENV": "test",
+        },
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def meta(sandbox) -> Sandbox:
+    meta = Sandbox(sandbox.url)
+    meta.admin("reset", {"scenario": "one_page"})
+    return meta
+
+
+@pytest.fixture
+def sandbox_ctx(settings, sandbox, redis_client, engine):
+    overrides = dict(meta_graph_url=sandbox.url, meta_app_id=APP_ID, meta_app_secret=APP_SECRET, **FAST)
+    ctx = worker_services(settings.with_overrides(**overrides), redis_client)
+    install_context(ctx)
+    yield ctx
+    install_context(None)
+    ctx.close()
+
+
+@pytest.fixture
+def sandbox_conn(db_session, meta):
+    conn = make_connection(db_session, page_id=PAGE, ig_id=SANDBOX_IG)
+    user, page = meta.tokens()
+    store_tokens(conn, cipher(), page_token=page, user_token=user)
+    db_session.commit()
+    return conn
+
+
+def sample(meta: Sandbox, name: str) -> str:
+    return f"{meta.url}/_sandbox/media/{name}"
+
+
+def published_once(meta: Sandbox) -> dict:
+    """What the sandbox's Instagram account holds: exactly one media (nothing published twice)."""
+    [media] = meta.published()["instagram"]
+    return media
+
+
+def test_sandbox_a_carousel_with_a_video_and_its_comment(sandbox_ctx, meta, sandbox_conn, db_session):
+    meta.admin("delays", {"video_s": 600})  # the video item is still processing at first
+    media = [
+        {"url": sample(meta, "square.jpg"), "type": "image", "alt_text": "Kemeja batik biru"},
+        {"url": sample(meta, "portrait.jpg"), "type": "image"},
+        {"url": sample(meta, "clip.mp4"), "type": "video"},
+    ]
+    post = instagram_post(db_session, sandbox_conn, media, comment=COMMENT)
+    assert publish_post(post.id) == "continuing"
+    video_child = reload(db_session, post.id).target("instagram").children[2]
+    assert video_child["status"] == "IN_PROGRESS"
+    meta.admin(f"containers/{video_child['id']}", {"status_code": "FINISHED"})
+    assert run_next_continuation(sandbox_ctx.redis) == "published"
+    carousel = published_once(meta)
+    assert (carousel["media_type"], carousel["caption"]) == ("CAROUSEL_ALBUM", CAPTION)
+    assert [(c["media_type"], c["alt_text"]) for c in carousel["children"]] == [
+        ("IMAGE", "Kemeja batik biru"),
+        ("IMAGE", None),
+        ("VIDEO", None),
+    ]
+    [comment] = carousel["comments"]
+    assert comment["message"] == COMMENT and comment["ours"]
+    row = reload(db_session, post.id).target("instagram")
+    assert (row.remote_id, row.comment_id) == (carousel["media_id"], comment["comment_id"])
+    assert meta.calls("media_child") == 3 and meta.calls("media_carousel") == 1 and meta.calls("media_publish") == 1
+
+
+def test_sandbox_a_reel_with_its_cover(sandbox_ctx, meta, sandbox_conn, db_session):
+    cover = sample(meta, "portrait.jpg")
+    post = instagram_post(
+        db_session, sandbox_conn, [{"url": sample(meta, "clip.mp4"), "type": "video"}], fmt="reel", cover_url=cover
+    )
+    assert run_to_the_end(sandbox_ctx.redis, post.id) == "published"
+    reel = published_once(meta)
+    assert (reel["media_product_type"], reel["share_to_feed"], reel["cover_url"]) == ("REELS", True, cover)
+    assert reel["caption"] == CAPTION and reel["comments"] == []
+
+
+def test_sandbox_a_story(sandbox_ctx, meta, sandbox_conn, db_session):
+    post = instagram_post(
+        db_session, sandbox_conn, [{"url": sample(meta, "story.jpg"), "type": "image"}], fmt="story", caption=None
+    )
+    assert run_to_the_end(sandbox_ctx.redis, post.id) == "published"
+    story = published_once(meta)
+    assert (story["media_product_type"], story["caption"]) == ("STORY", "")
+    assert reload(db_session, post.id).target("instagram").remote_id == story["media_id"]
+
+
+def test_sandbox_an_ambiguous_publish_and_comment_happen_once(sandbox_ctx, meta, sandbox_conn, db_session):
+    # Meta carries out each request, then answers 500: the worker cannot tell, and looks before resending.
+    meta.admin("faults", {"endpoint": "media_publish", "status": 500, "after_processing": True})
+    meta.admin("faults", {"endpoint": "ig_comment", "status": 500, "after_processing": True})
+    media = [{"url": sample(meta, "square.jpg"), "type": "image"}]
+    post = instagram_post(db_session, sandbox_conn, media, comment=COMMENT)
+    assert run_to_the_end(sandbox_ctx.redis, post.id) == "published"
+    image_media = published_once(meta)
+    [comment] = image_media["comments"]
+    row = reload(db_session, post.id).target("instagram")
+    assert (row.remote_id, row.comment_id, row.comment_status) == (
+        image_media["media_id"],
+        comment["comment_id"],
+        "published",
+    )
+    assert meta.calls("media_publish") == 1 and meta.calls("ig_comment") == 1
+    assert meta.calls("media_list") == 1 and meta.calls("ig_comments") == 1

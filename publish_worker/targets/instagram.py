@@ -186,8 +186,13 @@ class InstagramPublisher(TargetPublisher):
                     error_message=with_meta_words("media_invalid", body, item=index),
                 )
                 return False
-            if status in (EXPIRED, PUBLISHED_STATUS):
-                # Unusable (too old, or already in a published carousel): just this child is made again.
+            if status == PUBLISHED_STATUS:
+                # Already in a published carousel, though none of ours is known to be: it may be this
+                # post's, so nothing is made or sent again on a guess.
+                self.save(children=children, status=UNCONFIRMED, error_code="meta_unavailable")
+                return False
+            if status == EXPIRED:
+                # Too old to use: just this child is made again.
                 children[index] = {}
                 expired = Failure("meta_unavailable", RECREATE, message="carousel item expired")
                 self.failed(expired, step_values={"children": children})

@@ -17,17 +17,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import func, or_, select
 
-from publish_worker.targets.base import GRAPH_FAILURES
+from publish_worker.targets.base import GRAPH_FAILURES, TargetPublisher
 from shared.db import utcnow
 from shared.models import PUBLISHED, UNCONFIRMED, PostTarget, ScheduledPost, SocialConnection
 from shared.targets import IMAGE, VIDEO, MediaItem
-
-if TYPE_CHECKING:
-    from publish_worker.targets.base import TargetPublisher
 
 log = logging.getLogger(__name__)
 
