@@ -35,6 +35,9 @@ class CheckFailed(Exception):
 
 class TargetPublisher:
     spec: ClassVar[TargetSpec]
+    # The fields asked of ``GET /{object-id}/comments``: Meta refuses a field the node type
+    # lacks (a Facebook Comment has ``message``, an Instagram one ``text`` and ``username``).
+    comment_fields: ClassVar[str] = "id,message,from"
 
     def __init__(self, run: PublishRun, row: PostTarget):
         self.run = run
@@ -202,7 +205,7 @@ class TargetPublisher:
                 self.graph.paginate(
                     f"/{object_id}/comments",
                     token=self.token,
-                    params={"fields": "id,message,text,from,username", "limit": 100},
+                    params={"fields": self.comment_fields, "limit": 100},
                     max_pages=20,
                 )
             )
