@@ -35,6 +35,10 @@ class CheckFailed(Exception):
 
 class TargetPublisher:
     spec: ClassVar[TargetSpec]
+    # The fields asked for when our comment is looked for among an object's comments. Meta
+    # refuses a field its comment node lacks (``(#100) Tried accessing nonexisting field``), so
+    # each target names its own; this default is Instagram's ``IGComment``.
+    comment_fields: ClassVar[str] = "id,text,username,from{id,username}"
 
     def __init__(self, run: PublishRun, row: PostTarget):
         self.run = run
@@ -166,6 +170,12 @@ class TargetPublisher:
             self.save(comment_status=FAILED, comment_error_code="internal_error")
             return
         if self.row.comment_sent_at is not None:
+            settled_at = self.row.comment_sent_at + self.run.request_lifetime()
+            if self.run.fresh_take and utcnow() < settled_at:
+                # Taken over from a run that died mid-request: Meta may still carry that
+                # request out until its timeout runs out, so look for the comment after that.
+                self.save(not_before=settled_at)
+                return
             try:
                 found = self.find_comment(object_id, message)
             except CheckFailed:
@@ -202,7 +212,7 @@ class TargetPublisher:
                 self.graph.paginate(
                     f"/{object_id}/comments",
                     token=self.token,
-                    params={"fields": "id,message,text,from,username", "limit": 100},
+                    params={"fields": self.comment_fields, "limit": 100},
                     max_pages=20,
                 )
             )
