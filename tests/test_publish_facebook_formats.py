@@ -1,7 +1,7 @@
 """The Facebook Page's content-v2 formats (DESIGN §13.2): albums, videos, Reels, photo and
 video stories, and the first comment — each step recorded so a retry resumes where it
-stopped, and nothing published twice (Graph mocked; a few end to end through the sandbox
-in tests/test_publish_facebook_sandbox.py).
+stopped, and nothing published twice. Graph is mocked (tests/facebook_mock.py), and a
+few run end to end through the Meta sandbox in this process.
 """
 
 from __future__ import annotations
@@ -17,14 +17,20 @@ import requests
 import requests_mock
 from sqlalchemy import update
 
+from meta_sandbox import serve_in_thread
 from publish_worker.context import install_context, worker_services
 from publish_worker.jobs import publish_post
 from shared.db import utcnow
 from shared.models import PostTarget
+from shared.tokens import store_tokens
 from tests.conftest import APP_SECRET
 from tests.facebook_mock import PAGE_ID, PAGE_TOKEN, PASS, UPLOAD_URL, VIDEO_URL, FacebookMock, Video, hours_ago
-from tests.factories import make_connection, make_post
+from tests.factories import cipher, make_connection, make_post
 from tests.publish_mock import graph_error
+from tests.test_meta_errors_sandbox import APP_ID, Sandbox
+from tests.test_meta_errors_sandbox import APP_SECRET as APP_SECRET_SB
+from tests.test_meta_errors_sandbox import IG as SB_IG
+from tests.test_meta_errors_sandbox import PAGE as SB_PAGE
 from tests.worker_fixtures import FAST, queued_jobs, reload, run_next_continuation, scheduled_jobs
 
 CAPTION = "Batik biru baru #batik"
@@ -584,3 +590,133 @@ def test_metas_video_and_upload_hosts_are_settings_checked_at_start():
         for bad in ("graph-video.facebook.com", "ftp://x.test", "https://x.test/?a=1", "https://u@x.test"):
             with pytest.raises(SettingsError, match=name):
                 load_settings({"APP_ENV": "test", name: bad})
+
+
+# ---------- end to end through the Meta sandbox (in this process) ----------
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    server = serve_in_thread(
+        "127.0.0.1",
+        0,
+        {
+            "SANDBOX_APP_ID": APP_ID,
+            "SANDBOX_APP_SECRET": APP_SECRET_SB,
+            "SANDBOX_SCENARIO": "one_page",
+            "APP_ENV": "test",
+        },
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def meta(sandbox) -> Sandbox:
+    meta = Sandbox(sandbox.url)
+    meta.admin("reset", {"scenario": "one_page"})
+    return meta
+
+
+@pytest.fixture
+def sb_ctx(settings, sandbox, redis_client, engine):
+    url = sandbox.url  # Meta's three hosts are one sandbox
+    ctx = worker_services(
+        settings.with_overrides(
+            meta_graph_url=url,
+            meta_graph_video_url=url,
+            meta_upload_url=url,
+            meta_app_id=APP_ID,
+            meta_app_secret=APP_SECRET_SB,
+            **FAST,
+        ),
+        redis_client,
+    )
+    install_context(ctx)
+    yield ctx
+    install_context(None)
+    ctx.close()
+
+
+@pytest.fixture
+def sb_conn(db_session, meta):
+    conn = make_connection(db_session, page_id=SB_PAGE, ig_id=SB_IG)
+    user, page = meta.tokens()
+    store_tokens(conn, cipher(), page_token=page, user_token=user)
+    db_session.commit()
+    return conn
+
+
+def after_processing(meta: Sandbox, endpoint: str) -> None:
+    """Meta does the work, then answers 500: an ambiguous failure that went through."""
+    meta.admin("faults", {"endpoint": endpoint, "status": 500, "after_processing": True})
+
+
+def published_once(meta: Sandbox, kind: str) -> dict:
+    items = meta.published()["facebook"]
+    assert [item["kind"] for item in items] == [kind], items
+    return items[0]
+
+
+def test_sandbox_an_album_with_a_comment_through_an_ambiguous_post(sb_ctx, meta, sb_conn, db_session):
+    after_processing(meta, "feed_post")
+    post = fb_post(db_session, sb_conn, "album", first_comment=COMMENT)
+    assert run_to_the_end(sb_ctx, post.id) == "published"
+    album = published_once(meta, "album")
+    assert [photo["url"] for photo in album["photos"]] == IMAGES and album["message"] == CAPTION
+    assert [(c["message"], c["ours"]) for c in album["comments"]] == [(COMMENT, True)]
+    row = target(db_session, post.id)
+    assert (row.remote_id, row.comment_id) == (album["post_id"], album["comments"][0]["comment_id"])
+    assert meta.calls("feed_post") == 1 and meta.calls("published_posts") == 1
+
+
+def test_sandbox_a_reel_with_a_comment_through_an_ambiguous_finish_and_comment(sb_ctx, meta, sb_conn, db_session):
+    after_processing(meta, "video_reels_finish")
+    after_processing(meta, "fb_comment")
+    post = fb_post(db_session, sb_conn, "reel", first_comment=COMMENT)
+    assert run_to_the_end(sb_ctx, post.id) == "published"
+    reel = published_once(meta, "reel")
+    assert reel["message"] == CAPTION and reel["url"] == VIDEO
+    assert [(c["message"], c["ours"]) for c in reel["comments"]] == [(COMMENT, True)]
+    row = target(db_session, post.id)
+    assert (row.status, row.remote_id, row.comment_status) == ("published", reel["video_id"], "published")
+    assert meta.calls("video_reels_finish") == 1 and meta.calls("fb_comment") == 1
+    assert meta.state()["reels"][SB_PAGE]["used"] == 1
+
+
+def test_sandbox_a_video_story_resumes_after_a_failed_upload(sb_ctx, meta, sb_conn, db_session):
+    meta.fault("video_upload", 2, status=500, is_transient=True)
+    post = fb_post(db_session, sb_conn, "video_story")
+    assert run_to_the_end(sb_ctx, post.id) == "published"
+    story = published_once(meta, "video_story")
+    assert target(db_session, post.id).remote_id == story["post_id"]
+    assert (meta.calls("video_stories_start"), meta.calls("video_upload"), meta.calls("video_stories_finish")) == (
+        1,
+        2,
+        1,
+    )
+
+
+def test_sandbox_a_video_on_the_video_host_and_a_photo_story(sb_ctx, meta, sb_conn, db_session):
+    video = fb_post(db_session, sb_conn, "video", first_comment=COMMENT)
+    story = fb_post(db_session, sb_conn, "photo_story")
+    assert run_to_the_end(sb_ctx, video.id) == "published"
+    assert run_to_the_end(sb_ctx, story.id) == "published"
+    items = {item["kind"]: item for item in meta.published()["facebook"]}
+    assert sorted(items) == ["photo_story", "video"] and len(meta.published()["facebook"]) == 2
+    assert target(db_session, video.id).remote_id == items["video"]["video_id"]
+    assert [c["message"] for c in items["video"]["comments"]] == [COMMENT]
+    assert target(db_session, story.id).remote_id == items["photo_story"]["post_id"]
+
+
+def test_sandbox_metas_reels_limit_defers_the_reel(sb_ctx, meta, sb_conn, db_session):
+    meta.admin("reels-quota", {"page_id": SB_PAGE, "used": 30})
+    post = fb_post(db_session, sb_conn, "reel")
+    assert publish_post(post.id) == "continuing"
+    row = target(db_session, post.id)
+    assert (row.status, row.error_code, row.sent_at) == ("pending", "publishing_limit_reached", None)
+    assert meta.published()["facebook"] == []
+    meta.admin("reels-quota", {"page_id": SB_PAGE, "used": 0})
+    assert run_again(sb_ctx, post.id) == "published"
+    published_once(meta, "reel")
+    assert meta.calls("video_reels_start") == 1 and meta.calls("video_upload") == 1

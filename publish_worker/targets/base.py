@@ -35,10 +35,9 @@ class CheckFailed(Exception):
 
 class TargetPublisher:
     spec: ClassVar[TargetSpec]
-    # The fields asked for when our comment is looked for among an object's comments. Meta
-    # refuses a field its comment node lacks (``(#100) Tried accessing nonexisting field``), so
-    # each target names its own; this default is Instagram's ``IGComment``.
-    comment_fields: ClassVar[str] = "id,text,username,from{id,username}"
+    # The fields asked of ``GET /{object-id}/comments``: Meta refuses a field the node type
+    # lacks (a Facebook Comment has ``message``, an Instagram one ``text`` and ``username``).
+    comment_fields: ClassVar[str] = "id,message,from"
 
     def __init__(self, run: PublishRun, row: PostTarget):
         self.run = run
