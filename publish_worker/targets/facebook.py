@@ -7,7 +7,8 @@ and how an ambiguous send is checked before anything is sent again:
 - ``photo``: ``/photos``; post id; ``/published_posts`` by caption.
 - ``album``: each image ``/photos`` unpublished (``children``), then ``/feed`` with
   ``attached_media``; post id; ``/published_posts`` by our photos, else by caption.
-- ``video``: ``{META_GRAPH_VIDEO_URL}/<v>/{page-id}/videos``; video id; ``/published_posts`` by caption.
+- ``video``: ``{META_GRAPH_VIDEO_URL}/<v>/{page-id}/videos``; video id (the video's post id
+  when found by the check); ``/published_posts`` by caption.
 - ``reel``: start, upload (``steps``), then the ``/video_reels`` finish; video id; ``GET /{video-id}``.
 - ``photo_story``: ``/photos`` unpublished (``steps``), then ``/photo_stories``; story post id;
   ``GET /{photo-id}`` (``page_story_id``).
