@@ -79,6 +79,8 @@ class Bench:
             "META_APP_ID": DEMO_APP_ID,
             "META_APP_SECRET": DEMO_APP_SECRET,
             "META_GRAPH_URL": self.sandbox_url,
+            "META_GRAPH_VIDEO_URL": self.sandbox_url,
+            "META_UPLOAD_URL": self.sandbox_url,
             "META_DIALOG_URL": self.sandbox_url,
             "METRICS_PORT": "0",
             "SWEEP_INTERVAL_SECONDS": "5",

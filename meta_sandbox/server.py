@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
@@ -24,8 +24,22 @@ def mask(text: str) -> str:
     return TOKEN_SHAPED.sub("EAA***", SECRET_PARAMS.sub(r"\1***", text))
 
 
+# Header names with an underscore that Meta reads (the upload host's ``file_url``).
+UNDERSCORE_HEADERS = ("file_url",)
+
+
 class MaskingRequestHandler(WSGIRequestHandler):
-    """Logs request lines without tokens, secrets or codes."""
+    """Logs request lines without tokens, secrets or codes; keeps Meta's ``file_url`` header."""
+
+    def make_environ(self) -> dict[str, Any]:
+        environ = super().make_environ()
+        # Werkzeug drops every header whose name has an underscore (a spoofing guard), but
+        # Meta's upload host takes the file's URL in ``file_url``: keep that one.
+        for name in UNDERSCORE_HEADERS:
+            value = self.headers.get(name)
+            if value is not None:
+                environ["HTTP_" + name.upper()] = value
+        return environ
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         path = getattr(self, "path", None)

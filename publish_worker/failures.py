@@ -71,7 +71,8 @@ def backoff_delay(tries: int, base_seconds: float, *, rng: random.Random | None 
 
 def retry_delay(failure: Failure, tries: int, settings: Settings) -> timedelta:
     if failure.decision == DEFER:
-        return timedelta(seconds=settings.quota_defer_seconds)
+        # Until the window frees, when that time is known; else the configured wait.
+        return timedelta(seconds=failure.wait_seconds or settings.quota_defer_seconds)
     if failure.decision == RECREATE:
         return timedelta(0)  # a fresh container can be made at once
     if failure.decision == WAIT and failure.wait_seconds:

@@ -281,6 +281,8 @@ CODE_RULES: dict[int, GraphRule] = {
     368: _RESTRICTED,  # the action was deemed abusive or is disallowed
     9004: _MEDIA,
     324: _MEDIA,  # "Requires upload file": Meta could not use the photo URL
+    389: _MEDIA,  # "Unable to fetch video file from URL" (/videos)
+    6000: _MEDIA,  # "There was a problem uploading your video file" (videos, Reels, video stories)
     10: _PERMISSIONS,
     **{code: _TOKEN for code in TOKEN_CODES},
     **{code: _THROTTLED for code in THROTTLE_CODES},

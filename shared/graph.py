@@ -1,7 +1,8 @@
 """A small Graph API client (DESIGN §7): timeouts, appsecret_proof, paging, errors.
 
 Tokens go in the ``Authorization`` header, never the URL; every call made with a
-user or page token carries ``appsecret_proof``. Meta's error body becomes a
+user or page token carries ``appsecret_proof``. Tokens are only ever sent to Meta's
+configured hosts: ``META_GRAPH_URL``, ``META_GRAPH_VIDEO_URL`` and ``META_UPLOAD_URL``. Meta's error body becomes a
 :class:`GraphError` carrying ``code``, ``error_subcode`` and ``fbtrace_id``;
 transport failures become :class:`GraphTransportError`, which says whether the
 request may have reached Meta (an ambiguous failure) or certainly did not.
@@ -55,6 +56,7 @@ class GraphError(Exception):
         fbtrace_id: str | None = None,
         usage: Usage | None = None,
         is_transient: bool = False,
+        user_title: str | None = None,
     ):
         super().__init__(f"Graph error http={http_status} code={code} subcode={subcode} fbtrace_id={fbtrace_id}")
         self.http_status = http_status
@@ -65,6 +67,9 @@ class GraphError(Exception):
         self.fbtrace_id = fbtrace_id
         self.usage: Usage = usage or Usage()
         self.is_transient = is_transient
+        # Meta's ``error_user_title`` (e.g. "Video already published"), for the few answers
+        # that carry no distinguishing number.
+        self.user_title = user_title
 
     @property
     def error_code(self) -> str:
@@ -164,6 +169,8 @@ class GraphClient:
         self.last_usage: Usage = {}
         base = urlsplit(settings.meta_graph_url)
         self._origin = (base.scheme, base.netloc)
+        # Absolute URLs are followed only to these (paging.next only to the Graph host).
+        self._origins = settings.meta_api_origins
 
     @property
     def app_token(self) -> str:
@@ -177,6 +184,11 @@ class GraphClient:
 
     def delete(self, path: str, *, token: str | None = None, params: JSONObject | None = None) -> Any:
         return self.request("DELETE", path, token=token, params=params)
+
+    def upload(self, url: str, *, token: str, headers: Mapping[str, str]) -> Any:
+        """A POST to Meta's upload host (``META_UPLOAD_URL``): ``Authorization: OAuth <token>``,
+        the upload's own headers (``file_url``), ``appsecret_proof`` in the query (no body)."""
+        return self.request("POST", url, token=token, headers=headers, auth_scheme="OAuth", proof_in_query=True)
 
     def paginate(
         self, path: str, *, token: str | None, params: JSONObject | None = None, max_pages: int = 50
@@ -210,8 +222,8 @@ class GraphClient:
     def _url_and_params(self, path: str, params: JSONObject | None) -> tuple[str, JSONObject]:
         if path.startswith("http://") or path.startswith("https://"):
             split = urlsplit(path)
-            if (split.scheme, split.netloc) != self._origin:
-                raise ValueError("refusing to send a token to a host other than META_GRAPH_URL")
+            if (split.scheme, split.netloc) not in self._origins:
+                raise ValueError("refusing to send a token to a host other than Meta's configured hosts")
             # paging.next carries the token in its query: drop it, it goes in the header.
             query = {
                 k: v
@@ -239,14 +251,17 @@ class GraphClient:
         params: JSONObject | None = None,
         data: JSONObject | None = None,
         proof: bool = True,
+        headers: Mapping[str, str] | None = None,
+        auth_scheme: str = "Bearer",
+        proof_in_query: bool = False,
     ) -> Any:
         url, query = self._url_and_params(path, params)
         body = dict(data or {}) if method == "POST" else None
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", **(headers or {})}
         if token:
-            headers["Authorization"] = f"Bearer {token}"
+            headers["Authorization"] = f"{auth_scheme} {token}"
             if proof:
-                target = body if body is not None else query
+                target = body if body is not None and not proof_in_query else query
                 target["appsecret_proof"] = appsecret_proof(token, self.settings.meta_app_secret)
         label = _endpoint_label(url)
         started = time.monotonic()
@@ -296,6 +311,14 @@ class GraphClient:
 def error_from_response(resp: requests.Response, payload: Any, usage: Usage | None = None) -> GraphError:
     """Meta's error body (``{"error": {...}}``) as a :class:`GraphError`."""
     error = payload.get("error") if isinstance(payload, dict) else None
+    debug = payload.get("debug_info") if isinstance(payload, dict) else None
+    if not isinstance(error, dict) and isinstance(debug, dict):
+        # The upload host's shape: {"debug_info": {"retriable", "type", "message"}}.
+        error = {
+            "message": debug.get("message") or "",
+            "type": debug.get("type"),
+            "is_transient": debug.get("retriable"),
+        }
     if not isinstance(error, dict):
         error = {}
     return GraphError(
@@ -307,6 +330,7 @@ def error_from_response(resp: requests.Response, payload: Any, usage: Usage | No
         fbtrace_id=error.get("fbtrace_id") or resp.headers.get("x-fb-trace-id"),
         usage=usage if usage is not None else parse_usage(resp.headers),
         is_transient=bool(error.get("is_transient")),
+        user_title=str(error["error_user_title"])[:200] if error.get("error_user_title") else None,
     )
 
 

@@ -67,6 +67,10 @@ class Settings:
     metrics_port: int
     # Standard Webhooks signing secret (``whsec_`` + base64 of >= 32 bytes, DESIGN §13.3).
     webhook_secret: str | None = field(default=None, repr=False)
+    # Meta's other API hosts (DESIGN §2): single Facebook videos, and the resumable upload
+    # host of Facebook Reels and video stories. Point them at the sandbox with META_GRAPH_URL.
+    meta_graph_video_url: str = "https://graph-video.facebook.com"
+    meta_upload_url: str = "https://rupload.facebook.com"
     # The media pre-check (DESIGN §2, §13.2): "enforce" or "off"; hosts exempt from its
     # https/public rule (demo and test only; when set, no other host is ever fetched).
     media_precheck: str = "enforce"
@@ -93,6 +97,19 @@ class Settings:
     def graph_base(self) -> str:
         """The versioned Graph API base, e.g. ``https://graph.facebook.com/v25.0``."""
         return f"{self.meta_graph_url.rstrip('/')}/{self.meta_graph_version}"
+
+    @property
+    def graph_video_base(self) -> str:
+        """The versioned base of single Facebook videos, e.g. ``https://graph-video.facebook.com/v25.0``."""
+        return f"{self.meta_graph_video_url.rstrip('/')}/{self.meta_graph_version}"
+
+    @property
+    def meta_api_origins(self) -> frozenset[tuple[str, str]]:
+        """(scheme, host[:port]) of every Meta host a token may be sent to."""
+        return frozenset(
+            (parts.scheme, parts.netloc)
+            for parts in map(urlsplit, (self.meta_graph_url, self.meta_graph_video_url, self.meta_upload_url))
+        )
 
     @property
     def is_production(self) -> bool:
@@ -233,6 +250,20 @@ def _check_secret_length(name: str, value: str | None) -> None:
         raise SettingsError(f"{name} must be at least {MIN_SECRET_BYTES} bytes in production")
 
 
+def _meta_base(env: Mapping[str, str], name: str, default: str) -> str:
+    """A Meta API base URL (``META_GRAPH_URL`` and its sibling hosts): http(s), a host, no
+    user name, query or fragment; the trailing slash dropped. Page tokens are sent there."""
+    value = (env.get(name, "").strip() or default).rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.query or parts.fragment:
+        raise SettingsError(f"{name} must be an http(s) base URL such as {default}")
+    try:
+        _ = parts.port  # a malformed port raises here
+    except ValueError:
+        raise SettingsError(f"{name} must be an http(s) base URL such as {default}") from None
+    return value
+
+
 def _split_csv(value: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in (value or "").split(",") if part.strip())
 
@@ -319,7 +350,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         meta_app_secret=required("META_APP_SECRET", DEMO_APP_SECRET),
         meta_redirect_uri=env.get("META_REDIRECT_URI", "").strip() or None,
         meta_graph_version=env.get("META_GRAPH_VERSION", "").strip() or "v25.0",
-        meta_graph_url=(env.get("META_GRAPH_URL", "").strip() or "https://graph.facebook.com").rstrip("/"),
+        meta_graph_url=_meta_base(env, "META_GRAPH_URL", "https://graph.facebook.com"),
+        meta_graph_video_url=_meta_base(env, "META_GRAPH_VIDEO_URL", "https://graph-video.facebook.com"),
+        meta_upload_url=_meta_base(env, "META_UPLOAD_URL", "https://rupload.facebook.com"),
         meta_dialog_url=(env.get("META_DIALOG_URL", "").strip() or "https://www.facebook.com").rstrip("/"),
         meta_scopes=scopes,
         token_encryption_keys=parse_key_ring(required("TOKEN_ENCRYPTION_KEYS", DEMO_ENCRYPTION_KEYS)),

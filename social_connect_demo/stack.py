@@ -86,6 +86,8 @@ class DemoStack:
             "META_APP_ID": DEMO_APP_ID,
             "META_APP_SECRET": DEMO_APP_SECRET,
             "META_GRAPH_URL": sandbox_url,
+            "META_GRAPH_VIDEO_URL": sandbox_url,
+            "META_UPLOAD_URL": sandbox_url,
             "META_DIALOG_URL": sandbox_url,
             "META_REDIRECT_URI": f"http://{self.host}:{port}/api/meta/callback",
             "DASHBOARD_URL": "/",

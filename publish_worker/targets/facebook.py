@@ -1,18 +1,39 @@
-"""The Facebook Page target: ``/feed`` and ``/photos`` (DESIGN §8, §13.2)."""
+"""The Facebook Page target (DESIGN §8, §13.2): what each format publishes, step by step.
+
+Per kind: the steps before (recorded), the sent step (behind ``sent_at``), the remote id,
+and how an ambiguous send is checked before anything is sent again:
+
+- ``feed``: ``/feed``; post id; ``/published_posts`` by caption.
+- ``photo``: ``/photos``; post id; ``/published_posts`` by caption.
+- ``album``: each image ``/photos`` unpublished (``children``), then ``/feed`` with
+  ``attached_media``; post id; ``/published_posts`` by our photos, else by caption.
+- ``video``: ``{META_GRAPH_VIDEO_URL}/<v>/{page-id}/videos``; video id (the video's post id
+  when found by the check); ``/published_posts`` by caption.
+- ``reel``: start, upload (``steps``), then the ``/video_reels`` finish; video id; ``GET /{video-id}``.
+- ``photo_story``: ``/photos`` unpublished (``steps``), then ``/photo_stories``; story post id;
+  ``GET /{photo-id}`` (``page_story_id``).
+- ``video_story``: start, upload (``steps``), then the ``/video_stories`` finish; story post id;
+  ``GET /{video-id}``.
+
+The remote id is what the API shows as ``post_id`` and what the first comment is posted on.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 
-from publish_worker.failures import classify
-from publish_worker.targets.base import GRAPH_FAILURES, CheckFailed, TargetPublisher
+from publish_worker.targets.base import GRAPH_FAILURES, CheckFailed
+from publish_worker.targets.facebook_uploads import VIDEO_EDGES, FacebookUploads
 from shared.db import utcnow
-from shared.models import UNCONFIRMED, PostTarget, ScheduledPost, SocialConnection
-from shared.targets import FACEBOOK
+from shared.errors import message_for
+from shared.models import FAILED, PostTarget, ScheduledPost, SocialConnection
+from shared.targets import FACEBOOK, Refused
 
 log = logging.getLogger(__name__)
 
@@ -20,50 +41,82 @@ FEED_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
 CLOCK_SKEW = timedelta(seconds=60)
 
 
-class FacebookPublisher(TargetPublisher):
+class FacebookPublisher(FacebookUploads):
     spec = FACEBOOK
+    comment_fields = "id,message,from{id,name},created_time"
 
     def publish(self) -> None:
-        row = self.row
-        if row.sent_at is not None:
-            settled_at = row.sent_at + self.run.request_lifetime()
-            if self.run.fresh_take and utcnow() < settled_at:
-                # Taken over from a run that died mid-request: that request may still be carried
-                # out by Meta until its own timeout runs out, so look for the post only after that.
-                self.save(not_before=settled_at)
-                return
-            try:
-                found = self.find_page_post(row.sent_at)
-            except CheckFailed:
-                self.save(status=UNCONFIRMED, error_code="meta_unavailable")
-                return
-            if found:
-                self.published(found)
-                return
-        self.save_attempt(sent_at=utcnow())
         try:
-            post_id = self.send()
-        except GRAPH_FAILURES as exc:
-            self.failed(classify(exc))
+            kind = self.kind
+        except Refused:
+            # Validated when scheduled; a post stored before a rule changed is not sent half-right.
+            self.save(status=FAILED, error_code="validation_error", error_message=message_for("validation_error"))
             return
-        self.published(post_id)
+        if kind in VIDEO_EDGES:
+            self.publish_video_session(kind)
+        elif kind == "photo_story":
+            self.publish_photo_story()
+        elif kind == "album":
+            photo_ids = self.album_photos()
+            if photo_ids is not None:
+                self.send_once(
+                    lambda: self.find_page_post(self.row.sent_at or utcnow(), photo_ids=photo_ids),
+                    lambda: self.send_album(photo_ids),
+                )
+        else:
+            self.send_once(lambda: self.find_page_post(self.row.sent_at or utcnow()), lambda: self.send(kind))
 
-    def send(self) -> str:
-        """The request that makes the post live; its post id."""
+    def send(self, kind: str) -> str:
+        """The request that makes a one-request post live; its post id (a video's id)."""
         page_id = self.conn.facebook_page_id
         post = self.post
-        media = self.media
-        if media:
+        if kind == "photo":
             body = self.graph.post(
-                f"/{page_id}/photos", token=self.token, data={"url": media[0].url, "caption": post.caption}
+                f"/{page_id}/photos", token=self.token, data={"url": self.media[0].url, "caption": post.caption}
             )
             return str(body.get("post_id") or f"{page_id}_{body['id']}")
+        if kind == "video":
+            body = self.graph.post(
+                f"{self.settings.graph_video_base}/{page_id}/videos",
+                token=self.token,
+                data={"file_url": self.media[0].url, "description": post.caption},
+            )
+            return str(body["id"])
         data = {"message": post.caption}
         if post.link:
             data["link"] = post.link
         return str(self.graph.post(f"/{page_id}/feed", token=self.token, data=data)["id"])
 
-    def find_page_post(self, sent_at: datetime) -> str | None:
+    # -- albums --
+
+    def album_photos(self) -> list[str] | None:
+        """Each image uploaded unpublished, each id recorded in ``children`` as it comes;
+        all the ids, or None when a step failed (recorded, retried later)."""
+        urls = [item.url for item in self.media]
+        children = [dict(child) for child in (self.row.children or [])]
+        if [child.get("url") for child in children] != urls:
+            children = [{"url": url} for url in urls]
+        for child in children:
+            if child.get("photo_id"):
+                continue
+            try:
+                # An unpublished photo is harmless: after an ambiguous failure it is simply uploaded again.
+                child["photo_id"] = self.upload_unpublished_photo(child["url"])
+            except GRAPH_FAILURES as exc:
+                self.step_failed(exc)
+                return None
+            self.save_attempt(children=[dict(c) for c in children], not_before=None)
+        return [str(child["photo_id"]) for child in children]
+
+    def send_album(self, photo_ids: list[str]) -> str:
+        data: dict[str, Any] = {
+            f"attached_media[{i}]": json.dumps({"media_fbid": photo_id}) for i, photo_id in enumerate(photo_ids)
+        }
+        if self.post.caption:
+            data["message"] = self.post.caption
+        return str(self.graph.post(f"/{self.conn.facebook_page_id}/feed", token=self.token, data=data)["id"])
+
+    def find_page_post(self, sent_at: datetime, *, photo_ids: Collection[str] = ()) -> str | None:
         """After an ambiguous attempt: is the post on the Page? Its id, None if surely not there.
 
         Only the Page's own posts are looked at (``/published_posts``): the feed also
@@ -71,24 +124,38 @@ class FacebookPublisher(TargetPublisher):
         A match must be unique: same text, created since the attempt, not already
         recorded for another post, and no other post of this Page with the same text
         in the same uncertain state. Anything less certain raises :class:`CheckFailed`.
+
+        An album is recognised first by its photos (``photo_ids``, ours alone), listed in
+        each post's ``attachments``; by its caption only when Meta lists no attachments.
         """
         post = self.post
-        if not post.caption:
+        if not post.caption and not photo_ids:
             raise CheckFailed("nothing to recognise the post by")
         window_start = sent_at - CLOCK_SKEW
+        fields = "id,message,created_time,attachments" if photo_ids else "id,message,created_time"
         try:
             # Every page since the attempt: on a busy Page ours may not be on the first one.
             items = list(
                 self.graph.paginate(
                     f"/{self.conn.facebook_page_id}/published_posts",
                     token=self.token,
-                    params={"fields": "id,message,created_time", "limit": 100, "since": int(window_start.timestamp())},
+                    params={"fields": fields, "limit": 100, "since": int(window_start.timestamp())},
                     max_pages=20,
                 )
             )
         except GRAPH_FAILURES as exc:
             log.warning("could not check the Page's posts: %s", type(exc).__name__, extra={"job_id": post.id})
             raise CheckFailed("published_posts unavailable") from None
+        if photo_ids:
+            ours = {str(item["id"]) for item in items if _attached_ids(item) & set(photo_ids)}
+            if len(ours) > 1:
+                raise CheckFailed("our photos are in more than one post")
+            if ours:
+                return ours.pop()
+            if any(_attached_ids(item) for item in items):
+                return None  # Meta lists the posts' photos, and ours are in none of them
+            if not post.caption:
+                raise CheckFailed("nothing to recognise the post by")
         candidates = [
             str(item["id"])
             for item in items
@@ -130,6 +197,26 @@ class FacebookPublisher(TargetPublisher):
 
     def is_our_comment(self, item: dict[str, Any]) -> bool:
         return str((item.get("from") or {}).get("id") or "") == str(self.conn.facebook_page_id)
+
+
+def _attached_ids(item: dict[str, Any]) -> set[str]:
+    """The ids of the photos (or video) a listed post holds, from its ``attachments``."""
+    ids: set[str] = set()
+    for attachment in _data(item.get("attachments")):
+        ids.update(_target_id(attachment))
+        for sub in _data(attachment.get("subattachments")):
+            ids.update(_target_id(sub))
+    return ids
+
+
+def _data(edge: Any) -> list[dict[str, Any]]:
+    data = edge.get("data") if isinstance(edge, dict) else None
+    return [entry for entry in data if isinstance(entry, dict)] if isinstance(data, list) else []
+
+
+def _target_id(attachment: dict[str, Any]) -> set[str]:
+    target = attachment.get("target")
+    return {str(target["id"])} if isinstance(target, dict) and target.get("id") else set()
 
 
 def _created(item: dict[str, Any]) -> datetime:

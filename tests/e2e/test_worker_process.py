@@ -70,6 +70,8 @@ class WorkerProcess:
             "META_APP_ID": DEMO_APP_ID,
             "META_APP_SECRET": DEMO_APP_SECRET,
             "META_GRAPH_URL": system.sandbox.url,
+            "META_GRAPH_VIDEO_URL": system.sandbox.url,
+            "META_UPLOAD_URL": system.sandbox.url,
             "META_DIALOG_URL": system.sandbox.url,
             "METRICS_PORT": "0",
             "PUBLISH_LEASE_SECONDS": "4",
