@@ -174,7 +174,12 @@ def test_a_carousel_with_alt_text_and_a_first_comment_sends_the_content_v2_body(
 
 def test_a_server_message_for_a_row_follows_the_row_the_item_came_from(live, page):
     # A row left empty is not sent, so the server's media.1 is the third row on the page.
-    calls = ScheduleCalls(refused({"media.1.alt_text": ["Maksimal 1000 karakter."], "first_comment": ["X."]}))
+    fields = {
+        "media.1.alt_text": ["Maksimal 1000 karakter."],
+        "first_comment": ["X."],
+        "media": ["Facebook: beberapa media dalam satu postingan harus foto semua."],
+    }
+    calls = ScheduleCalls(refused(fields))
     problems = connected(page, live, calls)
     fill_media(page, 0, f"{CDN}/a.jpg")
     page.click("#media-add")
@@ -184,9 +189,12 @@ def test_a_server_message_for_a_row_follows_the_row_the_item_came_from(live, pag
     expect(page.locator("#media-2-alt-error")).to_have_text("Maksimal 1000 karakter.")
     expect(page.locator("#media-1-alt-error")).to_be_hidden()
     expect(page.locator("#first-comment-error")).to_have_text("X.")
+    # What is about the list as a whole is said under it, and points at its first row.
+    expect(page.locator("#media-error")).to_have_text(fields["media"][0])
+    expect(page.locator("#media-0-url")).to_have_attribute("aria-invalid", "true")
     assert [item["url"] for item in calls.bodies[0]["media"]] == [f"{CDN}/a.jpg", f"{CDN}/c.jpg"]
     # The first invalid control in the form's order takes the focus.
-    expect(page.locator("#media-2-alt")).to_be_focused()
+    expect(page.locator("#media-0-url")).to_be_focused()
     no_console_or_csp_problems(page, problems)
 
 
@@ -213,7 +221,13 @@ def test_a_story_hides_caption_and_first_comment_and_sends_neither(live, page):
     expect(page.locator("#caption")).to_have_value("Caption untuk feed")
     expect(page.locator("#first-comment")).to_be_enabled()
     expect(page.locator("#media-add")).to_be_enabled()
+    # Rows added for a post are too many for a story: said before anything is sent.
+    page.click("#media-add")
     page.check("#format-story")
+    expect(page.locator("#media-count")).to_have_text("2/1")
+    page.click("#schedule-submit")
+    expect(page.locator("#media-error")).to_have_text("Story memakai 1 foto atau video. Hapus media lainnya.")
+    page.click("[aria-label='Hapus media 2']")
     fill_media(page, 0, f"{CDN}/story.mp4", kind="video")
     page.click("#schedule-submit")
 
