@@ -1,6 +1,8 @@
 /*
- * PostsList: the seller's scheduled posts with their status per target, polled while
- * any is still queued or publishing, with "Muat lagi" paging and cancelling.
+ * PostsList: the seller's scheduled posts (format, media count) with each target's result
+ * (status, its id on Meta, when it was published, what went wrong, the first comment's
+ * status; DESIGN §13.2), polled while any is still queued or publishing, with "Muat lagi"
+ * paging and cancelling.
  */
 
 import { api } from "./api.js";
@@ -29,7 +31,18 @@ const TARGET_STATUS_LABELS = {
   unconfirmed: "Belum pasti",
   skipped: "Tidak dipilih",
 };
-const TARGET_NAMES = { facebook: "Facebook", instagram: "Instagram" };
+// The targets in the API body's `targets`, in publishing order, with the key of their id on Meta.
+const TARGETS = [
+  { name: "facebook", label: "Facebook", idKey: "post_id", idLabel: "ID postingan" },
+  { name: "instagram", label: "Instagram", idKey: "media_id", idLabel: "ID media" },
+];
+const COMMENT_STATUS_LABELS = {
+  pending: "Menunggu",
+  published: "Terkirim",
+  failed: "Gagal",
+  unconfirmed: "Belum pasti",
+};
+const FORMAT_LABELS = { post: "Postingan", reel: "Reel", story: "Story" };
 
 function targetLabel(status, postStatus) {
   // A target still "pending" on a post that will not run any more was simply never posted.
@@ -37,16 +50,57 @@ function targetLabel(status, postStatus) {
   return TARGET_STATUS_LABELS[status] || status;
 }
 
-function targetItem(name, target, postStatus) {
-  const status = (target && target.status) || "skipped";
-  const item = el("li", { className: `target target-${name}`, attrs: { "data-target-status": status } }, [
-    el("span", { className: "target-name", text: TARGET_NAMES[name] }),
-    el("span", { className: `target-status tstatus-${status}`, text: targetLabel(status, postStatus) }),
-  ]);
-  if (target && target.error_code && status !== "published") {
-    item.title = messageFor(target.error_code);
+/** What went wrong on a target that did not publish: its own message, else the catalogue's for its code. */
+function targetErrorText(target, status) {
+  if (status === "published" || status === "skipped") return "";
+  if (target.error_message) return target.error_message;
+  return target.error_code ? messageFor(target.error_code) : "";
+}
+
+function fact(className, term, value) {
+  return el("div", { className: `target-fact ${className}` }, [el("dt", { text: term }), value]);
+}
+
+function commentFact(comment) {
+  const status = comment.status || "pending";
+  const parts = [el("span", { className: `comment-status cstatus-${status}`, text: COMMENT_STATUS_LABELS[status] || status })];
+  if (status === "failed" && comment.error_code) {
+    parts.push(document.createTextNode(` – ${messageFor(comment.error_code)}`));
   }
+  return fact("target-comment", "Komentar pertama", el("dd", { attrs: { "data-comment-status": status } }, parts));
+}
+
+/** One target's result: status, then its id on Meta, when it was published and the first comment. */
+function targetItem(spec, target, postStatus) {
+  const status = (target && target.status) || "skipped";
+  const item = el("li", { className: `target target-${spec.name}`, attrs: { "data-target-status": status } }, [
+    el("div", { className: "target-line" }, [
+      el("span", { className: "target-name", text: spec.label }),
+      el("span", { className: `target-status tstatus-${status}`, text: targetLabel(status, postStatus) }),
+    ]),
+  ]);
+  if (!target || status === "skipped") return item;
+  const facts = [];
+  if (target[spec.idKey]) {
+    facts.push(fact("target-id", spec.idLabel, el("dd", { className: "mono", text: target[spec.idKey] })));
+  }
+  if (target.published_at) {
+    facts.push(fact("target-published-at", "Terbit pada", el("dd", {}, [
+      el("time", { text: formatDateTime(target.published_at), attrs: { datetime: target.published_at } }),
+    ])));
+  }
+  if (target.comment) facts.push(commentFact(target.comment));
+  if (facts.length) item.append(el("dl", { className: "target-facts" }, facts));
+  const errorText = targetErrorText(target, status);
+  if (errorText) item.append(el("p", { className: "target-error", text: errorText }));
   return item;
+}
+
+/** "Postingan · 4 media", "Reel · 1 media", "Postingan · tanpa media" (an earlier post: its media_url). */
+function formatSummary(post) {
+  const count = Array.isArray(post.media) ? post.media.length : post.media_url ? 1 : 0;
+  const format = FORMAT_LABELS[post.format] || FORMAT_LABELS.post;
+  return `${format} · ${count ? `${count} media` : "tanpa media"}`;
 }
 
 function postErrorText(post) {
@@ -67,13 +121,17 @@ function postRow(post) {
       el("span", { className: "post-when" }, [document.createTextNode("Jadwal "), timeLabel]),
       el("span", { className: `badge post-status pstatus-${status}`, text: POST_STATUS_LABELS[status] || status }),
     ]),
+    el("p", { className: "post-format muted", text: formatSummary(post) }),
     el("p", { className: `post-caption${post.caption ? "" : " muted"}`, text: caption }),
-    el("ul", { className: "post-targets", attrs: { "aria-label": "Status per tujuan" } }, [
-      targetItem("facebook", post.targets && post.targets.facebook, status),
-      targetItem("instagram", post.targets && post.targets.instagram, status),
-    ]),
+    el("ul", { className: "post-targets", attrs: { "aria-label": "Hasil per tujuan" } },
+      TARGETS.map((spec) => targetItem(spec, post.targets && post.targets[spec.name], status))),
   ]);
-  const errorText = postErrorText(post);
+  // What a target says for itself is shown with it; the post's own line is for what is not.
+  const targetsExplain = TARGETS.some((spec) => {
+    const target = post.targets && post.targets[spec.name];
+    return target && targetErrorText(target, target.status);
+  });
+  const errorText = targetsExplain ? "" : postErrorText(post);
   if (errorText) row.append(el("p", { className: "post-error", text: errorText }));
   const codes = [post.error_code, ...Object.values(post.targets || {}).map((t) => t && t.error_code)];
   if (!ACTIVE_POST_STATUSES.has(status) && codes.some((code) => code && errorSpec(code).action === "fix_on_meta")) {

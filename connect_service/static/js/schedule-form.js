@@ -1,32 +1,108 @@
 /*
- * ScheduleForm: a new post (caption, image, link, targets, time in the device's zone),
- * checked lightly here and fully by the server, whose `fields` messages are shown next to
- * the inputs as given. A request that got no answer is retried with the same
+ * ScheduleForm: a new post (format, media, caption, first comment, reel cover, link,
+ * targets, time in the device's zone; DESIGN §13.2), checked lightly here and fully by the
+ * server, whose `fields` messages are shown next to the inputs as given (a media row's
+ * next to that row). A request that got no answer is retried with the same
  * Idempotency-Key, so it is never posted twice.
  */
 
 import { api } from "./api.js";
 import { $, localInputToIso, newIdempotencyKey, show, toLocalInputValue, withBusy } from "./dom.js";
 import { actionButton, errorSpec, facebookLink, messageFor, showNotice } from "./errors.js";
+import {
+  IMAGE,
+  MAX_MEDIA,
+  VIDEO,
+  bindMediaEditor,
+  firstMediaControl,
+  initMediaEditor,
+  isSingleVideo,
+  mediaField,
+  mediaRowCount,
+  readMedia,
+  resetMedia,
+  setMediaRules,
+} from "./media-editor.js";
 import { loadPosts } from "./posts-list.js";
 import { state } from "./state.js";
 import { loadStatus, renderSignedOut, startConnect } from "./status-card.js";
 
 const MAX_CAPTION = 2200;
-// The server's flat dotted `fields` keys ("targets.0" is under "targets") and the input each belongs to.
+const MAX_COMMENT = 2200;
+// The server's flat dotted `fields` keys ("targets.0" is under "targets") and the input each belongs to;
+// "media.N.…" goes to media row N, "media" and "media_url" to the list as a whole.
 const FIELD_INPUTS = {
+  format: "format",
+  cover_url: "cover-url",
   caption: "caption",
-  media_url: "media-url",
+  first_comment: "first-comment",
   link: "link",
   targets: "targets",
   publish_at: "publish-at",
 };
 
+/** What each format takes (DESIGN §13.2): how many media, which fields apply, the hints. */
+const FORMATS = {
+  post: {
+    hint: "Foto, video, atau carousel (2–10 media) di feed.",
+    limit: MAX_MEDIA,
+    limitText: `Maksimal ${MAX_MEDIA} media.`,
+    defaultType: IMAGE,
+    text: true,
+  },
+  reel: {
+    hint: "Satu video vertikal (9:16, 3–90 detik).",
+    limit: 1,
+    limitText: "Reel memakai 1 video.",
+    defaultType: VIDEO,
+    text: true,
+  },
+  story: {
+    hint: "Satu foto atau video yang tampil 24 jam.",
+    limit: 1,
+    limitText: "Story memakai 1 foto atau video.",
+    defaultType: IMAGE,
+    text: false,
+  },
+};
+
+function updateCounter(inputId, counterId, max) {
+  const length = Array.from($(inputId).value).length;
+  const counter = $(counterId);
+  counter.textContent = `${length}/${max}`;
+  counter.classList.toggle("over", length > max);
+}
+
 function updateCaptionCount() {
-  const length = Array.from($("caption").value).length;
-  const counter = $("caption-count");
-  counter.textContent = `${length}/${MAX_CAPTION}`;
-  counter.classList.toggle("over", length > MAX_CAPTION);
+  updateCounter("caption", "caption-count", MAX_CAPTION);
+}
+
+function updateCommentCount() {
+  updateCounter("first-comment", "first-comment-count", MAX_COMMENT);
+}
+
+function chosenFormat() {
+  const checked = document.querySelector("#schedule-form input[name=format]:checked");
+  return checked && FORMATS[checked.value] ? checked.value : "post";
+}
+
+/** Show (and enable) only what the chosen format takes; hidden fields are disabled and not sent. */
+function toggleField(fieldId, inputId, on) {
+  show($(fieldId), on);
+  $(inputId).disabled = !on;
+}
+
+function applyFormat() {
+  const format = chosenFormat();
+  const rules = FORMATS[format];
+  $("format-hint").textContent = rules.hint;
+  setMediaRules(rules);
+  toggleField("caption-field", "caption", rules.text);
+  toggleField("first-comment-field", "first-comment", rules.text);
+  toggleField("link-field", "link", rules.text);
+  show($("story-note"), !rules.text);
+  // A cover goes with what Instagram makes a reel of: a reel, or a post of one video.
+  toggleField("cover-field", "cover-url", format === "reel" || (format === "post" && isSingleVideo()));
 }
 
 function defaultPublishAt() {
@@ -44,29 +120,51 @@ function clearFieldErrors() {
   show($("schedule-error"), false);
 }
 
+/** Where a `fields` key's message goes: its error line, the control to focus, whether to mark it invalid. */
+function fieldSlot(key, mediaRows) {
+  const head = key.split(".")[0];
+  if (head === "media" || head === "media_url") {
+    const inRow = key.includes(".") ? mediaField(key, mediaRows) : null;
+    if (inRow) return { ...inRow, mark: true };
+    const control = firstMediaControl();
+    return { errorNode: $("media-error"), input: control, mark: control.tagName === "INPUT" };
+  }
+  const inputId = FIELD_INPUTS[head];
+  if (!inputId) return null;
+  if (inputId === "targets") return { errorNode: $("targets-error"), input: $("target-facebook"), mark: false };
+  if (inputId === "format") {
+    return { errorNode: $("format-error"), input: document.querySelector("input[name=format]:checked"), mark: false };
+  }
+  // A field the format has hidden cannot be fixed where it stands: say it under the form.
+  if ($(inputId).disabled) return null;
+  return { errorNode: $(`${inputId}-error`), input: $(inputId), mark: true };
+}
+
 /**
- * Put each `fields` entry ("caption", "targets.0", "_schema", …) next to its input, in the
- * server's own words (it answers in the page's language); what has no input goes under the form.
+ * Put each `fields` entry ("caption", "targets.0", "media.1.url", "_schema", …) next to its
+ * input, in the server's own words (it answers in the page's language); what has no input
+ * goes under the form. `mediaRows` are the rows the sent `media` items came from.
+ * Returns the first invalid control in the form's order.
  */
-function showFieldErrors(fields) {
+function showFieldErrors(fields, mediaRows = []) {
   const leftovers = [];
-  let firstInvalid = null;
+  const invalid = [];
   for (const [key, messages] of Object.entries(fields || {})) {
     const text = (Array.isArray(messages) ? messages : [String(messages)]).join(" ");
-    const inputId = FIELD_INPUTS[key.split(".")[0]];
-    const errorNode = inputId ? $(`${inputId}-error`) : null;
-    if (!errorNode) {
+    const slot = fieldSlot(key, mediaRows);
+    if (!slot || !slot.errorNode) {
       leftovers.push(text);
       continue;
     }
+    const { errorNode, input, mark } = slot;
     errorNode.textContent = errorNode.hidden || !errorNode.textContent ? text : `${errorNode.textContent} ${text}`;
     show(errorNode);
-    const input = inputId === "targets" ? $("target-facebook") : $(inputId);
-    if (inputId !== "targets") input.setAttribute("aria-invalid", "true");
-    firstInvalid = firstInvalid || input;
+    if (mark) input.setAttribute("aria-invalid", "true");
+    invalid.push(input);
   }
   if (leftovers.length) showScheduleError(leftovers.join(" "));
-  return firstInvalid;
+  invalid.sort((a, b) => (a.compareDocumentPosition(b) & Node.DOCUMENT_POSITION_FOLLOWING ? -1 : 1));
+  return invalid[0] || null;
 }
 
 function showScheduleError(text, controls = []) {
@@ -75,22 +173,35 @@ function showScheduleError(text, controls = []) {
   show(box);
 }
 
+/** The request body (only what the chosen format takes) and the media rows its `media` came from. */
 function readScheduleForm() {
-  const caption = $("caption").value;
-  const mediaUrl = $("media-url").value.trim();
-  const link = $("link").value.trim();
+  const format = chosenFormat();
   const targets = ["facebook", "instagram"].filter((name) => $(`target-${name}`).checked);
-  const body = { publish_at: localInputToIso($("publish-at").value), caption, targets };
-  if (mediaUrl) body.media_url = mediaUrl;
-  if (link) body.link = link;
-  return body;
+  const body = { format, publish_at: localInputToIso($("publish-at").value), targets };
+  const media = readMedia();
+  if (media.items.length) body.media = media.items;
+  if (FORMATS[format].text) {
+    body.caption = $("caption").value;
+    const firstComment = $("first-comment").value.trim();
+    if (firstComment) body.first_comment = firstComment;
+    const link = $("link").value.trim();
+    if (link) body.link = link;
+  }
+  const coverUrl = $("cover-url").disabled ? "" : $("cover-url").value.trim();
+  if (coverUrl) body.cover_url = coverUrl;
+  return { body, mediaRows: media.rows };
 }
 
 function checkScheduleForm(body) {
   const problems = {};
   if (!body.publish_at) problems.publish_at = ["Isi waktu terbit."];
   if (!body.targets.length) problems.targets = ["Pilih minimal satu tujuan."];
-  if (Array.from(body.caption).length > MAX_CAPTION) problems.caption = ["Caption maksimal 2.200 karakter."];
+  if (Array.from(body.caption || "").length > MAX_CAPTION) problems.caption = ["Caption maksimal 2.200 karakter."];
+  if (Array.from(body.first_comment || "").length > MAX_COMMENT) {
+    problems.first_comment = ["Komentar pertama maksimal 2.200 karakter."];
+  }
+  const rules = FORMATS[body.format];
+  if (mediaRowCount() > rules.limit) problems.media = [`${rules.limitText} Hapus media lainnya.`];
   return problems;
 }
 
@@ -101,21 +212,26 @@ function idempotencyKeyFor(body) {
   return state.unanswered.key;
 }
 
+/** Empty again for the next post; the format and targets stay as chosen. */
 function resetScheduleForm() {
   $("caption").value = "";
-  $("media-url").value = "";
+  $("first-comment").value = "";
+  $("cover-url").value = "";
   $("link").value = "";
   $("publish-at").value = defaultPublishAt();
+  resetMedia();
+  applyFormat();
   updateCaptionCount();
+  updateCommentCount();
 }
 
 async function submitSchedule(event) {
   event.preventDefault();
   clearFieldErrors();
-  const body = readScheduleForm();
+  const { body, mediaRows } = readScheduleForm();
   const problems = checkScheduleForm(body);
   if (Object.keys(problems).length) {
-    const first = showFieldErrors(problems);
+    const first = showFieldErrors(problems, mediaRows);
     if (first) first.focus();
     return;
   }
@@ -128,16 +244,16 @@ async function submitSchedule(event) {
       showNotice("Postingan dijadwalkan.");
       await loadPosts();
     } catch (error) {
-      await handleScheduleError(error);
+      await handleScheduleError(error, mediaRows);
     }
   });
 }
 
-async function handleScheduleError(error) {
+async function handleScheduleError(error, mediaRows) {
   // Only a request that got no answer may have been stored: keep its key for a retry.
   if (error.status !== 0 && error.status < 500) state.unanswered = null;
-  if (error.code === "validation_error" && error.fields) {
-    const first = showFieldErrors(error.fields);
+  if (["validation_error", "media_unreachable"].includes(error.code) && error.fields) {
+    const first = showFieldErrors(error.fields, mediaRows);
     if (first) first.focus();
     return;
   }
@@ -156,7 +272,10 @@ async function handleScheduleError(error) {
   showScheduleError(messageFor(error.code), controls);
 }
 
-/** The device's time zone in the hint, a default time a quarter of an hour ahead, the caption counter. */
+/**
+ * The device's time zone in the hint, a default time a quarter of an hour ahead, one empty
+ * media row, the fields of the default format, the counters.
+ */
 export function initScheduleForm() {
   try {
     $("time-zone").textContent = Intl.DateTimeFormat().resolvedOptions().timeZone || "lokal";
@@ -164,10 +283,18 @@ export function initScheduleForm() {
     /* keep "lokal" */
   }
   $("publish-at").value = defaultPublishAt();
+  initMediaEditor({ onChange: applyFormat });
+  applyFormat();
   updateCaptionCount();
+  updateCommentCount();
 }
 
 export function bindScheduleForm() {
   $("caption").addEventListener("input", updateCaptionCount);
+  $("first-comment").addEventListener("input", updateCommentCount);
+  for (const radio of document.querySelectorAll("#schedule-form input[name=format]")) {
+    radio.addEventListener("change", applyFormat);
+  }
+  bindMediaEditor();
   $("schedule-form").addEventListener("submit", submitSchedule);
 }
