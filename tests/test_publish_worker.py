@@ -75,6 +75,19 @@ def test_facebook_only_text_post_goes_to_the_feed_with_its_link(worker_ctx, grap
     assert reload(db_session, post.id).target("instagram").status == "skipped"
 
 
+def test_the_outcome_event_names_each_targets_id_and_none_for_one_not_wanted(worker_ctx, graph, conn, db_session):
+    post = make_post(db_session, conn, targets=["facebook"])
+    assert publish_post(post.id) == "published"
+    [event] = db_session.scalars(select(AuditEvent).where(AuditEvent.event == "post_published")).all()
+    assert event.detail == {
+        "job_id": post.id,
+        "outcome": "published",
+        "targets": {"facebook": "published"},
+        "facebook_post_id": "104000000000001_1",
+        "instagram_media_id": None,
+    }
+
+
 def test_a_duplicate_or_late_job_does_nothing(worker_ctx, graph, conn, db_session):
     post = make_post(db_session, conn)
     assert publish_post(post.id) == "published"
