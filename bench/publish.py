@@ -33,9 +33,10 @@ sys.path.insert(0, str(ROOT))
 
 from shared.db import make_engine, make_session_factory, utcnow  # noqa: E402
 from shared.migrations import run_migrations  # noqa: E402
-from shared.models import CANCELLED, PENDING, QUEUED, ScheduledPost, SocialConnection, new_id  # noqa: E402
+from shared.models import CANCELLED, PENDING, QUEUED, PostTarget, ScheduledPost, SocialConnection, new_id  # noqa: E402
 from shared.queue import PUBLISH_POST, job_timeout, make_queue  # noqa: E402
 from shared.settings import DEFAULT_SCOPES, DEMO_APP_ID, DEMO_APP_SECRET, load_settings  # noqa: E402
+from shared.targets import TARGET_NAMES  # noqa: E402
 
 ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
@@ -191,8 +192,7 @@ class Bench:
                     media_url="https://cdn.example.com/bench.jpg",
                     targets=["facebook", "instagram"],
                     status=CANCELLED if noop else QUEUED,
-                    fb_status=PENDING,
-                    ig_status=PENDING,
+                    target_rows=[PostTarget(target=name, status=PENDING) for name in TARGET_NAMES],
                     rq_job_id=None,
                     enqueue_seq=1,
                 )
@@ -272,7 +272,7 @@ class Bench:
             posts = session.query(ScheduledPost).filter(ScheduledPost.id.in_(ids)).all()
         done = [p for p in posts if p.status == "published"]
         # A published post has both targets live (the bench posts to both).
-        live = [max(t for t in (p.fb_published_at, p.ig_published_at) if t is not None) for p in done]
+        live = [max(row.published_at for row in p.target_rows if row.published_at is not None) for p in done]
         lateness = [(t - due_at).total_seconds() for t in live]
         start = [(p.started_at - due_at).total_seconds() for p in posts if p.started_at]
         span = max((t - due_at).total_seconds() for t in live) if live else float("nan")

@@ -73,7 +73,8 @@ def finish(session: Session, post: ScheduledPost, owner: str, settings: Settings
             "job_id": post.id,
             "outcome": outcome,
             "targets": {row.target: row.status for row in rows},
-            **{f"{row.target}_{spec(row.target).remote_id_key}": row.remote_id for row in rows},
+            # Every target's id key, None for one the post does not want (as before post_targets).
+            **{f"{row.target}_{spec(row.target).remote_id_key}": row.remote_id for row in post.target_rows},
         },
     )
     session.commit()

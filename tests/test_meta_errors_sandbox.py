@@ -18,7 +18,7 @@ from publish_worker.context import install_context, worker_services
 from publish_worker.jobs import publish_post
 from shared.db import utcnow
 from shared.graph import appsecret_proof
-from shared.models import ScheduledPost, SocialConnection
+from shared.models import PostTarget, SocialConnection
 from shared.settings import DEFAULT_SCOPES
 from shared.tokens import store_tokens
 from tests.conftest import same_origin, session_jwt
@@ -146,11 +146,7 @@ def conn(db_session, meta):
 def due_now(ctx, post_id: str) -> None:
     """Skip the backoff: the continuation's time has come."""
     with ctx.session() as session:
-        session.execute(
-            update(ScheduledPost)
-            .where(ScheduledPost.id == post_id)
-            .values(fb_not_before=utcnow(), ig_not_before=utcnow())
-        )
+        session.execute(update(PostTarget).where(PostTarget.post_id == post_id).values(not_before=utcnow()))
         session.commit()
 
 
@@ -176,7 +172,7 @@ def test_a_visitor_post_with_the_same_caption_is_not_taken_for_ours(ctx, meta, c
     post = reload(db_session, post.id)
     [ours] = meta.published()["facebook"]
     assert ours["message"] == CAPTION
-    assert post.fb_post_id == ours["post_id"] != visitor["id"]
+    assert post.target("facebook").remote_id == ours["post_id"] != visitor["id"]
     assert meta.calls("photos") == 2  # the failed send and the one that published it
     assert meta.calls("published_posts") == 1 and meta.calls("feed_get") == 0
 
@@ -187,7 +183,7 @@ def test_an_ambiguous_send_that_went_through_is_found_among_the_pages_own_posts(
     post = make_post(db_session, conn, targets=["facebook"], caption=CAPTION, media_url=IMAGE)
     assert run_to_the_end(ctx, post.id) == "published"
     [ours] = meta.published()["facebook"]
-    assert reload(db_session, post.id).fb_post_id == ours["post_id"]
+    assert reload(db_session, post.id).target("facebook").remote_id == ours["post_id"]
     assert meta.calls("photos") == 1  # found, not sent again
 
 
@@ -204,12 +200,12 @@ def test_an_ambiguous_send_that_went_through_is_found_among_the_pages_own_posts(
 )
 def test_account_restricted_is_never_retried(ctx, meta, conn, db_session, endpoint, code, subcode):
     meta.fault(endpoint, code, subcode, times=5)
-    target = "fb" if endpoint == "photos" else "ig"
-    post = make_post(db_session, conn, targets=["facebook" if target == "fb" else "instagram"])
+    target = "facebook" if endpoint == "photos" else "instagram"
+    post = make_post(db_session, conn, targets=[target])
     assert run_to_the_end(ctx, post.id) == "failed"
     post = reload(db_session, post.id)
-    assert getattr(post, f"{target}_error_code") == "account_restricted" == post.error_code
-    assert getattr(post, f"{target}_tries") == 1
+    assert post.target(target).error_code == "account_restricted" == post.error_code
+    assert post.target(target).tries == 1
     assert meta.calls(endpoint) == 1
     assert scheduled_jobs(ctx.redis) == [] and queued_jobs(ctx.redis) == []
     assert db_session.get(SocialConnection, conn.id).status == "connected"
@@ -227,14 +223,14 @@ def test_account_restricted_is_never_retried(ctx, meta, conn, db_session, endpoi
 )
 def test_meta_side_errors_are_retried_then_published_once(ctx, meta, conn, db_session, endpoint, code, subcode):
     meta.fault(endpoint, code, subcode, times=2)
-    target = "fb" if endpoint == "photos" else "ig"
-    post = make_post(db_session, conn, targets=["facebook" if target == "fb" else "instagram"])
+    target = "facebook" if endpoint == "photos" else "instagram"
+    post = make_post(db_session, conn, targets=[target])
     assert run_to_the_end(ctx, post.id) == "published"
     post = reload(db_session, post.id)
-    assert getattr(post, f"{target}_tries") == 2
+    assert post.target(target).tries == 2
     assert meta.calls(endpoint) == 3
     published = meta.published()
-    assert len(published["facebook" if target == "fb" else "instagram"]) == 1
+    assert len(published[target]) == 1
 
 
 def test_341_waits_at_least_ten_minutes(ctx, meta, conn, db_session):
@@ -243,7 +239,8 @@ def test_341_waits_at_least_ten_minutes(ctx, meta, conn, db_session):
     before = utcnow()
     assert publish_post(post.id) == "continuing"
     held = reload(db_session, post.id)
-    assert held.fb_error_code == "rate_limited" and held.fb_not_before - before >= timedelta(minutes=10)
+    fb = held.target("facebook")
+    assert fb.error_code == "rate_limited" and fb.not_before - before >= timedelta(minutes=10)
     assert meta.calls("photos") == 1
     due_now(ctx, post.id)
     assert run_next_continuation(ctx.redis) == "published"
@@ -280,7 +277,8 @@ def test_a_container_in_error_keeps_metas_status_text(ctx, meta, conn, db_sessio
     post = make_post(db_session, conn)
     assert run_to_the_end(ctx, post.id) == "partially_published"
     post = reload(db_session, post.id)
-    assert (post.ig_status, post.ig_error_code) == ("failed", "media_invalid")
+    ig = post.target("instagram")
+    assert (ig.status, ig.error_code) == ("failed", "media_invalid")
     assert text in post.error_message and post.error_message.startswith("Instagram: ")
     assert meta.calls("media") == 1 and meta.calls("media_publish") == 0
     assert len(meta.published()["facebook"]) == 1
@@ -303,8 +301,8 @@ def test_meta_action_required_stops_the_connection_and_scheduling(
     assert run_to_the_end(ctx, post.id) == "failed"
     post = reload(db_session, post.id)
     assert post.error_code == "meta_action_required"
-    assert post.ig_error_code == "meta_action_required"
-    assert post.fb_error_code == ("meta_action_required" if endpoint == "photos" else None)
+    assert post.target("instagram").error_code == "meta_action_required"
+    assert post.target("facebook").error_code == ("meta_action_required" if endpoint == "photos" else None)
     assert meta.calls(endpoint) == 1 and meta.published() == {"facebook": [], "instagram": []}
     if endpoint == "photos":
         assert meta.calls("media") == 0  # nothing more is tried on this connection
@@ -354,7 +352,8 @@ def test_without_a_quota_total_fifty_a_day_is_assumed(ctx, meta, conn, db_sessio
     assert publish_post(post.id) == outcome
     post = reload(db_session, post.id)
     if outcome == "continuing":
-        assert post.ig_error_code == "publishing_limit_reached" and post.ig_status == "pending"
+        ig = post.target("instagram")
+        assert ig.error_code == "publishing_limit_reached" and ig.status == "pending"
         assert meta.calls("media") == 0
     else:
         assert meta.calls("media") == 1 and meta.calls("media_publish") == 1
@@ -366,6 +365,7 @@ def test_2207042_is_deferred(ctx, meta, conn, db_session):
     before = utcnow()
     assert publish_post(post.id) == "continuing"
     held = reload(db_session, post.id)
-    assert held.ig_error_code == "publishing_limit_reached"
-    assert held.ig_not_before - before >= timedelta(minutes=59)
+    ig = held.target("instagram")
+    assert ig.error_code == "publishing_limit_reached"
+    assert ig.not_before - before >= timedelta(minutes=59)
     assert meta.calls("media_publish") == 1

@@ -8,17 +8,17 @@ import pytest
 import requests
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from publish_worker.jobs import publish_post
 from shared.db import utcnow
 from shared.errors import CATALOGUE
-from shared.models import AuditEvent, ScheduledPost, SocialConnection
+from shared.models import AuditEvent, SocialConnection
 from shared.queue import PublishJob, enqueue_publish, make_queue
 from tests.factories import PAGE_TOKEN, make_connection, make_post
 from tests.meta_mock import assert_every_token_call_has_proof
 from tests.publish_mock import feed_item, graph_error
-from tests.worker_fixtures import queued_jobs, reload, run_next_continuation, scheduled_jobs
+from tests.worker_fixtures import queued_jobs, reload, run_next_continuation, scheduled_jobs, set_target
 
 
 @pytest.fixture
@@ -43,8 +43,9 @@ def test_a_due_post_is_published_to_both_targets(worker_ctx, graph, conn, db_ses
     assert publish_post(post.id) == "published"
     post = reload(db_session, post.id)
     assert post.status == "published" and post.attempts == 1
-    assert post.fb_status == "published" and post.fb_post_id == "104000000000001_1"
-    assert post.ig_status == "published" and post.ig_media_id.startswith("1795")
+    fb, ig = post.target("facebook"), post.target("instagram")
+    assert fb.status == "published" and fb.remote_id == "104000000000001_1"
+    assert ig.status == "published" and ig.remote_id.startswith("1795")
     assert post.lease_owner is None and post.finished_at is not None
     [photo] = graph.calls("photos")
     assert "url=https%3A%2F%2Fcdn.example.com%2Fp.jpg" in photo.text and "caption=Promo" in photo.text
@@ -71,7 +72,20 @@ def test_facebook_only_text_post_goes_to_the_feed_with_its_link(worker_ctx, grap
     [feed] = graph.calls("feed")
     assert "message=Promo" in feed.text and "link=https%3A%2F%2Fshop.example.com%2Fx" in feed.text
     assert graph.calls("photos") == [] and graph.calls("media") == []
-    assert reload(db_session, post.id).ig_status == "skipped"
+    assert reload(db_session, post.id).target("instagram").status == "skipped"
+
+
+def test_the_outcome_event_names_each_targets_id_and_none_for_one_not_wanted(worker_ctx, graph, conn, db_session):
+    post = make_post(db_session, conn, targets=["facebook"])
+    assert publish_post(post.id) == "published"
+    [event] = db_session.scalars(select(AuditEvent).where(AuditEvent.event == "post_published")).all()
+    assert event.detail == {
+        "job_id": post.id,
+        "outcome": "published",
+        "targets": {"facebook": "published"},
+        "facebook_post_id": "104000000000001_1",
+        "instagram_media_id": None,
+    }
 
 
 def test_a_duplicate_or_late_job_does_nothing(worker_ctx, graph, conn, db_session):
@@ -113,15 +127,15 @@ def test_an_expired_lease_is_taken_over_and_recorded_steps_are_skipped(worker_ct
     post = taken_over(
         db_session,
         conn,
-        fb_status="published",
-        fb_post_id="104000000000001_77",
-        ig_container_id="container-900",
+        facebook={"status": "published", "remote_id": "104000000000001_77"},
+        instagram={"container_id": "container-900"},
     )
     assert publish_post(post.id) == "published"
     assert graph.calls("photos") == [] and graph.calls("media") == []
     assert len(graph.calls("media_publish")) == 1
     post = reload(db_session, post.id)
-    assert post.fb_post_id == "104000000000001_77" and post.ig_status == "published"
+    assert post.target("facebook").remote_id == "104000000000001_77"
+    assert post.target("instagram").status == "published"
 
 
 def test_token_expired_fails_without_retry_and_marks_the_connection(worker_ctx, graph, conn, db_session):
@@ -130,8 +144,9 @@ def test_token_expired_fails_without_retry_and_marks_the_connection(worker_ctx, 
     assert publish_post(post.id) == "failed"
     post = reload(db_session, post.id)
     assert post.error_code == "token_expired"
-    assert (post.fb_status, post.fb_error_code) == ("failed", "token_expired")
-    assert (post.ig_status, post.ig_error_code) == ("failed", "token_expired")
+    fb, ig = post.target("facebook"), post.target("instagram")
+    assert (fb.status, fb.error_code) == ("failed", "token_expired")
+    assert (ig.status, ig.error_code) == ("failed", "token_expired")
     assert "Koneksi Meta kedaluwarsa" in post.error_message
     assert graph.calls("media") == []
     assert scheduled_jobs(worker_ctx.redis) == []
@@ -154,8 +169,9 @@ def test_errors_that_are_not_retried(worker_ctx, graph, conn, db_session, error,
     post = make_post(db_session, conn)
     assert publish_post(post.id) == "partially_published"
     post = reload(db_session, post.id)
-    assert (post.ig_status, post.ig_error_code, post.ig_tries) == ("failed", expected, 1)
-    assert post.fb_status == "published" and post.error_code == expected
+    ig = post.target("instagram")
+    assert (ig.status, ig.error_code, ig.tries) == ("failed", expected, 1)
+    assert post.target("facebook").status == "published" and post.error_code == expected
     assert post.error_message.startswith("Instagram: ")
     assert scheduled_jobs(worker_ctx.redis) == [] and queued_jobs(worker_ctx.redis) == []
     assert db_session.get(SocialConnection, conn.id).status == "connected"
@@ -171,14 +187,13 @@ def test_throttling_waits_for_the_time_meta_gives_then_publishes_once(worker_ctx
     before = utcnow()
     assert publish_post(post.id) == "continuing"
     held = reload(db_session, post.id)
-    assert held.status == "publishing" and held.fb_status == "pending" and held.fb_error_code == "rate_limited"
-    assert held.fb_sent_at is None  # Meta refused it: nothing was created
-    assert timedelta(seconds=119) <= held.fb_not_before - before <= timedelta(seconds=125)
+    fb = held.target("facebook")
+    assert held.status == "publishing" and fb.status == "pending" and fb.error_code == "rate_limited"
+    assert fb.sent_at is None  # Meta refused it: nothing was created
+    assert timedelta(seconds=119) <= fb.not_before - before <= timedelta(seconds=125)
     [job] = scheduled_jobs(worker_ctx.redis)
     assert job.kwargs["lease"] == held.lease_owner and job.id == f"pub-{post.id}-1"
-    with worker_ctx.session() as s:
-        s.execute(update(ScheduledPost).where(ScheduledPost.id == post.id).values(fb_not_before=utcnow()))
-        s.commit()
+    set_target(worker_ctx, post.id, "facebook", not_before=utcnow())
     assert run_next_continuation(worker_ctx.redis) == "published"
     assert len(graph.calls("photos")) == 2
     assert reload(db_session, post.id).attempts == 2
@@ -201,11 +216,10 @@ def test_transient_failures_are_retried_and_ambiguous_ones_checked_first(
     post = make_post(db_session, conn, targets=["facebook"])
     assert publish_post(post.id) == "continuing"
     held = reload(db_session, post.id)
-    assert (held.fb_sent_at is not None) is ambiguous
-    assert held.fb_tries == 1 and held.fb_error_code in ("meta_unavailable", "rate_limited")
-    with worker_ctx.session() as s:
-        s.execute(update(ScheduledPost).where(ScheduledPost.id == post.id).values(fb_not_before=utcnow()))
-        s.commit()
+    fb = held.target("facebook")
+    assert (fb.sent_at is not None) is ambiguous
+    assert fb.tries == 1 and fb.error_code in ("meta_unavailable", "rate_limited")
+    set_target(worker_ctx, post.id, "facebook", not_before=utcnow())
     assert run_next_continuation(worker_ctx.redis) == "published"
     assert len(graph.calls("published_posts")) == (1 if ambiguous else 0)
     assert graph.calls("feed_get") == []
@@ -217,12 +231,10 @@ def test_an_ambiguous_send_that_did_reach_meta_is_found_not_repeated(worker_ctx,
     graph.feed.append(feed_item("104000000000001_555", "Promo minggu ini #diskon"))  # it went through
     post = make_post(db_session, conn, targets=["facebook"])
     assert publish_post(post.id) == "continuing"
-    with worker_ctx.session() as s:
-        s.execute(update(ScheduledPost).where(ScheduledPost.id == post.id).values(fb_not_before=utcnow()))
-        s.commit()
+    set_target(worker_ctx, post.id, "facebook", not_before=utcnow())
     assert run_next_continuation(worker_ctx.redis) == "published"
     assert len(graph.calls("photos")) == 1
-    assert reload(db_session, post.id).fb_post_id == "104000000000001_555"
+    assert reload(db_session, post.id).target("facebook").remote_id == "104000000000001_555"
 
 
 def test_after_a_crash_mid_send_the_page_is_checked_before_sending(worker_ctx, graph, conn, db_session):
@@ -231,12 +243,12 @@ def test_after_a_crash_mid_send_the_page_is_checked_before_sending(worker_ctx, g
         db_session,
         conn,
         targets=["facebook"],
-        fb_sent_at=utcnow() - timedelta(seconds=30),
+        facebook={"sent_at": utcnow() - timedelta(seconds=30)},
     )
     graph.feed.append(feed_item("104000000000001_42", post.caption))
     assert publish_post(post.id) == "published"
     assert graph.calls("photos") == []
-    assert reload(db_session, post.id).fb_post_id == "104000000000001_42"
+    assert reload(db_session, post.id).target("facebook").remote_id == "104000000000001_42"
 
 
 def test_a_takeover_right_after_a_send_waits_for_that_request_before_looking(worker_ctx, graph, conn, db_session):
@@ -247,22 +259,20 @@ def test_a_takeover_right_after_a_send_waits_for_that_request_before_looking(wor
         db_session,
         conn,
         targets=["facebook"],
-        fb_sent_at=sent,
+        facebook={"sent_at": sent},
     )
     assert publish_post(post.id) == "continuing"
     assert graph.calls("published_posts") == [] and graph.calls("photos") == []
     held = reload(db_session, post.id)
     settings = worker_ctx.settings
     lifetime = settings.graph_connect_timeout + settings.graph_read_timeout
-    assert held.fb_not_before >= sent + timedelta(seconds=lifetime)
+    assert held.target("facebook").not_before >= sent + timedelta(seconds=lifetime)
     # Meta carried the old request out in the meantime; the continuation finds it and sends nothing.
     graph.feed.append(feed_item("104000000000001_43", post.caption))
-    with worker_ctx.session() as s:
-        s.execute(update(ScheduledPost).where(ScheduledPost.id == post.id).values(fb_not_before=utcnow()))
-        s.commit()
+    set_target(worker_ctx, post.id, "facebook", not_before=utcnow())
     assert run_next_continuation(worker_ctx.redis) == "published"
     assert graph.calls("photos") == []
-    assert reload(db_session, post.id).fb_post_id == "104000000000001_43"
+    assert reload(db_session, post.id).target("facebook").remote_id == "104000000000001_43"
 
 
 def test_the_check_reads_every_page_of_the_pages_own_posts(worker_ctx, graph, conn, db_session):
@@ -271,30 +281,34 @@ def test_the_check_reads_every_page_of_the_pages_own_posts(worker_ctx, graph, co
         db_session,
         conn,
         targets=["facebook"],
-        fb_sent_at=utcnow() - timedelta(seconds=30),
+        facebook={"sent_at": utcnow() - timedelta(seconds=30)},
     )
     graph.feed.append(feed_item("104000000000001_44", post.caption, seconds_ago=20))
     graph.feed.extend(feed_item(f"104000000000001_{500 + n}", f"Another post {n}") for n in range(30))
     assert publish_post(post.id) == "published"
     assert graph.calls("photos") == [] and len(graph.calls("published_posts")) == 2
-    assert reload(db_session, post.id).fb_post_id == "104000000000001_44"
+    assert reload(db_session, post.id).target("facebook").remote_id == "104000000000001_44"
 
 
 def test_an_old_unconfirmed_post_with_the_same_caption_does_not_block_the_check(worker_ctx, graph, conn, db_session):
     long_ago = utcnow() - timedelta(days=3)
     make_post(
-        db_session, conn, targets=["facebook"], status="unconfirmed", fb_status="unconfirmed", fb_sent_at=long_ago
+        db_session,
+        conn,
+        targets=["facebook"],
+        status="unconfirmed",
+        facebook={"status": "unconfirmed", "sent_at": long_ago},
     )
     post = taken_over(
         db_session,
         conn,
         targets=["facebook"],
-        fb_sent_at=utcnow() - timedelta(seconds=30),
+        facebook={"sent_at": utcnow() - timedelta(seconds=30)},
     )
     graph.feed.append(feed_item("104000000000001_45", post.caption))
     assert publish_post(post.id) == "published"
     assert graph.calls("photos") == []
-    assert reload(db_session, post.id).fb_post_id == "104000000000001_45"
+    assert reload(db_session, post.id).target("facebook").remote_id == "104000000000001_45"
 
 
 def test_when_the_check_cannot_be_made_the_target_is_unconfirmed(worker_ctx, graph, conn, db_session):
@@ -302,12 +316,12 @@ def test_when_the_check_cannot_be_made_the_target_is_unconfirmed(worker_ctx, gra
         db_session,
         conn,
         targets=["facebook"],
-        fb_sent_at=utcnow() - timedelta(seconds=30),
+        facebook={"sent_at": utcnow() - timedelta(seconds=30)},
     )
     graph.queue("published_posts", {"exc": requests.exceptions.ReadTimeout})
     assert publish_post(post.id) == "unconfirmed"
     post = reload(db_session, post.id)
-    assert post.fb_status == "unconfirmed" and post.status == "unconfirmed"
+    assert post.target("facebook").status == "unconfirmed" and post.status == "unconfirmed"
     assert "belum bisa dipastikan" in post.error_message
     assert graph.calls("photos") == []
 
@@ -318,13 +332,12 @@ def test_backoff_gives_up_after_five_tries(worker_ctx, graph, conn, db_session):
     result = publish_post(post.id)
     for _ in range(4):
         assert result == "continuing"
-        with worker_ctx.session() as s:
-            s.execute(update(ScheduledPost).where(ScheduledPost.id == post.id).values(fb_not_before=utcnow()))
-            s.commit()
+        set_target(worker_ctx, post.id, "facebook", not_before=utcnow())
         result = run_next_continuation(worker_ctx.redis)
     assert result == "failed"
     post = reload(db_session, post.id)
-    assert (post.fb_tries, post.fb_status, post.error_code) == (5, "failed", "meta_unavailable")
+    fb = post.target("facebook")
+    assert (fb.tries, fb.status, post.error_code) == (5, "failed", "meta_unavailable")
     assert len(graph.calls("photos")) == 5
 
 
@@ -333,7 +346,8 @@ def test_an_instagram_container_in_progress_is_checked_again_later(worker_ctx, g
     post = make_post(db_session, conn, targets=["instagram"])
     assert publish_post(post.id) == "continuing"
     held = reload(db_session, post.id)
-    assert held.ig_container_id and held.ig_status == "pending" and held.attempts == 1
+    ig = held.target("instagram")
+    assert ig.container_id and ig.status == "pending" and held.attempts == 1
     [job] = scheduled_jobs(worker_ctx.redis) + queued_jobs(worker_ctx.redis)
     assert job.kwargs == {"lease": held.lease_owner}
     assert run_next_continuation(worker_ctx.redis) == "continuing"
@@ -350,7 +364,8 @@ def test_a_container_in_error_is_media_invalid(worker_ctx, graph, conn, db_sessi
     post = make_post(db_session, conn, targets=["instagram"])
     assert publish_post(post.id) == "failed"
     post = reload(db_session, post.id)
-    assert (post.ig_status, post.ig_error_code) == ("failed", "media_invalid")
+    ig = post.target("instagram")
+    assert (ig.status, ig.error_code) == ("failed", "media_invalid")
     assert graph.calls("media_publish") == []
 
 
@@ -369,8 +384,7 @@ def test_a_published_container_is_never_published_again(worker_ctx, graph, conn,
         db_session,
         conn,
         targets=["instagram"],
-        ig_container_id="container-7",
-        ig_publish_sent_at=utcnow() - timedelta(seconds=3),
+        instagram={"container_id": "container-7", "sent_at": utcnow() - timedelta(seconds=3)},
     )
     assert publish_post(post.id) == "published"
     assert graph.calls("media_publish") == [] and graph.calls("media") == []
@@ -382,9 +396,10 @@ def test_a_full_daily_quota_defers_instagram(worker_ctx, graph, conn, db_session
     before = utcnow()
     assert publish_post(post.id) == "continuing"
     held = reload(db_session, post.id)
-    assert held.fb_status == "published"
-    assert held.ig_status == "pending" and held.ig_error_code == "publishing_limit_reached"
-    assert timedelta(minutes=59) <= held.ig_not_before - before <= timedelta(minutes=61)
+    ig = held.target("instagram")
+    assert held.target("facebook").status == "published"
+    assert ig.status == "pending" and ig.error_code == "publishing_limit_reached"
+    assert timedelta(minutes=59) <= ig.not_before - before <= timedelta(minutes=61)
     assert graph.calls("media") == []
     [job] = scheduled_jobs(worker_ctx.redis)
     assert job.kwargs["lease"] == held.lease_owner
@@ -395,7 +410,8 @@ def test_media_publish_hitting_the_limit_is_deferred_too(worker_ctx, graph, conn
     post = make_post(db_session, conn, targets=["instagram"])
     assert publish_post(post.id) == "continuing"
     held = reload(db_session, post.id)
-    assert held.ig_error_code == "publishing_limit_reached" and held.ig_publish_sent_at is None
+    ig = held.target("instagram")
+    assert ig.error_code == "publishing_limit_reached" and ig.sent_at is None
 
 
 def test_a_connection_that_needs_reauth_fails_the_post_without_calls(worker_ctx, graph, db_session):
@@ -436,7 +452,7 @@ def test_a_post_taken_over_too_often_after_an_ambiguous_send_is_unconfirmed(work
         conn,
         targets=["facebook"],
         takes=worker_ctx.settings.max_runs,
-        fb_sent_at=utcnow() - timedelta(seconds=30),
+        facebook={"sent_at": utcnow() - timedelta(seconds=30)},
     )
     assert publish_post(post.id) == "unconfirmed"
 
@@ -446,21 +462,14 @@ def test_polling_while_facebook_waits_neither_counts_attempts_nor_fails(worker_c
     graph.container_status = "IN_PROGRESS"
     post = make_post(db_session, conn)
     assert publish_post(post.id) == "continuing"
-    with worker_ctx.session() as s:  # Facebook's backoff lasts a while
-        s.execute(
-            update(ScheduledPost)
-            .where(ScheduledPost.id == post.id)
-            .values(fb_not_before=utcnow() + timedelta(minutes=5))
-        )
-        s.commit()
+    # Facebook's backoff lasts a while
+    set_target(worker_ctx, post.id, "facebook", not_before=utcnow() + timedelta(minutes=5))
     for _ in range(worker_ctx.settings.max_runs + 5):
         assert run_next_continuation(worker_ctx.redis) == "continuing"
     held = reload(db_session, post.id)
     assert held.status == "publishing" and held.attempts == 1
     graph.container_status = "FINISHED"
-    with worker_ctx.session() as s:
-        s.execute(update(ScheduledPost).where(ScheduledPost.id == post.id).values(fb_not_before=utcnow()))
-        s.commit()
+    set_target(worker_ctx, post.id, "facebook", not_before=utcnow())
     assert run_next_continuation(worker_ctx.redis) == "published"
 
 
@@ -482,19 +491,18 @@ def test_same_caption_posts_are_never_mistaken_for_each_other(worker_ctx, graph,
         conn,
         targets=["facebook"],
         status="published",
-        fb_status="published",
-        fb_post_id="104000000000001_900",
+        facebook={"status": "published", "remote_id": "104000000000001_900"},
     )
     graph.feed.append(feed_item("104000000000001_900", a.caption))
     b = taken_over(
         db_session,
         conn,
         targets=["facebook"],
-        fb_sent_at=utcnow() - timedelta(seconds=30),
+        facebook={"sent_at": utcnow() - timedelta(seconds=30)},
     )
     assert publish_post(b.id) == "published"
     assert len(graph.calls("photos")) == 1  # A's entry was not taken for B: B was really sent
-    assert reload(db_session, b.id).fb_post_id != "104000000000001_900"
+    assert reload(db_session, b.id).target("facebook").remote_id != "104000000000001_900"
 
 
 def test_an_uncertain_match_is_unconfirmed_not_guessed(worker_ctx, graph, conn, db_session):
@@ -504,7 +512,7 @@ def test_an_uncertain_match_is_unconfirmed_not_guessed(worker_ctx, graph, conn, 
         status="publishing",
         lease_owner="lease-dead",
         lease_expires_at=utcnow() - timedelta(seconds=1),
-        fb_sent_at=sent,
+        facebook={"sent_at": sent},
     )
     a = make_post(db_session, conn, **stuck)
     make_post(db_session, conn, **stuck)  # another post of this Page, same caption, same doubt
@@ -519,7 +527,7 @@ def test_a_post_without_caption_cannot_be_recognised_so_it_is_unconfirmed(worker
         conn,
         targets=["facebook"],
         caption="",
-        fb_sent_at=utcnow() - timedelta(seconds=30),
+        facebook={"sent_at": utcnow() - timedelta(seconds=30)},
     )
     assert publish_post(post.id) == "unconfirmed"
     assert graph.calls("photos") == []
@@ -530,7 +538,7 @@ def test_an_old_feed_entry_with_the_same_caption_is_not_this_post(worker_ctx, gr
         db_session,
         conn,
         targets=["facebook"],
-        fb_sent_at=utcnow() - timedelta(seconds=30),
+        facebook={"sent_at": utcnow() - timedelta(seconds=30)},
     )
     graph.feed.append(feed_item("104000000000001_77", post.caption, seconds_ago=3600))
     assert publish_post(post.id) == "published"
@@ -542,21 +550,19 @@ def test_a_dead_connection_leaves_an_ambiguous_target_unconfirmed(worker_ctx, gr
     post = taken_over(
         db_session,
         conn,
-        fb_sent_at=utcnow() - timedelta(seconds=30),
+        facebook={"sent_at": utcnow() - timedelta(seconds=30)},
     )
     assert publish_post(post.id) == "unconfirmed"
     post = reload(db_session, post.id)
-    assert (post.fb_status, post.ig_status) == ("unconfirmed", "failed")
+    assert (post.target("facebook").status, post.target("instagram").status) == ("unconfirmed", "failed")
 
 
 def test_a_container_meta_wants_recreated_is_replaced(worker_ctx, graph, conn, db_session):
     graph.queue("media_publish", graph_error(-1, 2207032, message="Create media fail, please re-create media"))
     post = make_post(db_session, conn, targets=["instagram"])
     assert publish_post(post.id) == "continuing"
-    assert reload(db_session, post.id).ig_container_id is None
-    with worker_ctx.session() as s:
-        s.execute(update(ScheduledPost).where(ScheduledPost.id == post.id).values(ig_not_before=utcnow()))
-        s.commit()
+    assert reload(db_session, post.id).target("instagram").container_id is None
+    set_target(worker_ctx, post.id, "instagram", not_before=utcnow())
     assert run_next_continuation(worker_ctx.redis) == "published"
     assert len(graph.calls("media")) == 2
 
@@ -565,7 +571,7 @@ def test_a_bare_429_is_throttling(worker_ctx, graph, conn, db_session):
     graph.queue("photos", {"status_code": 429, "text": "Too Many Requests"})
     post = make_post(db_session, conn, targets=["facebook"])
     assert publish_post(post.id) == "continuing"
-    assert reload(db_session, post.id).fb_error_code == "rate_limited"
+    assert reload(db_session, post.id).target("facebook").error_code == "rate_limited"
 
 
 def test_a_visitor_post_with_the_same_caption_is_not_taken_for_ours(worker_ctx, graph, conn, db_session):
@@ -574,12 +580,10 @@ def test_a_visitor_post_with_the_same_caption_is_not_taken_for_ours(worker_ctx, 
     graph.visitor_posts.append(feed_item("104000000000001_777", "Promo minggu ini #diskon"))
     post = make_post(db_session, conn, targets=["facebook"])
     assert publish_post(post.id) == "continuing"
-    with worker_ctx.session() as s:
-        s.execute(update(ScheduledPost).where(ScheduledPost.id == post.id).values(fb_not_before=utcnow()))
-        s.commit()
+    set_target(worker_ctx, post.id, "facebook", not_before=utcnow())
     assert run_next_continuation(worker_ctx.redis) == "published"
     post = reload(db_session, post.id)
-    assert post.fb_post_id == "104000000000001_1"  # ours, sent again; not the visitor's
+    assert post.target("facebook").remote_id == "104000000000001_1"  # ours, sent again; not the visitor's
     assert len(graph.calls("photos")) == 2
     [check] = graph.calls("published_posts")
     assert "fields=id%2Cmessage%2Ccreated_time" in check.url and "since=" in check.url
@@ -599,7 +603,8 @@ def test_restricted_accounts_are_never_retried(worker_ctx, graph, conn, db_sessi
     post = make_post(db_session, conn, targets=["instagram"])
     assert publish_post(post.id) == "failed"
     post = reload(db_session, post.id)
-    assert (post.ig_status, post.ig_error_code, post.ig_tries) == ("failed", expected, 1)
+    ig = post.target("instagram")
+    assert (ig.status, ig.error_code, ig.tries) == ("failed", expected, 1)
     assert len(graph.calls("media")) == 1 and scheduled_jobs(worker_ctx.redis) == []
     assert db_session.get(SocialConnection, conn.id).status == "connected"
 
@@ -611,9 +616,7 @@ def test_meta_side_failures_at_container_creation_make_a_new_container(worker_ct
     graph.queue("media", error)
     post = make_post(db_session, conn, targets=["instagram"])
     assert publish_post(post.id) == "continuing"
-    with worker_ctx.session() as s:
-        s.execute(update(ScheduledPost).where(ScheduledPost.id == post.id).values(ig_not_before=utcnow()))
-        s.commit()
+    set_target(worker_ctx, post.id, "instagram", not_before=utcnow())
     assert run_next_continuation(worker_ctx.redis) == "published"
     assert len(graph.calls("media")) == 2 and len(graph.calls("media_publish")) == 1
 
@@ -624,7 +627,8 @@ def test_341_is_retried_after_ten_minutes_at_least(worker_ctx, graph, conn, db_s
     before = utcnow()
     assert publish_post(post.id) == "continuing"
     held = reload(db_session, post.id)
-    assert held.fb_error_code == "rate_limited" and held.fb_not_before - before >= timedelta(minutes=10)
+    fb = held.target("facebook")
+    assert fb.error_code == "rate_limited" and fb.not_before - before >= timedelta(minutes=10)
 
 
 @pytest.mark.parametrize(
@@ -635,7 +639,8 @@ def test_meta_action_required_marks_the_connection(worker_ctx, graph, conn, db_s
     post = make_post(db_session, conn)
     assert publish_post(post.id) == "failed"
     post = reload(db_session, post.id)
-    assert (post.fb_error_code, post.ig_error_code, post.error_code) == ("meta_action_required",) * 3
+    fb, ig = post.target("facebook"), post.target("instagram")
+    assert (fb.error_code, ig.error_code, post.error_code) == ("meta_action_required",) * 3
     assert graph.calls("media") == [] and len(graph.calls("photos")) == 1
     connection = db_session.get(SocialConnection, conn.id)
     assert (connection.status, connection.last_error_code) == ("needs_reauth", "meta_action_required")

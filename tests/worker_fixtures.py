@@ -7,9 +7,10 @@ import requests_mock
 from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 from rq.serializers import JSONSerializer
+from sqlalchemy import update
 
 from publish_worker.context import install_context, worker_services
-from shared.models import ScheduledPost
+from shared.models import PostTarget, ScheduledPost
 from shared.queue import make_queue
 from tests.publish_mock import PublishMock
 
@@ -60,3 +61,12 @@ def run_next_continuation(redis) -> str:
 def reload(db_session, post_id: str) -> ScheduledPost:
     db_session.expire_all()
     return db_session.get(ScheduledPost, post_id)
+
+
+def set_target(ctx, post_id: str, target: str, **values) -> None:
+    """Change a post's row for one target behind the worker's back (e.g. make its retry due now)."""
+    with ctx.session() as session:
+        session.execute(
+            update(PostTarget).where(PostTarget.post_id == post_id, PostTarget.target == target).values(**values)
+        )
+        session.commit()

@@ -10,18 +10,18 @@ recognise ours.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from datetime import datetime, timedelta
+from typing import Any, ClassVar, Protocol
+
+from sqlalchemy.orm import Session
 
 from publish_worker.failures import CONNECTION_CODES, NO_RETRY, Failure, classify, retry_delay
 from shared.db import utcnow
 from shared.errors import DEFER, message_for
-from shared.graph import GraphError, GraphTransportError
-from shared.models import FAILED, PENDING, PUBLISHED, UNCONFIRMED, PostTarget
+from shared.graph import GraphClient, GraphError, GraphTransportError
+from shared.models import FAILED, PENDING, PUBLISHED, UNCONFIRMED, PostTarget, ScheduledPost, SocialConnection
+from shared.settings import Settings
 from shared.targets import MediaItem, TargetSpec, media_items
-
-if TYPE_CHECKING:
-    from publish_worker.publishing import PublishRun
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +33,32 @@ class CheckFailed(Exception):
     """Whether an earlier, ambiguous request was carried out cannot be told for sure."""
 
 
+class Run(Protocol):
+    """What a publisher uses of the run (``publish_worker.publishing.PublishRun``, which imports the
+    publishers: naming it here would make an import circle)."""
+
+    session: Session
+    post: ScheduledPost
+    conn: SocialConnection
+    graph: GraphClient
+    settings: Settings
+    token: str | None
+    fresh_take: bool
+    connection_failure: Failure | None
+    quota_defer_limit: timedelta
+
+    def save_target(self, row: PostTarget, *, attempt: bool = False, **values: Any) -> None: ...
+
+    def request_lifetime(self) -> timedelta: ...
+
+
 class TargetPublisher:
     spec: ClassVar[TargetSpec]
     # The fields asked of ``GET /{object-id}/comments``: Meta refuses a field the node type
     # lacks (a Facebook Comment has ``message``, an Instagram one ``text`` and ``username``).
     comment_fields: ClassVar[str] = "id,message,from"
 
-    def __init__(self, run: PublishRun, row: PostTarget):
+    def __init__(self, run: Run, row: PostTarget):
         self.run = run
         self.row = row
         self.post = run.post

@@ -172,7 +172,7 @@ def test_a_worker_killed_mid_publish_leaves_the_post_published_once(
     while True:
         with engine.connect() as conn:
             sent_at = conn.execute(
-                text("SELECT fb_sent_at FROM scheduled_posts WHERE id = :id"), {"id": job_id}
+                text("SELECT sent_at FROM post_targets WHERE post_id = :id AND target = 'facebook'"), {"id": job_id}
             ).scalar()
         if sent_at is not None:
             break
