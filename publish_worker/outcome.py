@@ -12,14 +12,15 @@ from shared.db import utcnow
 from shared.metrics import ERRORS, LATENESS, PUBLISHES, START_LATENESS
 from shared.models import FAILED, PARTIALLY_PUBLISHED, PUBLISHED, SKIPPED, UNCONFIRMED, PostTarget, ScheduledPost
 from shared.settings import Settings
-from shared.targets import spec, target_message
+from shared.targets import TARGETS, spec, target_message
 
 log = logging.getLogger(__name__)
 
 
 def wanted(post: ScheduledPost) -> list[PostTarget]:
-    """The post's targets that are not skipped, in publishing order."""
-    return [row for row in post.target_rows if row.status != SKIPPED and post.wants(row.target)]
+    """The post's targets that are not skipped, in publishing order (the first failing one names the error)."""
+    rows = (post.target(target.name) for target in TARGETS)
+    return [row for row in rows if row is not None and row.status != SKIPPED and post.wants(row.target)]
 
 
 def decide(statuses: list[str]) -> str:

@@ -25,6 +25,7 @@ class PublishMock:
         self.overrides: dict[str, deque] = defaultdict(deque)
         self.feed: list[dict] = []  # the Page's own posts, newest last
         self.visitor_posts: list[dict] = []  # what visitors wrote on the Page: in /feed only
+        self.ig_media: list[dict] = []  # the account's media as GET /{ig-user-id}/media lists them, newest last
         self.container_text = "Finished: Media has been uploaded and it is ready to be published."
         self.quota_total: int | None = 100
         self.page_size = 25  # /published_posts entries a page
@@ -39,6 +40,7 @@ class PublishMock:
             "limit": ("GET", f"{BASE}/{IG_ID}/content_publishing_limit", self._limit),
             "media": ("POST", f"{BASE}/{IG_ID}/media", self._media),
             "media_publish": ("POST", f"{BASE}/{IG_ID}/media_publish", self._publish),
+            "media_list": ("GET", f"{BASE}/{IG_ID}/media", self._media_list),
         }
         for name, (method, url, handler) in routes.items():
             mocker.register_uri(method, url, json=self._wrap(name, handler))
@@ -100,6 +102,9 @@ class PublishMock:
 
     def _media(self, request, context):
         return {"id": f"container-{self._next()}"}
+
+    def _media_list(self, request, context):
+        return {"data": list(reversed(self.ig_media))}
 
     def _container(self, request, context):
         return {

@@ -384,10 +384,25 @@ def test_a_published_container_is_never_published_again(worker_ctx, graph, conn,
         db_session,
         conn,
         targets=["instagram"],
-        instagram={"container_id": "container-7", "sent_at": utcnow() - timedelta(seconds=3)},
+        instagram={
+            "container_id": "container-7",
+            "container_at": utcnow() - timedelta(seconds=5),
+            "sent_at": utcnow() - timedelta(seconds=3),
+        },
+    )
+    # Meta's answer to media_publish was lost; the account's media list shows what it made.
+    graph.ig_media.append(
+        {
+            "id": "17950000000000042",
+            "caption": post.caption,
+            "media_type": "IMAGE",
+            "media_product_type": "FEED",
+            "timestamp": utcnow().strftime("%Y-%m-%dT%H:%M:%S+0000"),
+        }
     )
     assert publish_post(post.id) == "published"
     assert graph.calls("media_publish") == [] and graph.calls("media") == []
+    assert reload(db_session, post.id).target("instagram").remote_id == "17950000000000042"
 
 
 def test_a_full_daily_quota_defers_instagram(worker_ctx, graph, conn, db_session):
