@@ -301,6 +301,7 @@ TUNING: dict[str, tuple[str, Callable[[float], float]]] = {
     "quota_defer_seconds": ("QUOTA_DEFER_SECONDS", float),
     "usage_slowdown_max_seconds": ("USAGE_SLOWDOWN_MAX_SECONDS", float),
     "worker_threads": ("WORKER_THREADS", int),
+    "graph_read_timeout": ("GRAPH_READ_TIMEOUT_SECONDS", float),
 }
 
 

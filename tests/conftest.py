@@ -26,7 +26,7 @@ from shared.db import make_engine
 from shared.migrations import run_migrations
 from shared.settings import load_settings
 
-pytest_plugins = ["tests.worker_fixtures", "tests.e2e.stack_fixtures"]
+pytest_plugins = ["tests.worker_fixtures", "tests.e2e.stack_fixtures", "tests.e2e.process_fixtures"]
 
 CI = os.environ.get("CI", "").lower() == "true"
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
