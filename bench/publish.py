@@ -270,7 +270,7 @@ class Bench:
             posts = session.query(ScheduledPost).filter(ScheduledPost.id.in_(ids)).all()
         done = [p for p in posts if p.status == "published"]
         # A published post has both targets live (the bench posts to both).
-        live = [max(t for t in (p.fb_published_at, p.ig_published_at) if t is not None) for p in done]
+        live = [max(t.published_at for t in p.target_rows if t.published_at is not None) for p in done]
         lateness = [(t - due_at).total_seconds() for t in live]
         start = [(p.started_at - due_at).total_seconds() for p in posts if p.started_at]
         span = max((t - due_at).total_seconds() for t in live) if live else float("nan")

@@ -280,7 +280,7 @@ DESCRIPTION = (
 
 
 # What ScheduleBody's own validators check, in the document's terms (DESIGN §4, §13.2).
-SCHEDULE_BODY_BOUNDS = {
+SCHEDULE_BODY_BOUNDS: dict[str, dict[str, Any]] = {
     "publish_at": {
         "description": "ISO-8601 with a time zone; not more than 5 minutes in the past, at most a year ahead"
     },
@@ -311,11 +311,14 @@ SCHEDULE_BODY_BOUNDS = {
         "description": "A reel's cover image (absolute https); only where Instagram makes a reel",
     },
 }
-MEDIA_ITEM_BOUNDS = {
+MEDIA_ITEM_BOUNDS: dict[str, dict[str, Any]] = {
     "url": {"format": "uri", "description": "An absolute https URL Meta can fetch"},
     "alt_text": {"description": "Images only (Instagram shows it)"},
 }
-BOUNDS = {"ScheduleBody": SCHEDULE_BODY_BOUNDS, "MediaItemBody": MEDIA_ITEM_BOUNDS}
+BOUNDS: dict[str, dict[str, dict[str, Any]]] = {
+    "ScheduleBody": SCHEDULE_BODY_BOUNDS,
+    "MediaItemBody": MEDIA_ITEM_BOUNDS,
+}
 
 
 def _view_answers(app: Flask) -> dict[tuple[str, str], str | dict[str, Any]]:
