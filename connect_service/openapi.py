@@ -14,7 +14,8 @@ from connect_service import schemas
 from connect_service.responses import response_schemas
 from connect_service.schedule_api import MAX_IDEMPOTENCY_KEY
 from shared.errors import CATALOGUE
-from shared.post_schema import MAX_CAPTION, ScheduleBody
+from shared.post_schema import MAX_CAPTION, MAX_HASHTAGS, MAX_MENTIONS, ScheduleBody
+from shared.targets import MAX_MEDIA, TARGET_NAMES
 
 bp = Blueprint("openapi", __name__, url_prefix="/api/meta")
 
@@ -278,15 +279,45 @@ DESCRIPTION = (
 )
 
 
-# What ScheduleBody's own validators check, in the document's terms (DESIGN §4).
-SCHEDULE_BODY_BOUNDS = {
+# What ScheduleBody's own validators check, in the document's terms (DESIGN §4, §13.2).
+SCHEDULE_BODY_BOUNDS: dict[str, dict[str, Any]] = {
     "publish_at": {
         "description": "ISO-8601 with a time zone; not more than 5 minutes in the past, at most a year ahead"
     },
-    "caption": {"maxLength": MAX_CAPTION, "description": "At most 30 #hashtags and 20 @mentions"},
-    "media_url": {"format": "uri", "description": "An absolute https URL Meta can fetch; required for instagram"},
-    "link": {"format": "uri", "description": "An absolute http(s) URL; Facebook only"},
-    "targets": {"maxItems": 2, "uniqueItems": True},
+    "caption": {
+        "maxLength": MAX_CAPTION,
+        "description": f"At most {MAX_HASHTAGS} #hashtags and {MAX_MENTIONS} @mentions; none for a story",
+    },
+    "media_url": {
+        "format": "uri",
+        "description": "An absolute https URL Meta can fetch: the short form of media holding one image "
+        "(not together with media); instagram needs media",
+    },
+    "link": {"format": "uri", "description": "An absolute http(s) URL; Facebook only, format post only"},
+    "targets": {"maxItems": len(TARGET_NAMES), "uniqueItems": True},
+    "format": {"description": "post, reel (one video) or story (one image or video, no caption or comment)"},
+    "media": {
+        "description": f"1 to {MAX_MEDIA} items, not together with media_url. What each format and number "
+        "of items publishes on each target, and what is refused, is DESIGN §13.2's table"
+    },
+    "first_comment": {
+        "minLength": 1,
+        "maxLength": MAX_CAPTION,
+        "description": f"Posted on each target right after it is published; at most {MAX_HASHTAGS} #hashtags "
+        f"and {MAX_MENTIONS} @mentions; not for a story",
+    },
+    "cover_url": {
+        "format": "uri",
+        "description": "A reel's cover image (absolute https); only where Instagram makes a reel",
+    },
+}
+MEDIA_ITEM_BOUNDS: dict[str, dict[str, Any]] = {
+    "url": {"format": "uri", "description": "An absolute https URL Meta can fetch"},
+    "alt_text": {"description": "Images only (Instagram shows it)"},
+}
+BOUNDS: dict[str, dict[str, dict[str, Any]]] = {
+    "ScheduleBody": SCHEDULE_BODY_BOUNDS,
+    "MediaItemBody": MEDIA_ITEM_BOUNDS,
 }
 
 
@@ -344,8 +375,9 @@ def build_spec(app: Flask) -> dict[str, Any]:
             operation["responses"]["200"] = {**ok, "content": content}
         spec.path(path=path, parameters=parameters, operations=operations)
     document = spec.to_dict()
-    for name, bounds in SCHEDULE_BODY_BOUNDS.items():
-        document["components"]["schemas"]["ScheduleBody"]["properties"][name].update(bounds)
+    for schema_name, properties in BOUNDS.items():
+        for name, bounds in properties.items():
+            document["components"]["schemas"][schema_name]["properties"][name].update(bounds)
     for operations in document["paths"].values():
         for operation in operations.values():
             for parameter in operation.get("parameters", []) if isinstance(operation, dict) else operation:

@@ -9,7 +9,8 @@ from marshmallow import EXCLUDE, RAISE, Schema, fields, missing, post_dump, vali
 
 from connect_service.connections import expiring_soon
 from shared.db import iso_z
-from shared.models import POST_STATUSES, PUBLISHING, QUEUED, SKIPPED, PostTarget
+from shared.models import POST_FORMATS, POST_STATUSES, PUBLISHING, QUEUED, SKIPPED, TARGET_STATUSES, PostTarget
+from shared.targets import IMAGE, TARGETS, VIDEO, TargetSpec, media_items, target_message
 
 
 class ConnectQuery(Schema):
@@ -199,25 +200,86 @@ class TargetRow(fields.Nested):
         return obj.target(self.target) or PostTarget(target=self.target, status=SKIPPED)
 
 
-class FacebookTargetOut(Schema):
-    """The Facebook side of a :class:`~shared.models.ScheduledPost` (its ``post_targets`` row)."""
+class DerivedString(fields.String):
+    """A string the object does not store, computed from it by ``derive``."""
 
-    status = fields.String(required=True)
-    post_id = fields.String(allow_none=True, required=True, attribute="remote_id")
-    error_code = fields.String(allow_none=True, required=True)
+    def __init__(self, derive: Callable[[Any], str | None], **kwargs: Any):
+        super().__init__(**kwargs)
+        self.derive = derive
 
-
-class InstagramTargetOut(Schema):
-    """The Instagram side of a :class:`~shared.models.ScheduledPost` (its ``post_targets`` row)."""
-
-    status = fields.String(required=True)
-    media_id = fields.String(allow_none=True, required=True, attribute="remote_id")
-    error_code = fields.String(allow_none=True, required=True)
+    def get_value(self, obj: Any, attr: str, accessor: Any = None, default: Any = missing) -> Any:
+        return self.derive(obj)
 
 
-class TargetsOut(Schema):
-    facebook = TargetRow("facebook", FacebookTargetOut, required=True)
-    instagram = TargetRow("instagram", InstagramTargetOut, required=True)
+class CommentOut(Schema):
+    """The first comment on one target (DESIGN §13.2): its own status, Meta's id, its error."""
+
+    status = fields.String(
+        required=True,
+        validate=validate.OneOf([status for status in TARGET_STATUSES if status != SKIPPED]),
+        attribute="comment_status",
+    )
+    comment_id = fields.String(allow_none=True, required=True)
+    error_code = fields.String(allow_none=True, required=True, attribute="comment_error_code")
+
+
+class CommentOfTarget(fields.Nested):
+    """A target row's first comment, or null when the post has none (or the target is skipped)."""
+
+    def get_value(self, obj: Any, attr: str, accessor: Any = None, default: Any = missing) -> Any:
+        return obj if obj.comment_status is not None else None
+
+
+def target_out(spec: TargetSpec) -> type[Schema]:
+    """What the API says about one target of a post: its ``post_targets`` row, Meta's id under
+    the target's own key (``post_id``, ``media_id``)."""
+    return Schema.from_dict(
+        {
+            "status": fields.String(required=True, validate=validate.OneOf(TARGET_STATUSES)),
+            spec.remote_id_key: fields.String(allow_none=True, required=True, attribute="remote_id"),
+            "error_code": fields.String(allow_none=True, required=True),
+            "error_message": DerivedString(
+                lambda row: target_message(row.status, row.error_code, row.error_message),
+                allow_none=True,
+                required=True,
+                metadata={"description": "What the seller reads when the target failed or is unconfirmed"},
+            ),
+            "published_at": Instant(allow_none=True, required=True),
+            "comment": CommentOfTarget(
+                CommentOut,
+                allow_none=True,
+                required=True,
+                metadata={"description": "The first comment on this target; null when the post has none"},
+            ),
+        },
+        name=f"{spec.label}TargetOut",
+    )
+
+
+# One key per target of shared.targets.TARGETS, each written by its own schema.
+TargetsOut = Schema.from_dict(
+    {spec.name: TargetRow(spec.name, target_out(spec), required=True) for spec in TARGETS}, name="TargetsOut"
+)
+
+
+class MediaOut(Schema):
+    """One item of a post's media."""
+
+    url = fields.String(required=True)
+    type = fields.String(required=True, validate=validate.OneOf([IMAGE, VIDEO]))
+    alt_text = fields.String(allow_none=True, required=True)
+
+
+class PostMedia(fields.List):
+    """A post's media list (an earlier post's ``media_url`` as its one image)."""
+
+    def get_value(self, obj: Any, attr: str, accessor: Any = None, default: Any = missing) -> Any:
+        return media_items(obj.media, obj.media_url)
+
+
+def _first_media_url(post: Any) -> str | None:
+    media = media_items(post.media, post.media_url)
+    return media[0].url if media else None
 
 
 class PostOut(Schema):
@@ -225,16 +287,20 @@ class PostOut(Schema):
 
     job_id = fields.String(required=True, attribute="id")
     connection_id = fields.String(required=True)
-    status = fields.String(
-        required=True,
-        validate=validate.OneOf(
-            ["queued", "publishing", "published", "partially_published", "unconfirmed", "failed", "cancelled"]
-        ),
-    )
+    status = fields.String(required=True, validate=validate.OneOf(POST_STATUSES))
     publish_at = Instant(required=True)
     caption = fields.String(required=True)
-    media_url = fields.String(allow_none=True, required=True)
+    media_url = DerivedString(
+        _first_media_url,
+        allow_none=True,
+        required=True,
+        metadata={"description": "The first media item's URL"},
+    )
     link = fields.String(allow_none=True, required=True)
+    format = fields.String(required=True, validate=validate.OneOf(POST_FORMATS))
+    media = PostMedia(fields.Nested(MediaOut), required=True)
+    first_comment = fields.String(allow_none=True, required=True)
+    cover_url = fields.String(allow_none=True, required=True)
     targets = Whole(TargetsOut, required=True)
     attempts = fields.Integer(required=True)
     next_attempt_at = Instant(allow_none=True)

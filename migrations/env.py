@@ -45,9 +45,42 @@ def run_migrations_online() -> None:
 
 
 def _run(connection) -> None:
+    restore = _foreign_keys_off(connection)
     context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True, compare_type=True)
-    with context.begin_transaction():
-        context.run_migrations()
+    try:
+        with context.begin_transaction():
+            context.run_migrations()
+    finally:
+        if restore:
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+            connection.commit()
+
+
+def _foreign_keys_off(connection) -> bool:
+    """SQLite: migrate with ``foreign_keys`` off; returns whether it was on (to turn it back on).
+
+    A batch ``drop_column`` rebuilds the table (copy, ``DROP TABLE``, rename); with the pragma
+    on, that ``DROP TABLE`` fires ``ON DELETE CASCADE`` and empties ``post_targets``
+    (DESIGN §13.5). The pragma cannot change inside a transaction, so a connection handed
+    over with one open and the pragma on is refused rather than migrated with data loss.
+    """
+    if connection.dialect.name != "sqlite":
+        return False
+    callers_transaction = connection.in_transaction()
+    was_on = bool(connection.exec_driver_sql("PRAGMA foreign_keys").scalar())
+    if callers_transaction:
+        if was_on:
+            raise RuntimeError(
+                "SQLite migrations must run with PRAGMA foreign_keys=OFF (a table rebuild would cascade-delete "
+                "post_targets), and the pragma cannot change inside the open transaction of the connection given"
+            )
+        return False
+    # End the transaction the read began (pysqlite sent no BEGIN for it): Alembic must own its own.
+    connection.commit()
+    if was_on:
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        connection.commit()
+    return was_on
 
 
 if context.is_offline_mode():

@@ -366,6 +366,27 @@ FIELD_MESSAGES_ID: dict[str, str] = {
         "Harus berupa teks tidak kosong, maksimal 255 karakter yang dapat dicetak."
     ),
     "Invalid cursor.": "Cursor tidak valid.",
+    # content v2 (shared/post_schema.py, shared/targets.py; DESIGN §13.2)
+    "Give either media_url or media, not both.": "Isi media_url atau media, jangan keduanya.",
+    "Alt text is only for images.": "Teks alternatif (alt text) hanya untuk gambar.",
+    "Must not be blank (leave first_comment out for no comment).": (
+        "Tidak boleh kosong (hapus first_comment jika tidak ada komentar)."
+    ),
+    "The comment must be at most 2200 characters.": "Komentar maksimal 2.200 karakter.",
+    "The comment must have at most 30 hashtags.": "Komentar maksimal berisi 30 hashtag.",
+    "The comment must have at most 20 @mentions.": "Komentar maksimal berisi 20 @mention.",
+    "A story has no caption.": "Story tidak memakai caption. Kosongkan caption.",
+    "A story has no first comment.": "Story tidak bisa diberi komentar pertama. Kosongkan first_comment.",
+    "A link can only go with format post.": "Link hanya bisa dipakai untuk format post.",
+    "A cover is only used where Instagram makes a reel (a reel, or one video posted to Instagram).": (
+        "Sampul (cover) hanya dipakai untuk reel Instagram (format reel, atau satu video yang diposting ke Instagram)."
+    ),
+    "A reel needs exactly one video.": "Reel harus berisi tepat satu video.",
+    "A story needs exactly one image or video.": "Story harus berisi tepat satu gambar atau video.",
+    "At most 10 media items.": "Maksimal 10 media.",
+    "Facebook: Several media in one post must all be images.": (
+        "Facebook: jika satu postingan berisi beberapa media, semuanya harus gambar."
+    ),
     # the media pre-check (shared/media_check.py)
     "Must be an image file that can be read (JPEG, PNG, GIF, WebP, BMP or TIFF).": (
         "Harus berupa file gambar yang bisa dibaca (JPEG, PNG, GIF, WebP, BMP, atau TIFF)."

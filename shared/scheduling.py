@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,6 +23,7 @@ from sqlalchemy.orm import Session
 from shared.audit import NO_REQUEST, RequestInfo, record_event
 from shared.errors import AppError
 from shared.graph import GraphClient
+from shared.media_check import Fetcher, MediaRef, precheck
 from shared.metrics import POSTS_SCHEDULED
 from shared.models import (
     CONNECTED,
@@ -35,7 +37,7 @@ from shared.models import (
     active_connection,
     new_id,
 )
-from shared.post_schema import ScheduleBody, normalized
+from shared.post_schema import ScheduleBody, body_media, normalized, stored_media
 from shared.queue import enqueue_publish
 from shared.services import Services
 from shared.targets import TARGET_NAMES
@@ -68,9 +70,12 @@ class ScheduleOutcome:
     created: bool
 
 
-def validate_body(payload: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
+def validate_body(
+    payload: dict[str, Any], now: datetime | None = None, *, allow_hosts: Collection[str] = ()
+) -> dict[str, Any]:
+    """The body validated (``allow_hosts``: ``MEDIA_PRECHECK_ALLOW_HOSTS``), or ``422 validation_error``."""
     try:
-        body: dict[str, Any] = ScheduleBody(now=now).load(payload)
+        body: dict[str, Any] = ScheduleBody(now=now, allow_hosts=allow_hosts).load(payload)
     except ValidationError as exc:
         raise AppError("validation_error", fields=flatten_errors(exc.messages)) from None
     return body
@@ -133,6 +138,39 @@ def ensure_token_valid(
         raise AppError(check.error_code or "token_expired")
 
 
+def media_refs(body: dict[str, Any]) -> list[MediaRef]:
+    """What the pre-check fetches, each named by the field a problem is reported on."""
+    media = body_media(body)
+    if body.get("media") is None:
+        refs = [MediaRef("media_url", item.url, item.type) for item in media]
+    else:
+        refs = [MediaRef(f"media.{index}.url", item.url, item.type) for index, item in enumerate(media)]
+    if body.get("cover_url"):
+        refs.append(MediaRef("cover_url", body["cover_url"], "image", cover=True))
+    return refs
+
+
+def check_media(services: Services, body: dict[str, Any], *, fetcher: Fetcher | None = None) -> None:
+    """``MEDIA_PRECHECK=enforce``: fetch each media URL safely and judge it for the post's targets
+    (DESIGN §13.2 "Pre-check"); ``422 media_unreachable`` or ``validation_error`` naming the item."""
+    settings = services.settings
+    if settings.media_precheck != "enforce":
+        return
+    refs = media_refs(body)
+    if not refs:
+        return
+    verdict = precheck(
+        refs,
+        targets=body["targets"],
+        post_format=body["format"],
+        allow_hosts=settings.media_precheck_allow_hosts,
+        fetcher=fetcher,
+    )
+    error = verdict.error()
+    if error is not None:
+        raise error
+
+
 def schedule_post(
     session: Session,
     services: Services,
@@ -143,25 +181,31 @@ def schedule_post(
     graph: GraphClient | None = None,
     info: RequestInfo = NO_REQUEST,
     received_at: datetime | None = None,
+    fetcher: Fetcher | None = None,
 ) -> ScheduleOutcome:
     """Validate, store (committed) and enqueue one post. Raises :class:`AppError`.
 
     ``graph`` checks the token (default: the services' client with the short status-check
     read timeout). ``received_at`` is when the request was handed over (an RQ job's
     enqueue time): a post delivered late is measured against it, so a worker backlog
-    loses nothing.
+    loses nothing. ``fetcher`` reads media for the pre-check (default: the safe fetcher).
     """
+    settings = services.settings
+    allow_hosts = settings.media_precheck_allow_hosts
     if idempotency_key:
         existing = _existing_for_key(session, caller, idempotency_key)
         if existing is not None:
             # A repeat is judged as of the first delivery, so a late retry still replays.
-            return _replay(existing, request_hash(validate_body(payload, now=existing.created_at)))
-    body = validate_body(payload, now=received_at)
+            replayed = validate_body(payload, now=existing.created_at, allow_hosts=allow_hosts)
+            return _replay(existing, request_hash(replayed))
+    body = validate_body(payload, now=received_at, allow_hosts=allow_hosts)
     digest = request_hash(body)
     conn = resolve_connection(session, caller, body["connection_id"])
-    settings = services.settings
     graph = graph or services.graph(timeout=(settings.graph_connect_timeout, settings.status_check_timeout))
     ensure_token_valid(session, services, conn, graph=graph, info=info)
+    check_media(services, body, fetcher=fetcher)
+    media = stored_media(body)
+    comment_status = PENDING if body["first_comment"] is not None else None
 
     post = ScheduledPost(
         id=new_id("job"),
@@ -169,12 +213,19 @@ def schedule_post(
         user_id_resellio=conn.user_id_resellio,
         publish_at=body["publish_at"],
         caption=body["caption"],
-        media_url=body["media_url"],
+        media_url=media[0]["url"] if media else None,
         link=body["link"],
         targets=list(body["targets"]),
+        format=body["format"],
+        media=media,
+        first_comment=body["first_comment"],
+        cover_url=body["cover_url"],
         status=QUEUED,
         target_rows=[
-            PostTarget(target=name, status=PENDING if name in body["targets"] else SKIPPED) for name in TARGET_NAMES
+            PostTarget(target=name, status=PENDING, comment_status=comment_status)
+            if name in body["targets"]
+            else PostTarget(target=name, status=SKIPPED)
+            for name in TARGET_NAMES
         ],
         idempotency_scope=caller.idempotency_scope if idempotency_key else None,
         idempotency_key=idempotency_key,

@@ -102,3 +102,57 @@ def test_publish_request_records_indonesian_field_messages(worker_ctx, conn, db_
     events = db_session.scalars(select(AuditEvent).where(AuditEvent.event == "post_failed").order_by(AuditEvent.id))
     recorded = [event.detail["fields"] for event in events]
     assert recorded == [missing_key["fields"], not_https["fields"], too_deep["fields"]]
+
+
+def _refusals_of_the_formats_table() -> set[str]:
+    """Every message shared.targets refuses a combination with, found by trying them all."""
+    from shared.models import POST_FORMATS
+    from shared.targets import IMAGE, TARGETS, VIDEO, MediaItem, Refused, check_format
+
+    image, video = MediaItem("https://cdn.example.com/a.jpg", IMAGE), MediaItem("https://cdn.example.com/v.mp4", VIDEO)
+    shapes = [[], [image], [video], [image, image], [image, video], [video, video], [image] * 11]
+    found = set()
+    for post_format in POST_FORMATS:
+        for media in shapes:
+            try:
+                check_format(post_format, media)
+            except Refused as refused:
+                found.add(refused.message)
+                continue
+            for target in TARGETS:
+                try:
+                    target.kind(post_format, media)
+                except Refused as refused:
+                    found.add(refused.message)
+    return found
+
+
+def test_every_content_v2_message_has_an_indonesian_translation():
+    from shared import post_schema
+    from shared.errors import field_message
+
+    own = {
+        post_schema.BOTH_MEDIA_FORMS,
+        post_schema.ALT_TEXT_ON_VIDEO,
+        post_schema.BLANK_COMMENT,
+        post_schema.STORY_CAPTION,
+        post_schema.STORY_COMMENT,
+        post_schema.LINK_ONLY_POST,
+        post_schema.COVER_ONLY_REEL,
+        *post_schema.CAPTION_LIMITS,
+        *post_schema.COMMENT_LIMITS,
+    }
+    refusals = _refusals_of_the_formats_table()
+    assert len(refusals) >= 4  # the table's refusals were reached
+    for message in own | refusals:
+        assert field_message(message, "id") != message, message
+        assert field_message(message, "en") == message
+
+
+def test_content_v2_field_messages_follow_the_language_too(client, conn):
+    payload = body(media_url=None, media=[{"url": "https://cdn.example.com/v.mp4", "type": "video", "alt_text": "x"}])
+    assert schedule(client, payload).json["fields"] == {
+        "media.0.alt_text": ["Teks alternatif (alt text) hanya untuk gambar."]
+    }
+    english = schedule(client, payload, **{"Accept-Language": "en"}).json["fields"]
+    assert english == {"media.0.alt_text": ["Alt text is only for images."]}

@@ -204,11 +204,27 @@ def _connected_story(db_session, conn):
         db_session,
         conn,
         status="published",
-        fb_status="published",
-        ig_status="published",
-        fb_post_id=f"{conn.facebook_page_id}_555000111",
-        ig_container_id="17900000000000111",
-        ig_media_id="17950000000000222",
+        media_url="https://cdn.example.com/1.jpg",
+        media=[
+            {"url": "https://cdn.example.com/1.jpg", "type": "image"},
+            {"url": "https://cdn.example.com/2.jpg", "type": "image"},
+        ],
+        first_comment="#batik",
+        facebook={
+            "status": "published",
+            "remote_id": f"{conn.facebook_page_id}_555000111",
+            "steps": {"photos": [{"id": "555000901"}, {"id": "555000902"}]},
+            "comment_status": "published",
+            "comment_id": f"{conn.facebook_page_id}_555000111_7001",
+        },
+        instagram={
+            "status": "published",
+            "container_id": "17900000000000111",
+            "remote_id": "17950000000000222",
+            "children": [{"container_id": "17900000000000301"}, {"container_id": "17900000000000302"}],
+            "comment_status": "published",
+            "comment_id": "17860000000000444",
+        },
     )
     record_event(
         db_session,
@@ -219,12 +235,22 @@ def _connected_story(db_session, conn):
             "job_id": post.id,
             "outcome": "published",
             "targets": {"facebook": "published", "instagram": "published"},
-            "facebook_post_id": post.fb_post_id,
-            "instagram_media_id": post.ig_media_id,
+            "facebook_post_id": post.target("facebook").remote_id,
+            "instagram_media_id": post.target("instagram").remote_id,
         },
     )
     db_session.commit()
     return post
+
+
+def meta_ids(post: ScheduledPost) -> list:
+    """Every id Meta gave for the post's targets: remote ids, containers, children, steps, comments."""
+    found: list = []
+    for row in post.target_rows:
+        found += [row.remote_id, row.container_id, row.comment_id]
+        found += [child["container_id"] for child in row.children or []]
+        found += [photo["id"] for photo in (row.steps or {}).get("photos", [])]
+    return [value for value in found if value]
 
 
 def _selection(meta_user_id: str) -> PendingSelection:
@@ -243,11 +269,12 @@ def test_data_deletion_erases_meta_data_everywhere_and_rows_can_still_be_found(a
     now = int(time.time())  # requests issued at distinct seconds, none before the connection
     mine = make_connection(db_session, "user-1")
     post = _connected_story(db_session, mine)
-    remote_ids = (post.fb_post_id, post.ig_container_id, post.ig_media_id)
+    remote_ids = meta_ids(post)
+    assert len(remote_ids) == 9  # post, comment, container, two children, two photo uploads, media, comment
     queued = make_post(db_session, mine, publish_in=3600)
     other = make_connection(db_session, "user-2", meta_user_id=OTHER_META_USER, page_id="104000000000777")
     other_post = _connected_story(db_session, other)
-    other_post_id = other_post.fb_post_id
+    other_ids = meta_ids(other_post)
     store = SelectionStore(redis_client, cipher(), APP_SECRET)
     store.save("user-1", _selection(META_USER))
     store.save("user-3", _selection(META_USER))  # started connecting, never chose a Page
@@ -269,7 +296,10 @@ def test_data_deletion_erases_meta_data_everywhere_and_rows_can_still_be_found(a
     ) == (None, None, None, None, None)
     assert erased.meta_user_hash and META_USER not in erased.meta_user_hash
     erased_post = db_session.get(ScheduledPost, post.id)
-    assert (erased_post.fb_post_id, erased_post.ig_container_id, erased_post.ig_media_id) == (None, None, None)
+    for row in erased_post.target_rows:
+        assert (row.remote_id, row.container_id, row.children, row.steps, row.comment_id) == (None,) * 5
+        assert row.status == "published" and row.comment_status == "published"  # what happened stays
+    assert erased_post.first_comment == "#batik" and len(erased_post.media) == 2  # the seller's own content
     assert db_session.get(ScheduledPost, queued.id).status == "cancelled"
     details = json.dumps(
         [e.detail for e in db_session.scalars(select(AuditEvent).where(AuditEvent.connection_id == mine.id))]
@@ -287,7 +317,7 @@ def test_data_deletion_erases_meta_data_everywhere_and_rows_can_still_be_found(a
     # Another Meta user's data is untouched.
     untouched = db_session.get(SocialConnection, other.id)
     assert untouched.status == "connected" and untouched.facebook_page_id == "104000000000777"
-    assert db_session.get(ScheduledPost, other_post.id).fb_post_id == other_post_id
+    assert meta_ids(db_session.get(ScheduledPost, other_post.id)) == other_ids
 
     # A later request for the same person still finds the erased row.
     later = anon_client.post(CALLBACKS[1], data={"signed_request": issued(2, now=now)})

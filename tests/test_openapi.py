@@ -185,3 +185,40 @@ def test_a_created_post_links_to_reading_and_cancelling_it(anon_client):
     links = spec["paths"]["/api/meta/schedule"]["post"]["responses"]["200"]["links"]
     assert {link["operationId"] for link in links.values()} == {"getPost", "cancelPost"}
     assert all(link["operationId"] in operation_ids for link in links.values())
+
+
+def test_the_content_v2_body_fields_carry_their_real_bounds(anon_client):
+    components = anon_client.get("/api/meta/openapi.json").json["components"]["schemas"]
+    body = components["ScheduleBody"]["properties"]
+    assert body["format"]["enum"] == ["post", "reel", "story"] and body["format"]["default"] == "post"
+    assert (body["media"]["minItems"], body["media"]["maxItems"]) == (1, 10)
+    assert body["media"]["items"] == {"$ref": "#/components/schemas/MediaItemBody"}
+    assert (body["first_comment"]["minLength"], body["first_comment"]["maxLength"]) == (1, 2200)
+    assert body["cover_url"]["format"] == "uri" and body["cover_url"]["maxLength"] == 2048
+    item = components["MediaItemBody"]
+    assert set(item["required"]) == {"url", "type"} and item["additionalProperties"] is False
+    assert item["properties"]["url"]["maxLength"] == 2048 and item["properties"]["url"]["format"] == "uri"
+    assert item["properties"]["type"]["enum"] == ["image", "video"]
+    assert item["properties"]["alt_text"]["maxLength"] == 1000 and item["properties"]["alt_text"]["nullable"]
+
+
+def test_a_content_v2_post_fits_the_documented_post_schema(client, anon_client, db_session):
+    spec = anon_client.get("/api/meta/openapi.json").json
+    make_connection(db_session)
+    media = [
+        {"url": "https://cdn.example.com/1.jpg", "type": "image", "alt_text": "Batik"},
+        {"url": "https://cdn.example.com/2.mp4", "type": "video"},
+    ]
+    created = client.post(
+        "/api/meta/schedule",
+        json=schedule_body(media_url=None, media=media, targets=["instagram"], first_comment="#batik"),
+        headers=same_origin(),
+    )
+    assert fits(spec, "/api/meta/schedule", "post", created)
+    one = client.get(f"/api/meta/schedule/{created.json['job_id']}")
+    assert fits(spec, "/api/meta/schedule/{job_id}", "get", one)
+    assert one.json["targets"]["instagram"]["comment"] == {"status": "pending", "comment_id": None, "error_code": None}
+    documented = spec["components"]["schemas"]
+    assert set(one.json) == set(documented["PostOut"]["properties"])
+    assert set(one.json["targets"]) == set(documented["TargetsOut"]["properties"]) == {"facebook", "instagram"}
+    assert set(one.json["targets"]["instagram"]) == set(documented["InstagramTargetOut"]["properties"])

@@ -284,10 +284,17 @@ def test_reading_a_post(client, conn, db_session):
         "attempts",
         "error_code",
         "error_message",
+        "format",
+        "media",
+        "first_comment",
+        "cover_url",
     }
+    assert post["media_url"] == IMAGE and post["media"] == [{"url": IMAGE, "type": "image", "alt_text": None}]
+    assert (post["format"], post["first_comment"], post["cover_url"]) == ("post", None, None)
+    pending = {"status": "pending", "error_code": None, "error_message": None, "published_at": None, "comment": None}
     assert post["targets"] == {
-        "facebook": {"status": "pending", "post_id": None, "error_code": None},
-        "instagram": {"status": "pending", "media_id": None, "error_code": None},
+        "facebook": {**pending, "post_id": None},
+        "instagram": {**pending, "media_id": None},
     }
 
 

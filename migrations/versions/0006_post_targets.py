@@ -128,6 +128,8 @@ def upgrade() -> None:
             bind.execute(post_targets.insert().values(post_id=row["id"], target=target, **values))
 
     with op.batch_alter_table("scheduled_posts", schema=None) as batch_op:
+        # Every post has its media list now (empty for a text post), as the model says.
+        batch_op.alter_column("media", existing_type=JSON, nullable=False)
         for columns in MOVED.values():
             for name in columns:
                 batch_op.drop_column(name)
