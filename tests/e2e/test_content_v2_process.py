@@ -106,7 +106,7 @@ def test_a_carousel_an_album_a_reel_and_a_story_are_each_published_once_with_the
         assert our_comments(item) == [COMMENT]
     body = posts[carousel]
     assert body["format"] == "post" and len(body["media"]) == 4
-    assert body["targets"]["instagram"]["media_id"] == ig_carousel["id"]
+    assert body["targets"]["instagram"]["media_id"] == ig_carousel["media_id"]
     assert body["targets"]["instagram"]["comment"]["status"] == "published"
     assert body["targets"]["facebook"]["status"] == "skipped"
     assert posts[story]["targets"]["instagram"]["comment"] is None
@@ -155,7 +155,11 @@ def test_media_the_pre_check_rejects_is_refused_before_anything_is_stored(
     missing = seller.api(
         "POST",
         "/api/meta/schedule",
-        json={"publish_at": publish_at, "caption": "Hilang", "media": [{"url": sample(system, "nope.jpg")}]},
+        json={
+            "publish_at": publish_at,
+            "caption": "Hilang",
+            "media": [{"url": sample(system, "nope.jpg"), "type": "image"}],
+        },
     )
     assert missing.status_code == 422 and missing.json()["error_code"] == "media_unreachable"
     assert "media.0.url" in missing.json()["fields"]
@@ -190,6 +194,6 @@ def test_lost_answers_on_a_child_container_media_publish_and_comments_publish_ev
     assert our_comments(ig) == [COMMENT] and our_comments(fb) == [COMMENT]
     for target, remote_key, item in (("instagram", "media_id", ig), ("facebook", "post_id", fb)):
         shown = post["targets"][target]
-        assert shown["status"] == "published" and shown[remote_key] == (item.get("id") or item.get("post_id"))
+        assert shown["status"] == "published" and shown[remote_key] == item[remote_key]
         assert shown["comment"]["status"] == "published"
         assert shown["comment"]["comment_id"] == next(c["comment_id"] for c in item["comments"] if c["ours"])
