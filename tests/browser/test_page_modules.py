@@ -12,7 +12,7 @@ from pathlib import Path
 
 from playwright.sync_api import ConsoleMessage, Page, expect
 
-from tests.browser.test_social_connect_page import connect_one_page, needs_content_v2_api, open_social_connect
+from tests.browser.test_social_connect_page import connect_one_page, open_social_connect
 
 MODULE_DIR = Path(__file__).resolve().parents[2] / "connect_service" / "static" / "js"
 SCHEDULE_PATH = "/api/meta/schedule"
@@ -84,7 +84,6 @@ def test_the_page_runs_as_es_modules_under_its_csp(live, page):
     assert problems == []
 
 
-@needs_content_v2_api
 def test_a_server_validation_error_is_shown_next_to_its_field_as_the_server_wrote_it(live, page):
     problems = watch_console(page, refusals_expected=True)
     open_social_connect(page, live)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
 import requests
 from playwright.sync_api import Page, expect
 
@@ -22,20 +21,6 @@ FACEBOOK_URL = "https://www.facebook.com/"
 
 
 # ---------- helpers ----------
-
-
-def api_takes_content_v2() -> bool:
-    """Whether ``POST /api/meta/schedule`` here takes DESIGN §13.2's body (the page always sends ``format``)."""
-    from shared.post_schema import ScheduleBody
-
-    return {"format", "media", "first_comment", "cover_url"} <= set(ScheduleBody().fields)
-
-
-# The page sends the §13.2 body; the tests that post it to the real API wait for the API to take it
-# (built in parallel). Once merged, this is always true and can go.
-needs_content_v2_api = pytest.mark.skipif(
-    not api_takes_content_v2(), reason="POST /api/meta/schedule does not take format/media yet (DESIGN §13.2)"
-)
 
 
 def sandbox_state(stack) -> dict:
@@ -271,7 +256,6 @@ SET_PUBLISH_AT_IN_3S = """() => {
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
-@needs_content_v2_api
 def test_scheduled_post_is_queued_then_published_on_both(live, page):
     open_social_connect(page, live)
     connect_one_page(page, live)
@@ -351,7 +335,6 @@ def schedule_in_3s(page: Page, caption: str):
     return page.locator("#posts [data-job-id]").filter(has_text=caption)
 
 
-@needs_content_v2_api
 def test_what_only_facebook_can_fix_is_shown_with_a_link_to_facebook(live, page):
     open_social_connect(page, live)
     connect_one_page(page, live)
@@ -386,7 +369,6 @@ def test_what_only_facebook_can_fix_is_shown_with_a_link_to_facebook(live, page)
     assert [p["caption"] for p in published["instagram"]] == ["Promo kilat"] and published["facebook"] == []
 
 
-@needs_content_v2_api
 def test_a_queued_post_can_be_cancelled(live, page):
     open_social_connect(page, live)
     connect_one_page(page, live)
