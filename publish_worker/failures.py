@@ -62,6 +62,15 @@ def classify(exc: Exception) -> Failure:
     )
 
 
+def request_lifetime(settings: Settings) -> timedelta:
+    """How long a request we sent may still be carried out by Meta after it left (both times are our clock's).
+
+    An ambiguous request (its answer lost) is looked for only once this is over: before, Meta may
+    still be doing it, so not finding it proves nothing and sending again could publish twice.
+    """
+    return timedelta(seconds=settings.graph_connect_timeout + settings.graph_read_timeout + 2)
+
+
 def backoff_delay(tries: int, base_seconds: float, *, rng: random.Random | None = None) -> timedelta:
     """Exponential backoff with jitter: about base, 2×base, 4×base… (±50%)."""
     nominal = base_seconds * (2 ** max(0, tries - 1))

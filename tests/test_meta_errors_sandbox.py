@@ -18,12 +18,12 @@ from publish_worker.context import install_context, worker_services
 from publish_worker.jobs import publish_post
 from shared.db import utcnow
 from shared.graph import appsecret_proof
-from shared.models import PostTarget, SocialConnection
+from shared.models import SocialConnection
 from shared.settings import DEFAULT_SCOPES
 from shared.tokens import store_tokens
 from tests.conftest import same_origin, session_jwt
 from tests.factories import cipher, make_connection, make_post
-from tests.worker_fixtures import FAST, queued_jobs, reload, run_next_continuation, scheduled_jobs
+from tests.worker_fixtures import FAST, queued_jobs, reload, run_next_continuation, scheduled_jobs, skip_the_wait
 
 APP_ID = "sandbox-errors-app"
 APP_SECRET = "sandbox-errors-secret-0123456789"
@@ -144,10 +144,8 @@ def conn(db_session, meta):
 
 
 def due_now(ctx, post_id: str) -> None:
-    """Skip the backoff: the continuation's time has come."""
-    with ctx.session() as session:
-        session.execute(update(PostTarget).where(PostTarget.post_id == post_id).values(not_before=utcnow()))
-        session.commit()
+    """Skip the wait: the continuation's time has come (and a lost request's lifetime is over)."""
+    skip_the_wait(ctx, post_id)
 
 
 def run_to_the_end(ctx, post_id: str, max_runs: int = 10) -> str:

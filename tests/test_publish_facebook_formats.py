@@ -15,10 +15,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 import requests_mock
-from sqlalchemy import update
 
 from meta_sandbox import serve_in_thread
 from publish_worker.context import install_context, worker_services
+from publish_worker.failures import request_lifetime
 from publish_worker.jobs import publish_post
 from shared.db import utcnow
 from shared.models import PostTarget
@@ -31,7 +31,15 @@ from tests.test_meta_errors_sandbox import APP_ID, Sandbox
 from tests.test_meta_errors_sandbox import APP_SECRET as APP_SECRET_SB
 from tests.test_meta_errors_sandbox import IG as SB_IG
 from tests.test_meta_errors_sandbox import PAGE as SB_PAGE
-from tests.worker_fixtures import FAST, queued_jobs, reload, run_next_continuation, scheduled_jobs
+from tests.worker_fixtures import (
+    FAST,
+    queued_jobs,
+    reload,
+    run_next_continuation,
+    scheduled_jobs,
+    set_target,
+    skip_the_wait,
+)
 
 CAPTION = "Batik biru baru #batik"
 COMMENT = "#promo ongkir gratis"
@@ -98,10 +106,8 @@ def target(db_session, post_id: str) -> PostTarget:
 
 
 def due_now(ctx, post_id: str) -> None:
-    """Skip the wait: the continuation's time has come."""
-    with ctx.session() as session:
-        session.execute(update(PostTarget).where(PostTarget.post_id == post_id).values(not_before=utcnow()))
-        session.commit()
+    """Skip the wait: the continuation's time has come (and a lost request's lifetime is over)."""
+    skip_the_wait(ctx, post_id)
 
 
 def run_again(ctx, post_id: str) -> str:
@@ -418,6 +424,63 @@ def test_when_the_check_cannot_tell_the_target_is_unconfirmed_and_not_sent_again
     sends = fb.calls(send, upload_phase="finish") if kind == "reel" else fb.calls(send)
     assert len(sends) == 1
     assert "belum bisa dipastikan" in reload(db_session, post.id).error_message
+
+
+def lifetime(ctx) -> timedelta:
+    return request_lifetime(ctx.settings)
+
+
+def comes_early(ctx, post_id: str) -> str:
+    """The post's continuation runs before its time (its own job, or one due for another target)."""
+    set_target(ctx, post_id, "facebook", not_before=utcnow())
+    return run_next_continuation(ctx.redis)
+
+
+@pytest.mark.parametrize(
+    "kind, send, before",
+    [
+        ("album", "feed", ()),
+        ("video", "videos", ()),
+        ("reel", "video_reels", (PASS,)),
+        ("photo_story", "photo_stories", ()),
+        ("video_story", "video_stories", (PASS,)),
+    ],
+)
+def test_a_lost_answer_is_looked_for_only_once_meta_cannot_still_be_at_it(
+    ctx, fb, conn, db_session, kind, send, before
+):
+    # A slow Meta: the read timeout gives up on the answer while Meta is still making the post.
+    fb.queue(send, *before, {**TIMEOUT, "carried_out_later": True})
+    post = fb_post(db_session, conn, kind)
+    assert publish_post(post.id) == "continuing"
+    row = target(db_session, post.id)
+    assert row.not_before >= row.sent_at + lifetime(ctx)
+    calls = fb.m.call_count
+    # Looking now would find nothing and send it again: the same run's continuation waits too.
+    assert run_next_continuation(ctx.redis) == "continuing"
+    assert comes_early(ctx, post.id) == "continuing"
+    assert fb.m.call_count == calls and fb.posts == []
+    fb.meta_finishes()
+    assert run_again(ctx, post.id) == "published"
+    sends = fb.calls(send, upload_phase="finish") if before else fb.calls(send)
+    [made] = fb.posts
+    assert len(sends) == 1
+    assert target(db_session, post.id).remote_id in (made.id, made.video_id)
+
+
+def test_a_lost_comment_answer_is_looked_for_only_once_meta_cannot_still_be_at_it(ctx, fb, conn, db_session):
+    fb.queue("comment", {**TIMEOUT, "carried_out_later": True})
+    post = fb_post(db_session, conn, "album", first_comment=COMMENT)
+    assert publish_post(post.id) == "continuing"
+    row = target(db_session, post.id)
+    assert row.status == "published" and row.not_before >= row.comment_sent_at + lifetime(ctx)
+    assert run_next_continuation(ctx.redis) == "continuing"
+    assert comes_early(ctx, post.id) == "continuing"
+    assert fb.calls("comments") == [] and len(fb.calls("comment")) == 1
+    fb.meta_finishes()
+    assert run_again(ctx, post.id) == "published"
+    [comment] = fb.posts[0].comments
+    assert len(fb.calls("comment")) == 1 and target(db_session, post.id).comment_id == comment["id"]
 
 
 def test_a_takeover_right_after_a_finish_waits_before_looking(ctx, fb, conn, db_session):

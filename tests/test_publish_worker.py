@@ -18,7 +18,14 @@ from shared.queue import PublishJob, enqueue_publish, make_queue
 from tests.factories import PAGE_TOKEN, make_connection, make_post
 from tests.meta_mock import assert_every_token_call_has_proof
 from tests.publish_mock import feed_item, graph_error
-from tests.worker_fixtures import queued_jobs, reload, run_next_continuation, scheduled_jobs, set_target
+from tests.worker_fixtures import (
+    queued_jobs,
+    reload,
+    run_next_continuation,
+    scheduled_jobs,
+    set_target,
+    skip_the_wait,
+)
 
 
 @pytest.fixture
@@ -219,7 +226,7 @@ def test_transient_failures_are_retried_and_ambiguous_ones_checked_first(
     fb = held.target("facebook")
     assert (fb.sent_at is not None) is ambiguous
     assert fb.tries == 1 and fb.error_code in ("meta_unavailable", "rate_limited")
-    set_target(worker_ctx, post.id, "facebook", not_before=utcnow())
+    skip_the_wait(worker_ctx, post.id)
     assert run_next_continuation(worker_ctx.redis) == "published"
     assert len(graph.calls("published_posts")) == (1 if ambiguous else 0)
     assert graph.calls("feed_get") == []
@@ -231,7 +238,7 @@ def test_an_ambiguous_send_that_did_reach_meta_is_found_not_repeated(worker_ctx,
     graph.feed.append(feed_item("104000000000001_555", "Promo minggu ini #diskon"))  # it went through
     post = make_post(db_session, conn, targets=["facebook"])
     assert publish_post(post.id) == "continuing"
-    set_target(worker_ctx, post.id, "facebook", not_before=utcnow())
+    skip_the_wait(worker_ctx, post.id)
     assert run_next_continuation(worker_ctx.redis) == "published"
     assert len(graph.calls("photos")) == 1
     assert reload(db_session, post.id).target("facebook").remote_id == "104000000000001_555"
@@ -269,7 +276,7 @@ def test_a_takeover_right_after_a_send_waits_for_that_request_before_looking(wor
     assert held.target("facebook").not_before >= sent + timedelta(seconds=lifetime)
     # Meta carried the old request out in the meantime; the continuation finds it and sends nothing.
     graph.feed.append(feed_item("104000000000001_43", post.caption))
-    set_target(worker_ctx, post.id, "facebook", not_before=utcnow())
+    skip_the_wait(worker_ctx, post.id)
     assert run_next_continuation(worker_ctx.redis) == "published"
     assert graph.calls("photos") == []
     assert reload(db_session, post.id).target("facebook").remote_id == "104000000000001_43"
@@ -386,8 +393,8 @@ def test_a_published_container_is_never_published_again(worker_ctx, graph, conn,
         targets=["instagram"],
         instagram={
             "container_id": "container-7",
-            "container_at": utcnow() - timedelta(seconds=5),
-            "sent_at": utcnow() - timedelta(seconds=3),
+            "container_at": utcnow() - timedelta(seconds=60),
+            "sent_at": utcnow() - timedelta(seconds=30),
         },
     )
     # Meta's answer to media_publish was lost; the account's media list shows what it made.
@@ -595,7 +602,7 @@ def test_a_visitor_post_with_the_same_caption_is_not_taken_for_ours(worker_ctx, 
     graph.visitor_posts.append(feed_item("104000000000001_777", "Promo minggu ini #diskon"))
     post = make_post(db_session, conn, targets=["facebook"])
     assert publish_post(post.id) == "continuing"
-    set_target(worker_ctx, post.id, "facebook", not_before=utcnow())
+    skip_the_wait(worker_ctx, post.id)
     assert run_next_continuation(worker_ctx.redis) == "published"
     post = reload(db_session, post.id)
     assert post.target("facebook").remote_id == "104000000000001_1"  # ours, sent again; not the visitor's

@@ -43,7 +43,6 @@ class Run(Protocol):
     graph: GraphClient
     settings: Settings
     token: str | None
-    fresh_take: bool
     connection_failure: Failure | None
     quota_defer_limit: timedelta
 
@@ -136,7 +135,11 @@ class TargetPublisher:
         else:
             retry = failure.decision != NO_RETRY and tries < self.settings.retry_max_tries
         if retry:
-            values["not_before"] = utcnow() + retry_delay(failure, tries, self.settings)
+            not_before = utcnow() + retry_delay(failure, tries, self.settings)
+            sent_at = values.get("sent_at", self.row.sent_at)
+            if failure.ambiguous and sent_at is not None:
+                not_before = max(not_before, self.checkable_at(sent_at))
+            values["not_before"] = not_before
         else:
             values["status"] = UNCONFIRMED if failure.ambiguous else FAILED
             values.setdefault("error_message", message_for(failure.error_code))
@@ -165,6 +168,28 @@ class TargetPublisher:
                 comment_error_code=error_code,
             )
 
+    # -- an ambiguous request: looked for only once Meta can no longer be carrying it out --
+
+    def checkable_at(self, sent_at: datetime) -> datetime:
+        """When the result of a request sent at ``sent_at`` (its answer lost) may be looked for.
+
+        Meta may still carry a request out after our read timeout gave up on its answer, until
+        the request's lifetime is over; looking earlier can find nothing and send it a second
+        time. Past the due tolerance too, so a run a little early does not look either.
+        """
+        return sent_at + self.run.request_lifetime() + timedelta(seconds=DUE_TOLERANCE_SECONDS)
+
+    def in_flight(self, sent_at: datetime) -> bool:
+        """An ambiguous request sent at ``sent_at`` may still be carried out: wait (recorded), look later.
+
+        Whatever brought the run here — its own continuation, a take-over of a run that died
+        mid-request, a continuation due for another target — nothing is looked for yet.
+        """
+        if utcnow() < sent_at + self.run.request_lifetime():
+            self.save(not_before=self.checkable_at(sent_at))
+            return True
+        return False
+
     # -- publishing: each target's own --
 
     def publish(self) -> None:
@@ -188,11 +213,7 @@ class TargetPublisher:
             self.save(comment_status=FAILED, comment_error_code="internal_error")
             return
         if self.row.comment_sent_at is not None:
-            settled_at = self.row.comment_sent_at + self.run.request_lifetime()
-            if self.run.fresh_take and utcnow() < settled_at:
-                # Taken over from a run that died mid-request: Meta may still carry that
-                # request out until its timeout runs out, so look for the comment after that.
-                self.save(not_before=settled_at)
+            if self.in_flight(self.row.comment_sent_at):
                 return
             try:
                 found = self.find_comment(object_id, message)
@@ -218,7 +239,10 @@ class TargetPublisher:
         if failure.error_code in CONNECTION_CODES:
             self.run.connection_failure = failure
         if failure.decision != NO_RETRY and failure.decision != DEFER and tries < self.settings.retry_max_tries:
-            values["not_before"] = utcnow() + retry_delay(failure, tries, self.settings)
+            not_before = utcnow() + retry_delay(failure, tries, self.settings)
+            if failure.ambiguous and self.row.comment_sent_at is not None:
+                not_before = max(not_before, self.checkable_at(self.row.comment_sent_at))
+            values["not_before"] = not_before
         else:
             values["comment_status"] = UNCONFIRMED if failure.ambiguous else FAILED
         self.save(**values)

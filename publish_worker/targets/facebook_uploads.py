@@ -71,17 +71,14 @@ class FacebookUploads(TargetPublisher):
     ) -> None:
         """The request that makes the target live, behind its ``sent_at`` marker.
 
-        A marker found without a result means the last attempt is ambiguous: ``check`` says
+        A marker found without a result means the last attempt is ambiguous: once that request's
+        lifetime is over (never before: Meta may still be carrying it out), ``check`` says
         whether it went through (its remote id), None when it surely did not, or raises
         :class:`CheckFailed` when it cannot tell (then the target is ``unconfirmed``).
         """
         row = self.row
         if row.sent_at is not None:
-            settled_at = row.sent_at + self.run.request_lifetime()
-            if self.run.fresh_take and utcnow() < settled_at:
-                # Taken over from a run that died mid-request: that request may still be carried
-                # out by Meta until its own timeout runs out, so look only after that.
-                self.save(not_before=settled_at)
+            if self.in_flight(row.sent_at):
                 return
             try:
                 found = check()

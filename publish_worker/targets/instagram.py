@@ -9,7 +9,9 @@ children one by one in ``row.children`` (so a retry never makes a finished child
 again), then the container, then the ``sent_at`` marker of ``media_publish``. Containers
 are waited for without holding a worker: ``not_before`` is set and the run continues
 later, up to ``IG_CONTAINER_TIMEOUT_SECONDS``. A container whose status is
-``PUBLISHED`` is never published again.
+``PUBLISHED`` is never published again; after a lost ``media_publish`` answer the
+container is read only once that request's lifetime is over (until then Meta may be
+publishing it while it still reads ``FINISHED``).
 """
 
 from __future__ import annotations
@@ -84,6 +86,10 @@ class InstagramPublisher(TargetPublisher):
         except Refused as exc:
             # Validation lets no such post through; one stored before a rule changed fails plainly.
             self.save(status=FAILED, error_code="validation_error", error_message=exc.message)
+            return
+        if row.sent_at is not None and self.in_flight(row.sent_at):
+            # media_publish's answer was lost and Meta may still be publishing: the container can
+            # read FINISHED meanwhile, so it is neither read nor published again until that is over.
             return
         if not row.container_id:
             if not any(child.get("id") for child in row.children or []) and not self.quota_left():
