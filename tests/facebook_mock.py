@@ -69,6 +69,7 @@ class FacebookMock:
             "feed": ("POST", f"{BASE}/{PAGE_ID}/feed", self._feed),
             "published_posts": ("GET", f"{BASE}/{PAGE_ID}/published_posts", self._published_posts),
             "videos": ("POST", f"{VIDEO_URL}/v25.0/{PAGE_ID}/videos", self._videos),
+            "video_list": ("GET", f"{BASE}/{PAGE_ID}/videos", self._video_list),
             "video_reels": ("POST", f"{BASE}/{PAGE_ID}/video_reels", self._phase("reel")),
             "video_stories": ("POST", f"{BASE}/{PAGE_ID}/video_stories", self._phase("video_story")),
             "photo_stories": ("POST", f"{BASE}/{PAGE_ID}/photo_stories", self._photo_story),
@@ -182,6 +183,11 @@ class FacebookMock:
         self.videos[video.id] = video
         return {"id": video.id}
 
+    def _video_list(self, request, context):
+        """The Page's published videos and reels by video id (not the post's id), recent first."""
+        videos = [p for p in reversed(self.posts) if p.video_id and p.kind in ("video", "reel")]
+        return {"data": [{"id": p.video_id, "description": p.message, "created_time": p.created_time} for p in videos]}
+
     def _phase(self, kind: str):
         def handler(request, context):
             form = _form(request)
@@ -293,6 +299,8 @@ def _route_name(request) -> str | None:
     if "/" not in tail:
         return "node"
     edge = tail.split("/", 1)[1]
+    if edge == "videos" and method == "GET":
+        return "video_list"
     return {"feed": "feed"}.get(edge, edge)
 
 

@@ -350,14 +350,47 @@ def test_an_ambiguous_album_without_a_caption_is_still_recognised(ctx, fb, conn,
 
 
 @pytest.mark.parametrize("went_through", [True, False])
-def test_an_ambiguous_video_is_looked_for_among_the_pages_posts(ctx, fb, conn, db_session, went_through):
+def test_an_ambiguous_video_is_looked_for_among_the_pages_videos(ctx, fb, conn, db_session, went_through):
     fb.queue("videos", {**SERVER_ERROR, "carried_out": went_through})
     post = fb_post(db_session, conn, "video")
     assert run_to_the_end(ctx, post.id) == "published"
-    assert len(fb.calls("published_posts")) == 1
+    [check] = fb.calls("video_list")
+    query = parse_qs(urlsplit(check.url).query)
+    assert query["fields"] == ["id,description,created_time"] and "since" in query
+    assert fb.calls("published_posts") == []
     assert len(fb.calls("videos")) == (1 if went_through else 2)
     [video_post] = fb.posts
-    assert target(db_session, post.id).remote_id in (video_post.id, video_post.video_id)
+    # Found or sent again, the video is recorded by its video id, as a video sent at once is.
+    assert target(db_session, post.id).remote_id == video_post.video_id
+
+
+def test_an_ambiguous_video_is_not_matched_to_an_earlier_video_with_the_same_caption(ctx, fb, conn, db_session):
+    # Two product videos with the seller's template caption, for the same slot. A is published
+    # and recorded by its video id; B's upload times out before Meta did anything.
+    a = fb_post(db_session, conn, "video")
+    assert publish_post(a.id) == "published"
+    fb.queue("videos", TIMEOUT)
+    b = fb_post(db_session, conn, "video", first_comment=COMMENT)
+    assert run_to_the_end(ctx, b.id) == "published"
+    row_a, row_b = target(db_session, a.id), target(db_session, b.id)
+    # A's video is listed by the id A recorded: it is A's, so B was sent again and is its own post.
+    assert len(fb.calls("videos")) == 3 and len(fb.posts) == 2
+    assert fb.post_of(row_b.remote_id) is not fb.post_of(row_a.remote_id)
+    assert fb.post_of(row_b.remote_id).comments[0]["id"] == row_b.comment_id
+    assert fb.post_of(row_a.remote_id).comments == []
+
+
+def test_a_reel_with_the_same_caption_is_not_taken_for_a_lost_photo(ctx, fb, conn, db_session):
+    # The reel is recorded by its video id; the Page's posts list it by its post id.
+    reel = fb_post(db_session, conn, "reel")
+    assert publish_post(reel.id) == "published"
+    fb.queue("photos", TIMEOUT)  # the photo never reached Meta
+    photo = make_post(db_session, conn, targets=["facebook"], caption=CAPTION, media_url=IMAGES[0])
+    # The reel's post is the only match, but it may be the reel's: nothing is recorded or sent on a guess.
+    assert run_to_the_end(ctx, photo.id) == "unconfirmed"
+    row = target(db_session, photo.id)
+    assert (row.status, row.remote_id) == ("unconfirmed", None)
+    assert len(fb.calls("photos")) == 1 and len(fb.calls("published_posts")) == 1
 
 
 @pytest.mark.parametrize("kind, edge", [("reel", "video_reels"), ("video_story", "video_stories")])
@@ -405,7 +438,7 @@ def test_an_ambiguous_photo_story_reads_the_photos_story(ctx, fb, conn, db_sessi
     "kind, send, check",
     [
         ("album", "feed", "published_posts"),
-        ("video", "videos", "published_posts"),
+        ("video", "videos", "video_list"),
         ("reel", "video_reels", "node"),
         ("photo_story", "photo_stories", "node"),
     ],
@@ -758,6 +791,17 @@ def test_sandbox_a_video_story_resumes_after_a_failed_upload(sb_ctx, meta, sb_co
         2,
         1,
     )
+
+
+def test_sandbox_an_ambiguous_video_is_found_among_the_pages_videos(sb_ctx, meta, sb_conn, db_session):
+    after_processing(meta, "videos")
+    post = fb_post(db_session, sb_conn, "video", first_comment=COMMENT)
+    assert run_to_the_end(sb_ctx, post.id) == "published"
+    video = published_once(meta, "video")
+    row = target(db_session, post.id)
+    assert (row.remote_id, row.comment_status) == (video["video_id"], "published")
+    assert [c["message"] for c in video["comments"]] == [COMMENT]
+    assert meta.calls("videos") == 1 and meta.calls("videos_list") == 1 and meta.calls("published_posts") == 0
 
 
 def test_sandbox_a_video_on_the_video_host_and_a_photo_story(sb_ctx, meta, sb_conn, db_session):
