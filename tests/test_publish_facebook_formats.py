@@ -626,6 +626,24 @@ def test_an_ambiguous_comment_is_looked_for_among_the_pages_comments(ctx, fb, co
     assert target(db_session, post.id).comment_id == ours[0]["id"]
 
 
+@pytest.mark.parametrize("went_through", [True, False])
+def test_the_last_lost_comment_is_looked_for_before_giving_up(ctx, fb, conn, db_session, went_through):
+    fb.queue("comment", {**TIMEOUT, "carried_out": went_through})
+    last = ctx.settings.retry_max_tries
+    post = fb_post(db_session, conn, "album", first_comment=COMMENT, facebook={"comment_tries": last - 1})
+    assert publish_post(post.id) == "continuing"
+    row = target(db_session, post.id)
+    assert (row.comment_status, row.comment_tries) == ("pending", last)
+    assert run_again(ctx, post.id) == "published"
+    row = target(db_session, post.id)
+    assert len(fb.calls("comments")) == 1 and len(fb.calls("comment")) == 1
+    comments = fb.post_of(row.remote_id).comments
+    if went_through:
+        assert (row.comment_status, row.comment_id) == ("published", comments[0]["id"])
+    else:
+        assert (row.comment_status, comments) == ("failed", [])
+
+
 def test_a_comment_whose_check_cannot_be_made_is_unconfirmed_and_the_post_stays_published(ctx, fb, conn, db_session):
     fb.queue("comment", TIMEOUT)
     fb.queue("comments", SERVER_ERROR)

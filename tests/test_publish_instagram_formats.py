@@ -568,6 +568,65 @@ def test_when_the_media_id_cannot_be_told_the_comment_is_not_guessed(worker_ctx,
     assert ig.calls("comment") == [] and len(ig.calls("media_publish")) == 1
 
 
+# ---------- the retry budget: deferrals are not tries, a lost publish is looked for ----------
+
+
+def defer_five_times(ctx, ig, db_session, post):
+    """Five hours of "quota full": the first run and four hourly continuations are deferred."""
+    ig.quota_used = 100
+    assert publish_post(post.id) == "continuing"
+    for _ in range(4):
+        set_target(ctx, post.id, "instagram", not_before=utcnow())
+        assert run_next_continuation(ctx.redis) == "continuing"
+    row = reload(db_session, post.id).target("instagram")
+    assert (row.status, row.error_code, row.tries) == ("pending", "publishing_limit_reached", 0)
+    ig.quota_used = 0
+    set_target(ctx, post.id, "instagram", not_before=utcnow())
+
+
+def test_quota_deferrals_do_not_use_up_the_tries_of_later_transient_errors(worker_ctx, ig, conn, db_session):
+    post = instagram_post(db_session, conn, [image(1)])
+    defer_five_times(worker_ctx, ig, db_session, post)
+    # Once the window frees, a 5xx is the first real try, retried like any other.
+    ig.queue("media", graph_error(2, status=500, message="Service temporarily unavailable", is_transient=True))
+    assert run_next_continuation(worker_ctx.redis) == "continuing"
+    row = reload(db_session, post.id).target("instagram")
+    assert (row.status, row.error_code, row.tries) == ("pending", "meta_unavailable", 1)
+    skip_the_wait(worker_ctx, post.id)
+    assert run_next_continuation(worker_ctx.redis) == "published"
+    assert len(ig.media) == 1
+
+
+def test_an_ambiguous_publish_after_deferrals_is_checked_not_given_up(worker_ctx, ig, conn, db_session):
+    post = instagram_post(db_session, conn, [image(1)])
+    defer_five_times(worker_ctx, ig, db_session, post)
+    ig.queue("media_publish", {"exc": requests.exceptions.ReadTimeout})  # never reached Meta's publish
+    assert run_next_continuation(worker_ctx.redis) == "continuing"
+    row = reload(db_session, post.id).target("instagram")
+    assert (row.status, row.tries) == ("pending", 1) and row.sent_at is not None
+    skip_the_wait(worker_ctx, post.id)
+    assert run_next_continuation(worker_ctx.redis) == "published"
+    assert len(ig.calls("media_publish")) == 2 and len(ig.media) == 1
+
+
+@pytest.mark.parametrize("went_through", [True, False])
+def test_the_last_lost_publish_is_looked_for_before_giving_up(worker_ctx, ig, conn, db_session, went_through):
+    post = instagram_post(db_session, conn, [image(1)])
+    set_target(worker_ctx, post.id, "instagram", tries=worker_ctx.settings.retry_max_tries - 1)  # one try left
+    failure = graph_error(2, status=500, message="An unexpected error has occurred.", is_transient=True)
+    ig.queue("media_publish", {**failure, "carried_out": went_through})
+    assert publish_post(post.id) == "continuing"
+    row = reload(db_session, post.id).target("instagram")
+    assert (row.status, row.tries) == ("pending", worker_ctx.settings.retry_max_tries)
+    skip_the_wait(worker_ctx, post.id)
+    result = run_next_continuation(worker_ctx.redis)
+    row = reload(db_session, post.id).target("instagram")
+    # Found, it is published; surely not there, it failed (nothing live) and is not sent again.
+    assert (result, row.status) == (("published",) * 2 if went_through else ("failed",) * 2)
+    assert len(ig.calls("media_publish")) == 1 and len(ig.media) == (1 if went_through else 0)
+    assert row.remote_id == (ig.media[0]["id"] if went_through else None)
+
+
 # ---------- the first comment ----------
 
 

@@ -589,6 +589,40 @@ def test_a_container_meta_wants_recreated_is_replaced(worker_ctx, graph, conn, d
     assert len(graph.calls("media")) == 2
 
 
+@pytest.mark.parametrize("refusals, outcome", [(5, "published"), (6, "failed")])
+def test_making_containers_again_uses_no_try_but_is_bounded(worker_ctx, graph, conn, db_session, refusals, outcome):
+    recreate = graph_error(-1, 2207032, message="Create media fail, please re-create media")
+    graph.queue("media_publish", *[recreate] * refusals)
+    post = make_post(db_session, conn, targets=["instagram"])
+    results = [publish_post(post.id)]
+    while results[-1] == "continuing" and len(results) < 10:
+        results.append(run_next_continuation(worker_ctx.redis))  # a fresh container is made at once
+    assert results == ["continuing"] * 5 + [outcome]
+    ig = reload(db_session, post.id).target("instagram")
+    # Five fresh containers are not five tries; the sixth refusal stops making them.
+    assert (ig.status, ig.tries) == (outcome, 0 if outcome == "published" else 1)
+    assert len(graph.calls("media")) == 6 and len(graph.calls("media_publish")) == 6
+
+
+@pytest.mark.parametrize("went_through", [True, False])
+def test_the_last_lost_send_is_looked_for_before_giving_up(worker_ctx, graph, conn, db_session, went_through):
+    failure = graph_error(2, status=500, message="An unexpected error has occurred.", is_transient=True)
+    graph.queue("photos", {**failure, "carried_out": went_through})
+    last = worker_ctx.settings.retry_max_tries
+    post = make_post(db_session, conn, targets=["facebook"], facebook={"tries": last - 1})  # one try left
+    assert publish_post(post.id) == "continuing"
+    fb = reload(db_session, post.id).target("facebook")
+    assert (fb.status, fb.tries) == ("pending", last) and fb.sent_at is not None
+    skip_the_wait(worker_ctx, post.id)
+    assert run_next_continuation(worker_ctx.redis) == ("published" if went_through else "failed")
+    fb = reload(db_session, post.id).target("facebook")
+    assert len(graph.calls("published_posts")) == 1 and len(graph.calls("photos")) == 1
+    if went_through:
+        assert fb.remote_id == graph.feed[0]["id"]
+    else:  # surely not there and no try left: failed (nothing is live), never unconfirmed
+        assert (fb.status, fb.error_code, fb.sent_at) == ("failed", "meta_unavailable", None)
+
+
 def test_a_bare_429_is_throttling(worker_ctx, graph, conn, db_session):
     graph.queue("photos", {"status_code": 429, "text": "Too Many Requests"})
     post = make_post(db_session, conn, targets=["facebook"])

@@ -88,6 +88,8 @@ class FacebookUploads(TargetPublisher):
             if found:
                 self.published(found)
                 return
+            if self.out_of_tries():
+                return
         self.save_attempt(sent_at=utcnow())
         try:
             remote_id = send()

@@ -22,7 +22,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from publish_worker.failures import Failure, classify
+from publish_worker.failures import NO_RETRY, Failure, classify
 from publish_worker.targets.base import GRAPH_FAILURES, TargetPublisher
 from publish_worker.targets.instagram_media import (
     CAROUSEL,
@@ -63,14 +63,24 @@ class InstagramPublisher(TargetPublisher):
 
     # -- failures --
 
+    def uses_a_try(self, failure: Failure) -> bool:
+        # A fresh container is not a retry of the same request: its own budget bounds it (``failed``).
+        return super().uses_a_try(failure) and failure.decision != RECREATE
+
     def failed(self, failure: Failure, *, step_values: dict[str, Any] | None = None) -> None:
         values = dict(step_values or {})
         if failure.decision == RECREATE:
             # The container expired or Meta cannot use it: the next try makes a new one. For a
             # carousel Meta does not say which child is at fault, so each is looked at again.
-            values.update(NO_CONTAINER)
-            if self.row.children and "children" not in values:
-                values["children"] = recheck(self.row.children)
+            # Not a try, but not endless either: past RETRY_MAX_TRIES fresh containers it fails.
+            steps = dict(self.row.steps or {})
+            recreated = int(steps.get("recreated") or 0) + 1
+            if recreated > self.settings.retry_max_tries:
+                failure = replace(failure, decision=NO_RETRY)
+            else:
+                values.update(NO_CONTAINER, steps={**steps, "recreated": recreated})
+                if self.row.children and "children" not in values:
+                    values["children"] = recheck(self.row.children)
         super().failed(failure, step_values=values)
 
     def failed_before_anything_live(self, exc: Exception, **step_values: Any) -> None:
@@ -115,9 +125,11 @@ class InstagramPublisher(TargetPublisher):
         if status == PUBLISHED_STATUS:
             self.published(row.remote_id or self.find_media(kind))
         elif status == FINISHED:
-            self.publish_container()
+            # After a lost media_publish, FINISHED (past that request's lifetime) means it did not go through.
+            if row.sent_at is None or not self.out_of_tries():
+                self.publish_container()
         elif status == EXPIRED:
-            # Too old to publish (24 h): the next try makes a fresh container (counted, so it cannot loop).
+            # Too old to publish (24 h): the next try makes a fresh container (bounded by re-creations).
             self.failed(Failure("meta_unavailable", RECREATE, message="container expired"))
         elif status == ERROR:
             # Meta's own words (e.g. "Error: ... (2207004)") tell the seller what to fix.
