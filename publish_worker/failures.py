@@ -30,6 +30,8 @@ class Failure:
     wait_seconds: float | None = None
     message: str = ""
     min_wait_seconds: float = 0.0
+    # Tries on one Instagram container before a new one is made (0: no limit of its own).
+    recreate_after: int = 0
 
     @property
     def retryable(self) -> bool:
@@ -59,6 +61,7 @@ def classify(exc: Exception) -> Failure:
         wait_seconds=wait,
         message=exc.message,
         min_wait_seconds=rule.min_wait_seconds,
+        recreate_after=rule.recreate_after,
     )
 
 

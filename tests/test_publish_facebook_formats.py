@@ -307,6 +307,26 @@ def test_a_file_the_upload_host_cannot_fetch_fails_the_reel_as_media_invalid(ctx
     assert fb.calls("video_reels", upload_phase="finish") == []
 
 
+@pytest.mark.parametrize("kind, edge", [("reel", "video_reels"), ("video_story", "video_stories")])
+@pytest.mark.parametrize("phase", ["start", "finish"])
+def test_a_video_upload_problem_is_retried_at_start_and_fails_the_file_at_finish(
+    ctx, fb, conn, db_session, kind, edge, phase
+):
+    problem = graph_error(6000, message="There was a problem uploading your video file. Please try again.")
+    fb.queue(edge, *((problem,) if phase == "start" else (PASS, problem)))
+    post = fb_post(db_session, conn, kind)
+    if phase == "start":
+        # Meta's advice: retry several times (no file is involved yet).
+        assert run_to_the_end(ctx, post.id) == "published"
+        assert len(fb.calls(edge, upload_phase="start")) == 2 and len(fb.posts) == 1
+        assert target(db_session, post.id).tries == 1
+    else:
+        # At finish the file itself failed: the seller must fix it.
+        assert publish_post(post.id) == "failed"
+        row = target(db_session, post.id)
+        assert (row.status, row.error_code) == ("failed", "media_invalid") and fb.posts == []
+
+
 def test_a_photo_story_resumes_without_uploading_its_photo_again(ctx, fb, conn, db_session):
     fb.queue("photo_stories", THROTTLED)
     post = fb_post(db_session, conn, "photo_story")
@@ -832,6 +852,14 @@ def test_sandbox_a_video_on_the_video_host_and_a_photo_story(sb_ctx, meta, sb_co
     assert target(db_session, video.id).remote_id == items["video"]["video_id"]
     assert [c["message"] for c in items["video"]["comments"]] == [COMMENT]
     assert target(db_session, story.id).remote_id == items["photo_story"]["post_id"]
+
+
+def test_sandbox_an_upload_problem_at_start_is_retried(sb_ctx, meta, sb_conn, db_session):
+    meta.fault("video_reels_start", 6000, times=2)
+    post = fb_post(db_session, sb_conn, "reel")
+    assert run_to_the_end(sb_ctx, post.id) == "published"
+    published_once(meta, "reel")
+    assert meta.calls("video_reels_start") == 3 and meta.calls("video_reels_finish") == 1
 
 
 def test_sandbox_metas_reels_limit_defers_the_reel(sb_ctx, meta, sb_conn, db_session):

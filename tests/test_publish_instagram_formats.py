@@ -270,7 +270,11 @@ def pending_jobs(redis) -> list:
 
 
 def run_to_the_end(ctx, post_id: str, max_runs: int = 10) -> str:
-    result = publish_post(post_id)
+    return carry_on(ctx, post_id, publish_post(post_id), max_runs)
+
+
+def carry_on(ctx, post_id: str, result: str = "continuing", max_runs: int = 10) -> str:
+    """Run the post's continuations, each when its time has come, until it is done."""
     for _ in range(max_runs):
         if result != "continuing":
             return result
@@ -625,6 +629,41 @@ def test_the_last_lost_publish_is_looked_for_before_giving_up(worker_ctx, ig, co
     assert (result, row.status) == (("published",) * 2 if went_through else ("failed",) * 2)
     assert len(ig.calls("media_publish")) == 1 and len(ig.media) == (1 if went_through else 0)
     assert row.remote_id == (ig.media[0]["id"] if went_through else None)
+
+
+# ---------- Meta's advice: try again, then a new container ----------
+
+TEMPORARY = graph_error(24, 2207008, message="Temporary error publishing a container. Please try again.")
+
+
+@pytest.mark.parametrize("failures, containers", [(2, 1), (3, 2)])
+def test_a_temporary_publishing_error_is_retried_then_a_new_container_is_made(
+    worker_ctx, ig, conn, db_session, failures, containers
+):
+    ig.queue("media_publish", *[TEMPORARY] * failures)
+    post = instagram_post(db_session, conn, [image(1)])
+    before = utcnow()
+    assert publish_post(post.id) == "continuing"
+    row = reload(db_session, post.id).target("instagram")
+    assert (row.status, row.error_code) == ("pending", "meta_unavailable")
+    assert row.not_before - before >= timedelta(seconds=30)  # Meta: again within 30 s to 2 min
+    assert carry_on(worker_ctx, post.id) == "published"
+    # Tried three times in all on one container (Meta: 1-2 more times), then on a new one.
+    assert len(ig.created("media")) == containers and len(ig.calls("media_publish")) == failures + 1
+    [media] = ig.media
+    row = reload(db_session, post.id).target("instagram")
+    assert row.remote_id == media["id"] and row.tries == failures
+    assert media["container"]["id"] == row.container_id
+
+
+@pytest.mark.parametrize("subcode", [2207053, 2207006])
+def test_a_container_meta_cannot_upload_is_made_again(worker_ctx, ig, conn, db_session, subcode):
+    ig.queue("media_publish", graph_error(-1, subcode, message="An unknown error occurred. Please try again."))
+    post = instagram_post(db_session, conn, [VIDEO], fmt="reel")
+    assert run_to_the_end(worker_ctx, post.id) == "published"
+    assert len(ig.created("media_reels")) == 2 and len(ig.media) == 1
+    row = reload(db_session, post.id).target("instagram")
+    assert (row.tries, row.steps) == (0, {"recreated": 1})
 
 
 # ---------- the first comment ----------

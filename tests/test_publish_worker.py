@@ -736,6 +736,9 @@ def test_without_a_quota_total_fifty_posts_a_day_are_assumed(worker_ctx, graph, 
         (341, None, "rate_limited", "wait"),
         (-2, 2207020, "meta_unavailable", "recreate"),
         (-1, 2207032, "meta_unavailable", "recreate"),
+        (24, 2207008, "meta_unavailable", "backoff"),  # a temporary error publishing: then a new container
+        (-1, 2207053, "meta_unavailable", "recreate"),  # an unknown video upload error: a new container
+        (24, 2207006, "meta_unavailable", "recreate"),
         (4, 2207051, "account_restricted", "never"),
         (9, 2207050, "account_restricted", "never"),
         (368, None, "account_restricted", "never"),
@@ -756,4 +759,5 @@ def test_metas_error_table(code, subcode, expected, retry):
 
     failure = classify(GraphError(http_status=400, code=code, subcode=subcode, message="ignored text"))
     assert (failure.error_code, failure.decision) == (expected, retry)
-    assert failure.min_wait_seconds == (600 if code == 341 else 0)
+    assert failure.min_wait_seconds == {341: 600, 2207008: 30}.get(subcode or code, 0)
+    assert failure.recreate_after == (3 if subcode == 2207008 else 0)

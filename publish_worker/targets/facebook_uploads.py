@@ -49,6 +49,7 @@ REELS_LIMIT_MESSAGE = "Batas Facebook sudah tercapai: paling banyak 30 Reels per
 # Meta's numbers for these answers (DESIGN §13.1 keeps classification to numbers).
 REELS_LIMIT_CODE = 9
 UPLOAD_MISSING_SUBCODE = 1363130  # finish before the upload host has the file: upload again
+UPLOAD_PROBLEM_CODE = 6000  # "There was a problem uploading your video file": at start, Meta says retry
 ALREADY_PUBLISHED_CODE = 100  # "Video already published": only its title tells it apart
 
 # kind -> the Page edge of its three-phase upload
@@ -123,7 +124,12 @@ class FacebookUploads(TargetPublisher):
             try:
                 body = self.graph.post(f"/{page_id}/{edge}", token=self.token, data={"upload_phase": "start"})
             except GRAPH_FAILURES as exc:
-                self.step_failed(exc)
+                if isinstance(exc, GraphError) and exc.code == UPLOAD_PROBLEM_CODE:
+                    # No file is involved yet: Meta's advice is to retry several times (at finish,
+                    # the same code means the file itself failed: media_invalid).
+                    self.failed(Failure("meta_unavailable", BACKOFF, message=exc.message))
+                else:
+                    self.step_failed(exc)
                 return
             video_id = str(body["video_id"])
             steps = {"video_id": video_id}

@@ -69,18 +69,27 @@ class InstagramPublisher(TargetPublisher):
 
     def failed(self, failure: Failure, *, step_values: dict[str, Any] | None = None) -> None:
         values = dict(step_values or {})
+        steps = dict(self.row.steps or {})
         if failure.decision == RECREATE:
             # The container expired or Meta cannot use it: the next try makes a new one. For a
             # carousel Meta does not say which child is at fault, so each is looked at again.
             # Not a try, but not endless either: past RETRY_MAX_TRIES fresh containers it fails.
-            steps = dict(self.row.steps or {})
             recreated = int(steps.get("recreated") or 0) + 1
             if recreated > self.settings.retry_max_tries:
                 failure = replace(failure, decision=NO_RETRY)
             else:
-                values.update(NO_CONTAINER, steps={**steps, "recreated": recreated})
+                values.update(NO_CONTAINER, steps={"recreated": recreated})  # the old container's count goes
                 if self.row.children and "children" not in values:
                     values["children"] = recheck(self.row.children)
+        elif failure.recreate_after and self.row.container_id:
+            # Retried on this container a few times (Meta's advice for 2207008), then a new one is
+            # made: once the check shows the last media_publish did not go through after all.
+            failures_here = int(steps.get("failures_here") or 0) + 1
+            values["steps"] = {
+                **steps,
+                "failures_here": failures_here,
+                "new_container": failures_here >= failure.recreate_after,
+            }
         super().failed(failure, step_values=values)
 
     def failed_before_anything_live(self, exc: Exception, **step_values: Any) -> None:
@@ -125,9 +134,7 @@ class InstagramPublisher(TargetPublisher):
         if status == PUBLISHED_STATUS:
             self.published(row.remote_id or self.find_media(kind))
         elif status == FINISHED:
-            # After a lost media_publish, FINISHED (past that request's lifetime) means it did not go through.
-            if row.sent_at is None or not self.out_of_tries():
-                self.publish_container()
+            self.publish_finished()
         elif status == EXPIRED:
             # Too old to publish (24 h): the next try makes a fresh container (bounded by re-creations).
             self.failed(Failure("meta_unavailable", RECREATE, message="container expired"))
@@ -255,6 +262,16 @@ class InstagramPublisher(TargetPublisher):
             self.failed(Failure("publishing_limit_reached", DEFER))
             return False
         return True
+
+    def publish_finished(self) -> None:
+        """A ``FINISHED`` container (after a lost ``media_publish``, past that request's lifetime:
+        it did not go through) is published, unless no try is left or it is to be made anew."""
+        if self.row.sent_at is not None and self.out_of_tries():
+            return
+        if (self.row.steps or {}).get("new_container"):
+            self.failed(Failure("meta_unavailable", RECREATE, message="temporary errors publishing this container"))
+            return
+        self.publish_container()
 
     def publish_container(self) -> None:
         self.save_attempt(sent_at=utcnow())
