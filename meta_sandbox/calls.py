@@ -56,6 +56,7 @@ ENDPOINTS = (
     "ig_comment",
     "ig_comments",
     "videos",
+    "videos_list",
     "video_reels",
     *FB_PHASES[:2],
     "video_reels_list",

@@ -20,7 +20,7 @@ from .calls import get_world, run_graph
 from .checks import fetchable, publisher_page, truthy
 from .errors import GraphError, UploadError, invalid_param, missing_param, unsupported
 from .fields import parse_fields, select
-from .objects import can_see_page, comment_obj, meta_time, require_ig, require_publisher
+from .objects import can_see_page, comment_obj, meta_time, parse_time, require_ig, require_publisher
 from .routing import graph_route, paginate, version
 from .state import BAD_FILE_MARKER, Container, FbPost, FbVideo, World
 
@@ -258,10 +258,13 @@ def album_post(world: World, page_id: str, ids: list[str], message: str | None) 
 # --- Facebook: videos, reels and video stories -------------------------------
 
 
-@graph_route(bp, "/<node:page_id>/videos", methods=["POST"])
+@graph_route(bp, "/<node:page_id>/videos", methods=["GET", "POST"])
 def videos(page_id: str):
-    """The graph-video host's ``/{page-id}/videos`` (served on the sandbox's own port)."""
+    """The graph-video host's ``POST /{page-id}/videos`` (served on the sandbox's own port), and
+    the Graph host's ``GET /{page-id}/videos``: the Page's published videos."""
     world = get_world()
+    if request.method == "GET":
+        return run_graph("videos_list", lambda: _list_videos(world, page_id), subject=page_id)
     return run_graph("videos", lambda: _videos(world, page_id), subject=page_id)
 
 
@@ -369,6 +372,41 @@ def _list_reels(world: World, page_id: str) -> dict:
     return {"data": data, "paging": paging} if paging else {"data": data}
 
 
+def _list_videos(world: World, page_id: str) -> dict:
+    """The Page's published videos and reels (not stories), recent first, by video id; ``since``/``until``
+    bound ``created_time`` (Unix seconds or ISO-8601) as on ``/published_posts``."""
+    caller = authenticate(world)
+    page = world.pages.get(page_id)
+    if page is None or not can_see_page(world, caller, page):
+        raise unsupported(page_id)
+    p = params()
+    since = parse_time(p["since"]) if p.get("since") else None
+    until = parse_time(p["until"]) if p.get("until") else None
+    items = sorted(
+        (
+            v
+            for v in world.videos.values()
+            if v.page_id == page_id
+            and v.kind in ("video", "reel")
+            and v.phase == "published"
+            and (since is None or int(v.created_at) >= int(since))
+            and (until is None or int(v.created_at) <= int(until))
+        ),
+        key=lambda v: v.id,
+        reverse=True,
+    )
+    raw_fields = p.get("fields")
+    chunk, paging = paginate(
+        items,
+        lambda v: v.id,
+        path=f"/{page_id}/videos",
+        query={"access_token": caller.raw, "fields": raw_fields, "since": p.get("since"), "until": p.get("until")},
+    )
+    fields = parse_fields(raw_fields)
+    data = [select(video_obj(v), fields, ("updated_time", "description", "id"), "Video") for v in chunk]
+    return {"data": data, "paging": paging} if paging else {"data": data}
+
+
 def video_obj(v: FbVideo) -> dict:
     """A Facebook video as ``GET /{video-id}`` shows it (``status`` like Meta's)."""
     uploaded = v.phase != "started"
@@ -376,6 +414,7 @@ def video_obj(v: FbVideo) -> dict:
     return {
         "id": v.id,
         "description": v.description,
+        "created_time": meta_time(v.created_at),
         "updated_time": meta_time(v.published_at or v.created_at),
         "permalink_url": f"/reel/{v.id}" if v.kind == "reel" else f"/{v.page_id}/videos/{v.id}",
         "post_id": v.post_id,

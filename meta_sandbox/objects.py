@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 from .auth import Caller
-from .errors import app_permission, pages_permission, unsupported
+from .errors import GraphError, app_permission, pages_permission, unsupported
 from .fields import select
 from .scenarios import PageSpec
 from .state import Comment, Container, FbPost, IgMedia, World
@@ -32,6 +33,19 @@ CONTAINER_STATUS_TEXT = {
 def meta_time(ts: float) -> str:
     """``2026-11-26T08:00:00+0000``."""
     return time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime(ts))
+
+
+def parse_time(value) -> float:
+    """A ``since``/``until`` value: Unix seconds or ISO-8601; anything else is refused (100)."""
+    text = str(value).strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise GraphError(f"(#100) Invalid time value: {text}", 100) from None
 
 
 # --- visibility ------------------------------------------------------------

@@ -3,8 +3,6 @@ and the content publishing limit."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from flask import Blueprint, request
 
 from . import errors
@@ -14,23 +12,11 @@ from .checks import fetchable, public_url, publisher_page, truthy
 from .content import album_post, attached_media, container_endpoint, create_container
 from .errors import GraphError, missing_param, unsupported
 from .fields import parse_fields, select
-from .objects import can_see_page, media_obj, post_obj, require_ig
+from .objects import can_see_page, media_obj, parse_time, post_obj, require_ig
 from .routing import graph_route, paginate
 from .state import BAD_FILE_MARKER, QUOTA_WINDOW_SECONDS, World
 
 bp = Blueprint("publishing", __name__)
-
-
-def _parse_time(value) -> float:
-    text = str(value).strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise GraphError(f"(#100) Invalid time value: {text}", 100) from None
 
 
 # --- Facebook Page -----------------------------------------------------------
@@ -120,8 +106,8 @@ def _list_posts(world: World, caller, page_id: str, edge: str, keep) -> dict:
     p = params()
     raw_fields = p.get("fields")
     fields = parse_fields(raw_fields)
-    since = _parse_time(p["since"]) if p.get("since") else None
-    until = _parse_time(p["until"]) if p.get("until") else None
+    since = parse_time(p["since"]) if p.get("since") else None
+    until = parse_time(p["until"]) if p.get("until") else None
     posts = [
         post
         for post in reversed(world.posts)

@@ -30,6 +30,8 @@ class Failure:
     wait_seconds: float | None = None
     message: str = ""
     min_wait_seconds: float = 0.0
+    # Tries on one Instagram container before a new one is made (0: no limit of its own).
+    recreate_after: int = 0
 
     @property
     def retryable(self) -> bool:
@@ -59,7 +61,17 @@ def classify(exc: Exception) -> Failure:
         wait_seconds=wait,
         message=exc.message,
         min_wait_seconds=rule.min_wait_seconds,
+        recreate_after=rule.recreate_after,
     )
+
+
+def request_lifetime(settings: Settings) -> timedelta:
+    """How long a request we sent may still be carried out by Meta after it left (both times are our clock's).
+
+    An ambiguous request (its answer lost) is looked for only once this is over: before, Meta may
+    still be doing it, so not finding it proves nothing and sending again could publish twice.
+    """
+    return timedelta(seconds=settings.graph_connect_timeout + settings.graph_read_timeout + 2)
 
 
 def backoff_delay(tries: int, base_seconds: float, *, rng: random.Random | None = None) -> timedelta:

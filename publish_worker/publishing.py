@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from publish_worker import lease
-from publish_worker.failures import Failure
+from publish_worker.failures import Failure, request_lifetime
 from publish_worker.outcome import finish
 from publish_worker.targets import PUBLISHERS, TargetPublisher
 from shared.db import utcnow
@@ -97,7 +97,7 @@ class PublishRun:
 
     def request_lifetime(self) -> timedelta:
         """How long a request we sent may still be running at Meta (both times are our clock's)."""
-        return timedelta(seconds=self.settings.graph_connect_timeout + self.settings.graph_read_timeout + 2)
+        return request_lifetime(self.settings)
 
     def slow_down_if_busy(self) -> None:
         """Meta's usage headers above 90%: pause before the next call."""

@@ -236,6 +236,8 @@ class GraphRule:
     retry: str
     # At least this long before the next try (341: ten minutes).
     min_wait_seconds: float = 0.0
+    # Retried on the same Instagram container this many times in all, then a new one is made (2207008).
+    recreate_after: int = 0
 
 
 TOKEN_CODES = {190, 102}
@@ -263,8 +265,12 @@ PAIR_RULES: dict[tuple[int, int], GraphRule] = {
 SUBCODE_RULES: dict[int, GraphRule] = {
     2207001: _TRANSIENT,
     2207003: _TRANSIENT,
+    2207006: _RECREATE,  # the media could not be found (or a permission error): a new container
+    # "Temporary error publishing a container": try again 1-2 times within 30 s to 2 min, then a new container.
+    2207008: GraphRule("meta_unavailable", BACKOFF, min_wait_seconds=30, recreate_after=3),
     2207020: _RECREATE,  # container expired
     2207032: _RECREATE,  # create media failed: re-create it
+    2207053: _RECREATE,  # unknown error uploading the video: a new container
     2207050: _RESTRICTED,  # the Instagram account is inactive or restricted
     2207051: _RESTRICTED,
     PUBLISHING_LIMIT_SUBCODE: GraphRule("publishing_limit_reached", DEFER),

@@ -5,7 +5,9 @@ comments), answers the shapes the Meta sandbox documents, and refuses what Meta
 refuses where a test relies on it (an attached photo used twice, a finish before the
 upload, a comment field the comment node lacks). ``queue(name, *answers)`` overrides the
 next calls of one endpoint; an answer with ``"carried_out": True`` does the work first
-(an ambiguous failure that went through), ``PASS`` lets one call through as usual.
+(an ambiguous failure that went through), one with ``"carried_out_later": True`` leaves
+the work for :meth:`FacebookMock.meta_finishes` (a slow Meta still at it when our read
+timeout gave up), ``PASS`` lets one call through as usual.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import re
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import timedelta
+from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
 
 from shared.db import utcnow
@@ -52,6 +55,7 @@ class FacebookMock:
     def __init__(self, mocker):
         self.m = mocker
         self.overrides: dict[str, deque] = defaultdict(deque)
+        self.late: deque = deque()  # (handler, request): work Meta is still doing after the answer was lost
         self.counter = 0
         self.photos: dict[str, dict] = {}  # photo id -> {"url", "used_by"}
         self.posts: list[Post] = []  # the Page's posts and stories, oldest first
@@ -65,6 +69,7 @@ class FacebookMock:
             "feed": ("POST", f"{BASE}/{PAGE_ID}/feed", self._feed),
             "published_posts": ("GET", f"{BASE}/{PAGE_ID}/published_posts", self._published_posts),
             "videos": ("POST", f"{VIDEO_URL}/v25.0/{PAGE_ID}/videos", self._videos),
+            "video_list": ("GET", f"{BASE}/{PAGE_ID}/videos", self._video_list),
             "video_reels": ("POST", f"{BASE}/{PAGE_ID}/video_reels", self._phase("reel")),
             "video_stories": ("POST", f"{BASE}/{PAGE_ID}/video_stories", self._phase("video_story")),
             "photo_stories": ("POST", f"{BASE}/{PAGE_ID}/photo_stories", self._photo_story),
@@ -86,6 +91,12 @@ class FacebookMock:
         found = [r for r in self.m.request_history if _route_name(r) == name]
         return [r for r in found if all(_form(r).get(k) == v for k, v in form.items())]
 
+    def meta_finishes(self) -> None:
+        """Meta carries out the requests it was still working on when their answers were lost."""
+        while self.late:
+            handler, request = self.late.popleft()
+            handler(request, SimpleNamespace(status_code=200, headers={}))
+
     def post_of(self, remote_id: str) -> Post:
         return next(p for p in self.posts if remote_id in (p.id, p.video_id))
 
@@ -105,6 +116,8 @@ class FacebookMock:
                 if "exc" in answer:
                     if answer.get("carried_out"):
                         handler(request, context)
+                    elif answer.get("carried_out_later"):
+                        self.late.append((handler, request))
                     raise answer["exc"]
                 if answer.get("carried_out"):
                     handler(request, context)
@@ -169,6 +182,11 @@ class FacebookMock:
         video.post_id = self._new_post(form.get("description", ""), "video", video_id=video.id).id
         self.videos[video.id] = video
         return {"id": video.id}
+
+    def _video_list(self, request, context):
+        """The Page's published videos and reels by video id (not the post's id), recent first."""
+        videos = [p for p in reversed(self.posts) if p.video_id and p.kind in ("video", "reel")]
+        return {"data": [{"id": p.video_id, "description": p.message, "created_time": p.created_time} for p in videos]}
 
     def _phase(self, kind: str):
         def handler(request, context):
@@ -281,6 +299,8 @@ def _route_name(request) -> str | None:
     if "/" not in tail:
         return "node"
     edge = tail.split("/", 1)[1]
+    if edge == "videos" and method == "GET":
+        return "video_list"
     return {"feed": "feed"}.get(edge, edge)
 
 

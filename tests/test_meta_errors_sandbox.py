@@ -18,12 +18,12 @@ from publish_worker.context import install_context, worker_services
 from publish_worker.jobs import publish_post
 from shared.db import utcnow
 from shared.graph import appsecret_proof
-from shared.models import PostTarget, SocialConnection
+from shared.models import SocialConnection
 from shared.settings import DEFAULT_SCOPES
 from shared.tokens import store_tokens
 from tests.conftest import same_origin, session_jwt
 from tests.factories import cipher, make_connection, make_post
-from tests.worker_fixtures import FAST, queued_jobs, reload, run_next_continuation, scheduled_jobs
+from tests.worker_fixtures import FAST, queued_jobs, reload, run_next_continuation, scheduled_jobs, skip_the_wait
 
 APP_ID = "sandbox-errors-app"
 APP_SECRET = "sandbox-errors-secret-0123456789"
@@ -144,10 +144,8 @@ def conn(db_session, meta):
 
 
 def due_now(ctx, post_id: str) -> None:
-    """Skip the backoff: the continuation's time has come."""
-    with ctx.session() as session:
-        session.execute(update(PostTarget).where(PostTarget.post_id == post_id).values(not_before=utcnow()))
-        session.commit()
+    """Skip the wait: the continuation's time has come (and a lost request's lifetime is over)."""
+    skip_the_wait(ctx, post_id)
 
 
 def run_to_the_end(ctx, post_id: str, max_runs: int = 10) -> str:
@@ -252,7 +250,9 @@ def test_341_waits_at_least_ten_minutes(ctx, meta, conn, db_session):
     [
         ("media", -2, 2207020),  # expired, at creation
         ("media", -1, 2207032),  # unusable, at creation
+        ("media", -1, 2207053),  # an unknown upload error, at creation
         ("media_publish", -2, 2207020),
+        ("media_publish", 24, 2207006),
     ],
 )
 def test_an_expired_or_unusable_container_is_made_again(ctx, meta, conn, db_session, endpoint, code, subcode):
@@ -262,6 +262,15 @@ def test_an_expired_or_unusable_container_is_made_again(ctx, meta, conn, db_sess
     assert meta.calls("media") == 2
     assert meta.calls("media_publish") == (2 if endpoint == "media_publish" else 1)
     assert len(meta.published()["instagram"]) == 1
+
+
+def test_a_temporary_publishing_error_is_tried_three_times_then_on_a_new_container(ctx, meta, conn, db_session):
+    meta.fault("media_publish", 24, 2207008, times=3)
+    post = make_post(db_session, conn, targets=["instagram"])
+    assert run_to_the_end(ctx, post.id) == "published"
+    assert meta.calls("media") == 2 and meta.calls("media_publish") == 4
+    [media] = meta.published()["instagram"]
+    assert reload(db_session, post.id).target("instagram").remote_id == media["media_id"]
 
 
 def test_a_container_expired_on_its_status_is_made_again(ctx, meta, conn, db_session):

@@ -15,10 +15,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 import requests_mock
-from sqlalchemy import update
 
 from meta_sandbox import serve_in_thread
 from publish_worker.context import install_context, worker_services
+from publish_worker.failures import request_lifetime
 from publish_worker.jobs import publish_post
 from shared.db import utcnow
 from shared.models import PostTarget
@@ -31,7 +31,15 @@ from tests.test_meta_errors_sandbox import APP_ID, Sandbox
 from tests.test_meta_errors_sandbox import APP_SECRET as APP_SECRET_SB
 from tests.test_meta_errors_sandbox import IG as SB_IG
 from tests.test_meta_errors_sandbox import PAGE as SB_PAGE
-from tests.worker_fixtures import FAST, queued_jobs, reload, run_next_continuation, scheduled_jobs
+from tests.worker_fixtures import (
+    FAST,
+    queued_jobs,
+    reload,
+    run_next_continuation,
+    scheduled_jobs,
+    set_target,
+    skip_the_wait,
+)
 
 CAPTION = "Batik biru baru #batik"
 COMMENT = "#promo ongkir gratis"
@@ -98,10 +106,8 @@ def target(db_session, post_id: str) -> PostTarget:
 
 
 def due_now(ctx, post_id: str) -> None:
-    """Skip the wait: the continuation's time has come."""
-    with ctx.session() as session:
-        session.execute(update(PostTarget).where(PostTarget.post_id == post_id).values(not_before=utcnow()))
-        session.commit()
+    """Skip the wait: the continuation's time has come (and a lost request's lifetime is over)."""
+    skip_the_wait(ctx, post_id)
 
 
 def run_again(ctx, post_id: str) -> str:
@@ -301,6 +307,26 @@ def test_a_file_the_upload_host_cannot_fetch_fails_the_reel_as_media_invalid(ctx
     assert fb.calls("video_reels", upload_phase="finish") == []
 
 
+@pytest.mark.parametrize("kind, edge", [("reel", "video_reels"), ("video_story", "video_stories")])
+@pytest.mark.parametrize("phase", ["start", "finish"])
+def test_a_video_upload_problem_is_retried_at_start_and_fails_the_file_at_finish(
+    ctx, fb, conn, db_session, kind, edge, phase
+):
+    problem = graph_error(6000, message="There was a problem uploading your video file. Please try again.")
+    fb.queue(edge, *((problem,) if phase == "start" else (PASS, problem)))
+    post = fb_post(db_session, conn, kind)
+    if phase == "start":
+        # Meta's advice: retry several times (no file is involved yet).
+        assert run_to_the_end(ctx, post.id) == "published"
+        assert len(fb.calls(edge, upload_phase="start")) == 2 and len(fb.posts) == 1
+        assert target(db_session, post.id).tries == 1
+    else:
+        # At finish the file itself failed: the seller must fix it.
+        assert publish_post(post.id) == "failed"
+        row = target(db_session, post.id)
+        assert (row.status, row.error_code) == ("failed", "media_invalid") and fb.posts == []
+
+
 def test_a_photo_story_resumes_without_uploading_its_photo_again(ctx, fb, conn, db_session):
     fb.queue("photo_stories", THROTTLED)
     post = fb_post(db_session, conn, "photo_story")
@@ -344,14 +370,47 @@ def test_an_ambiguous_album_without_a_caption_is_still_recognised(ctx, fb, conn,
 
 
 @pytest.mark.parametrize("went_through", [True, False])
-def test_an_ambiguous_video_is_looked_for_among_the_pages_posts(ctx, fb, conn, db_session, went_through):
+def test_an_ambiguous_video_is_looked_for_among_the_pages_videos(ctx, fb, conn, db_session, went_through):
     fb.queue("videos", {**SERVER_ERROR, "carried_out": went_through})
     post = fb_post(db_session, conn, "video")
     assert run_to_the_end(ctx, post.id) == "published"
-    assert len(fb.calls("published_posts")) == 1
+    [check] = fb.calls("video_list")
+    query = parse_qs(urlsplit(check.url).query)
+    assert query["fields"] == ["id,description,created_time"] and "since" in query
+    assert fb.calls("published_posts") == []
     assert len(fb.calls("videos")) == (1 if went_through else 2)
     [video_post] = fb.posts
-    assert target(db_session, post.id).remote_id in (video_post.id, video_post.video_id)
+    # Found or sent again, the video is recorded by its video id, as a video sent at once is.
+    assert target(db_session, post.id).remote_id == video_post.video_id
+
+
+def test_an_ambiguous_video_is_not_matched_to_an_earlier_video_with_the_same_caption(ctx, fb, conn, db_session):
+    # Two product videos with the seller's template caption, for the same slot. A is published
+    # and recorded by its video id; B's upload times out before Meta did anything.
+    a = fb_post(db_session, conn, "video")
+    assert publish_post(a.id) == "published"
+    fb.queue("videos", TIMEOUT)
+    b = fb_post(db_session, conn, "video", first_comment=COMMENT)
+    assert run_to_the_end(ctx, b.id) == "published"
+    row_a, row_b = target(db_session, a.id), target(db_session, b.id)
+    # A's video is listed by the id A recorded: it is A's, so B was sent again and is its own post.
+    assert len(fb.calls("videos")) == 3 and len(fb.posts) == 2
+    assert fb.post_of(row_b.remote_id) is not fb.post_of(row_a.remote_id)
+    assert fb.post_of(row_b.remote_id).comments[0]["id"] == row_b.comment_id
+    assert fb.post_of(row_a.remote_id).comments == []
+
+
+def test_a_reel_with_the_same_caption_is_not_taken_for_a_lost_photo(ctx, fb, conn, db_session):
+    # The reel is recorded by its video id; the Page's posts list it by its post id.
+    reel = fb_post(db_session, conn, "reel")
+    assert publish_post(reel.id) == "published"
+    fb.queue("photos", TIMEOUT)  # the photo never reached Meta
+    photo = make_post(db_session, conn, targets=["facebook"], caption=CAPTION, media_url=IMAGES[0])
+    # The reel's post is the only match, but it may be the reel's: nothing is recorded or sent on a guess.
+    assert run_to_the_end(ctx, photo.id) == "unconfirmed"
+    row = target(db_session, photo.id)
+    assert (row.status, row.remote_id) == ("unconfirmed", None)
+    assert len(fb.calls("photos")) == 1 and len(fb.calls("published_posts")) == 1
 
 
 @pytest.mark.parametrize("kind, edge", [("reel", "video_reels"), ("video_story", "video_stories")])
@@ -399,7 +458,7 @@ def test_an_ambiguous_photo_story_reads_the_photos_story(ctx, fb, conn, db_sessi
     "kind, send, check",
     [
         ("album", "feed", "published_posts"),
-        ("video", "videos", "published_posts"),
+        ("video", "videos", "video_list"),
         ("reel", "video_reels", "node"),
         ("photo_story", "photo_stories", "node"),
     ],
@@ -418,6 +477,63 @@ def test_when_the_check_cannot_tell_the_target_is_unconfirmed_and_not_sent_again
     sends = fb.calls(send, upload_phase="finish") if kind == "reel" else fb.calls(send)
     assert len(sends) == 1
     assert "belum bisa dipastikan" in reload(db_session, post.id).error_message
+
+
+def lifetime(ctx) -> timedelta:
+    return request_lifetime(ctx.settings)
+
+
+def comes_early(ctx, post_id: str) -> str:
+    """The post's continuation runs before its time (its own job, or one due for another target)."""
+    set_target(ctx, post_id, "facebook", not_before=utcnow())
+    return run_next_continuation(ctx.redis)
+
+
+@pytest.mark.parametrize(
+    "kind, send, before",
+    [
+        ("album", "feed", ()),
+        ("video", "videos", ()),
+        ("reel", "video_reels", (PASS,)),
+        ("photo_story", "photo_stories", ()),
+        ("video_story", "video_stories", (PASS,)),
+    ],
+)
+def test_a_lost_answer_is_looked_for_only_once_meta_cannot_still_be_at_it(
+    ctx, fb, conn, db_session, kind, send, before
+):
+    # A slow Meta: the read timeout gives up on the answer while Meta is still making the post.
+    fb.queue(send, *before, {**TIMEOUT, "carried_out_later": True})
+    post = fb_post(db_session, conn, kind)
+    assert publish_post(post.id) == "continuing"
+    row = target(db_session, post.id)
+    assert row.not_before >= row.sent_at + lifetime(ctx)
+    calls = fb.m.call_count
+    # Looking now would find nothing and send it again: the same run's continuation waits too.
+    assert run_next_continuation(ctx.redis) == "continuing"
+    assert comes_early(ctx, post.id) == "continuing"
+    assert fb.m.call_count == calls and fb.posts == []
+    fb.meta_finishes()
+    assert run_again(ctx, post.id) == "published"
+    sends = fb.calls(send, upload_phase="finish") if before else fb.calls(send)
+    [made] = fb.posts
+    assert len(sends) == 1
+    assert target(db_session, post.id).remote_id in (made.id, made.video_id)
+
+
+def test_a_lost_comment_answer_is_looked_for_only_once_meta_cannot_still_be_at_it(ctx, fb, conn, db_session):
+    fb.queue("comment", {**TIMEOUT, "carried_out_later": True})
+    post = fb_post(db_session, conn, "album", first_comment=COMMENT)
+    assert publish_post(post.id) == "continuing"
+    row = target(db_session, post.id)
+    assert row.status == "published" and row.not_before >= row.comment_sent_at + lifetime(ctx)
+    assert run_next_continuation(ctx.redis) == "continuing"
+    assert comes_early(ctx, post.id) == "continuing"
+    assert fb.calls("comments") == [] and len(fb.calls("comment")) == 1
+    fb.meta_finishes()
+    assert run_again(ctx, post.id) == "published"
+    [comment] = fb.posts[0].comments
+    assert len(fb.calls("comment")) == 1 and target(db_session, post.id).comment_id == comment["id"]
 
 
 def test_a_takeover_right_after_a_finish_waits_before_looking(ctx, fb, conn, db_session):
@@ -528,6 +644,24 @@ def test_an_ambiguous_comment_is_looked_for_among_the_pages_comments(ctx, fb, co
     ours = [c for c in comments if c["from"]["id"] == PAGE_ID]
     assert len(ours) == 1
     assert target(db_session, post.id).comment_id == ours[0]["id"]
+
+
+@pytest.mark.parametrize("went_through", [True, False])
+def test_the_last_lost_comment_is_looked_for_before_giving_up(ctx, fb, conn, db_session, went_through):
+    fb.queue("comment", {**TIMEOUT, "carried_out": went_through})
+    last = ctx.settings.retry_max_tries
+    post = fb_post(db_session, conn, "album", first_comment=COMMENT, facebook={"comment_tries": last - 1})
+    assert publish_post(post.id) == "continuing"
+    row = target(db_session, post.id)
+    assert (row.comment_status, row.comment_tries) == ("pending", last)
+    assert run_again(ctx, post.id) == "published"
+    row = target(db_session, post.id)
+    assert len(fb.calls("comments")) == 1 and len(fb.calls("comment")) == 1
+    comments = fb.post_of(row.remote_id).comments
+    if went_through:
+        assert (row.comment_status, row.comment_id) == ("published", comments[0]["id"])
+    else:
+        assert (row.comment_status, comments) == ("failed", [])
 
 
 def test_a_comment_whose_check_cannot_be_made_is_unconfirmed_and_the_post_stays_published(ctx, fb, conn, db_session):
@@ -697,6 +831,17 @@ def test_sandbox_a_video_story_resumes_after_a_failed_upload(sb_ctx, meta, sb_co
     )
 
 
+def test_sandbox_an_ambiguous_video_is_found_among_the_pages_videos(sb_ctx, meta, sb_conn, db_session):
+    after_processing(meta, "videos")
+    post = fb_post(db_session, sb_conn, "video", first_comment=COMMENT)
+    assert run_to_the_end(sb_ctx, post.id) == "published"
+    video = published_once(meta, "video")
+    row = target(db_session, post.id)
+    assert (row.remote_id, row.comment_status) == (video["video_id"], "published")
+    assert [c["message"] for c in video["comments"]] == [COMMENT]
+    assert meta.calls("videos") == 1 and meta.calls("videos_list") == 1 and meta.calls("published_posts") == 0
+
+
 def test_sandbox_a_video_on_the_video_host_and_a_photo_story(sb_ctx, meta, sb_conn, db_session):
     video = fb_post(db_session, sb_conn, "video", first_comment=COMMENT)
     story = fb_post(db_session, sb_conn, "photo_story")
@@ -707,6 +852,14 @@ def test_sandbox_a_video_on_the_video_host_and_a_photo_story(sb_ctx, meta, sb_co
     assert target(db_session, video.id).remote_id == items["video"]["video_id"]
     assert [c["message"] for c in items["video"]["comments"]] == [COMMENT]
     assert target(db_session, story.id).remote_id == items["photo_story"]["post_id"]
+
+
+def test_sandbox_an_upload_problem_at_start_is_retried(sb_ctx, meta, sb_conn, db_session):
+    meta.fault("video_reels_start", 6000, times=2)
+    post = fb_post(db_session, sb_conn, "reel")
+    assert run_to_the_end(sb_ctx, post.id) == "published"
+    published_once(meta, "reel")
+    assert meta.calls("video_reels_start") == 3 and meta.calls("video_reels_finish") == 1
 
 
 def test_sandbox_metas_reels_limit_defers_the_reel(sb_ctx, meta, sb_conn, db_session):

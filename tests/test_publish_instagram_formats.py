@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict, deque
 from datetime import timedelta
+from types import SimpleNamespace
 from urllib.parse import parse_qs
 
 import pytest
@@ -18,6 +19,7 @@ import requests_mock
 
 from meta_sandbox import serve_in_thread
 from publish_worker.context import install_context, worker_services
+from publish_worker.failures import request_lifetime
 from publish_worker.jobs import publish_post
 from shared.db import utcnow
 from shared.tokens import store_tokens
@@ -25,7 +27,15 @@ from tests.factories import IG_ID, cipher, make_connection, make_post
 from tests.publish_mock import BASE, graph_error
 from tests.test_meta_errors_sandbox import APP_ID, APP_SECRET, PAGE, Sandbox
 from tests.test_meta_errors_sandbox import IG as SANDBOX_IG
-from tests.worker_fixtures import FAST, queued_jobs, reload, run_next_continuation, scheduled_jobs
+from tests.worker_fixtures import (
+    FAST,
+    queued_jobs,
+    reload,
+    run_next_continuation,
+    scheduled_jobs,
+    set_target,
+    skip_the_wait,
+)
 
 CAPTION = "Kemeja batik biru #batik"
 COMMENT = "#batik #promo"
@@ -52,7 +62,9 @@ class Instagram:
     status check (the last repeats); ``queue(name, *answers)`` overrides the next calls of
     ``name`` (``media`` for images, ``media_child``, ``media_carousel``, ``media_reels``,
     ``media_stories``, ``container``, ``media_publish``, ``media_list``, ``comment``,
-    ``comments``): ``PASS`` lets a call through, ``carried_out`` does the work before failing.
+    ``comments``): ``PASS`` lets a call through, ``carried_out`` does the work before failing,
+    ``carried_out_later`` leaves it for :meth:`meta_finishes` (a slow Meta still at it when
+    the read timeout gave up).
     """
 
     def __init__(self, mocker):
@@ -63,6 +75,7 @@ class Instagram:
         self.comments: dict[str, list[dict]] = defaultdict(list)
         self.scripts: dict[str, deque] = defaultdict(deque)
         self.overrides: dict[str, deque] = defaultdict(deque)
+        self.late: deque = deque()  # (handler, request): work Meta is still doing after the answer was lost
         self.quota_used = 0
         mocker.get(f"{BASE}/{IG_ID}/content_publishing_limit", json=self._limit)
         mocker.post(f"{BASE}/{IG_ID}/media", json=self._route(self._create, kind=True))
@@ -84,6 +97,12 @@ class Instagram:
     def someone_posts(self, caption: str, *, media_type: str = "IMAGE", product: str = "FEED") -> str:
         """A media the seller published by hand (or another app did)."""
         return self._new_media({"caption": caption, "media_type": media_type, "product": product})["id"]
+
+    def meta_finishes(self) -> None:
+        """Meta carries out the requests it was still working on when their answers were lost."""
+        while self.late:
+            handler, request = self.late.popleft()
+            handler(request, SimpleNamespace(status_code=200))
 
     # -- what Meta received --
 
@@ -112,6 +131,8 @@ class Instagram:
                     return handler(request, context)
                 if answer.get("carried_out"):
                     handler(request, context)
+                elif answer.get("carried_out_later"):
+                    self.late.append((handler, request))
                 if "exc" in answer:
                     raise answer["exc"]
                 context.status_code = answer.get("status_code", 200)
@@ -248,12 +269,17 @@ def pending_jobs(redis) -> list:
     return scheduled_jobs(redis) + queued_jobs(redis)
 
 
-def run_to_the_end(redis, post_id: str, max_runs: int = 10) -> str:
-    result = publish_post(post_id)
+def run_to_the_end(ctx, post_id: str, max_runs: int = 10) -> str:
+    return carry_on(ctx, post_id, publish_post(post_id), max_runs)
+
+
+def carry_on(ctx, post_id: str, result: str = "continuing", max_runs: int = 10) -> str:
+    """Run the post's continuations, each when its time has come, until it is done."""
     for _ in range(max_runs):
         if result != "continuing":
             return result
-        result = run_next_continuation(redis)
+        skip_the_wait(ctx, post_id)
+        result = run_next_continuation(ctx.redis)
     raise AssertionError(f"still continuing after {max_runs} runs")
 
 
@@ -357,7 +383,7 @@ def test_a_child_in_error_fails_the_target_with_metas_words(worker_ctx, ig, conn
 def test_an_expired_child_is_made_again_alone(worker_ctx, ig, conn, db_session):
     ig.script(IMG.format(2), "EXPIRED")
     post = instagram_post(db_session, conn, [image(1), image(2), image(3)])
-    assert run_to_the_end(worker_ctx.redis, post.id) == "published"
+    assert run_to_the_end(worker_ctx, post.id) == "published"
     made = [c["image_url"] for c in ig.created("media_child")]
     assert made == [IMG.format(1), IMG.format(2), IMG.format(3), IMG.format(2)]
     [carousel] = ig.created("media_carousel")
@@ -369,7 +395,7 @@ def test_an_expired_child_is_made_again_alone(worker_ctx, ig, conn, db_session):
 def test_a_carousel_meta_cannot_use_is_made_again_from_the_same_children(worker_ctx, ig, conn, db_session):
     ig.queue("media_carousel", graph_error(-1, 2207032, message="Create media fail, please try to re-create media"))
     post = instagram_post(db_session, conn, [image(1), image(2)])
-    assert run_to_the_end(worker_ctx.redis, post.id) == "published"
+    assert run_to_the_end(worker_ctx, post.id) == "published"
     assert len(ig.created("media_child")) == 2  # the children were read again, not made again
     first, second = ig.created("media_carousel")
     assert first["children"] == second["children"]
@@ -379,7 +405,7 @@ def test_a_carousel_meta_cannot_use_is_made_again_from_the_same_children(worker_
 def test_an_expired_carousel_at_publish_is_made_again(worker_ctx, ig, conn, db_session):
     ig.queue("media_publish", graph_error(-2, 2207020, message="The media you are trying to access has expired."))
     post = instagram_post(db_session, conn, [image(1), VIDEO])
-    assert run_to_the_end(worker_ctx.redis, post.id) == "published"
+    assert run_to_the_end(worker_ctx, post.id) == "published"
     assert len(ig.created("media_carousel")) == 2 and len(ig.created("media_child")) == 2
     assert len(ig.media) == 1
 
@@ -472,6 +498,7 @@ def test_an_ambiguous_publish_that_went_through_is_not_repeated(worker_ctx, ig, 
     assert publish_post(post.id) == "continuing"
     held = reload(db_session, post.id).target("instagram")
     assert held.sent_at is not None and held.status == "pending"
+    skip_the_wait(worker_ctx, post.id)  # Meta can no longer be carrying the lost request out
     assert run_next_continuation(worker_ctx.redis) == "published"
     assert len(ig.calls("media_publish")) == 1 and len(ig.media) == 1
     row = reload(db_session, post.id).target("instagram")
@@ -483,9 +510,52 @@ def test_an_ambiguous_publish_that_went_through_is_not_repeated(worker_ctx, ig, 
 def test_an_ambiguous_publish_that_did_not_go_through_is_sent_again(worker_ctx, ig, conn, db_session):
     ig.queue("media_publish", {"exc": requests.exceptions.ReadTimeout})
     post = instagram_post(db_session, conn, [VIDEO], fmt="reel")
-    assert run_to_the_end(worker_ctx.redis, post.id) == "published"
+    assert run_to_the_end(worker_ctx, post.id) == "published"
     assert len(ig.calls("media_publish")) == 2 and len(ig.media) == 1
     assert reload(db_session, post.id).target("instagram").remote_id == ig.media[0]["id"]
+
+
+def comes_early(ctx, post_id: str) -> str:
+    """The post's continuation runs before its time (its own job, or one due for another target)."""
+    set_target(ctx, post_id, "instagram", not_before=utcnow())
+    return run_next_continuation(ctx.redis)
+
+
+def test_a_lost_publish_is_not_published_again_while_meta_may_still_be_publishing(worker_ctx, ig, conn, db_session):
+    # A slow Meta: the read timeout gives up while Meta is still publishing; the container reads FINISHED.
+    ig.queue("media_publish", {"exc": requests.exceptions.ReadTimeout, "carried_out_later": True})
+    post = instagram_post(db_session, conn, [image(1)], comment=COMMENT)
+    assert publish_post(post.id) == "continuing"
+    row = reload(db_session, post.id).target("instagram")
+    assert row.not_before >= row.sent_at + request_lifetime(worker_ctx.settings)
+    reads = len(ig.calls("container"))
+    assert run_next_continuation(worker_ctx.redis) == "continuing"
+    assert comes_early(worker_ctx, post.id) == "continuing"
+    assert len(ig.calls("media_publish")) == 1 and len(ig.calls("container")) == reads
+    ig.meta_finishes()
+    skip_the_wait(worker_ctx, post.id)
+    assert run_next_continuation(worker_ctx.redis) == "published"
+    [media] = ig.media
+    row = reload(db_session, post.id).target("instagram")
+    assert len(ig.calls("media_publish")) == 1 and row.remote_id == media["id"]
+    assert [c["id"] for c in ig.comments[media["id"]]] == [row.comment_id]
+
+
+def test_a_lost_comment_answer_is_looked_for_only_once_meta_cannot_still_be_at_it(worker_ctx, ig, conn, db_session):
+    ig.queue("comment", {"exc": requests.exceptions.ReadTimeout, "carried_out_later": True})
+    post = instagram_post(db_session, conn, [image(1)], comment=COMMENT)
+    assert publish_post(post.id) == "continuing"
+    row = reload(db_session, post.id).target("instagram")
+    assert row.not_before >= row.comment_sent_at + request_lifetime(worker_ctx.settings)
+    assert run_next_continuation(worker_ctx.redis) == "continuing"
+    assert comes_early(worker_ctx, post.id) == "continuing"
+    assert ig.calls("comments") == [] and len(ig.calls("comment")) == 1
+    ig.meta_finishes()
+    skip_the_wait(worker_ctx, post.id)
+    assert run_next_continuation(worker_ctx.redis) == "published"
+    [comment] = ig.comments[row.remote_id]
+    assert len(ig.calls("comment")) == 1
+    assert reload(db_session, post.id).target("instagram").comment_id == comment["id"]
 
 
 def test_when_the_media_id_cannot_be_told_the_comment_is_not_guessed(worker_ctx, ig, conn, db_session):
@@ -494,11 +564,106 @@ def test_when_the_media_id_cannot_be_told_the_comment_is_not_guessed(worker_ctx,
     assert publish_post(post.id) == "continuing"
     # The seller posted the same caption by hand meanwhile: two media could be ours.
     ig.someone_posts(CAPTION)
+    skip_the_wait(worker_ctx, post.id)  # Meta can no longer be carrying the lost request out
     assert run_next_continuation(worker_ctx.redis) == "published"
     row = reload(db_session, post.id).target("instagram")
     assert (row.status, row.remote_id) == ("published", None)
     assert (row.comment_status, row.comment_error_code) == ("failed", "meta_unavailable")
     assert ig.calls("comment") == [] and len(ig.calls("media_publish")) == 1
+
+
+# ---------- the retry budget: deferrals are not tries, a lost publish is looked for ----------
+
+
+def defer_five_times(ctx, ig, db_session, post):
+    """Five hours of "quota full": the first run and four hourly continuations are deferred."""
+    ig.quota_used = 100
+    assert publish_post(post.id) == "continuing"
+    for _ in range(4):
+        set_target(ctx, post.id, "instagram", not_before=utcnow())
+        assert run_next_continuation(ctx.redis) == "continuing"
+    row = reload(db_session, post.id).target("instagram")
+    assert (row.status, row.error_code, row.tries) == ("pending", "publishing_limit_reached", 0)
+    ig.quota_used = 0
+    set_target(ctx, post.id, "instagram", not_before=utcnow())
+
+
+def test_quota_deferrals_do_not_use_up_the_tries_of_later_transient_errors(worker_ctx, ig, conn, db_session):
+    post = instagram_post(db_session, conn, [image(1)])
+    defer_five_times(worker_ctx, ig, db_session, post)
+    # Once the window frees, a 5xx is the first real try, retried like any other.
+    ig.queue("media", graph_error(2, status=500, message="Service temporarily unavailable", is_transient=True))
+    assert run_next_continuation(worker_ctx.redis) == "continuing"
+    row = reload(db_session, post.id).target("instagram")
+    assert (row.status, row.error_code, row.tries) == ("pending", "meta_unavailable", 1)
+    skip_the_wait(worker_ctx, post.id)
+    assert run_next_continuation(worker_ctx.redis) == "published"
+    assert len(ig.media) == 1
+
+
+def test_an_ambiguous_publish_after_deferrals_is_checked_not_given_up(worker_ctx, ig, conn, db_session):
+    post = instagram_post(db_session, conn, [image(1)])
+    defer_five_times(worker_ctx, ig, db_session, post)
+    ig.queue("media_publish", {"exc": requests.exceptions.ReadTimeout})  # never reached Meta's publish
+    assert run_next_continuation(worker_ctx.redis) == "continuing"
+    row = reload(db_session, post.id).target("instagram")
+    assert (row.status, row.tries) == ("pending", 1) and row.sent_at is not None
+    skip_the_wait(worker_ctx, post.id)
+    assert run_next_continuation(worker_ctx.redis) == "published"
+    assert len(ig.calls("media_publish")) == 2 and len(ig.media) == 1
+
+
+@pytest.mark.parametrize("went_through", [True, False])
+def test_the_last_lost_publish_is_looked_for_before_giving_up(worker_ctx, ig, conn, db_session, went_through):
+    post = instagram_post(db_session, conn, [image(1)])
+    set_target(worker_ctx, post.id, "instagram", tries=worker_ctx.settings.retry_max_tries - 1)  # one try left
+    failure = graph_error(2, status=500, message="An unexpected error has occurred.", is_transient=True)
+    ig.queue("media_publish", {**failure, "carried_out": went_through})
+    assert publish_post(post.id) == "continuing"
+    row = reload(db_session, post.id).target("instagram")
+    assert (row.status, row.tries) == ("pending", worker_ctx.settings.retry_max_tries)
+    skip_the_wait(worker_ctx, post.id)
+    result = run_next_continuation(worker_ctx.redis)
+    row = reload(db_session, post.id).target("instagram")
+    # Found, it is published; surely not there, it failed (nothing live) and is not sent again.
+    assert (result, row.status) == (("published",) * 2 if went_through else ("failed",) * 2)
+    assert len(ig.calls("media_publish")) == 1 and len(ig.media) == (1 if went_through else 0)
+    assert row.remote_id == (ig.media[0]["id"] if went_through else None)
+
+
+# ---------- Meta's advice: try again, then a new container ----------
+
+TEMPORARY = graph_error(24, 2207008, message="Temporary error publishing a container. Please try again.")
+
+
+@pytest.mark.parametrize("failures, containers", [(2, 1), (3, 2)])
+def test_a_temporary_publishing_error_is_retried_then_a_new_container_is_made(
+    worker_ctx, ig, conn, db_session, failures, containers
+):
+    ig.queue("media_publish", *[TEMPORARY] * failures)
+    post = instagram_post(db_session, conn, [image(1)])
+    before = utcnow()
+    assert publish_post(post.id) == "continuing"
+    row = reload(db_session, post.id).target("instagram")
+    assert (row.status, row.error_code) == ("pending", "meta_unavailable")
+    assert row.not_before - before >= timedelta(seconds=30)  # Meta: again within 30 s to 2 min
+    assert carry_on(worker_ctx, post.id) == "published"
+    # Tried three times in all on one container (Meta: 1-2 more times), then on a new one.
+    assert len(ig.created("media")) == containers and len(ig.calls("media_publish")) == failures + 1
+    [media] = ig.media
+    row = reload(db_session, post.id).target("instagram")
+    assert row.remote_id == media["id"] and row.tries == failures
+    assert media["container"]["id"] == row.container_id
+
+
+@pytest.mark.parametrize("subcode", [2207053, 2207006])
+def test_a_container_meta_cannot_upload_is_made_again(worker_ctx, ig, conn, db_session, subcode):
+    ig.queue("media_publish", graph_error(-1, subcode, message="An unknown error occurred. Please try again."))
+    post = instagram_post(db_session, conn, [VIDEO], fmt="reel")
+    assert run_to_the_end(worker_ctx, post.id) == "published"
+    assert len(ig.created("media_reels")) == 2 and len(ig.media) == 1
+    row = reload(db_session, post.id).target("instagram")
+    assert (row.tries, row.steps) == (0, {"recreated": 1})
 
 
 # ---------- the first comment ----------
@@ -524,6 +689,7 @@ def test_an_ambiguous_comment_that_went_through_is_found_not_repeated(worker_ctx
     assert publish_post(post.id) == "continuing"
     held = reload(db_session, post.id).target("instagram")
     assert held.status == "published" and held.comment_status == "pending" and held.comment_sent_at
+    skip_the_wait(worker_ctx, post.id)  # Meta can no longer be carrying the lost request out
     assert run_next_continuation(worker_ctx.redis) == "published"
     row = reload(db_session, post.id).target("instagram")
     [ours] = ig.comments[row.remote_id]
@@ -542,6 +708,7 @@ def test_an_ambiguous_comment_that_did_not_go_through_is_sent_again(worker_ctx, 
     ig.comments[media_id].append(
         {"id": "k900", "text": COMMENT, "username": "pembeli", "from": {"id": "17841499999999999", "username": "x"}}
     )
+    skip_the_wait(worker_ctx, post.id)  # Meta can no longer be carrying the lost request out
     assert run_next_continuation(worker_ctx.redis) == "published"
     row = reload(db_session, post.id).target("instagram")
     assert len(ig.calls("comment")) == 2 and len(ig.calls("comments")) == 1
@@ -648,7 +815,7 @@ def test_sandbox_a_reel_with_its_cover(sandbox_ctx, meta, sandbox_conn, db_sessi
     post = instagram_post(
         db_session, sandbox_conn, [{"url": sample(meta, "clip.mp4"), "type": "video"}], fmt="reel", cover_url=cover
     )
-    assert run_to_the_end(sandbox_ctx.redis, post.id) == "published"
+    assert run_to_the_end(sandbox_ctx, post.id) == "published"
     reel = published_once(meta)
     assert (reel["media_product_type"], reel["share_to_feed"], reel["cover_url"]) == ("REELS", True, cover)
     assert reel["caption"] == CAPTION and reel["comments"] == []
@@ -658,7 +825,7 @@ def test_sandbox_a_story(sandbox_ctx, meta, sandbox_conn, db_session):
     post = instagram_post(
         db_session, sandbox_conn, [{"url": sample(meta, "story.jpg"), "type": "image"}], fmt="story", caption=None
     )
-    assert run_to_the_end(sandbox_ctx.redis, post.id) == "published"
+    assert run_to_the_end(sandbox_ctx, post.id) == "published"
     story = published_once(meta)
     assert (story["media_product_type"], story["caption"]) == ("STORY", "")
     assert reload(db_session, post.id).target("instagram").remote_id == story["media_id"]
@@ -670,7 +837,7 @@ def test_sandbox_an_ambiguous_publish_and_comment_happen_once(sandbox_ctx, meta,
     meta.admin("faults", {"endpoint": "ig_comment", "status": 500, "after_processing": True})
     media = [{"url": sample(meta, "square.jpg"), "type": "image"}]
     post = instagram_post(db_session, sandbox_conn, media, comment=COMMENT)
-    assert run_to_the_end(sandbox_ctx.redis, post.id) == "published"
+    assert run_to_the_end(sandbox_ctx, post.id) == "published"
     image_media = published_once(meta)
     [comment] = image_media["comments"]
     row = reload(db_session, post.id).target("instagram")

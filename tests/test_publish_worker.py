@@ -18,7 +18,14 @@ from shared.queue import PublishJob, enqueue_publish, make_queue
 from tests.factories import PAGE_TOKEN, make_connection, make_post
 from tests.meta_mock import assert_every_token_call_has_proof
 from tests.publish_mock import feed_item, graph_error
-from tests.worker_fixtures import queued_jobs, reload, run_next_continuation, scheduled_jobs, set_target
+from tests.worker_fixtures import (
+    queued_jobs,
+    reload,
+    run_next_continuation,
+    scheduled_jobs,
+    set_target,
+    skip_the_wait,
+)
 
 
 @pytest.fixture
@@ -219,7 +226,7 @@ def test_transient_failures_are_retried_and_ambiguous_ones_checked_first(
     fb = held.target("facebook")
     assert (fb.sent_at is not None) is ambiguous
     assert fb.tries == 1 and fb.error_code in ("meta_unavailable", "rate_limited")
-    set_target(worker_ctx, post.id, "facebook", not_before=utcnow())
+    skip_the_wait(worker_ctx, post.id)
     assert run_next_continuation(worker_ctx.redis) == "published"
     assert len(graph.calls("published_posts")) == (1 if ambiguous else 0)
     assert graph.calls("feed_get") == []
@@ -231,7 +238,7 @@ def test_an_ambiguous_send_that_did_reach_meta_is_found_not_repeated(worker_ctx,
     graph.feed.append(feed_item("104000000000001_555", "Promo minggu ini #diskon"))  # it went through
     post = make_post(db_session, conn, targets=["facebook"])
     assert publish_post(post.id) == "continuing"
-    set_target(worker_ctx, post.id, "facebook", not_before=utcnow())
+    skip_the_wait(worker_ctx, post.id)
     assert run_next_continuation(worker_ctx.redis) == "published"
     assert len(graph.calls("photos")) == 1
     assert reload(db_session, post.id).target("facebook").remote_id == "104000000000001_555"
@@ -269,7 +276,7 @@ def test_a_takeover_right_after_a_send_waits_for_that_request_before_looking(wor
     assert held.target("facebook").not_before >= sent + timedelta(seconds=lifetime)
     # Meta carried the old request out in the meantime; the continuation finds it and sends nothing.
     graph.feed.append(feed_item("104000000000001_43", post.caption))
-    set_target(worker_ctx, post.id, "facebook", not_before=utcnow())
+    skip_the_wait(worker_ctx, post.id)
     assert run_next_continuation(worker_ctx.redis) == "published"
     assert graph.calls("photos") == []
     assert reload(db_session, post.id).target("facebook").remote_id == "104000000000001_43"
@@ -386,8 +393,8 @@ def test_a_published_container_is_never_published_again(worker_ctx, graph, conn,
         targets=["instagram"],
         instagram={
             "container_id": "container-7",
-            "container_at": utcnow() - timedelta(seconds=5),
-            "sent_at": utcnow() - timedelta(seconds=3),
+            "container_at": utcnow() - timedelta(seconds=60),
+            "sent_at": utcnow() - timedelta(seconds=30),
         },
     )
     # Meta's answer to media_publish was lost; the account's media list shows what it made.
@@ -582,6 +589,40 @@ def test_a_container_meta_wants_recreated_is_replaced(worker_ctx, graph, conn, d
     assert len(graph.calls("media")) == 2
 
 
+@pytest.mark.parametrize("refusals, outcome", [(5, "published"), (6, "failed")])
+def test_making_containers_again_uses_no_try_but_is_bounded(worker_ctx, graph, conn, db_session, refusals, outcome):
+    recreate = graph_error(-1, 2207032, message="Create media fail, please re-create media")
+    graph.queue("media_publish", *[recreate] * refusals)
+    post = make_post(db_session, conn, targets=["instagram"])
+    results = [publish_post(post.id)]
+    while results[-1] == "continuing" and len(results) < 10:
+        results.append(run_next_continuation(worker_ctx.redis))  # a fresh container is made at once
+    assert results == ["continuing"] * 5 + [outcome]
+    ig = reload(db_session, post.id).target("instagram")
+    # Five fresh containers are not five tries; the sixth refusal stops making them.
+    assert (ig.status, ig.tries) == (outcome, 0 if outcome == "published" else 1)
+    assert len(graph.calls("media")) == 6 and len(graph.calls("media_publish")) == 6
+
+
+@pytest.mark.parametrize("went_through", [True, False])
+def test_the_last_lost_send_is_looked_for_before_giving_up(worker_ctx, graph, conn, db_session, went_through):
+    failure = graph_error(2, status=500, message="An unexpected error has occurred.", is_transient=True)
+    graph.queue("photos", {**failure, "carried_out": went_through})
+    last = worker_ctx.settings.retry_max_tries
+    post = make_post(db_session, conn, targets=["facebook"], facebook={"tries": last - 1})  # one try left
+    assert publish_post(post.id) == "continuing"
+    fb = reload(db_session, post.id).target("facebook")
+    assert (fb.status, fb.tries) == ("pending", last) and fb.sent_at is not None
+    skip_the_wait(worker_ctx, post.id)
+    assert run_next_continuation(worker_ctx.redis) == ("published" if went_through else "failed")
+    fb = reload(db_session, post.id).target("facebook")
+    assert len(graph.calls("published_posts")) == 1 and len(graph.calls("photos")) == 1
+    if went_through:
+        assert fb.remote_id == graph.feed[0]["id"]
+    else:  # surely not there and no try left: failed (nothing is live), never unconfirmed
+        assert (fb.status, fb.error_code, fb.sent_at) == ("failed", "meta_unavailable", None)
+
+
 def test_a_bare_429_is_throttling(worker_ctx, graph, conn, db_session):
     graph.queue("photos", {"status_code": 429, "text": "Too Many Requests"})
     post = make_post(db_session, conn, targets=["facebook"])
@@ -595,7 +636,7 @@ def test_a_visitor_post_with_the_same_caption_is_not_taken_for_ours(worker_ctx, 
     graph.visitor_posts.append(feed_item("104000000000001_777", "Promo minggu ini #diskon"))
     post = make_post(db_session, conn, targets=["facebook"])
     assert publish_post(post.id) == "continuing"
-    set_target(worker_ctx, post.id, "facebook", not_before=utcnow())
+    skip_the_wait(worker_ctx, post.id)
     assert run_next_continuation(worker_ctx.redis) == "published"
     post = reload(db_session, post.id)
     assert post.target("facebook").remote_id == "104000000000001_1"  # ours, sent again; not the visitor's
@@ -695,6 +736,9 @@ def test_without_a_quota_total_fifty_posts_a_day_are_assumed(worker_ctx, graph, 
         (341, None, "rate_limited", "wait"),
         (-2, 2207020, "meta_unavailable", "recreate"),
         (-1, 2207032, "meta_unavailable", "recreate"),
+        (24, 2207008, "meta_unavailable", "backoff"),  # a temporary error publishing: then a new container
+        (-1, 2207053, "meta_unavailable", "recreate"),  # an unknown video upload error: a new container
+        (24, 2207006, "meta_unavailable", "recreate"),
         (4, 2207051, "account_restricted", "never"),
         (9, 2207050, "account_restricted", "never"),
         (368, None, "account_restricted", "never"),
@@ -715,4 +759,5 @@ def test_metas_error_table(code, subcode, expected, retry):
 
     failure = classify(GraphError(http_status=400, code=code, subcode=subcode, message="ignored text"))
     assert (failure.error_code, failure.decision) == (expected, retry)
-    assert failure.min_wait_seconds == (600 if code == 341 else 0)
+    assert failure.min_wait_seconds == {341: 600, 2207008: 30}.get(subcode or code, 0)
+    assert failure.recreate_after == (3 if subcode == 2207008 else 0)

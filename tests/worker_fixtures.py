@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 import requests_mock
 from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 from rq.serializers import JSONSerializer
-from sqlalchemy import update
+from sqlalchemy import case, update
 
 from publish_worker.context import install_context, worker_services
+from publish_worker.failures import request_lifetime
+from shared.db import utcnow
 from shared.models import PostTarget, ScheduledPost
 from shared.queue import make_queue
 from tests.publish_mock import PublishMock
@@ -68,5 +72,26 @@ def set_target(ctx, post_id: str, target: str, **values) -> None:
     with ctx.session() as session:
         session.execute(
             update(PostTarget).where(PostTarget.post_id == post_id, PostTarget.target == target).values(**values)
+        )
+        session.commit()
+
+
+def skip_the_wait(ctx, post_id: str) -> None:
+    """As if the post's waits had passed: each target is due now, and a request of its whose
+    answer was lost (``sent_at``, ``comment_sent_at``) is past its lifetime, so it may be looked for."""
+    over = utcnow() - request_lifetime(ctx.settings) - timedelta(seconds=1)
+
+    def at_the_latest(column):
+        return case((column > over, over), else_=column)
+
+    with ctx.session() as session:
+        session.execute(
+            update(PostTarget)
+            .where(PostTarget.post_id == post_id)
+            .values(
+                not_before=utcnow(),
+                sent_at=at_the_latest(PostTarget.sent_at),
+                comment_sent_at=at_the_latest(PostTarget.comment_sent_at),
+            )
         )
         session.commit()

@@ -43,7 +43,6 @@ class Run(Protocol):
     graph: GraphClient
     settings: Settings
     token: str | None
-    fresh_take: bool
     connection_failure: Failure | None
     quota_defer_limit: timedelta
 
@@ -123,32 +122,68 @@ class TargetPublisher:
             **values,
         )
 
+    def uses_a_try(self, failure: Failure) -> bool:
+        """Whether a failure counts against the retry budget (``RETRY_MAX_TRIES``).
+
+        A deferral (a daily limit reached) is not a try: it is bounded by the post's age. A
+        publisher that makes something again on ``RECREATE`` says so, and bounds that itself.
+        """
+        return failure.decision != DEFER
+
     def failed(self, failure: Failure, *, step_values: dict[str, Any] | None = None) -> None:
-        """Record a failed publishing step: retry later, or give up (unconfirmed if it may have happened)."""
-        tries = self.row.tries + 1
-        values: dict[str, Any] = {"tries": tries, "error_code": failure.error_code, **(step_values or {})}
+        """Record a failed publishing step: retry later, or give up (unconfirmed if it may have happened).
+
+        A request that may have gone through is looked for before anything else happens, even
+        when no try is left: found, it is published; surely not there, the target fails then.
+        """
+        counted = self.uses_a_try(failure)
+        tries = self.row.tries + 1 if counted else self.row.tries
+        values: dict[str, Any] = {"error_code": failure.error_code, **(step_values or {})}
+        if counted:
+            values["tries"] = tries
         if not failure.ambiguous:
             values["sent_at"] = None
+        sent_at = values.get("sent_at", self.row.sent_at)
         if failure.error_code in CONNECTION_CODES:
             self.run.connection_failure = failure
         if failure.decision == DEFER:
             retry = utcnow() < self.post.publish_at + self.run.quota_defer_limit
+        elif not counted:
+            retry = failure.retryable  # bounded by the publisher (Instagram's re-creations)
         else:
-            retry = failure.decision != NO_RETRY and tries < self.settings.retry_max_tries
+            retry = failure.retryable and tries < self.settings.retry_max_tries
         if retry:
-            values["not_before"] = utcnow() + retry_delay(failure, tries, self.settings)
+            not_before = utcnow() + retry_delay(failure, tries, self.settings)
+            if failure.ambiguous and sent_at is not None:
+                not_before = max(not_before, self.checkable_at(sent_at))
+            values["not_before"] = not_before
+            outcome = "retrying"
+        elif failure.ambiguous and failure.retryable and sent_at is not None:
+            # No try left, but it may have gone through: looked for once, then published or failed.
+            values["not_before"] = self.checkable_at(sent_at)
+            outcome = "checking before giving up"
         else:
             values["status"] = UNCONFIRMED if failure.ambiguous else FAILED
             values.setdefault("error_message", message_for(failure.error_code))
+            outcome = "giving up"
         log.info(
             "%s step failed: %s (%s), %s",
             self.spec.name,
             failure.error_code,
             failure.decision,
-            "retrying" if retry else "giving up",
+            outcome,
             extra={"job_id": self.post.id},
         )
         self.save(**values)
+
+    def out_of_tries(self) -> bool:
+        """After a check found that a lost request did not go through: whether a try is left to send it
+        again. None left: the target fails (nothing of it is live) and True is returned."""
+        if self.row.tries < self.settings.retry_max_tries:
+            return False
+        code = self.row.error_code or "meta_unavailable"
+        self.save(status=FAILED, sent_at=None, error_code=code, error_message=message_for(code))
+        return True
 
     def give_up(self, error_code: str) -> None:
         """Stop this target now; if its last request may have gone through it is unconfirmed."""
@@ -164,6 +199,28 @@ class TargetPublisher:
                 comment_status=UNCONFIRMED if self.row.comment_sent_at is not None else FAILED,
                 comment_error_code=error_code,
             )
+
+    # -- an ambiguous request: looked for only once Meta can no longer be carrying it out --
+
+    def checkable_at(self, sent_at: datetime) -> datetime:
+        """When the result of a request sent at ``sent_at`` (its answer lost) may be looked for.
+
+        Meta may still carry a request out after our read timeout gave up on its answer, until
+        the request's lifetime is over; looking earlier can find nothing and send it a second
+        time. Past the due tolerance too, so a run a little early does not look either.
+        """
+        return sent_at + self.run.request_lifetime() + timedelta(seconds=DUE_TOLERANCE_SECONDS)
+
+    def in_flight(self, sent_at: datetime) -> bool:
+        """An ambiguous request sent at ``sent_at`` may still be carried out: wait (recorded), look later.
+
+        Whatever brought the run here — its own continuation, a take-over of a run that died
+        mid-request, a continuation due for another target — nothing is looked for yet.
+        """
+        if utcnow() < sent_at + self.run.request_lifetime():
+            self.save(not_before=self.checkable_at(sent_at))
+            return True
+        return False
 
     # -- publishing: each target's own --
 
@@ -188,11 +245,7 @@ class TargetPublisher:
             self.save(comment_status=FAILED, comment_error_code="internal_error")
             return
         if self.row.comment_sent_at is not None:
-            settled_at = self.row.comment_sent_at + self.run.request_lifetime()
-            if self.run.fresh_take and utcnow() < settled_at:
-                # Taken over from a run that died mid-request: Meta may still carry that
-                # request out until its timeout runs out, so look for the comment after that.
-                self.save(not_before=settled_at)
+            if self.in_flight(self.row.comment_sent_at):
                 return
             try:
                 found = self.find_comment(object_id, message)
@@ -201,6 +254,10 @@ class TargetPublisher:
                 return
             if found:
                 self.save(comment_status=PUBLISHED, comment_id=found, comment_error_code=None)
+                return
+            if self.row.comment_tries >= self.settings.retry_max_tries:
+                # Surely not posted, and no try is left to post it again.
+                self.save(comment_status=FAILED, comment_sent_at=None)
                 return
         self.save_attempt(comment_sent_at=utcnow())
         try:
@@ -217,8 +274,16 @@ class TargetPublisher:
             values["comment_sent_at"] = None
         if failure.error_code in CONNECTION_CODES:
             self.run.connection_failure = failure
-        if failure.decision != NO_RETRY and failure.decision != DEFER and tries < self.settings.retry_max_tries:
-            values["not_before"] = utcnow() + retry_delay(failure, tries, self.settings)
+        sent_at = self.row.comment_sent_at
+        retryable = failure.decision != NO_RETRY and failure.decision != DEFER
+        if retryable and tries < self.settings.retry_max_tries:
+            not_before = utcnow() + retry_delay(failure, tries, self.settings)
+            if failure.ambiguous and sent_at is not None:
+                not_before = max(not_before, self.checkable_at(sent_at))
+            values["not_before"] = not_before
+        elif retryable and failure.ambiguous and sent_at is not None:
+            # No try left, but it may have been posted: looked for once, then published or failed.
+            values["not_before"] = self.checkable_at(sent_at)
         else:
             values["comment_status"] = UNCONFIRMED if failure.ambiguous else FAILED
         self.save(**values)

@@ -7,8 +7,9 @@ and how an ambiguous send is checked before anything is sent again:
 - ``photo``: ``/photos``; post id; ``/published_posts`` by caption.
 - ``album``: each image ``/photos`` unpublished (``children``), then ``/feed`` with
   ``attached_media``; post id; ``/published_posts`` by our photos, else by caption.
-- ``video``: ``{META_GRAPH_VIDEO_URL}/<v>/{page-id}/videos``; video id (the video's post id
-  when found by the check); ``/published_posts`` by caption.
+- ``video``: ``{META_GRAPH_VIDEO_URL}/<v>/{page-id}/videos``; video id; ``GET /{page-id}/videos``
+  by description (video ids: the id space the send records, so another post's video is
+  recognised as taken).
 - ``reel``: start, upload (``steps``), then the ``/video_reels`` finish; video id; ``GET /{video-id}``.
 - ``photo_story``: ``/photos`` unpublished (``steps``), then ``/photo_stories``; story post id;
   ``GET /{photo-id}`` (``page_story_id``).
@@ -26,7 +27,7 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from publish_worker.targets.base import GRAPH_FAILURES, CheckFailed
 from publish_worker.targets.facebook_uploads import VIDEO_EDGES, FacebookUploads
@@ -63,6 +64,8 @@ class FacebookPublisher(FacebookUploads):
                     lambda: self.find_page_post(self.row.sent_at or utcnow(), photo_ids=photo_ids),
                     lambda: self.send_album(photo_ids),
                 )
+        elif kind == "video":
+            self.send_once(lambda: self.find_page_video(self.row.sent_at or utcnow()), lambda: self.send(kind))
         else:
             self.send_once(lambda: self.find_page_post(self.row.sent_at or utcnow()), lambda: self.send(kind))
 
@@ -121,9 +124,8 @@ class FacebookPublisher(FacebookUploads):
 
         Only the Page's own posts are looked at (``/published_posts``): the feed also
         holds visitors' posts, and a visitor's post with the same text is not ours.
-        A match must be unique: same text, created since the attempt, not already
-        recorded for another post, and no other post of this Page with the same text
-        in the same uncertain state. Anything less certain raises :class:`CheckFailed`.
+        The match must be unique (see :meth:`only_match`); anything less certain raises
+        :class:`CheckFailed`.
 
         An album is recognised first by its photos (``photo_ids``, ours alone), listed in
         each post's ``attachments``; by its caption only when Meta lists no attachments.
@@ -133,19 +135,7 @@ class FacebookPublisher(FacebookUploads):
             raise CheckFailed("nothing to recognise the post by")
         window_start = sent_at - CLOCK_SKEW
         fields = "id,message,created_time,attachments" if photo_ids else "id,message,created_time"
-        try:
-            # Every page since the attempt: on a busy Page ours may not be on the first one.
-            items = list(
-                self.graph.paginate(
-                    f"/{self.conn.facebook_page_id}/published_posts",
-                    token=self.token,
-                    params={"fields": fields, "limit": 100, "since": int(window_start.timestamp())},
-                    max_pages=20,
-                )
-            )
-        except GRAPH_FAILURES as exc:
-            log.warning("could not check the Page's posts: %s", type(exc).__name__, extra={"job_id": post.id})
-            raise CheckFailed("published_posts unavailable") from None
+        items = self.listed_since("published_posts", fields, window_start)
         if photo_ids:
             ours = {str(item["id"]) for item in items if _attached_ids(item) & set(photo_ids)}
             if len(ours) > 1:
@@ -156,10 +146,49 @@ class FacebookPublisher(FacebookUploads):
                 return None  # Meta lists the posts' photos, and ours are in none of them
             if not post.caption:
                 raise CheckFailed("nothing to recognise the post by")
+        return self.only_match(items, "message", window_start)
+
+    def find_page_video(self, sent_at: datetime) -> str | None:
+        """After an ambiguous ``/videos``: the video on the Page (its video id), None if surely not there.
+
+        The Page's videos are listed by video id, the id ``send`` records for a video, so a
+        video recorded for another post is recognised as that post's.
+        """
+        if not self.post.caption:
+            raise CheckFailed("nothing to recognise the video by")
+        window_start = sent_at - CLOCK_SKEW
+        items = self.listed_since("videos", "id,description,created_time", window_start)
+        return self.only_match(items, "description", window_start)
+
+    def listed_since(self, edge: str, fields: str, window_start: datetime) -> list[dict[str, Any]]:
+        """The Page's ``edge`` since the attempt, every page of it (on a busy Page ours may not be on the first)."""
+        try:
+            return list(
+                self.graph.paginate(
+                    f"/{self.conn.facebook_page_id}/{edge}",
+                    token=self.token,
+                    params={"fields": fields, "limit": 100, "since": int(window_start.timestamp())},
+                    max_pages=20,
+                )
+            )
+        except GRAPH_FAILURES as exc:
+            log.warning("could not list the Page's %s: %s", edge, type(exc).__name__, extra={"job_id": self.post.id})
+            raise CheckFailed(f"{edge} unavailable") from None
+
+    def only_match(self, items: list[dict[str, Any]], text_field: str, window_start: datetime) -> str | None:
+        """The one listed item that is surely this post: its id; None when none can be.
+
+        A match has the same text and was created since the attempt, and is not recorded
+        for another post. It must be the only one, and no other post of this Page with the
+        same text may have been sent in the window unless its recorded id is among those
+        listed (then it is accounted for): a post whose id is not known, or known in another
+        id space (a reel's video id among post ids), could be any of the matches.
+        """
+        post = self.post
         candidates = [
             str(item["id"])
             for item in items
-            if (item.get("message") or "") == post.caption and _created(item) >= window_start
+            if (item.get(text_field) or "") == post.caption and _created(item) >= window_start
         ]
         if not candidates:
             return None
@@ -174,9 +203,9 @@ class FacebookPublisher(FacebookUploads):
             )
         )
         candidates = [c for c in candidates if c not in taken]
-        rivals = session.scalar(
-            select(func.count())
-            .select_from(PostTarget)
+        listed = {str(item["id"]) for item in items}
+        others = session.scalars(
+            select(PostTarget.remote_id)
             .join(ScheduledPost, PostTarget.post_id == ScheduledPost.id)
             .join(SocialConnection, ScheduledPost.connection_id == SocialConnection.id)
             .where(
@@ -186,9 +215,9 @@ class FacebookPublisher(FacebookUploads):
                 ScheduledPost.caption == post.caption,
                 # Only sends whose post could have been created inside this window.
                 PostTarget.sent_at >= window_start - self.run.request_lifetime() - CLOCK_SKEW,
-                PostTarget.remote_id.is_(None),
             )
-        )
+        ).all()
+        rivals = [remote_id for remote_id in others if remote_id is None or remote_id not in listed]
         if len(candidates) == 1 and not rivals:
             return candidates[0]
         if not candidates:

@@ -49,6 +49,7 @@ REELS_LIMIT_MESSAGE = "Batas Facebook sudah tercapai: paling banyak 30 Reels per
 # Meta's numbers for these answers (DESIGN §13.1 keeps classification to numbers).
 REELS_LIMIT_CODE = 9
 UPLOAD_MISSING_SUBCODE = 1363130  # finish before the upload host has the file: upload again
+UPLOAD_PROBLEM_CODE = 6000  # "There was a problem uploading your video file": at start, Meta says retry
 ALREADY_PUBLISHED_CODE = 100  # "Video already published": only its title tells it apart
 
 # kind -> the Page edge of its three-phase upload
@@ -71,17 +72,14 @@ class FacebookUploads(TargetPublisher):
     ) -> None:
         """The request that makes the target live, behind its ``sent_at`` marker.
 
-        A marker found without a result means the last attempt is ambiguous: ``check`` says
+        A marker found without a result means the last attempt is ambiguous: once that request's
+        lifetime is over (never before: Meta may still be carrying it out), ``check`` says
         whether it went through (its remote id), None when it surely did not, or raises
         :class:`CheckFailed` when it cannot tell (then the target is ``unconfirmed``).
         """
         row = self.row
         if row.sent_at is not None:
-            settled_at = row.sent_at + self.run.request_lifetime()
-            if self.run.fresh_take and utcnow() < settled_at:
-                # Taken over from a run that died mid-request: that request may still be carried
-                # out by Meta until its own timeout runs out, so look only after that.
-                self.save(not_before=settled_at)
+            if self.in_flight(row.sent_at):
                 return
             try:
                 found = check()
@@ -90,6 +88,8 @@ class FacebookUploads(TargetPublisher):
                 return
             if found:
                 self.published(found)
+                return
+            if self.out_of_tries():
                 return
         self.save_attempt(sent_at=utcnow())
         try:
@@ -124,7 +124,12 @@ class FacebookUploads(TargetPublisher):
             try:
                 body = self.graph.post(f"/{page_id}/{edge}", token=self.token, data={"upload_phase": "start"})
             except GRAPH_FAILURES as exc:
-                self.step_failed(exc)
+                if isinstance(exc, GraphError) and exc.code == UPLOAD_PROBLEM_CODE:
+                    # No file is involved yet: Meta's advice is to retry several times (at finish,
+                    # the same code means the file itself failed: media_invalid).
+                    self.failed(Failure("meta_unavailable", BACKOFF, message=exc.message))
+                else:
+                    self.step_failed(exc)
                 return
             video_id = str(body["video_id"])
             steps = {"video_id": video_id}

@@ -9,7 +9,9 @@ children one by one in ``row.children`` (so a retry never makes a finished child
 again), then the container, then the ``sent_at`` marker of ``media_publish``. Containers
 are waited for without holding a worker: ``not_before`` is set and the run continues
 later, up to ``IG_CONTAINER_TIMEOUT_SECONDS``. A container whose status is
-``PUBLISHED`` is never published again.
+``PUBLISHED`` is never published again; after a lost ``media_publish`` answer the
+container is read only once that request's lifetime is over (until then Meta may be
+publishing it while it still reads ``FINISHED``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from publish_worker.failures import Failure, classify
+from publish_worker.failures import NO_RETRY, Failure, classify
 from publish_worker.targets.base import GRAPH_FAILURES, TargetPublisher
 from publish_worker.targets.instagram_media import (
     CAROUSEL,
@@ -61,14 +63,33 @@ class InstagramPublisher(TargetPublisher):
 
     # -- failures --
 
+    def uses_a_try(self, failure: Failure) -> bool:
+        # A fresh container is not a retry of the same request: its own budget bounds it (``failed``).
+        return super().uses_a_try(failure) and failure.decision != RECREATE
+
     def failed(self, failure: Failure, *, step_values: dict[str, Any] | None = None) -> None:
         values = dict(step_values or {})
+        steps = dict(self.row.steps or {})
         if failure.decision == RECREATE:
             # The container expired or Meta cannot use it: the next try makes a new one. For a
             # carousel Meta does not say which child is at fault, so each is looked at again.
-            values.update(NO_CONTAINER)
-            if self.row.children and "children" not in values:
-                values["children"] = recheck(self.row.children)
+            # Not a try, but not endless either: past RETRY_MAX_TRIES fresh containers it fails.
+            recreated = int(steps.get("recreated") or 0) + 1
+            if recreated > self.settings.retry_max_tries:
+                failure = replace(failure, decision=NO_RETRY)
+            else:
+                values.update(NO_CONTAINER, steps={"recreated": recreated})  # the old container's count goes
+                if self.row.children and "children" not in values:
+                    values["children"] = recheck(self.row.children)
+        elif failure.recreate_after and self.row.container_id:
+            # Retried on this container a few times (Meta's advice for 2207008), then a new one is
+            # made: once the check shows the last media_publish did not go through after all.
+            failures_here = int(steps.get("failures_here") or 0) + 1
+            values["steps"] = {
+                **steps,
+                "failures_here": failures_here,
+                "new_container": failures_here >= failure.recreate_after,
+            }
         super().failed(failure, step_values=values)
 
     def failed_before_anything_live(self, exc: Exception, **step_values: Any) -> None:
@@ -84,6 +105,10 @@ class InstagramPublisher(TargetPublisher):
         except Refused as exc:
             # Validation lets no such post through; one stored before a rule changed fails plainly.
             self.save(status=FAILED, error_code="validation_error", error_message=exc.message)
+            return
+        if row.sent_at is not None and self.in_flight(row.sent_at):
+            # media_publish's answer was lost and Meta may still be publishing: the container can
+            # read FINISHED meanwhile, so it is neither read nor published again until that is over.
             return
         if not row.container_id:
             if not any(child.get("id") for child in row.children or []) and not self.quota_left():
@@ -109,9 +134,9 @@ class InstagramPublisher(TargetPublisher):
         if status == PUBLISHED_STATUS:
             self.published(row.remote_id or self.find_media(kind))
         elif status == FINISHED:
-            self.publish_container()
+            self.publish_finished()
         elif status == EXPIRED:
-            # Too old to publish (24 h): the next try makes a fresh container (counted, so it cannot loop).
+            # Too old to publish (24 h): the next try makes a fresh container (bounded by re-creations).
             self.failed(Failure("meta_unavailable", RECREATE, message="container expired"))
         elif status == ERROR:
             # Meta's own words (e.g. "Error: ... (2207004)") tell the seller what to fix.
@@ -237,6 +262,16 @@ class InstagramPublisher(TargetPublisher):
             self.failed(Failure("publishing_limit_reached", DEFER))
             return False
         return True
+
+    def publish_finished(self) -> None:
+        """A ``FINISHED`` container (after a lost ``media_publish``, past that request's lifetime:
+        it did not go through) is published, unless no try is left or it is to be made anew."""
+        if self.row.sent_at is not None and self.out_of_tries():
+            return
+        if (self.row.steps or {}).get("new_container"):
+            self.failed(Failure("meta_unavailable", RECREATE, message="temporary errors publishing this container"))
+            return
+        self.publish_container()
 
     def publish_container(self) -> None:
         self.save_attempt(sent_at=utcnow())

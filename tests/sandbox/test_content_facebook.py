@@ -98,6 +98,30 @@ def test_a_video_on_the_graph_video_paths(fb):
     )
 
 
+def test_the_pages_videos_are_listed_by_video_id_with_their_description(fb):
+    meta, user, page = fb
+    first = meta.post(f"/{PAGE_1}/videos", page, file_url=VIDEO, description="Video produk").get_json()["id"]
+    second = meta.post(f"/{PAGE_1}/videos", page, file_url=VIDEO, description="Video kedua").get_json()["id"]
+    assert reel(meta, page, "Reel promo").status_code == 200
+    [reel_id] = [item["video_id"] for item in published(meta) if item["kind"] == "reel"]
+    meta.post(f"/{PAGE_1}/video_stories", page, upload_phase="start")  # a story is not among the videos
+    other = meta.post(f"/{PAGE_2}/videos", meta.page_token(user, PAGE_2), file_url=VIDEO).get_json()["id"]
+    listed = meta.get(f"/{PAGE_1}/videos", page, fields="id,description,created_time").get_json()["data"]
+    assert [(v["id"], v.get("description")) for v in listed] == [
+        (reel_id, "Reel promo"),
+        (second, "Video kedua"),
+        (first, "Video produk"),
+    ]
+    assert other not in {v["id"] for v in listed} and listed[0]["created_time"].endswith("+0000")
+    # the post's id is not the video's: a check after a lost /videos answer compares video ids
+    assert next(item["post_id"] for item in published(meta) if item["video_id"] == first) != first
+    assert meta.get(f"/{PAGE_1}/videos", page, since="2999-01-01T00:00:00Z").get_json()["data"] == []
+    paged = meta.get(f"/{PAGE_1}/videos", page, limit=2).get_json()
+    assert len(paged["data"]) == 2 and "next" in paged["paging"]
+    assert error_of(meta.get(f"/{PAGE_1}/videos", page, since="yesterday"))["code"] == 100
+    assert meta.admin("state", method="get")["calls"]["videos_list"] == 4
+
+
 def test_reel_in_three_phases(fb):
     meta, _, page = fb
     start = meta.post(f"/v25.0/{PAGE_1}/video_reels", page, upload_phase="start")

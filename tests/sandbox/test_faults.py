@@ -214,6 +214,7 @@ def test_fault_names_of_the_new_endpoints_are_accepted(meta):
         "ig_comment",
         "ig_comments",
         "videos",
+        "videos_list",
         "video_reels",
         "video_reels_start",
         "video_reels_finish",
@@ -230,7 +231,7 @@ def test_fault_names_of_the_new_endpoints_are_accepted(meta):
         "photo",
     ):
         assert meta.client.post("/_sandbox/faults", json={"endpoint": name, "status": 500}).status_code == 201
-    assert len(meta.admin("faults", method="get")["faults"]) == 21
+    assert len(meta.admin("faults", method="get")["faults"]) == 22
 
 
 def test_fault_on_a_child_container_only(meta):
