@@ -357,6 +357,7 @@ FIELD_MESSAGES_ID: dict[str, str] = {
     "Must be an absolute https URL.": "Harus URL lengkap yang diawali https://.",
     "Must be an absolute https or http URL.": "Harus URL lengkap yang diawali https:// atau http://.",
     "Must not carry a user name or password.": "URL tidak boleh berisi nama pengguna atau kata sandi.",
+    "Must have a port from 1 to 65535, or none.": "Port URL harus antara 1 dan 65535, atau tidak ada.",
     "Must be reachable from the internet (Meta fetches it).": (
         "URL harus bisa diakses dari internet, karena Meta mengambilnya langsung."
     ),

@@ -24,6 +24,7 @@ target whose rule is broken.
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -90,15 +91,28 @@ def read_image(head: bytes) -> ImageInfo | None:
                 width, height = image.size
                 image_format = image.format or ""
                 raw_exif = image.info.get("exif")
-                # Image.getexif() would load() a PNG whose EXIF comes after the pixels: read the raw block.
-                exif = Image.Exif()
-                if isinstance(raw_exif, bytes):
-                    exif.load(raw_exif)
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
         return None  # UnidentifiedImageError and a truncated header are OSErrors
-    if exif.get(_ORIENTATION) in _QUARTER_TURNS:
+    if _orientation(raw_exif) in _QUARTER_TURNS:
         width, height = height, width
     return ImageInfo(image_format, width, height)
+
+
+def _orientation(raw_exif: object) -> int | None:
+    """The EXIF orientation tag, or None when there is none or the EXIF block is broken.
+
+    Image.getexif() would load() a PNG whose EXIF comes after the pixels: the raw block is
+    read instead, and Pillow's EXIF parser raises more than OSError on a truncated one.
+    """
+    if not isinstance(raw_exif, bytes):
+        return None
+    exif = Image.Exif()
+    try:
+        exif.load(raw_exif)
+        value = exif.get(_ORIENTATION)
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError, TypeError):
+        return None  # a broken EXIF block says nothing about orientation
+    return value if isinstance(value, int) else None
 
 
 def video_brand(head: bytes) -> bytes | None:

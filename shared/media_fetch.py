@@ -47,7 +47,9 @@ TIMEOUT_SECONDS = 5.0
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 64 * 1024
 _URL_SAFE = "!#$%&'()*+,/:;=?@[]~"  # kept as they are; spaces and the like are percent-encoded
-_CONTENT_RANGE = re.compile(r"bytes\s+\d+-\d+/(\d+)", re.IGNORECASE)
+# ASCII digits only, and no more than a 64-bit size: anything else is a size the server did not tell.
+_CONTENT_RANGE = re.compile(r"bytes\s+[0-9]{1,19}-[0-9]{1,19}/([0-9]{1,19})", re.IGNORECASE)
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,19}")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 T = TypeVar("T")
@@ -150,9 +152,10 @@ def _before(deadline: float, work: Callable[[], T]) -> T:
 class _PinnedConnection(http.client.HTTPConnection):
     """HTTP(S) to the hop's checked addresses only; TLS verifies the certificate for ``hop.host``."""
 
-    def __init__(self, hop: Hop, context: ssl.SSLContext | None, timeout: float):
-        super().__init__(hop.host, hop.port, timeout=timeout)
-        self.hop, self.context = hop, context
+    def __init__(self, hop: Hop, context: ssl.SSLContext | None, deadline: float):
+        super().__init__(hop.host, hop.port, timeout=remaining(deadline))
+        self.hop, self.context, self.deadline = hop, context, deadline
+        self._cut_event = threading.Event()
         if context is not None:
             self.default_port = 443  # the Host header leaves out the default port
         self._lock = threading.Lock()
@@ -160,7 +163,7 @@ class _PinnedConnection(http.client.HTTPConnection):
         self._cut = False
 
     def connect(self) -> None:
-        sock = _connect_any(self.hop.addresses, self.hop.port, self.timeout)
+        sock = _connect_any(self.hop.addresses, self.hop.port, self.deadline, self._cut_event)
         with self._lock:
             if self._cut:
                 sock.close()
@@ -174,6 +177,7 @@ class _PinnedConnection(http.client.HTTPConnection):
         """Shut the socket down from another thread: whatever blocks on it returns at once."""
         with self._lock:
             self._cut = True
+            self._cut_event.set()
             if self._spare is not None:
                 try:
                     self._spare.shutdown(socket.SHUT_RDWR)
@@ -188,11 +192,20 @@ class _PinnedConnection(http.client.HTTPConnection):
                 self._spare = None
 
 
-def _connect_any(addresses: Sequence[IPAddress], port: int, timeout: float | None) -> socket.socket:
+# A name with many addresses that all stay silent must not multiply the deadline.
+MAX_ADDRESSES_TRIED = 3
+
+
+def _connect_any(addresses: Sequence[IPAddress], port: int, deadline: float, cut: threading.Event) -> socket.socket:
+    """A connection to the first checked address that answers, all within the one deadline."""
     error: OSError = OSError("no address")
-    for address in addresses:
+    for address in addresses[:MAX_ADDRESSES_TRIED]:
+        if cut.is_set():
+            break
         try:
-            return socket.create_connection((str(address), port), timeout)
+            return socket.create_connection((str(address), port), remaining(deadline))
+        except MediaUnreachable:
+            raise TimeoutError("deadline passed while connecting") from None
         except OSError as exc:
             error = exc
     raise error
@@ -205,7 +218,7 @@ class PinnedTransport:
         self.context = context or ssl.create_default_context(cafile=certifi.where())
 
     def __call__(self, hop: Hop, deadline: float) -> Reply:
-        connection = _PinnedConnection(hop, self.context if hop.scheme == "https" else None, remaining(deadline))
+        connection = _PinnedConnection(hop, self.context if hop.scheme == "https" else None, deadline)
         # A server that drips its handshake or headers byte by byte beats per-read timeouts:
         # the watchdog holds the wall-clock deadline.
         watchdog = threading.Timer(remaining(deadline), connection.cut)
@@ -304,7 +317,7 @@ def total_size(status: int, headers: Mapping[str, str]) -> int | None:
         found = _CONTENT_RANGE.fullmatch(headers.get("content-range", "").strip())
         return int(found.group(1)) if found else None
     length = headers.get("content-length", "").strip()
-    return int(length) if length.isdigit() else None
+    return int(length) if _CONTENT_LENGTH.fullmatch(length) else None
 
 
 def _why(exc: BaseException, deadline: float) -> MediaUnreachable:
@@ -358,9 +371,11 @@ def fetch(
             raise _why(exc, deadline) from None
         finally:
             reply.close()
-        return Fetched(
-            url, reply.status, reply.headers.get("content-type"), total_size(reply.status, reply.headers), head
-        )
+        try:
+            size = total_size(reply.status, reply.headers)
+        except Exception:  # noqa: BLE001 - whatever a server's headers are, they are its problem, not a 500
+            raise MediaUnreachable("bad_response") from None
+        return Fetched(url, reply.status, reply.headers.get("content-type"), size, head)
     raise MediaUnreachable("redirects")
 
 

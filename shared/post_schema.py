@@ -77,6 +77,12 @@ def check_public_https_url(
         raise ValidationError(f"Must be an absolute {' or '.join(schemes)} URL.")
     if parts.username or parts.password:
         raise ValidationError("Must not carry a user name or password.")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ValidationError("Must have a port from 1 to 65535, or none.")
     if not allowed and host_meta_cannot_reach(parts.hostname):
         raise ValidationError("Must be reachable from the internet (Meta fetches it).")
 

@@ -17,6 +17,10 @@ def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     flat: dict[str, list[str]] = {}
     if isinstance(messages, dict):
         for key, value in messages.items():
+            if key == "_schema" and prefix:
+                # marshmallow files a nested object's own problem under "_schema": name the object.
+                flat.setdefault(prefix.rstrip("."), []).extend(flatten_errors(value).get("", []))
+                continue
             flat.update(flatten_errors(value, f"{prefix}{key}."))
     elif isinstance(messages, list) and all(isinstance(m, str) for m in messages):
         flat[prefix.rstrip(".")] = list(messages)
@@ -158,6 +162,8 @@ def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) ->
         inner = embedded_ipv4(address)
         if inner is not None:
             return is_public_address(inner)
+        if address.is_site_local:
+            return False  # fec0::/10: deprecated, still routed inside some networks; ipaddress calls it global
     if address in _IETF_PROTOCOL_ASSIGNMENTS:
         return False  # 192.0.0.0/24: ipaddress (3.11) calls most of it global
     return address.is_global and not (address.is_multicast or address.is_unspecified or address.is_reserved)

@@ -311,3 +311,23 @@ def test_every_message_the_pre_check_gives_has_an_indonesian_translation():
         assert indonesian != message, message
         assert field_message(message, "en") == message
     assert field_message("The server answered HTTP 503.") == "Server menjawab HTTP 503."
+
+
+def jpeg_with_a_broken_exif_block(width: int = 1080, height: int = 1080) -> bytes:
+    """A good JPEG whose APP1 EXIF block holds only 4 of a TIFF header's 8 bytes."""
+    image = jpeg(width, height)
+    payload = b"Exif\x00\x00MM\x00*"
+    app1 = b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload
+    return image[:2] + app1 + image[2:]
+
+
+def test_a_broken_exif_block_says_nothing_about_orientation_and_is_no_crash() -> None:
+    # Pillow's EXIF parser raised struct.error here, past every except: a 500 for a seller's photo.
+    head = jpeg_with_a_broken_exif_block(1080, 1350)
+    assert media_check.read_image(head) == media_check.ImageInfo("JPEG", 1080, 1350)
+    verdict = media_check.precheck(
+        [MediaRef("media.0.url", "https://cdn.example.com/a.jpg", "image")],
+        targets=["instagram"],
+        fetcher=lambda url: Fetched(url, 200, "image/jpeg", len(head), head),
+    )
+    assert verdict.error() is None

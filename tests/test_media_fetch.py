@@ -99,6 +99,7 @@ def test_a_public_host_is_fetched_from_the_address_that_was_checked():
         "2002:7f00:1::",  # 6to4 of 127.0.0.1
         "2002:c0a8:101::1",  # 6to4 of 192.168.1.1
         "::127.0.0.1",  # IPv4-compatible
+        "fec0::1",  # site-local (deprecated, still routed in some networks; ipaddress calls it global)
     ],
 )
 def test_a_name_resolving_to_a_non_public_address_is_refused_unfetched(answer):
@@ -604,3 +605,60 @@ def test_proxies_from_the_environment_are_never_used(tmp_path, servers, monkeypa
     assert fetch(f"http://127.0.0.1:{plain.port}/a.gif", allow_hosts={"127.0.0.1"}).head == b"GIF89a"
     assert fetched.head == b"\xff\xd8" * 10
     assert proxy.requests == [] and len(server.requests) == 1
+
+
+@pytest.fixture
+def blackhole() -> Iterator[int]:
+    """A loopback port whose accept queue is full: further connects hang, as with a public
+    address that drops packets."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    filler = socket.create_connection(("127.0.0.1", port), timeout=1)
+    yield port
+    filler.close()
+    listener.close()
+
+
+def test_a_name_with_many_silent_addresses_still_gets_one_deadline(blackhole: int) -> None:
+    # Each address used to get the whole timeout again: six silent ones took six deadlines.
+    addresses = [ipaddress.ip_address("127.0.0.1")] * 6
+    started = time.monotonic()
+    with pytest.raises(MediaUnreachable) as refused:
+        fetch(
+            f"https://media.example.com:{blackhole}/a.jpg",
+            timeout=1.0,
+            resolver=lambda host, port: addresses,
+            transport=PinnedTransport(),
+            is_public=lambda address: True,  # loopback stands in for a public address here
+        )
+    assert refused.value.reason == "timeout"
+    assert time.monotonic() - started < 2.0
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"content-length": "\u00b2"},  # str.isdigit() says yes, int() says no
+        {"content-length": "9" * 5000},  # beyond int()'s digit limit
+        {"content-length": "10" * 12},  # beyond any real file
+    ],
+)
+def test_a_size_header_that_is_no_plain_number_is_a_size_not_told(headers: dict[str, str]) -> None:
+    fetched = fetch(
+        "https://cdn.example.com/a.jpg",
+        resolver=lambda host, port: [ipaddress.ip_address("93.184.216.34")],
+        transport=lambda hop, deadline: Reply(200, headers, iter([b"\xff\xd8\xff"])),
+    )
+    assert fetched.total_size is None
+
+
+def test_a_content_range_total_that_is_no_plain_number_is_a_size_not_told() -> None:
+    headers = {"content-range": f"bytes 0-2/{'9' * 5000}"}
+    fetched = fetch(
+        "https://cdn.example.com/a.jpg",
+        resolver=lambda host, port: [ipaddress.ip_address("93.184.216.34")],
+        transport=lambda hop, deadline: Reply(206, headers, iter([b"\xff\xd8\xff"])),
+    )
+    assert fetched.total_size is None

@@ -281,3 +281,52 @@ def test_publish_request_takes_a_content_v2_body_and_the_same_pre_check(
     assert post_count(db_session) == 1
     failed = db_session.scalars(select(AuditEvent).where(AuditEvent.event == "post_failed")).one()
     assert failed.error_code == "media_unreachable"
+
+
+def raw_media_server(answer: bytes) -> socket.socket:
+    """A loopback server that answers every request with these exact bytes."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            with client:
+                client.recv(65536)
+                client.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener
+
+
+def test_a_media_server_with_a_garbled_length_is_a_clear_answer_not_a_500(client, conn, db_session, redis_client):
+    # "Content-Length: ²" used to pass str.isdigit() and crash int(): a 500 for the seller's media host.
+    listener = raw_media_server(
+        b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: \xb2\r\n"
+        b"Connection: close\r\n\r\n\xff\xd8\xff\xe0"
+    )
+    try:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/a.jpg"
+        response = schedule(client, v2(media_url=url, targets=["facebook"]), **{"Accept-Language": "en"})
+    finally:
+        listener.close()
+    assert response.status_code == 422, response.json
+    assert response.json["error_code"] in ("validation_error", "media_unreachable")
+    assert "media_url" in response.json["fields"]
+    assert nothing_stored_or_queued(db_session, redis_client)
+
+
+def test_a_port_out_of_range_is_refused_by_name(client, conn, db_session, redis_client):
+    for url in ("https://cdn.example.com:99999/a.jpg", "https://cdn.example.com:0/a.jpg"):
+        response = schedule(client, v2(media_url=url), **{"Accept-Language": "en"})
+        assert response.status_code == 422
+        assert response.json["fields"]["media_url"] == ["Must have a port from 1 to 65535, or none."]
+    assert nothing_stored_or_queued(db_session, redis_client)
+
+
+def test_a_media_item_that_is_not_an_object_is_named_by_its_index(client, conn):
+    response = schedule(client, v2(media=["https://cdn.example.com/a.jpg"]), **{"Accept-Language": "en"})
+    assert response.status_code == 422
+    assert "media.0" in response.json["fields"] and "media.0._schema" not in response.json["fields"]
