@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
@@ -24,6 +23,8 @@ from shared.models import (
     active_connection,
     new_id,
 )
+from shared.models import EXPIRING_SOON as EXPIRING_SOON  # the status answer's rule, kept under its old name here
+from shared.models import expiring_soon as expiring_soon
 from shared.posts import cancel_pending_posts
 from shared.settings import REQUIRED_SCOPES
 from shared.token_check import check_token
@@ -248,15 +249,3 @@ def revoke_grant(session: Session, graph: GraphClient, cipher: TokenCipher, conn
             extra={"connection_id": conn.id},
         )
         return False
-
-
-EXPIRING_SOON = timedelta(days=14)
-
-
-def expiring_soon(conn: SocialConnection, now: datetime | None = None) -> bool:
-    """Is the earlier of ``expires_at`` and ``data_access_expires_at`` less than 14 days away?
-
-    A null date never expires (Meta says so for page tokens) and is ignored.
-    """
-    dates = [d for d in (conn.expires_at, conn.data_access_expires_at) if d is not None]
-    return bool(dates) and min(dates) - (now or utcnow()) < EXPIRING_SOON

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ForeignKey, Index, String, Text, select, text
@@ -72,6 +72,25 @@ def active_connection(session: Session, user_id: str, *, for_update: bool = Fals
     if for_update:
         query = query.with_for_update()
     return session.scalars(query).first()
+
+
+EXPIRING_SOON = timedelta(days=14)
+
+
+def earliest_expiry(conn: SocialConnection) -> datetime | None:
+    """The earlier of ``expires_at`` and ``data_access_expires_at``; None when neither expires
+    (Meta says so for page tokens with a null date)."""
+    dates = [d for d in (conn.expires_at, conn.data_access_expires_at) if d is not None]
+    return min(dates) if dates else None
+
+
+def expiring_soon(conn: SocialConnection, now: datetime | None = None) -> bool:
+    """Is the earlier of ``expires_at`` and ``data_access_expires_at`` less than 14 days away?
+
+    A null date never expires (Meta says so for page tokens) and is ignored.
+    """
+    expiry = earliest_expiry(conn)
+    return expiry is not None and expiry - (now or utcnow()) < EXPIRING_SOON
 
 
 class AuditEvent(Base):
