@@ -9,6 +9,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from connect_service.page_selection import PageChoice
+from shared import webhooks
 from shared.audit import RequestInfo, record_event
 from shared.crypto import TokenCipher
 from shared.db import utcnow
@@ -150,6 +151,7 @@ def connect_page(
         request_id=info.request_id,
         ip=info.ip,
     )
+    webhooks.connection_event(session, conn, webhooks.CONNECTION_CONNECTED)
     return conn
 
 
@@ -206,7 +208,11 @@ def needs_rerequest(session: Session, user_id: str) -> bool:
 def retire(
     session: Session, conn: SocialConnection, *, reason: str, info: RequestInfo, event: str = "disconnected"
 ) -> None:
-    """Wipe the tokens and keep the row as history; its pending posts are cancelled."""
+    """Wipe the tokens and keep the row as history; its pending posts are cancelled.
+
+    Every way a connection ends comes here (disconnect, Meta's deauthorize and data deletion,
+    another Page replacing it), so here its ``connection.disconnected`` event is recorded.
+    """
     wipe_tokens(conn)
     conn.status = DISCONNECTED
     conn.disconnected_at = utcnow()
@@ -220,6 +226,7 @@ def retire(
         request_id=info.request_id,
         ip=info.ip,
     )
+    webhooks.connection_event(session, conn, webhooks.CONNECTION_DISCONNECTED)
 
 
 def revoke_grant(session: Session, graph: GraphClient, cipher: TokenCipher, conn: SocialConnection) -> bool:
