@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import requests
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 
@@ -103,9 +103,21 @@ def send(url: str, headers: dict[str, str], body: str) -> Answer:
     return Answer(response.status_code, None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}")
 
 
-def _claim(session: Session, event_id: str, now: datetime) -> WebhookEvent | None:
-    """Take the event for one attempt if it is pending and due; commit at once."""
-    claimed = session.execute(
+@dataclass(frozen=True)
+class Claimed:
+    """An event taken for one attempt: what sending and recording it need."""
+
+    id: str
+    type: str
+    body: str
+    attempts: int
+    retry_until: datetime
+
+
+def _claim(session: Session, event_id: str, now: datetime) -> Claimed | None:
+    """Take the event for one attempt if it is pending and due; commit at once, so no database
+    connection is held while the receiver answers."""
+    row = session.execute(
         update(WebhookEvent)
         .where(
             WebhookEvent.id == event_id,
@@ -113,14 +125,12 @@ def _claim(session: Session, event_id: str, now: datetime) -> WebhookEvent | Non
             WebhookEvent.next_attempt_at <= now + EARLY_TOLERANCE,
         )
         .values(attempts=WebhookEvent.attempts + 1, next_attempt_at=now + CLAIM)
-        .returning(WebhookEvent.id)
+        .returning(
+            WebhookEvent.id, WebhookEvent.type, WebhookEvent.body, WebhookEvent.attempts, WebhookEvent.retry_until
+        )
     ).first()
     session.commit()
-    if claimed is None:
-        return None
-    return session.scalars(
-        select(WebhookEvent).where(WebhookEvent.id == event_id).execution_options(populate_existing=True)
-    ).one()
+    return None if row is None else Claimed(*row)
 
 
 def attempt(ctx: Services, event_id: str, *, now: datetime | None = None) -> str:
@@ -142,9 +152,10 @@ def attempt(ctx: Services, event_id: str, *, now: datetime | None = None) -> str
         fenced = (WebhookEvent.status == EVENT_PENDING, WebhookEvent.attempts == event.attempts)
         result: str
         at: datetime | None = None
+        values: dict[str, object]
         if answer.delivered:
             result = "delivered"
-            values: dict[str, object] = dict(status=EVENT_DELIVERED, delivered_at=done, next_attempt_at=None)
+            values = dict(status=EVENT_DELIVERED, delivered_at=done, next_attempt_at=None)
         elif started >= event.retry_until:
             result = "dead"
             values = dict(status=EVENT_DEAD, next_attempt_at=None)
@@ -154,7 +165,7 @@ def attempt(ctx: Services, event_id: str, *, now: datetime | None = None) -> str
             values = dict(next_attempt_at=at)
         values.update(last_status=answer.status, last_error=answer.error)
         if at is None:
-            session.execute(update(WebhookEvent).where(*fenced).values(**values))
+            session.execute(update(WebhookEvent).where(WebhookEvent.id == event.id, *fenced).values(**values))
             session.commit()
         else:
             rq_job_id = reserve_job(session, event.id, *fenced, **values)

@@ -199,7 +199,7 @@ def post_event(session: Session, post: ScheduledPost) -> WebhookEvent | None:
     post exactly as ``GET /api/meta/schedule/<job_id>`` answers. Call it once the post's
     outcome status is set (``publish_worker/outcome.finish``); any other status records nothing."""
     event_type = POST_EVENTS.get(post.status)
-    if event_type is None:
+    if event_type is None or outbox_for(session) is None:
         return None
     return record(
         session,
@@ -217,6 +217,8 @@ def connection_event(
     """A ``connection.*`` event about ``conn`` as it is now, in the caller's transaction."""
     if event_type not in CONNECTION_EVENTS:
         raise ValueError(f"not a connection event: {event_type!r}")
+    if outbox_for(session) is None:
+        return None  # no body to write either
     return record(
         session,
         event_type,

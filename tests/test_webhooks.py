@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from click.testing import CliRunner
+from prometheus_client import REGISTRY
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 from sqlalchemy import select
@@ -261,6 +262,13 @@ def test_a_receiver_down_for_a_while_gets_the_event_later_with_the_same_id_re_si
     db_session, hooked, receiver, redis_client
 ):
     conn = make_connection(db_session)
+    counted = {
+        result: REGISTRY.get_sample_value(
+            "social_connect_webhook_deliveries_total", {"type": "connection.connected", "result": result}
+        )
+        or 0
+        for result in ("retry", "delivered")
+    }
     receiver.stop()
     with hooked.session() as session:
         event = webhooks.connection_event(session, session.get(SocialConnection, conn.id), "connection.connected")
@@ -290,6 +298,21 @@ def test_a_receiver_down_for_a_while_gets_the_event_later_with_the_same_id_re_si
     assert h1["webhook-signature"] != h2["webhook-signature"]
     [row] = stored(db_session)
     assert row.status == "delivered" and row.attempts == 3
+    for result, more in (("retry", 2), ("delivered", 1)):
+        labels = {"type": "connection.connected", "result": result}
+        assert REGISTRY.get_sample_value("social_connect_webhook_deliveries_total", labels) == counted[result] + more
+
+
+def test_an_attempt_changes_only_its_own_event(db_session, hooked, receiver):
+    conn = make_connection(db_session)
+    with hooked.session() as session:
+        mine = session.get(SocialConnection, conn.id)
+        first = webhooks.connection_event(session, mine, "connection.connected")
+        other = webhooks.connection_event(session, mine, "connection.expiring_soon")
+        session.commit()
+    assert attempt(hooked, first.id) == "delivered"
+    states = {event.id: (event.status, event.attempts) for event in stored(db_session)}
+    assert states == {first.id: ("delivered", 1), other.id: ("pending", 0)}
 
 
 def test_a_redirect_is_not_followed_and_counts_as_a_failure(db_session, hooked, receiver):
