@@ -159,7 +159,8 @@ def sweep_webhooks(ctx: Services, now: datetime | None = None) -> int:
             .limit(SWEEP_BATCH)
         ).all()
         for event in due:
-            if job_is_live(queue, event.rq_job_id, overdue_after=overdue_after):
+            # Its claim is over, so a job still "started" died with its worker (running_counts=False).
+            if job_is_live(queue, event.rq_job_id, overdue_after=overdue_after, running_counts=False):
                 continue
             rq_job_id = webhooks.reserve_job(session, event.id, WebhookEvent.status == EVENT_PENDING)
             if rq_job_id is not None and webhooks.enqueue(ctx.redis, event.id, rq_job_id):

@@ -27,7 +27,7 @@ from shared.log import log_context
 from shared.metrics import WEBHOOK_DELIVERIES
 from shared.models import EVENT_DEAD, EVENT_DELIVERED, EVENT_PENDING, WebhookEvent
 from shared.services import Services
-from shared.webhooks import enqueue, reserve_job
+from shared.webhooks import DELIVERY_JOB_TIMEOUT, enqueue, reserve_job
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +41,9 @@ BACKOFF = (
     timedelta(hours=1),
 )
 LATER = timedelta(hours=6)
-# While an attempt runs its event is not due: longer than any attempt (the sweeper leaves it alone).
-CLAIM = timedelta(seconds=60)
+# While an attempt runs its event is not due: longer than the job may run (its RQ timeout), so
+# an event due again with its job still "started" belongs to a worker that is gone.
+CLAIM = timedelta(seconds=DELIVERY_JOB_TIMEOUT + 30)
 # An enqueue_at job may start a moment before its time (clocks of different hosts).
 EARLY_TOLERANCE = timedelta(seconds=2)
 USER_AGENT = "resellio-social-connect-webhooks/1"

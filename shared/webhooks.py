@@ -29,7 +29,7 @@ from sqlalchemy import String, cast, select, update
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import UnboundExecutionError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 from sqlalchemy.sql import ColumnElement
 
 from shared.answers import PostOut, StatusOut
@@ -246,12 +246,15 @@ def job_id(event_id: str, seq: int) -> str:
     return f"hook-{event_id}-{seq}"
 
 
-def _enqueue_after_commit(session: Session, outbox: Outbox, event: WebhookEvent) -> None:
-    pending: list[tuple[Outbox, str, str, str]] | None = session.info.get(_PENDING_KEY)
+def _enqueue_after_commit(session: Session | scoped_session[Session], outbox: Outbox, event: WebhookEvent) -> None:
+    """Remember the event on this very session (Flask-SQLAlchemy hands out a scoped proxy, whose
+    listeners would apply to every session of its class) until its transaction ends."""
+    actual = session() if isinstance(session, scoped_session) else session
+    pending: list[tuple[Outbox, str, str, str]] | None = actual.info.get(_PENDING_KEY)
     if pending is None:
-        pending = session.info[_PENDING_KEY] = []
-        sa_event.listen(session, "after_commit", _after_commit)
-        sa_event.listen(session, "after_rollback", _after_rollback)
+        pending = actual.info[_PENDING_KEY] = []
+        sa_event.listen(actual, "after_commit", _after_commit)
+        sa_event.listen(actual, "after_rollback", _after_rollback)
     pending.append((outbox, event.id, event.type, job_id(event.id, event.enqueue_seq)))
 
 

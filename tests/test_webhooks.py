@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 from prometheus_client import REGISTRY
 from rq import SimpleWorker
+from rq.job import JobStatus
 from rq.serializers import JSONSerializer
 from sqlalchemy import select
 from standardwebhooks import Webhook
@@ -340,6 +341,24 @@ def test_after_a_redis_wipe_the_sweeper_still_delivers(db_session, hooked, recei
     assert payload["type"] == "connection.needs_reauth" and payload["data"]["error_code"] == "permissions_missing"
     assert [e.status for e in stored(db_session)] == ["delivered"]
     assert duties.sweep_webhooks(hooked) == 0
+
+
+def test_an_attempt_whose_worker_died_is_taken_up_by_the_sweeper(db_session, hooked, receiver, redis_client):
+    conn = make_connection(db_session)
+    with hooked.session() as session:
+        event = webhooks.connection_event(session, session.get(SocialConnection, conn.id), "connection.connected")
+        session.commit()
+    [job] = make_queue(redis_client).get_jobs()
+    job.set_status(JobStatus.STARTED)  # taken by a worker that then died mid-attempt
+    make_queue(redis_client).remove(job.id)
+    with hooked.session() as session:
+        claimed = session.get(WebhookEvent, event.id)
+        claimed.attempts, claimed.next_attempt_at = 1, utcnow() - timedelta(seconds=1)  # its claim ran out
+        session.commit()
+    assert duties.sweep_webhooks(hooked) == 1
+    run_deliveries(redis_client)
+    assert [headers["webhook-id"] for headers, _ in receiver.received] == [event.id]
+    assert [(e.status, e.attempts) for e in stored(db_session)] == [("delivered", 2)]
 
 
 def test_a_failing_receiver_is_retried_on_schedule_for_three_days_then_dead(db_session, hooked, receiver):
