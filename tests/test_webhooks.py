@@ -481,17 +481,30 @@ def test_the_worker_binds_its_services_and_sweeps_events_when_its_duties_start(h
         assert webhooks.outbox_for(session) is not None
 
 
-def test_the_connect_flow_records_connected(client, db_session, redis_client):
+def test_the_connect_flow_records_connected_once_the_page_is_known(client, db_session, redis_client):
     import requests_mock
 
-    from tests.meta_mock import MetaMock
+    from tests.meta_mock import MetaMock, page
     from tests.test_connect_flow import callback, start
 
     with requests_mock.Mocker() as m:
         meta = MetaMock(m)
         assert callback(client, start(client), meta.code).status_code == 200
-    [event] = stored(db_session)
-    data = json.loads(event.body)["data"]
-    assert event.type == "connection.connected" and data["status"] == "connected"
-    assert data["page_name"] == "Toko 1" and data["connection_id"] == event.connection_id
-    assert queued_deliveries(redis_client) == [event.id]
+        [event] = stored(db_session)
+        data = json.loads(event.body)["data"]
+        assert event.type == "connection.connected" and data["status"] == "connected"
+        assert data["page_name"] == "Toko 1" and data["connection_id"] == event.connection_id
+
+        # Another Page, picked from several: the first connection ends, the new one starts.
+        meta.pages[:] = [page(2), page(3)]
+        assert callback(client, start(client), meta.code).json["requires_page_selection"] is True
+        assert len(stored(db_session)) == 1  # nothing is connected until the seller picks
+        picked = client.post("/api/meta/select-page", json={"page_id": meta.pages[1].id}, headers=same_origin())
+        assert picked.status_code == 200
+    events = stored(db_session)
+    assert [(e.type, e.connection_id) for e in events[1:]] == [
+        ("connection.disconnected", event.connection_id),
+        ("connection.connected", picked.json["connection_id"]),
+    ]
+    assert json.loads(events[2].body)["data"]["facebook_page_id"] == meta.pages[1].id
+    assert queued_deliveries(redis_client) == [e.id for e in events]
