@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
+from shared import webhooks
 from shared.db import engine_options
 from shared.log import configure_logging, register_secret
 from shared.services import build_services
@@ -35,7 +36,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.json.sort_keys = False
 
     configure_logging()
-    for secret in (settings.meta_app_secret, settings.session_secret, settings.scheduler_api_token):
+    for secret in (
+        settings.meta_app_secret,
+        settings.session_secret,
+        settings.scheduler_api_token,
+        settings.webhook_secret,
+    ):
         register_secret(secret)
 
     from connect_service import meta_oauth
@@ -49,7 +55,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
         install_sqlite_pragmas(db.engine)
         # The handlers use Flask-SQLAlchemy's ``db.session``; the services share its engine.
-        app.extensions[SERVICES_KEY] = build_services(settings, redis=redis_client, engine=db.engine)
+        services = app.extensions[SERVICES_KEY] = build_services(settings, redis=redis_client, engine=db.engine)
+        # Outcome events (DESIGN §13.3) from this app's sessions, when RESELLIO_WEBHOOK_URL is set.
+        webhooks.bind(services)
     # Exact matches only: flask-cors reads an origin holding "[" (an IPv6 host) as a regex.
     origins = [re.compile(re.escape(origin) + r"\Z", re.IGNORECASE) for origin in settings.cors_origins]
     cors.init_app(app, resources={r"/api/*": {"origins": origins}}, supports_credentials=True)

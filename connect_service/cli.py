@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from datetime import UTC, datetime
 from importlib.metadata import EntryPoint, entry_points
 
 import click
@@ -80,6 +81,51 @@ def rotate_keys() -> None:
     finally:
         engine.dispose()
     click.echo(f"re-encrypted {changed} connection(s) under key '{settings.token_encryption_keys[0][0]}'")
+
+
+@main.group()
+def webhooks() -> None:
+    """Outcome events sent to Resellio (RESELLIO_WEBHOOK_URL)."""
+
+
+def _instant(ctx: click.Context, param: click.Parameter, value: str) -> datetime:
+    """An ISO-8601 time with a zone (``Z`` or an offset), in UTC."""
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter("an ISO-8601 time such as 2026-12-01T08:00:00Z") from None
+    if parsed.tzinfo is None:
+        raise click.BadParameter("give a time zone (Z or +07:00): the events' times are UTC")
+    return parsed.astimezone(UTC)
+
+
+@webhooks.command("replay")
+@click.option(
+    "--since", required=True, callback=_instant, help="ISO-8601 time with a zone: events created at or after it."
+)
+def replay(since: datetime) -> None:
+    """Send again every event created since a time, delivered, pending or dead (same webhook-id)."""
+    from shared.db import make_engine, make_session_factory
+    from shared.log import configure_logging
+    from shared.redis_conn import make_redis
+    from shared.webhooks import replay as replay_events
+
+    start = since
+    settings = _settings()
+    if not settings.webhook_url:
+        raise click.ClickException("RESELLIO_WEBHOOK_URL is not set: there is nowhere to send events")
+    if not settings.redis_url:
+        raise click.ClickException("REDIS_URL is not set: the worker takes deliveries from Redis")
+    configure_logging()
+    engine = make_engine(settings.database_url)
+    redis = make_redis(settings)
+    try:
+        with make_session_factory(engine)() as session:
+            count = replay_events(session, redis, start)
+    finally:
+        engine.dispose()
+        redis.close()
+    click.echo(f"{count} event(s) since {start.isoformat()} queued for delivery again")
 
 
 if __name__ == "__main__":

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from connect_service.page_selection import PageChoice
+from shared import webhooks
 from shared.audit import RequestInfo, record_event
 from shared.crypto import TokenCipher
 from shared.db import utcnow
@@ -24,6 +24,8 @@ from shared.models import (
     active_connection,
     new_id,
 )
+from shared.models import EXPIRING_SOON as EXPIRING_SOON  # the status answer's rule, kept under its old name here
+from shared.models import expiring_soon as expiring_soon
 from shared.posts import cancel_pending_posts
 from shared.settings import REQUIRED_SCOPES
 from shared.token_check import check_token
@@ -149,6 +151,7 @@ def connect_page(
         request_id=info.request_id,
         ip=info.ip,
     )
+    webhooks.connection_event(session, conn, webhooks.CONNECTION_CONNECTED)
     return conn
 
 
@@ -205,7 +208,11 @@ def needs_rerequest(session: Session, user_id: str) -> bool:
 def retire(
     session: Session, conn: SocialConnection, *, reason: str, info: RequestInfo, event: str = "disconnected"
 ) -> None:
-    """Wipe the tokens and keep the row as history; its pending posts are cancelled."""
+    """Wipe the tokens and keep the row as history; its pending posts are cancelled.
+
+    Every way a connection ends comes here (disconnect, Meta's deauthorize and data deletion,
+    another Page replacing it), so here its ``connection.disconnected`` event is recorded.
+    """
     wipe_tokens(conn)
     conn.status = DISCONNECTED
     conn.disconnected_at = utcnow()
@@ -219,6 +226,7 @@ def retire(
         request_id=info.request_id,
         ip=info.ip,
     )
+    webhooks.connection_event(session, conn, webhooks.CONNECTION_DISCONNECTED)
 
 
 def revoke_grant(session: Session, graph: GraphClient, cipher: TokenCipher, conn: SocialConnection) -> bool:
@@ -248,15 +256,3 @@ def revoke_grant(session: Session, graph: GraphClient, cipher: TokenCipher, conn
             extra={"connection_id": conn.id},
         )
         return False
-
-
-EXPIRING_SOON = timedelta(days=14)
-
-
-def expiring_soon(conn: SocialConnection, now: datetime | None = None) -> bool:
-    """Is the earlier of ``expires_at`` and ``data_access_expires_at`` less than 14 days away?
-
-    A null date never expires (Meta says so for page tokens) and is ignored.
-    """
-    dates = [d for d in (conn.expires_at, conn.data_access_expires_at) if d is not None]
-    return bool(dates) and min(dates) - (now or utcnow()) < EXPIRING_SOON

@@ -33,6 +33,7 @@ from connect_service.meta_erasure import (
     erase_audit_details,
     erase_connection,
     erase_posts,
+    erase_webhook_events,
     meta_user_hash,
 )
 from connect_service.page_selection import SelectionStore
@@ -200,6 +201,7 @@ def data_deletion():
     db.session.flush()
     erase_posts(db.session, ids)
     erase_audit_details(db.session, ids)
+    erase_webhook_events(db.session, ids)
     selections = _erase_selections(callback, {conn.user_id_resellio for conn in erased})
     db.session.add(
         DataDeletionRequest(

@@ -1,8 +1,8 @@
 """What Meta's data deletion erases (DESIGN §13.1 "Meta callbacks").
 
 A person's Meta-derived data — Meta user id, page name, Page/Instagram ids, Instagram
-username, remote post ids — goes from their connections, those connections' posts and
-audit details; the tokens are wiped. Only a keyed hash of the Meta user id stays, so a
+username, remote post ids — goes from their connections, those connections' posts, audit
+details and outcome events (sent or not); the tokens are wiped. Only a keyed hash of the Meta user id stays, so a
 later callback for the same person still finds the rows.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +18,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from shared.db import affected_rows
-from shared.models import AuditEvent, PostTarget, ScheduledPost, SocialConnection
+from shared.models import AuditEvent, PostTarget, ScheduledPost, SocialConnection, WebhookEvent
 from shared.tokens import wipe_tokens
 
 HASH_CONTEXT = b"resellio-social-connect/meta-user-id/v1"
@@ -123,5 +124,20 @@ def erase_audit_details(session: Session, connection_ids: list[str]) -> int:
         clean, removed = scrub(event.detail)
         if removed:
             event.detail = {**clean, ERASED_MARK: True}
+            changed += 1
+    return changed
+
+
+def erase_webhook_events(session: Session, connection_ids: list[str]) -> int:
+    """Meta-derived values out of those connections' outcome events (DESIGN §13.3), delivered
+    or still to be sent: a pending one goes out without them. Returns events changed."""
+    if not connection_ids:
+        return 0
+    changed = 0
+    for event in session.scalars(select(WebhookEvent).where(WebhookEvent.connection_id.in_(connection_ids))):
+        body = json.loads(event.body)
+        clean, removed = scrub(body.get("data"))
+        if removed:
+            event.body = json.dumps({**body, "data": clean}, ensure_ascii=False, separators=(",", ":"))
             changed += 1
     return changed

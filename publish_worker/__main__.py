@@ -15,7 +15,12 @@ def main() -> int:
         print(f"publish worker not started: {exc}", file=sys.stderr)
         return 2
     configure_logging()
-    for secret in (settings.meta_app_secret, settings.session_secret, settings.scheduler_api_token):
+    for secret in (
+        settings.meta_app_secret,
+        settings.session_secret,
+        settings.scheduler_api_token,
+        settings.webhook_secret,
+    ):
         register_secret(secret)
     from publish_worker.runner import run_forever
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from redis.exceptions import RedisError
 from rq import Queue
@@ -17,10 +17,23 @@ from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
 from rq.serializers import JSONSerializer
 from sqlalchemy import and_, or_, select
+from sqlalchemy.exc import IntegrityError
 
+from shared import webhooks
 from shared.db import utcnow
 from shared.metrics import SWEEPER_REQUEUED
-from shared.models import CONNECTED, PUBLISHING, QUEUED, ScheduledPost, SocialConnection
+from shared.models import (
+    CONNECTED,
+    EVENT_PENDING,
+    EXPIRING_SOON,
+    PUBLISHING,
+    QUEUED,
+    ScheduledPost,
+    SocialConnection,
+    WebhookEvent,
+    earliest_expiry,
+    expiring_soon,
+)
 from shared.queue import enqueue_publish, make_queue
 from shared.redis_conn import key
 from shared.services import Services
@@ -131,6 +144,73 @@ def check_tokens(ctx: Services) -> int:
     return marked
 
 
+def sweep_webhooks(ctx: Services, now: datetime | None = None) -> int:
+    """Re-enqueue outcome events that are due but have no live delivery job (Redis was wiped,
+    an enqueue failed, a worker died mid-attempt): a committed event is never lost (DESIGN §13.3)."""
+    now = now or utcnow()
+    queue = make_queue(ctx.redis)
+    overdue_after = timedelta(seconds=max(5.0, 2 * ctx.settings.sweep_interval_seconds))
+    requeued = 0
+    with ctx.session() as session:
+        due = session.scalars(
+            select(WebhookEvent)
+            .where(WebhookEvent.status == EVENT_PENDING, WebhookEvent.next_attempt_at <= now)
+            .order_by(WebhookEvent.next_attempt_at)
+            .limit(SWEEP_BATCH)
+        ).all()
+        for event in due:
+            # Its claim is over, so a job still "started" died with its worker (running_counts=False).
+            if job_is_live(queue, event.rq_job_id, overdue_after=overdue_after, running_counts=False):
+                continue
+            rq_job_id = webhooks.reserve_job(session, event.id, WebhookEvent.status == EVENT_PENDING)
+            if rq_job_id is not None and webhooks.enqueue(ctx.redis, event.id, rq_job_id):
+                requeued += 1
+    if requeued:
+        SWEEPER_REQUEUED.labels(reason="webhook_event").inc(requeued)
+        log.info("sweeper re-enqueued %d outcome event(s)", requeued)
+    return requeued
+
+
+def announce_expiring(ctx: Services, now: datetime | None = None) -> int:
+    """Daily: a ``connection.expiring_soon`` event for each connected connection whose token
+    expires within 14 days, once per connection per expiry date (a reconnect moves the date)."""
+    now = now or utcnow()
+    horizon = now + EXPIRING_SOON
+    announced = 0
+    with ctx.session() as session:
+        if webhooks.outbox_for(session) is None:
+            return 0
+        conns = session.scalars(
+            select(SocialConnection).where(
+                SocialConnection.status == CONNECTED,
+                or_(SocialConnection.expires_at < horizon, SocialConnection.data_access_expires_at < horizon),
+            )
+        ).all()
+        for conn in conns:
+            expiry = earliest_expiry(conn)
+            if expiry is None or not expiring_soon(conn, now):
+                continue
+            key = webhooks.expiry_key(conn, expiry)
+            if webhooks.already_recorded(session, key):
+                continue
+            webhooks.connection_event(session, conn, webhooks.CONNECTION_EXPIRING_SOON, dedupe_key=key)
+            try:
+                session.commit()
+            except IntegrityError:  # another run announced it just now
+                session.rollback()
+                continue
+            announced += 1
+    if announced:
+        log.info("%d connection(s) expire within %d days", announced, EXPIRING_SOON.days)
+    return announced
+
+
+def daily(ctx: Services) -> None:
+    """The daily duty: dead tokens first (those connections need a reconnect, not a warning)."""
+    check_tokens(ctx)
+    announce_expiring(ctx)
+
+
 def run_once(ctx: Services, name: str, ttl_seconds: float, duty: Duty) -> bool:
     """Run ``duty`` if this worker wins the lock for this period."""
     try:
@@ -166,10 +246,20 @@ class PeriodicDuty(threading.Thread):
 
 
 def periodic_duties(ctx: Services, stop: threading.Event) -> list[PeriodicDuty]:
-    """The sweeper every ``sweep_interval_seconds``; the daily token check on its own thread."""
+    """The sweepers (posts, outcome events) every ``sweep_interval_seconds``; the daily token
+    check and expiry warnings on their own thread.
+
+    Every worker starts its duties, so this is also where the worker's services are bound to
+    the outbox: its sessions record outcome events when RESELLIO_WEBHOOK_URL is set.
+    """
+    webhooks.bind(ctx)
     interval = ctx.settings.sweep_interval_seconds
     # The sweep lock lives slightly less than the interval, so the next tick can take it.
-    return [
-        PeriodicDuty(ctx, stop, "sweep", sweep, interval, max(1, int(interval * 0.8))),
-        PeriodicDuty(ctx, stop, "token_check", check_tokens, 60, ctx.settings.token_daily_check_seconds),
+    lock = max(1, int(interval * 0.8))
+    duties = [
+        PeriodicDuty(ctx, stop, "sweep", sweep, interval, lock),
+        PeriodicDuty(ctx, stop, "token_check", daily, 60, ctx.settings.token_daily_check_seconds),
     ]
+    if ctx.settings.webhook_url:
+        duties.append(PeriodicDuty(ctx, stop, "webhook_sweep", sweep_webhooks, interval, lock))
+    return duties

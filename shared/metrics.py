@@ -44,6 +44,15 @@ JOBS_REFUSED = Counter(
     ["reason"],
 )
 
+WEBHOOK_EVENTS = Counter(
+    "social_connect_webhook_events_total", "Outcome events committed to the outbox, by type", ["type"]
+)
+WEBHOOK_DELIVERIES = Counter(
+    "social_connect_webhook_deliveries_total",
+    "Outcome event delivery attempts by type and result (delivered, retry, dead)",
+    ["type", "result"],
+)
+
 
 def observe_graph_call(endpoint: str, seconds: float, outcome: str) -> None:
     GRAPH_CALLS.labels(endpoint=endpoint, outcome=outcome).observe(seconds)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ForeignKey, Index, String, Text, select, text
@@ -72,6 +72,25 @@ def active_connection(session: Session, user_id: str, *, for_update: bool = Fals
     if for_update:
         query = query.with_for_update()
     return session.scalars(query).first()
+
+
+EXPIRING_SOON = timedelta(days=14)
+
+
+def earliest_expiry(conn: SocialConnection) -> datetime | None:
+    """The earlier of ``expires_at`` and ``data_access_expires_at``; None when neither expires
+    (Meta says so for page tokens with a null date)."""
+    dates = [d for d in (conn.expires_at, conn.data_access_expires_at) if d is not None]
+    return min(dates) if dates else None
+
+
+def expiring_soon(conn: SocialConnection, now: datetime | None = None) -> bool:
+    """Is the earlier of ``expires_at`` and ``data_access_expires_at`` less than 14 days away?
+
+    A null date never expires (Meta says so for page tokens) and is ignored.
+    """
+    expiry = earliest_expiry(conn)
+    return expiry is not None and expiry - (now or utcnow()) < EXPIRING_SOON
 
 
 class AuditEvent(Base):
@@ -232,3 +251,44 @@ class MetaCallbackReceipt(Base):
     issued_at: Mapped[datetime] = mapped_column(index=True)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+
+# --- outcome events to Resellio (DESIGN §13.3) ---
+
+EVENT_PENDING = "pending"
+EVENT_DELIVERED = "delivered"
+EVENT_DEAD = "dead"
+EVENT_STATUSES = (EVENT_PENDING, EVENT_DELIVERED, EVENT_DEAD)
+
+
+class WebhookEvent(Base):
+    """One outcome event in the outbox, written in the transaction of the change it reports.
+
+    ``id`` is the ``webhook-id`` of every attempt and never changes; ``body`` holds the exact
+    JSON sent (``{"type", "timestamp", "data"}``), so each attempt signs the same bytes.
+    ``next_attempt_at`` is when the next attempt is due (a delivery in progress holds it a
+    little ahead); ``retry_until`` is when a failing event gives up and becomes ``dead``.
+    ``last_status``/``last_error`` say what the receiver last answered (never a secret or a body).
+    ``dedupe_key`` makes an event that must be sent once (one ``connection.expiring_soon`` per expiry) unique.
+    """
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (Index("ix_webhook_events_due", "status", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("msg"))
+    type: Mapped[str] = mapped_column(String(40))
+    body: Mapped[str] = mapped_column(Text)
+    connection_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    post_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    user_id_resellio: Mapped[str | None] = mapped_column(String(255))
+    dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default=EVENT_PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None]
+    retry_until: Mapped[datetime]
+    enqueue_seq: Mapped[int] = mapped_column(default=0)
+    rq_job_id: Mapped[str | None] = mapped_column(String(80))
+    last_status: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    delivered_at: Mapped[datetime | None]

@@ -36,10 +36,11 @@ log = logging.getLogger(__name__)
 QUEUE_NAME = "meta-publish"
 PUBLISH_POST = "publish_worker.jobs.publish_post"
 PUBLISH_REQUEST = "publish_worker.jobs.publish_request"
+DELIVER_EVENT = "publish_worker.webhooks.deliver_event"
 
 # The allow-list: the only functions a job on our queues may name. Add a job function of
 # the contract here and nowhere else; nothing outside this set is ever imported.
-JOB_FUNCTIONS = frozenset({PUBLISH_POST, PUBLISH_REQUEST})
+JOB_FUNCTIONS = frozenset({PUBLISH_POST, PUBLISH_REQUEST, DELIVER_EVENT})
 
 _LOG_CAP = 80
 # A job must carry a real time limit (RQ reads -1 as "none"); ours is the lease minus 10 s.

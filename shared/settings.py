@@ -65,7 +65,9 @@ class Settings:
     dashboard_url: str
     cors_origins: tuple[str, ...]
     metrics_port: int
-    # Standard Webhooks signing secret (``whsec_`` + base64 of >= 32 bytes, DESIGN §13.3).
+    # Where outcome events go (DESIGN §13.3; unset: no events recorded) and their Standard
+    # Webhooks signing secret (``whsec_`` + base64 of >= 32 bytes), required with the URL.
+    webhook_url: str | None = None
     webhook_secret: str | None = field(default=None, repr=False)
     # Meta's other API hosts (DESIGN §2): single Facebook videos, and the resumable upload
     # host of Facebook Reels and video stories. Point them at the sandbox with META_GRAPH_URL.
@@ -213,6 +215,41 @@ def parse_webhook_secret(value: str) -> str:
     return value
 
 
+def parse_webhook_url(value: str) -> str:
+    """``RESELLIO_WEBHOOK_URL``: an absolute http(s) URL with a host and no user name or fragment.
+
+    It is the operator's own setting, so a private address is allowed (Resellio often runs
+    beside this service, DESIGN §13.3). Credentials do not belong in it: the signature is
+    what tells the receiver the event is ours, and a URL ends up in logs.
+    """
+    name = "RESELLIO_WEBHOOK_URL"
+    url = value.strip()
+    parts = urlsplit(url)
+    try:
+        _ = parts.port  # a malformed port raises here
+    except ValueError:
+        raise SettingsError(f"{name} has a malformed port") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError(f"{name} must be an absolute http(s) URL such as https://resellio.example/hooks/meta")
+    if parts.username is not None or parts.password is not None:
+        raise SettingsError(f"{name} must not carry a user name or password (the signature authenticates events)")
+    if parts.fragment or any(ch.isspace() for ch in url):
+        raise SettingsError(f"{name} must not have a fragment or spaces")
+    return url
+
+
+def _webhook(env: Mapping[str, str]) -> dict[str, Any]:
+    """The events' URL and secret: the secret is validated whenever given, and required with the URL."""
+    url = env.get("RESELLIO_WEBHOOK_URL", "").strip() or None
+    secret = env.get("RESELLIO_WEBHOOK_SECRET", "").strip() or None
+    if url is not None and secret is None:
+        raise SettingsError("RESELLIO_WEBHOOK_SECRET is required when RESELLIO_WEBHOOK_URL is set")
+    return {
+        "webhook_url": parse_webhook_url(url) if url is not None else None,
+        "webhook_secret": parse_webhook_secret(secret) if secret is not None else None,
+    }
+
+
 MEDIA_PRECHECK_MODES = ("enforce", "off")
 
 
@@ -342,7 +379,6 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         raise SettingsError(f"META_SCOPES must include {', '.join(missing_scopes)}")
 
     metrics_port = _int(env, "METRICS_PORT", 9100)
-    webhook_secret = env.get("RESELLIO_WEBHOOK_SECRET", "").strip() or None
     settings = Settings(
         app_env=app_env,
         database_url=normalize_database_url(database_url),
@@ -363,7 +399,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         dashboard_url=env.get("DASHBOARD_URL", "").strip() or "/",
         cors_origins=tuple(parse_origin(o) for o in _split_csv(env.get("CORS_ORIGINS"))),
         metrics_port=metrics_port,
-        webhook_secret=parse_webhook_secret(webhook_secret) if webhook_secret else None,
+        **_webhook(env),
     )
     tuning: dict[str, Any] = {}
     for attr, (name, cast) in TUNING.items():

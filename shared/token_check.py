@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from shared import webhooks
 from shared.audit import NO_REQUEST, RequestInfo, record_event
 from shared.crypto import DecryptionError
 from shared.db import utcnow
@@ -115,7 +116,11 @@ def recheck_connection(
 def mark_needs_reauth(
     session: Session, conn: SocialConnection, error_code: str, *, info: RequestInfo = NO_REQUEST
 ) -> None:
-    """The seller must reconnect; pending posts wait for the same Page to come back."""
+    """The seller must reconnect; pending posts wait for the same Page to come back.
+
+    Every path that finds a dead token (the status check, scheduling, the daily check, a
+    publish) comes here, so here its ``connection.needs_reauth`` event is recorded.
+    """
     if conn.status == DISCONNECTED:
         return
     if conn.last_error_code == "meta_action_required" and error_code == "token_expired" and conn.status == NEEDS_REAUTH:
@@ -132,3 +137,4 @@ def mark_needs_reauth(
             request_id=info.request_id,
             ip=info.ip,
         )
+        webhooks.connection_event(session, conn, webhooks.CONNECTION_NEEDS_REAUTH)

@@ -40,6 +40,7 @@ def demo(host: str, port: int, sandbox_port: int, scenario: str) -> None:
     assert stack.sandbox is not None
     click.echo(f"Resellio Social Connect demo: {stack.url}/")
     click.echo(f"Meta sandbox (scenarios, published posts): {stack.sandbox.url}/")
+    click.echo(f"Outcome events as Resellio receives them: {stack.url}/_demo/webhooks")
     click.echo("Signed in as the demo seller on first visit. Ctrl-C stops everything.")
     try:
         while not stop.wait(0.5):

@@ -6,6 +6,7 @@ pass their own database and Redis. Nothing here runs in production.
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
 from collections.abc import Iterable
@@ -27,12 +28,15 @@ from publish_worker.runner import InProcessWorker
 from shared.migrations import run_migrations
 from shared.redis_conn import make_redis
 from shared.settings import DEMO_APP_ID, DEMO_APP_SECRET, Settings, load_settings
-from social_connect_demo import login
+from social_connect_demo import login, webhook_receiver
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 log = logging.getLogger(__name__)
+
+# Signs the demo's outcome events (whsec_ + base64 of 32 bytes); never for production.
+DEMO_WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"resellio-demo-webhooks-not-prod!").decode()
 
 _embedded_server: fakeredis.FakeServer | None = None
 _embedded_lock = threading.Lock()
@@ -77,6 +81,11 @@ class DemoStack:
         self.settings: Settings | None = None
 
     @property
+    def _local_host(self) -> str:
+        """This machine's address of the service (a wildcard bind is reached on 127.0.0.1)."""
+        return "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+
+    @property
     def url(self) -> str:
         return f"http://{self.host}:{self._server.server_port if self._server else self.port}"
 
@@ -91,6 +100,9 @@ class DemoStack:
             "META_DIALOG_URL": sandbox_url,
             "META_REDIRECT_URI": f"http://{self.host}:{port}/api/meta/callback",
             "DASHBOARD_URL": "/",
+            # Outcome events go to the demo's own receiver (/_demo/webhooks), which checks them.
+            "RESELLIO_WEBHOOK_URL": f"http://{self._local_host}:{port}{webhook_receiver.PATH}",
+            "RESELLIO_WEBHOOK_SECRET": DEMO_WEBHOOK_SECRET,
         }
         if self.database_url:
             env["DATABASE_URL"] = self.database_url
@@ -122,6 +134,7 @@ class DemoStack:
             client = make_redis(self.settings) if self.settings.redis_url else embedded_redis()
         self.app = create_app({"SETTINGS": self.settings, "REDIS": client})
         login.register(self.app)
+        webhook_receiver.register(self.app)
         self._server.app = self.app
         self._server_thread = threading.Thread(target=self._server.serve_forever, name="connect-service", daemon=True)
         self._server_thread.start()

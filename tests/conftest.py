@@ -52,6 +52,7 @@ ALL_TABLES = (
     "post_targets",
     "scheduled_posts",
     "social_connections",
+    "webhook_events",
 )
 
 

@@ -281,7 +281,7 @@ def test_upgrade_moves_every_value_and_downgrade_restores_them_exactly(fresh_pos
         assert set(before) == {post["id"] for post in POSTS_0005}
         assert before["job_publishing"]["lease_expires_at"] == at(62)  # microseconds and zone kept
 
-        run_migrations(fresh_postgres)
+        run_migrations(fresh_postgres, "0006")
         with engine.connect() as conn:
             assert revision(conn) == "0006"
             columns = {c["name"] for c in inspect(conn).get_columns("scheduled_posts")}
@@ -368,7 +368,7 @@ def test_the_downgrade_refuses_while_a_post_needs_the_new_model_and_changes_noth
         with engine.begin() as conn:
             insert(conn, "social_connections", CONNECTION)
             insert(conn, "scheduled_posts", POSTS_0005[2])  # an ordinary published post
-        run_migrations(fresh_postgres)
+        run_migrations(fresh_postgres, "0006")
         with engine.connect() as conn:
             snapshot = (rows(conn, "SELECT * FROM scheduled_posts"), rows(conn, "SELECT * FROM post_targets"))
 
@@ -451,7 +451,7 @@ def test_on_sqlite_target_rows_survive_the_table_rebuild_both_ways(tmp_path):
         with engine.connect() as conn:
             before = rows(conn, "SELECT * FROM scheduled_posts ORDER BY id")
 
-        migrate_through(engine, "head")
+        migrate_through(engine, "0006")
         with engine.connect() as conn:
             targets = rows(conn, "SELECT * FROM post_targets")
             assert revision(conn) == "0006"

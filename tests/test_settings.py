@@ -162,6 +162,33 @@ def test_malformed_webhook_secrets_are_refused_in_every_env(app_env, value):
         load_settings({**PRODUCTION, "APP_ENV": app_env, "RESELLIO_WEBHOOK_SECRET": value})
 
 
+def test_webhook_url_is_optional_and_needs_the_secret():
+    assert load_settings(PRODUCTION).webhook_url is None
+    with pytest.raises(SettingsError, match="RESELLIO_WEBHOOK_SECRET is required"):
+        load_settings({**PRODUCTION, "RESELLIO_WEBHOOK_URL": "https://resellio.example/hooks/meta"})
+    # The operator's own receiver may be on a private network, over plain http (DESIGN §13.3).
+    for url in ("https://resellio.example/hooks/meta?source=social", "http://10.0.0.7:3000/api/hooks"):
+        given = {**PRODUCTION, "RESELLIO_WEBHOOK_URL": url, "RESELLIO_WEBHOOK_SECRET": WEBHOOK_SECRET}
+        assert load_settings(given).webhook_url == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "resellio.example/hooks",  # not absolute
+        "ftp://resellio.example/hooks",
+        "https:///hooks",  # no host
+        "https://user:pass@resellio.example/hooks",  # credentials end up in logs
+        "https://resellio.example:99999/hooks",
+        "https://resellio.example/hooks#frag",
+        "https://resellio.example/ho oks",
+    ],
+)
+def test_malformed_webhook_urls_are_refused(url):
+    with pytest.raises(SettingsError, match="RESELLIO_WEBHOOK_URL"):
+        load_settings({**PRODUCTION, "RESELLIO_WEBHOOK_URL": url, "RESELLIO_WEBHOOK_SECRET": WEBHOOK_SECRET})
+
+
 # --- The media pre-check (DESIGN §2, §13.2); settings only, the service does not use them yet ---
 
 
