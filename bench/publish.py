@@ -1,10 +1,18 @@
-"""Publish benchmark: N posts due at the same second, K worker processes, the Meta sandbox
-answering every Graph call after a chosen latency. Prints figures; asserts nothing.
+"""Publish benchmark: N posts due at the same second, K worker processes with default
+settings, the Meta sandbox answering every Graph call after a chosen latency. Prints
+figures; asserts nothing.
 
-    .venv/bin/python bench/publish.py --posts 1000 --latency-ms 100 --workers 4 --threads 8
+    .venv/bin/python bench/publish.py --posts 1000 --latency-ms 100 --workers 2
+    .venv/bin/python bench/publish.py --table      # every figure of the throughput issue
+
+Sellers connect through the connect service and the sandbox's consent page (one Page
+each, ``--sellers`` of them), and the posts (a photo to Facebook and an image to
+Instagram) are scheduled through ``POST /api/meta/schedule`` as the Resellio scheduler,
+spread over the sellers. Lateness is the moment the last target went live minus
+``publish_at``; lost and duplicated are counted from what the sandbox holds.
 
 It needs PostgreSQL and Redis (127.0.0.1 by default); it creates and drops its own
-database and uses Redis database 12 (FLUSHDB only).
+database and uses Redis database 12 (FLUSHDB only). Only 127.0.0.1 is contacted.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from shared.db import make_engine, make_session_factory, utcnow  # noqa: E402
 from shared.migrations import run_migrations  # noqa: E402
-from shared.models import CANCELLED, PENDING, QUEUED, PostTarget, ScheduledPost, SocialConnection, new_id  # noqa: E402
+from shared.models import CANCELLED, PENDING, QUEUED, PostTarget, ScheduledPost, new_id  # noqa: E402
 from shared.queue import PUBLISH_POST, job_timeout, make_queue  # noqa: E402
 from shared.settings import DEFAULT_SCOPES, DEMO_APP_ID, DEMO_APP_SECRET, load_settings  # noqa: E402
 from shared.targets import TARGET_NAMES  # noqa: E402
@@ -62,6 +70,10 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[index]
 
 
+SCHEDULER_TOKEN = "bench-scheduler-token-of-at-least-32-bytes"
+MEDIA_SAMPLE = "square.jpg"
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -83,11 +95,20 @@ class Bench:
             "META_GRAPH_VIDEO_URL": self.sandbox_url,
             "META_UPLOAD_URL": self.sandbox_url,
             "META_DIALOG_URL": self.sandbox_url,
+            "SCHEDULER_API_TOKEN": SCHEDULER_TOKEN,
+            # The sandbox's own sample over http on 127.0.0.1; the API's pre-check is not
+            # part of what is measured here (it runs when a post is scheduled, not when due).
+            "MEDIA_PRECHECK": "off",
+            "MEDIA_PRECHECK_ALLOW_HOSTS": "127.0.0.1",
             "METRICS_PORT": "0",
-            "SWEEP_INTERVAL_SECONDS": "5",
             "PYTHONPATH": str(ROOT),
-            "WORKER_THREADS": str(args.threads),
         }
+        for name in ("WORKER_THREADS", "WORKER_CONCURRENCY"):
+            self.env.pop(name, None)
+        if args.concurrency:
+            self.env["WORKER_CONCURRENCY"] = str(args.concurrency)
+        self.connection_ids: list[str] = []
+        self.run_number = 0
 
     # -- setup --
 
@@ -113,7 +134,7 @@ class Bench:
             **self.env,
             "SANDBOX_APP_ID": DEMO_APP_ID,
             "SANDBOX_APP_SECRET": DEMO_APP_SECRET,
-            "SANDBOX_SCENARIO": "one_page",
+            "SANDBOX_SCENARIO": "burst",
         }
         proc = subprocess.Popen(
             [sys.executable, "-m", "meta_sandbox", "--port", str(self.sandbox_port)],
@@ -132,24 +153,30 @@ class Bench:
                 time.sleep(0.1)
         requests.post(self.sandbox_url + "/_sandbox/quota", json={"used": 0, "total": 1_000_000}, timeout=5)
 
-    def connect(self) -> str:
-        """The seller's OAuth connect through the connect service and the sandbox's consent page."""
+    def make_app(self) -> None:
         from connect_service import create_app
         from shared.redis_conn import make_redis
 
-        app = create_app(
+        self.app = create_app(
             {
                 "SETTINGS": self.settings.with_overrides(meta_redirect_uri="http://bench/callback"),
                 "REDIS": make_redis(self.settings),
             }
         )
-        client = app.test_client()
+
+    def connect_sellers(self) -> None:
+        """Each seller connects one Page of the sandbox through OAuth, as a seller would."""
+        for n in range(self.args.sellers):
+            self.connection_ids.append(self.connect(f"bench-seller-{n}", n))
+
+    def connect(self, seller: str, index: int) -> str:
         import jwt
 
+        client = self.app.test_client()
         client.set_cookie(
             "resellio_session",
             jwt.encode(
-                {"sub": "bench-seller", "exp": int(time.time()) + 3600}, self.settings.session_secret, algorithm="HS256"
+                {"sub": seller, "exp": int(time.time()) + 3600}, self.settings.session_secret, algorithm="HS256"
             ),
         )
         connect = client.get("/api/meta/connect").json
@@ -157,41 +184,73 @@ class Bench:
         oauth_url = connect["oauth_url"]
         query = parse_qs(urlsplit(oauth_url).query)
         html = requests.get(oauth_url, timeout=5).text
+        pages = re.findall(r'name="pages" value="(\d+)"', html)
+        # Every Page is granted (a new consent replaces the last one's Pages on Meta), then
+        # this seller picks their own.
         form = {
             "client_id": query["client_id"][0],
             "redirect_uri": query["redirect_uri"][0],
             "state": query["state"][0],
             "scope": query["scope"][0],
             "action": "continue",
-            "pages": re.findall(r'name="pages" value="(\d+)"', html),
+            "pages": pages,
             "permissions": list(DEFAULT_SCOPES),
         }
         answer = requests.post(oauth_url.split("?")[0], data=form, allow_redirects=False, timeout=5)
         callback = parse_qs(urlsplit(answer.headers["Location"]).query)
-        body = client.get(
+        client.get(
             "/api/meta/callback",
             query_string={"code": callback["code"][0], "state": callback["state"][0]},
             headers={"Accept": "application/json"},
+        )
+        body = client.post(
+            "/api/meta/select-page", json={"page_id": pages[index % len(pages)]}, headers={"Origin": "http://localhost"}
         ).json
         assert body is not None and body.get("connected"), body
         connection_id: str = body["connection_id"]
         return connection_id
 
-    def schedule(self, connection_id: str, due_at: datetime, noop: bool) -> list[str]:
+    def schedule_through_api(self, posts: int, tag: str) -> tuple[datetime, list[str]]:
+        """``posts`` posts due at one second, scheduled as the Resellio scheduler would, spread
+        over the sellers. The due second is set far enough ahead for the scheduling to finish."""
+        client = self.app.test_client()
+        headers = {"Authorization": f"Bearer {SCHEDULER_TOKEN}"}
+        media_url = f"{self.sandbox_url}/_sandbox/media/{MEDIA_SAMPLE}"
+        lead = self.args.lead_seconds + posts * 0.03
+        due_at = (utcnow() + timedelta(seconds=lead)).replace(microsecond=0)
+        ids = []
+        for n in range(posts):
+            answer = client.post(
+                "/api/meta/schedule",
+                headers=headers,
+                json={
+                    "connection_id": self.connection_ids[n % len(self.connection_ids)],
+                    "publish_at": due_at.isoformat().replace("+00:00", "Z"),
+                    "caption": f"{tag} post {n}",
+                    "media_url": media_url,
+                    "targets": list(TARGET_NAMES),
+                },
+            )
+            assert answer.status_code == 200, answer.get_data(as_text=True)
+            ids.append(answer.json["job_id"])  # type: ignore[index]
+        if utcnow() >= due_at:
+            print(f"  note: scheduling ran past the due second; raise --lead-seconds (tag {tag})")
+        return due_at, ids
+
+    def schedule_cancelled(self, due_at: datetime) -> list[str]:
+        """The no-op floor's posts: cancelled ones (the API cannot make those), enqueued directly."""
         with self.sessions() as session:
-            conn = session.get(SocialConnection, connection_id)
-            assert conn is not None, connection_id
             ids = []
             for n in range(self.args.posts):
                 post = ScheduledPost(
                     id=new_id("job"),
-                    connection_id=conn.id,
-                    user_id_resellio=conn.user_id_resellio,
+                    connection_id=self.connection_ids[n % len(self.connection_ids)],
+                    user_id_resellio=f"bench-seller-{n % len(self.connection_ids)}",
                     publish_at=due_at,
-                    caption=f"Bench post {n}",
+                    caption=f"Bench no-op {n}",
                     media_url="https://cdn.example.com/bench.jpg",
-                    targets=["facebook", "instagram"],
-                    status=CANCELLED if noop else QUEUED,
+                    targets=list(TARGET_NAMES),
+                    status=CANCELLED,
                     target_rows=[PostTarget(target=name, status=PENDING) for name in TARGET_NAMES],
                     rq_job_id=None,
                     enqueue_seq=1,
@@ -250,18 +309,24 @@ class Bench:
 
     # -- runs --
 
-    def run_publish(self, connection_id: str) -> dict[str, Any]:
-        requests.post(self.sandbox_url + "/_sandbox/latency", json={"ms": self.args.latency_ms}, timeout=5)
+    def run_publish(self, posts: int, latency_ms: int) -> dict[str, Any]:
+        """One burst: ``posts`` posts due at one second, Meta answering after ``latency_ms``."""
+        self.run_number += 1
+        tag = f"Bench run {self.run_number}"
+        self._redis().flushdb()
+        requests.post(self.sandbox_url + "/_sandbox/latency", json={"ms": latency_ms}, timeout=5)
         workers = self.start_workers()
-        time.sleep(3)  # let the workers boot before the posts fall due
-        due_at = utcnow() + timedelta(seconds=self.args.lead_seconds)
-        ids = self.schedule(connection_id, due_at, noop=False)
+        due_at, ids = self.schedule_through_api(posts, tag)
         cpu_before = {p.pid: cpu_seconds(p.pid) for p in workers}
         sandbox_cpu_before = cpu_seconds(self.sandbox_proc.pid)
         deadline = time.monotonic() + self.args.timeout
         while time.monotonic() < deadline:
             with self.sessions() as session:
-                left = session.query(ScheduledPost).filter(ScheduledPost.status.in_([QUEUED, "publishing"])).count()
+                left = (
+                    session.query(ScheduledPost)
+                    .filter(ScheduledPost.id.in_(ids), ScheduledPost.status.in_([QUEUED, "publishing"]))
+                    .count()
+                )
             if left == 0:
                 break
             time.sleep(0.5)
@@ -269,27 +334,46 @@ class Bench:
         sandbox_cpu = cpu_seconds(self.sandbox_proc.pid) - sandbox_cpu_before
         self.stop(workers)
         with self.sessions() as session:
-            posts = session.query(ScheduledPost).filter(ScheduledPost.id.in_(ids)).all()
-        done = [p for p in posts if p.status == "published"]
-        # A published post has both targets live (the bench posts to both).
-        live = [max(row.published_at for row in p.target_rows if row.published_at is not None) for p in done]
+            stored = session.query(ScheduledPost).filter(ScheduledPost.id.in_(ids)).all()
+            done = [p for p in stored if p.status == "published"]
+            # A published post has both targets live (the bench posts to both).
+            live = [max(row.published_at for row in p.target_rows if row.published_at is not None) for p in done]
+            start = [(p.started_at - due_at).total_seconds() for p in stored if p.started_at]
+            statuses = _count(p.status for p in stored)
+            errors = _count(f"{row.target}:{row.error_code}" for p in stored for row in p.target_rows if row.error_code)
         lateness = [(t - due_at).total_seconds() for t in live]
-        start = [(p.started_at - due_at).total_seconds() for p in posts if p.started_at]
-        span = max((t - due_at).total_seconds() for t in live) if live else float("nan")
-        published = requests.get(self.sandbox_url + "/_sandbox/published.json", timeout=30).json()
+        lost, duplicated = self.count_on_meta(tag, posts)
+        span = max(lateness) if lateness else float("nan")
         return {
+            "posts": posts,
+            "latency_ms": latency_ms,
             "published": len(done),
-            "statuses": _count(p.status for p in posts),
+            "statuses": statuses,
+            "errors": errors,
+            "lost": lost,
+            "duplicated": duplicated,
             "throughput": len(done) / span if span else float("nan"),
             "lateness": lateness,
             "start_lateness": start,
-            "cpu_per_post": cpu / max(1, len(posts)),
-            "sandbox_cpu": sandbox_cpu,
-            "fb_posts": len(published["facebook"]),
-            "ig_media": len(published["instagram"]),
+            "cpu_per_post": cpu / max(1, posts),
+            "sandbox_cpu_per_post": sandbox_cpu / max(1, posts),
         }
 
-    def run_noop(self, connection_id: str) -> dict[str, Any]:
+    def count_on_meta(self, tag: str, posts: int) -> tuple[int, int]:
+        """Posts missing on a target, and extra copies, as the sandbox (Meta) holds them."""
+        published = requests.get(self.sandbox_url + "/_sandbox/published.json", timeout=60).json()
+        lost = duplicated = 0
+        for target, key in (("facebook", "message"), ("instagram", "caption")):
+            seen: dict[str, int] = {}
+            for item in published[target]:
+                text = item.get(key) or ""
+                if text.startswith(tag + " post "):
+                    seen[text] = seen.get(text, 0) + 1
+            lost += sum(1 for n in range(posts) if f"{tag} post {n}" not in seen)
+            duplicated += sum(count - 1 for count in seen.values())
+        return lost, duplicated
+
+    def run_noop(self) -> dict[str, Any]:
         from rq.job import Job
         from rq.serializers import JSONSerializer
 
@@ -297,7 +381,7 @@ class Bench:
         workers = self.start_workers()
         time.sleep(3)
         due_at = utcnow() + timedelta(seconds=self.args.lead_seconds)
-        ids = self.schedule(connection_id, due_at, noop=True)
+        ids = self.schedule_cancelled(due_at)
         cpu_before = {p.pid: cpu_seconds(p.pid) for p in workers}
         client = self._redis()
         queue = make_queue(client)
@@ -335,42 +419,87 @@ def describe(values: list[float]) -> str:
     return f"p50 {statistics.median(values):.2f} s, p99 {percentile(values, 99):.2f} s, max {max(values):.2f} s"
 
 
+def print_publish(result: dict[str, Any]) -> None:
+    print(
+        f"publish {result['posts']} posts at {result['latency_ms']} ms a call: "
+        f"{result['published']}/{result['posts']} published {result['statuses']}; "
+        f"lost {result['lost']}, duplicated {result['duplicated']} (counted on the sandbox)"
+    )
+    if result["errors"]:
+        print(f"  errors      {result['errors']}")
+    print(f"  throughput  {result['throughput']:.1f} posts/s")
+    print(f"  lateness    {describe(result['lateness'])}  (live on every target − publish_at)")
+    print(f"  start       {describe(result['start_lateness'])}  (first run start − publish_at)")
+    print(
+        f"  cpu         {result['cpu_per_post'] * 1000:.1f} ms per post in the workers "
+        f"(+ {result['sandbox_cpu_per_post'] * 1000:.1f} ms in the sandbox)"
+    )
+
+
+TABLE_CASES = ((100, 100), (1000, 100), (1000, 1000))
+
+
+def print_table(results: list[dict[str, Any]], status: dict[str, Any] | None) -> None:
+    """The throughput issue's table, as measured here."""
+    print()
+    print("| case | measured | target |")
+    print("|---|---|---|")
+    targets = {(100, 100): "p99 ≤ 2 s", (1000, 100): "p99 ≤ 10 s, 0 lost, 0 duplicated", (1000, 1000): "p99 ≤ 30 s"}
+    for r in results:
+        p99 = percentile(r["lateness"], 99) if r["lateness"] else float("nan")
+        print(
+            f"| {r['posts']} posts, {r['latency_ms']} ms per Meta call | p99 {p99:.1f} s, "
+            f"{r['posts'] - r['published']} not published, {r['lost']} lost, {r['duplicated']} duplicated "
+            f"| {targets.get((r['posts'], r['latency_ms']), '')} |"
+        )
+    cpu = [r["cpu_per_post"] for r in results if r["latency_ms"] == 100]
+    if cpu:
+        print(f"| worker CPU per post (100 ms runs) | {min(cpu) * 1000:.1f}–{max(cpu) * 1000:.1f} ms | ≤ 8 ms |")
+    if status:
+        print(
+            f"| status vs bare Flask, 32 connections | {status['ratio']:.2f}× req/s, "
+            f"p99 {status['status_p99_ms']:.1f} ms vs {status['bare_p99_ms']:.1f} ms "
+            f"({status['p99_ratio']:.1f}×) | ≥ 0.6×, p99 ≤ 2× bare |"
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--posts", type=int, default=1000)
     parser.add_argument("--latency-ms", type=int, default=100, help="sandbox delay on every Graph call")
-    parser.add_argument("--workers", type=int, default=4, help="worker processes")
-    parser.add_argument("--threads", type=int, default=8, help="RQ workers on threads in each process")
-    parser.add_argument("--lead-seconds", type=float, default=8, help="how far ahead the posts fall due")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes")
+    parser.add_argument("--concurrency", type=int, default=0, help="WORKER_CONCURRENCY (default: the worker's)")
+    parser.add_argument("--sellers", type=int, default=100, help="connections (one Page each) the posts spread over")
+    parser.add_argument("--lead-seconds", type=float, default=5, help="slack before the posts fall due")
     parser.add_argument("--timeout", type=float, default=600)
-    parser.add_argument("--skip-noop", action="store_true")
+    parser.add_argument("--noop", action="store_true", help="also measure the no-op floor (RQ and the lease only)")
+    parser.add_argument(
+        "--table", action="store_true", help="run every case of the throughput issue and the status bench"
+    )
+    parser.add_argument("--skip-status", action="store_true", help="with --table: leave out the status bench")
     args = parser.parse_args()
+    if not 1 <= args.sellers <= 100:
+        parser.error("--sellers must be 1 to 100 (the sandbox's burst scenario has 100 Pages)")
 
     bench = Bench(args)
     bench.create_database()
     try:
         bench.start_sandbox()
         bench._redis().flushdb()
-        connection_id = bench.connect()
+        bench.make_app()
+        bench.connect_sellers()
+        concurrency = args.concurrency or "default"
         print(
-            f"benchmark: {args.posts} posts due at the same second, {args.workers} worker processes "
-            f"× {args.threads} threads, "
-            f"{args.latency_ms} ms per Graph call (5 calls per post), {os.cpu_count()} cores"
+            f"benchmark: {args.workers} worker processes (concurrency {concurrency}), {args.sellers} sellers, "
+            f"photo to Facebook + image to Instagram, {os.cpu_count()} cores"
         )
-        result = bench.run_publish(connection_id)
-        print(
-            f"publish: {result['published']}/{args.posts} published {result['statuses']}; "
-            f"sandbox saw {result['fb_posts']} Facebook posts and {result['ig_media']} Instagram media"
-        )
-        print(f"  throughput  {result['throughput']:.1f} posts/s")
-        print(f"  lateness    {describe(result['lateness'])}  (live on every target − publish_at)")
-        print(f"  start       {describe(result['start_lateness'])}  (first run start − publish_at)")
-        print(
-            f"  cpu         {result['cpu_per_post'] * 1000:.1f} ms per post in the workers "
-            f"(+ {result['sandbox_cpu'] / max(1, args.posts) * 1000:.1f} ms in the sandbox)"
-        )
-        if not args.skip_noop:
-            floor = bench.run_noop(connection_id)
+        cases = TABLE_CASES if args.table else ((args.posts, args.latency_ms),)
+        results = []
+        for posts, latency_ms in cases:
+            results.append(bench.run_publish(posts, latency_ms))
+            print_publish(results[-1])
+        if args.noop:
+            floor = bench.run_noop()
             print(
                 f"no-op floor: {floor['done']}/{args.posts} jobs, {floor['throughput']:.1f} jobs/s, "
                 f"lateness {describe(floor['lateness'])}, cpu {floor['cpu_per_job'] * 1000:.1f} ms per job"
@@ -379,7 +508,23 @@ def main() -> int:
         bench.stop(bench.procs)
         bench._redis().flushdb()
         bench.drop_database()
+    status = None
+    if args.table and not args.skip_status:
+        status = run_status()
+    if args.table:
+        print_table(results, status)
     return 0
+
+
+def run_status() -> dict[str, Any] | None:
+    """The status endpoint against bare Flask (bench/status.py), when that bench is here."""
+    try:
+        from bench.status import run_status_bench
+    except ImportError:
+        print("status: bench/status.py not available")
+        return None
+    result: dict[str, Any] = run_status_bench()
+    return result
 
 
 if __name__ == "__main__":

@@ -130,3 +130,10 @@ register(
         pages=tuple(_page(i, f"Toko Cabang {i:02d}", ig=(i % 10 != 0)) for i in range(1, 61)),
     )
 )
+register(
+    Scenario(
+        "burst",
+        "100 admin Pages, each with Instagram: a benchmark's sellers each connect one of them.",
+        pages=tuple(_page(i, f"Toko Ramai {i:03d}") for i in range(1, 101)),
+    )
+)
