@@ -45,6 +45,7 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 SCHEDULER_INTERVAL_SECONDS = 1.0
+MIN_WAKE_SECONDS = 0.005
 LOCK_RETRY_SECONDS = 5.0
 
 
@@ -63,15 +64,9 @@ class PublishScheduler(RQScheduler):
             job_ids = registry.get_jobs_to_schedule(current_timestamp())
             if not job_ids:
                 continue
-            refused, unreadable = [], []
-            for job_id in job_ids:
-                try:
-                    job = PublishJob.fetch(job_id, connection=self.connection, serializer=self.serializer)
-                except NoSuchJobError:
-                    continue
-                except Exception:  # noqa: BLE001 - one forged hash must not stop every other job
-                    unreadable.append(job_id)
-                    continue
+            refused: list[tuple[Job, str]] = []
+            unreadable: list[str] = []
+            for job in self._fetch_due(job_ids, unreadable):
                 reason = job.refusal() if isinstance(job, PublishJob) else "not_allowed"
                 if reason:
                     refused.append((job, reason))
@@ -87,9 +82,36 @@ class PublishScheduler(RQScheduler):
                     pipe.execute()
         super().enqueue_scheduled_jobs()  # type: ignore[no-untyped-call]  # unannotated in RQ 3.0
 
+    def _fetch_due(self, job_ids: list[str], unreadable: list[str]) -> list[Job]:
+        """The due jobs in one round trip; one at a time (noting the unreadable ones) only
+        when a forged hash spoils the batch."""
+        try:
+            batch = PublishJob.fetch_many(job_ids, connection=self.connection, serializer=self.serializer)
+            return [job for job in batch if job is not None]
+        except Exception:  # noqa: BLE001 - one forged hash must not stop every other job
+            pass
+        jobs = []
+        for job_id in job_ids:
+            try:
+                jobs.append(PublishJob.fetch(job_id, connection=self.connection, serializer=self.serializer))
+            except NoSuchJobError:
+                continue
+            except Exception:  # noqa: BLE001 - as above
+                unreadable.append(job_id)
+        return jobs
+
+    def seconds_to_next_due(self, now: float | None = None) -> float | None:
+        """How long until the earliest scheduled job falls due (None: nothing scheduled)."""
+        firsts = [
+            self.connection.zrange(registry.key, 0, 0, withscores=True) for registry in self._scheduled_job_registries
+        ]
+        scores = [float(first[0][1]) for first in firsts if first]
+        return min(scores) - (time.time() if now is None else now) if scores else None
+
 
 class SchedulerLoop(threading.Thread):
-    """Moves due ``enqueue_at`` jobs onto the queue, about once a second."""
+    """Moves due ``enqueue_at`` jobs onto the queue at the second they fall due (and checks
+    at least once a second)."""
 
     def __init__(self, redis: Redis, stop: threading.Event, interval: float = SCHEDULER_INTERVAL_SECONDS):
         super().__init__(name="rq-scheduler", daemon=True)
@@ -102,6 +124,15 @@ class SchedulerLoop(threading.Thread):
         self.stop_event = stop
         self.interval = interval
 
+    def _wait_for_next_due(self, now: float | None = None) -> float:
+        """Wake when the next job falls due rather than up to a tick later (a burst due at one
+        second starts at that second), but at least every ``interval``."""
+        due_in = self.scheduler.seconds_to_next_due(now)
+        if due_in is None:
+            return self.interval
+        # Scores are whole seconds; RQ moves a job once the current whole second reaches it.
+        return min(self.interval, max(MIN_WAKE_SECONDS, due_in + MIN_WAKE_SECONDS))
+
     def run(self) -> None:
         last_attempt = 0.0
         while not self.stop_event.is_set():
@@ -112,12 +143,15 @@ class SchedulerLoop(threading.Thread):
                 if not holds_all and time.monotonic() - last_attempt >= LOCK_RETRY_SECONDS:
                     last_attempt = time.monotonic()
                     self.scheduler.acquire_locks()  # type: ignore[no-untyped-call]  # unannotated in RQ 3.0
+                wait = self.interval
                 if self.scheduler.acquired_locks:
                     self.scheduler.heartbeat()  # type: ignore[no-untyped-call]  # unannotated in RQ 3.0
                     self.scheduler.enqueue_scheduled_jobs()
+                    wait = self._wait_for_next_due()
             except Exception as exc:  # noqa: BLE001 - the scheduler must outlive any one failure
                 log.warning("scheduler tick failed: %s", type(exc).__name__)
-            self.stop_event.wait(self.interval)
+                wait = self.interval
+            self.stop_event.wait(wait)
         try:
             self.scheduler.release_locks()  # type: ignore[no-untyped-call]  # unannotated in RQ 3.0
         except RedisError:

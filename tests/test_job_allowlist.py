@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from rq.serializers import JSONSerializer
 from rq.utils import current_timestamp
 from rq.webhook import Webhook
 
-from publish_worker.runner import PublishScheduler, start_threads
+from publish_worker.runner import PublishScheduler, SchedulerLoop, start_threads
 from shared.db import utcnow
 from shared.queue import (
     JOB_FUNCTIONS,
@@ -267,6 +267,24 @@ def test_a_forged_unreadable_scheduled_job_does_not_stop_the_scheduler(worker_ct
     assert redis.zcard(f"rq:scheduled:{QUEUE_NAME}") == 0 and refused("unreadable") == before + 1
     run_burst(redis)
     assert reload(db_session, post.id).status == "published"
+
+
+def test_the_scheduler_wakes_at_the_second_a_post_falls_due_not_a_tick_later(worker_ctx, graph, conn, db_session):
+    redis = worker_ctx.redis
+    post = make_post(db_session, conn)
+    loop = SchedulerLoop(redis, threading.Event(), interval=1.0)
+    assert loop.scheduler.acquire_locks() == {QUEUE_NAME}
+    try:
+        loop.scheduler.enqueue_scheduled_jobs()
+        assert loop._wait_for_next_due() == 1.0  # nothing scheduled: the ordinary tick
+        due = datetime.fromtimestamp(int(time.time()) + 2, UTC)  # scores are whole seconds
+        make_queue(redis).enqueue_at(due, PUBLISH_POST, post.id, job_id=f"pub-{post.id}-1")
+        assert loop._wait_for_next_due() == 1.0  # due later than a tick away
+        wait = loop._wait_for_next_due(now=due.timestamp() - 0.3)
+        assert 0.3 <= wait < 0.35  # wakes at the due second, not up to a second after it
+        assert loop._wait_for_next_due(now=due.timestamp() + 3) > 0  # overdue: still a short pause, no spin
+    finally:
+        loop.scheduler.release_locks()
 
 
 def test_real_publish_post_and_publish_request_jobs_still_run(worker_ctx, graph, conn, db_session):
