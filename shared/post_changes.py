@@ -60,7 +60,8 @@ OTHER_CONNECTION = "A post cannot move to another connection; schedule a new one
 RETRYABLE_CODES = frozenset(
     {"meta_unavailable", "rate_limited", "publishing_limit_reached", "internal_error", "token_expired"}
 )
-RETRYABLE_POSTS = (FAILED, PARTIALLY_PUBLISHED, UNCONFIRMED)
+# A published post too: its targets are live, but a first comment may have failed.
+RETRYABLE_POSTS = (FAILED, PARTIALLY_PUBLISHED, UNCONFIRMED, PUBLISHED)
 # Per-target step counters a retry starts again (a full budget of fresh Instagram containers).
 RETRY_RESETS_STEPS = ("recreated", "failures_here")
 

@@ -364,3 +364,40 @@ def test_another_sellers_post_is_not_found_for_edit_and_retry(client, db_session
     assert retry(client, theirs.id).json["error_code"] == "not_found"
     assert edit(client, theirs.id, {"caption": "x"}).json["error_code"] == "not_found"
     assert reload(db_session, theirs.id).status == "failed"
+
+
+@pytest.fixture
+def fb():
+    import requests_mock
+
+    from tests.facebook_mock import FacebookMock
+
+    with requests_mock.Mocker() as m:
+        yield FacebookMock(m)
+
+
+def test_a_first_comment_that_failed_retryably_is_posted_once_on_retry(client, conn, db_session, worker_ctx, fb):
+    fb.queue("comment", graph_error(32, message="Page request limit reached"))
+    last = worker_ctx.settings.retry_max_tries
+    post = make_post(
+        db_session,
+        conn,
+        targets=["facebook"],
+        first_comment="#promo",
+        facebook={"comment_status": "pending", "comment_tries": last - 1},
+    )
+    assert publish_post(post.id) == "published"
+    row = reload(db_session, post.id).target("facebook")
+    assert (row.status, row.comment_status, row.comment_error_code) == ("published", "failed", "rate_limited")
+
+    response = retry(client, post.id)
+
+    assert response.status_code == 200, response.json
+    assert response.json["targets"]["facebook"]["status"] == "published"
+    assert response.json["targets"]["facebook"]["comment"]["status"] == "pending"
+    run_worker(worker_ctx.redis)
+    done = reload(db_session, post.id)
+    assert done.status == "published" and done.target("facebook").comment_status == "published"
+    assert len(fb.calls("photos")) == 1 and len(fb.posts) == 1  # the post itself is not sent again
+    assert [c["message"] for c in fb.posts[0].comments] == ["#promo"]
+    assert retry(client, post.id).json["error_code"] == "not_retryable"  # nothing failed any more
