@@ -45,7 +45,7 @@ from shared.posts import cancel_rq_job
 from shared.queue import enqueue_publish, reserve_job_id
 from shared.scheduling import check_media, check_usable, ensure_token_valid, validate_body
 from shared.services import Services
-from shared.targets import TARGET_NAMES, media_items
+from shared.targets import IMAGE, TARGET_NAMES, media_items
 from shared.validation import flatten_errors
 
 # What a PATCH may change (DESIGN §13.3); ``media`` and ``media_url`` are one field.
@@ -119,7 +119,9 @@ def post_body(post: ScheduledPost) -> dict[str, Any]:
         {"url": item.url, "type": item.type, **({"alt_text": item.alt_text} if item.alt_text is not None else {})}
         for item in media_items(post.media, post.media_url)
     ]
-    if media:
+    if len(media) == 1 and media[0] == {"url": media[0]["url"], "type": IMAGE}:
+        body["media_url"] = media[0]["url"]  # the short form: problems are named as it was given
+    elif media:
         body["media"] = media
     for name in ("link", "first_comment", "cover_url"):
         value = getattr(post, name)

@@ -401,3 +401,21 @@ def test_a_first_comment_that_failed_retryably_is_posted_once_on_retry(client, c
     assert len(fb.calls("photos")) == 1 and len(fb.posts) == 1  # the post itself is not sent again
     assert [c["message"] for c in fb.posts[0].comments] == ["#promo"]
     assert retry(client, post.id).json["error_code"] == "not_retryable"  # nothing failed any more
+
+
+def test_a_confirmed_retry_of_a_post_surely_not_there_sends_it_once(client, conn, db_session, worker_ctx, graph):
+    # The answer to the photo was lost and Meta had not made it; the check could not be made then.
+    graph.queue("photos", {**graph_error(2, status=500)})
+    graph.queue("published_posts", graph_error(2, status=500))
+    post = make_post(db_session, conn, targets=["facebook"])
+    assert publish_post(post.id) == "continuing"
+    skip_the_wait(worker_ctx, post.id)
+    assert run_next_continuation(worker_ctx.redis) == "unconfirmed"
+    assert graph.feed == []
+
+    assert retry(client, post.id, {"confirm_unconfirmed": True}).status_code == 200
+    run_worker(worker_ctx.redis)
+
+    assert reload(db_session, post.id).status == "published"
+    assert len(graph.calls("published_posts")) == 2  # looked for again before sending
+    assert len(graph.calls("photos")) == 2 and len(graph.feed) == 1  # one post on the Page
