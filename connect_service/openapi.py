@@ -14,6 +14,7 @@ from connect_service import schemas
 from connect_service.responses import response_schemas
 from connect_service.schedule_api import MAX_IDEMPOTENCY_KEY
 from shared.errors import CATALOGUE
+from shared.post_changes import RetryBody
 from shared.post_schema import MAX_CAPTION, MAX_HASHTAGS, MAX_MENTIONS, ScheduleBody
 from shared.targets import MAX_MEDIA, TARGET_NAMES
 
@@ -206,6 +207,30 @@ PATHS: dict[str, dict[str, Any]] = {
             "not_found",
             security=USER_OR_SCHEDULER,
         ),
+        "patch": _op(
+            "editPost",
+            "Change a queued post (sellers only): a JSON merge patch, the merged post validated as in "
+            "POST /schedule; 409 not_editable once publishing has started",
+            OK,
+            "not_authenticated",
+            "forbidden",
+            "forbidden_origin",
+            "not_found",
+            "not_editable",
+            "not_connected",
+            "token_expired",
+            "permissions_missing",
+            "meta_action_required",
+            "media_unreachable",
+            *JSON_BODY_ERRORS,
+            requestBody={
+                "required": True,
+                "content": {
+                    "application/merge-patch+json": {"schema": "PostPatch"},
+                    "application/json": {"schema": "PostPatch"},
+                },
+            },
+        ),
         "delete": _op(
             "cancelPost",
             "Cancel a post that has not started publishing (sellers only)",
@@ -215,6 +240,26 @@ PATHS: dict[str, dict[str, Any]] = {
             "forbidden_origin",
             "not_found",
             "not_cancellable",
+        ),
+    },
+    "/api/meta/schedule/{job_id}/retry": {
+        "parameters": _path_param("job_id"),
+        "post": _op(
+            "retryPost",
+            "Re-queue the targets that failed with a retryable cause, now or at publish_at; an unconfirmed "
+            "target only with confirm_unconfirmed (no body, or {})",
+            OK,
+            "not_authenticated",
+            "forbidden_origin",
+            "not_found",
+            "not_retryable",
+            "not_connected",
+            "token_expired",
+            "permissions_missing",
+            "meta_action_required",
+            *JSON_BODY_ERRORS,
+            security=USER_OR_SCHEDULER,
+            requestBody={"required": False, **_json("RetryBody")},
         ),
     },
     "/api/meta/deauthorize": {
@@ -262,6 +307,8 @@ SCHEMAS = {
     "PostOut": schemas.PostOut,
     "PostListOut": schemas.PostListOut,
     "CancelOut": schemas.CancelOut,
+    "PostPatch": schemas.PostPatch,
+    "RetryBody": RetryBody,
     "DeletionOut": schemas.DeletionOut,
     "DeletionStatusOut": schemas.DeletionStatusOut,
     "Error": schemas.ErrorOut,
@@ -317,6 +364,15 @@ MEDIA_ITEM_BOUNDS: dict[str, dict[str, Any]] = {
 }
 BOUNDS: dict[str, dict[str, dict[str, Any]]] = {
     "ScheduleBody": SCHEDULE_BODY_BOUNDS,
+    "PostPatch": {name: bounds for name, bounds in SCHEDULE_BODY_BOUNDS.items() if name != "publish_at"}
+    | {"publish_at": {"description": "As in ScheduleBody (it cannot be removed)"}},
+    "RetryBody": {
+        "publish_at": {"description": "When to try again (default: now); not more than 5 minutes in the past"},
+        "confirm_unconfirmed": {
+            "description": "Also retry unconfirmed targets (they may be live already: the worker looks "
+            "for each before sending it again)"
+        },
+    },
     "MediaItemBody": MEDIA_ITEM_BOUNDS,
 }
 

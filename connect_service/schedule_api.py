@@ -1,4 +1,4 @@
-"""Scheduling: create, read, list and cancel posts (DESIGN §4)."""
+"""Scheduling: create, read, list, edit, retry and cancel posts (DESIGN §4, §13.3)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from connect_service.responses import answer, responds
 from connect_service.schemas import CancelOut, PostListOut, PostListQuery, PostOut, ScheduleOut
 from shared.errors import AppError
 from shared.models import CANCELLED, QUEUED, ScheduledPost
+from shared.post_changes import edit_post, retry_post
 from shared.posts import cancel_rq_job
 from shared.scheduling import PostCaller, schedule_post
 
@@ -124,6 +125,28 @@ def list_posts():
     )
     next_cursor = _encode_cursor(posts[limit - 1]) if len(posts) > limit else None
     return answer(PostListOut, {"items": posts[:limit], "next_cursor": next_cursor})
+
+
+@bp.patch("/schedule/<job_id>")
+@responds(PostOut)
+@require_user
+def edit(job_id: str):
+    """A JSON merge patch of a queued post (sellers only): the merged post is validated as
+    ``POST /schedule`` validates a body; ``409 not_editable`` once publishing has started."""
+    post = _visible_post(job_id)
+    patch = json_body_raw()
+    return answer(PostOut, edit_post(db.session(), services(), post, patch, info=request_info()))
+
+
+@bp.post("/schedule/<job_id>/retry")
+@responds(PostOut)
+@require_caller(allow_scheduler=True)
+def retry(job_id: str):
+    """Re-queue the targets that failed with a retryable cause (sellers and the scheduler)."""
+    post = _visible_post(job_id)
+    payload = json_body_raw(allow_empty=True)
+    by = "scheduler" if current_caller().is_scheduler else "user"
+    return answer(PostOut, retry_post(db.session(), services(), post, payload, by=by, info=request_info()))
 
 
 @bp.delete("/schedule/<job_id>")

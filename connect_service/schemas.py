@@ -9,7 +9,9 @@ from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
 from shared.answers import NOT_CONNECTED as NOT_CONNECTED
 from shared.answers import Derived, Instant, PostOut
 from shared.answers import StatusOut as StatusOut
-from shared.models import POST_STATUSES
+from shared.models import POST_FORMATS, POST_STATUSES
+from shared.post_schema import MAX_CAPTION, MAX_URL, MediaItemBody, publish_at_field
+from shared.targets import MAX_MEDIA, TARGET_NAMES
 
 
 class ConnectQuery(Schema):
@@ -52,6 +54,33 @@ class SelectPageBody(Schema):
         unknown = RAISE
 
     page_id = fields.String(required=True, validate=validate.Regexp(r"^\d{1,32}$", error="Must be a Page id."))
+
+
+class PostPatch(Schema):
+    """``PATCH /api/meta/schedule/<job_id>`` (documentation): a JSON merge patch of the post.
+
+    An absent key is unchanged, ``null`` removes it (its ``POST /schedule`` default applies);
+    ``media`` or ``media_url`` replaces the post's media. The merged post is validated as
+    ``ScheduleBody`` (``shared.post_changes``).
+    """
+
+    class Meta:
+        unknown = RAISE
+
+    connection_id = fields.String(allow_none=True, metadata={"description": "Only the post's own"})
+    publish_at = publish_at_field()
+    caption = fields.String(allow_none=True, validate=validate.Length(max=MAX_CAPTION))
+    media_url = fields.String(allow_none=True, validate=validate.Length(max=MAX_URL))
+    link = fields.String(allow_none=True, validate=validate.Length(max=MAX_URL))
+    targets = fields.List(
+        fields.String(validate=validate.OneOf(list(TARGET_NAMES))),
+        allow_none=True,
+        validate=validate.Length(min=1, max=len(TARGET_NAMES)),
+    )
+    format = fields.String(allow_none=True, validate=validate.OneOf(POST_FORMATS))
+    media = fields.List(fields.Nested(MediaItemBody), allow_none=True, validate=validate.Length(min=1, max=MAX_MEDIA))
+    first_comment = fields.String(allow_none=True, validate=validate.Length(min=1, max=MAX_CAPTION))
+    cover_url = fields.String(allow_none=True, validate=validate.Length(max=MAX_URL))
 
 
 class EmptyBody(Schema):

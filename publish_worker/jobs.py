@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rq import get_current_job
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from publish_worker import lease
 from publish_worker.context import get_context
@@ -37,6 +39,9 @@ def _publish(post_id: str, carried: str | None) -> str:
     ctx = get_context()
     with log_context(job_id=post_id), ctx.session() as session:
         owner = lease.new_owner()
+        if carried is None and _superseded(session, post_id):
+            log.info("job superseded (the post was edited or retried since): nothing to do")
+            return "skipped"
         if carried is None:
             mine = lease.take(session, post_id, owner, ctx.settings.lease_seconds)
         else:
@@ -54,6 +59,18 @@ def _publish(post_id: str, carried: str | None) -> str:
                 session.rollback()
                 log.warning("lease lost mid-run; another run carries on")
                 return "lease_lost"
+
+
+def _superseded(session: Session, post_id: str) -> bool:
+    """This RQ job is one of the post's (``pub-<post id>-<n>``) but no longer the one it names:
+    an edit or a retry enqueued a newer job (a crash re-run or a duplicate delivery of the
+    current one still takes the lease as before)."""
+    job = get_current_job()
+    if job is None or not job.id.startswith(f"pub-{post_id}-"):
+        return False
+    current = session.scalar(select(ScheduledPost.rq_job_id).where(ScheduledPost.id == post_id))
+    session.rollback()  # leave no transaction open before the lease is taken
+    return current is not None and current != job.id
 
 
 def publish_request(payload: dict[str, Any]) -> dict[str, Any]:

@@ -32,6 +32,8 @@ EVENTS = frozenset(
         "disconnected",
         "token_expired",
         "post_scheduled",
+        "post_edited",
+        "post_retried",
         "post_published",
         "post_failed",
         "deauthorized",

@@ -373,6 +373,10 @@ FIELD_MESSAGES_ID: dict[str, str] = {
         "Harus berupa teks tidak kosong, maksimal 255 karakter yang dapat dicetak."
     ),
     "Invalid cursor.": "Cursor tidak valid.",
+    # editing a post (shared/post_changes.py; DESIGN §13.3)
+    "A post cannot move to another connection; schedule a new one.": (
+        "Postingan tidak bisa dipindah ke koneksi lain; jadwalkan postingan baru."
+    ),
     # content v2 (shared/post_schema.py, shared/targets.py; DESIGN §13.2)
     "Give either media_url or media, not both.": "Isi media_url atau media, jangan keduanya.",
     "Alt text is only for images.": "Teks alternatif (alt text) hanya untuk gambar.",

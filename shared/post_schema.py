@@ -87,6 +87,26 @@ def check_public_https_url(
         raise ValidationError("Must be reachable from the internet (Meta fetches it).")
 
 
+PUBLISH_AT_ERRORS: dict[str, str | list[Any] | dict[Any, Any]] = {
+    "invalid": "Must be an ISO-8601 date and time with a time zone, e.g. 2026-02-20T10:00:00Z.",
+    "invalid_awareness": "Must include a time zone (Z or an offset such as +07:00).",
+}
+
+
+def publish_at_field(**kwargs: Any) -> fields.AwareDateTime:
+    """``publish_at`` as every body takes it (checked by :func:`check_publish_time`)."""
+    return fields.AwareDateTime(format="iso", error_messages=dict(PUBLISH_AT_ERRORS), **kwargs)
+
+
+def check_publish_time(value: datetime, now: datetime | None = None) -> None:
+    """Not more than 5 minutes before ``now`` (default: now), at most a year after it."""
+    now = now or utcnow()
+    if value < now - PAST_TOLERANCE:
+        raise ValidationError("Must not be more than 5 minutes in the past.")
+    if value > now + MAX_AHEAD:
+        raise ValidationError("Must be within a year from now.")
+
+
 class Text(fields.String):
     """A string without NUL characters (PostgreSQL cannot store them)."""
 
@@ -188,14 +208,7 @@ class ScheduleBody(Schema):
         return data
 
     connection_id = Text(load_default=None, validate=validate.Length(max=64))
-    publish_at = fields.AwareDateTime(
-        required=True,
-        format="iso",
-        error_messages={
-            "invalid": "Must be an ISO-8601 date and time with a time zone, e.g. 2026-02-20T10:00:00Z.",
-            "invalid_awareness": "Must include a time zone (Z or an offset such as +07:00).",
-        },
-    )
+    publish_at = publish_at_field(required=True)
     caption = Text(load_default="")
     media_url = Text(load_default=None, allow_none=True, validate=validate.Length(max=MAX_URL))
     link = Text(load_default=None, allow_none=True, validate=validate.Length(max=MAX_URL))
@@ -217,11 +230,7 @@ class ScheduleBody(Schema):
 
     @validates("publish_at")
     def check_publish_at(self, value: datetime, data_key: str) -> None:
-        now = self.reference_time or utcnow()
-        if value < now - PAST_TOLERANCE:
-            raise ValidationError("Must not be more than 5 minutes in the past.")
-        if value > now + MAX_AHEAD:
-            raise ValidationError("Must be within a year from now.")
+        check_publish_time(value, self.reference_time)
 
     @validates("caption")
     def check_caption(self, value: str, data_key: str) -> None:

@@ -148,8 +148,9 @@ def job_timeout(settings: Settings) -> int:
     return max(10, int(settings.lease_seconds) - 10)
 
 
-def next_job_id(session: Session, post_id: str) -> str:
-    """Reserve ``pub-<post id>-<n>`` and commit it: never reuse an RQ job id (DESIGN §11)."""
+def reserve_job_id(session: Session, post_id: str) -> str:
+    """Name ``pub-<post id>-<n+1>`` the post's job, in the caller's transaction (not committed):
+    a job the post no longer names does nothing (``publish_worker.jobs``)."""
     following = ScheduledPost.enqueue_seq + 1
     seq = session.execute(
         update(ScheduledPost)
@@ -157,19 +158,32 @@ def next_job_id(session: Session, post_id: str) -> str:
         .values(enqueue_seq=following, rq_job_id="pub-" + ScheduledPost.id + "-" + cast(following, String))
         .returning(ScheduledPost.enqueue_seq)
     ).scalar_one()
-    session.commit()
     return f"pub-{post_id}-{seq}"
 
 
+def next_job_id(session: Session, post_id: str) -> str:
+    """Reserve ``pub-<post id>-<n>`` and commit it: never reuse an RQ job id (DESIGN §11)."""
+    job_id = reserve_job_id(session, post_id)
+    session.commit()
+    return job_id
+
+
 def enqueue_publish(
-    session: Session, services: Services, post_id: str, *, at: datetime | None = None, lease: str | None = None
+    session: Session,
+    services: Services,
+    post_id: str,
+    *,
+    at: datetime | None = None,
+    lease: str | None = None,
+    job_id: str | None = None,
 ) -> str | None:
-    """Commit a new job id, then put ``publish_post`` on the services' queue (at ``at``, UTC-aware).
+    """Commit a new job id (or use ``job_id``, reserved and committed by the caller), then put
+    ``publish_post`` on the services' queue (at ``at``, UTC-aware).
 
     A Redis failure is logged and swallowed on purpose: the post is in the database,
     and the sweeper enqueues any due post whose job is missing.
     """
-    job_id = next_job_id(session, post_id)
+    job_id = job_id or next_job_id(session, post_id)
     queue = make_queue(services.redis)
     kwargs = {"lease": lease} if lease else {}
     options: dict[str, Any] = dict(

@@ -115,13 +115,18 @@ def resolve_connection(session: Session, caller: PostCaller, connection_id: str 
         conn = active_connection(session, caller.user_id) if caller.user_id is not None else None
         if conn is None:
             raise AppError("not_connected")
+    check_usable(conn)
+    return conn
+
+
+def check_usable(conn: SocialConnection) -> None:
+    """A post may go out on ``conn`` only while it is ``connected``; else ``409`` with its error code."""
     if conn.status == DISCONNECTED:
         raise AppError("not_connected")
     if conn.status != CONNECTED:
         # The seller's next step differs: reconnect (token_expired, permissions_missing) or
         # fix something on Facebook first (meta_action_required).
         raise AppError(conn.last_error_code if conn.last_error_code in NEEDS_REAUTH_ANSWERS else "token_expired")
-    return conn
 
 
 def ensure_token_valid(

@@ -14,7 +14,7 @@ from connect_service import openapi, schemas
 from connect_service.responses import dump, response_schemas
 from shared.models import SocialConnection
 from tests.conftest import SCHEDULER_TOKEN, same_origin
-from tests.factories import make_connection
+from tests.factories import make_connection, make_post
 from tests.meta_mock import MetaMock, page
 from tests.test_connect_flow import callback, start
 from tests.test_meta_callbacks import good
@@ -222,3 +222,25 @@ def test_a_content_v2_post_fits_the_documented_post_schema(client, anon_client, 
     assert set(one.json) == set(documented["PostOut"]["properties"])
     assert set(one.json["targets"]) == set(documented["TargetsOut"]["properties"]) == {"facebook", "instagram"}
     assert set(one.json["targets"]["instagram"]) == set(documented["InstagramTargetOut"]["properties"])
+
+
+def test_edit_and_retry_answers_fit_the_documented_post_schema(client, anon_client, db_session):
+    spec = anon_client.get("/api/meta/openapi.json").json
+    conn = make_connection(db_session)
+    created = client.post("/api/meta/schedule", json=schedule_body(), headers=same_origin())
+    job_id = created.json["job_id"]
+    edited = client.patch(f"/api/meta/schedule/{job_id}", json={"caption": "Baru"}, headers=same_origin())
+    assert fits(spec, "/api/meta/schedule/{job_id}", "patch", edited)
+    failed = make_post(
+        db_session, conn, status="failed", facebook={"status": "failed", "error_code": "meta_unavailable"}
+    )
+    retried = client.post(f"/api/meta/schedule/{failed.id}/retry", headers=same_origin())
+    assert fits(spec, "/api/meta/schedule/{job_id}/retry", "post", retried)
+    operations = (
+        spec["paths"]["/api/meta/schedule/{job_id}"]["patch"],
+        spec["paths"]["/api/meta/schedule/{job_id}/retry"]["post"],
+    )
+    for operation in operations:
+        assert {"404", "409", "415", "422"} <= set(operation["responses"])
+    assert "application/merge-patch+json" in operations[0]["requestBody"]["content"]
+    assert operations[1]["requestBody"]["required"] is False

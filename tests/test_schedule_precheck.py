@@ -23,7 +23,7 @@ from shared.models import AuditEvent, ScheduledPost
 from shared.scheduling import PostCaller, schedule_post
 from shared.services import build_services
 from shared.settings import load_settings
-from tests.conftest import make_test_env
+from tests.conftest import make_test_env, same_origin
 from tests.factories import make_connection
 from tests.test_schedule_api import later, post_count, schedule
 from tests.test_worker_duties import request_payload
@@ -330,3 +330,25 @@ def test_a_media_item_that_is_not_an_object_is_named_by_its_index(client, conn):
     response = schedule(client, v2(media=["https://cdn.example.com/a.jpg"]), **{"Accept-Language": "en"})
     assert response.status_code == 422
     assert "media.0" in response.json["fields"] and "media.0._schema" not in response.json["fields"]
+
+
+def test_an_edit_fetches_the_media_again_only_when_the_verdict_can_change(client, conn, db_session, media_server):
+    tall = media_server.url("story.jpg")  # fine for Facebook, too tall for an Instagram feed post
+    job_id = schedule(client, v2(media_url=tall, targets=["facebook"])).json["job_id"]
+    fetched = len(media_server.requested)
+
+    def edit(patch: dict):
+        return client.patch(
+            f"/api/meta/schedule/{job_id}", json=patch, headers={**same_origin(), "Accept-Language": "en"}
+        )
+
+    assert edit({"caption": "Promo batik biru"}).status_code == 200
+    assert len(media_server.requested) == fetched  # the caption does not change what Meta fetches
+    to_instagram = edit({"targets": ["facebook", "instagram"]})
+    assert to_instagram.status_code == 422 and to_instagram.json["fields"] == {"media_url": [IG_ASPECT_RATIO]}
+    gone = edit({"media_url": media_server.url("gone.jpg")})
+    assert gone.status_code == 422 and gone.json["error_code"] == "media_unreachable"
+    db_session.expire_all()
+    post = db_session.get(ScheduledPost, job_id)
+    assert (post.targets, post.media_url, post.caption) == (["facebook"], tall, "Promo batik biru")
+    assert edit({"media_url": media_server.url("square.jpg"), "targets": None}).status_code == 200

@@ -1,7 +1,7 @@
 /*
  * The page's dialogs: focus kept inside while open and given back on close, the
- * PagePickerModal (pages without Instagram shown, not selectable) and the Disconnect
- * confirmation.
+ * PagePickerModal (pages without Instagram shown, not selectable), the Disconnect
+ * confirmation and the confirmation before retrying a post that may be live already.
  */
 
 import { api } from "./api.js";
@@ -209,7 +209,30 @@ async function confirmDisconnect() {
   });
 }
 
+// Retry confirmation: a target (or its first comment) is unconfirmed, so it may be live already.
+
+let onRetryConfirmed = null;
+
+/** Ask before retrying `post`; `onYes` runs the retry once the seller confirms. */
+export function openRetryConfirm(post, onYes) {
+  const labels = post.unconfirmedLabels && post.unconfirmedLabels.length ? post.unconfirmedLabels : ["Facebook"];
+  $("retry-confirm-targets").textContent = labels.join(" dan ");
+  onRetryConfirmed = onYes;
+  openDialog($("retry-confirm"), $("retry-confirm-no"));
+}
+
+function confirmRetry() {
+  const run = onRetryConfirmed;
+  onRetryConfirmed = null;
+  closeDialog($("retry-confirm"));
+  if (run) run();
+}
+
 export function bindDialogs() {
+  $("retry-confirm-no").addEventListener("click", () => closeDialog($("retry-confirm")));
+  $("retry-confirm-yes").addEventListener("click", confirmRetry);
+  $("retry-confirm").addEventListener("close", () => restoreFocus($("retry-confirm")));
+  trapFocus($("retry-confirm"));
   $("disconnect-button").addEventListener("click", openDisconnectConfirm);
   $("disconnect-confirm-no").addEventListener("click", () => closeDialog($("disconnect-confirm")));
   $("disconnect-confirm-yes").addEventListener("click", confirmDisconnect);

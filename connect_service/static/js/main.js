@@ -9,11 +9,11 @@
  * This module wires them together and handles the OAuth redirect back.
  */
 
-import { bindDialogs, openPagePicker } from "./dialogs.js";
+import { bindDialogs, openPagePicker, openRetryConfirm } from "./dialogs.js";
 import { $ } from "./dom.js";
 import { hideError, showError, showNotice } from "./errors.js";
 import { bindPostsList, loadPosts } from "./posts-list.js";
-import { bindScheduleForm, initScheduleForm } from "./schedule-form.js";
+import { bindScheduleForm, initScheduleForm, startEdit } from "./schedule-form.js";
 import { actions, state } from "./state.js";
 import { bindStatusCard, loadStatus, renderSignedOut, startConnect } from "./status-card.js";
 
@@ -65,7 +65,8 @@ async function init() {
   state.catalogue = readCatalogue();
   state.isDemo = document.body.dataset.demo === "true";
   state.loginUrl = document.body.dataset.loginUrl || null;
-  Object.assign(actions, { startConnect, openPagePicker, renderSignedOut });
+  Object.assign(actions, { startConnect, openPagePicker, renderSignedOut, editPost: startEdit,
+    confirmRetry: openRetryConfirm });
   initScheduleForm();
   bindEvents();
 

@@ -201,6 +201,19 @@ export function firstMediaControl() {
   return first ? part(first, "url") : $("media-add");
 }
 
+/** Rows holding `items` (`{url, type, alt_text}`), as a post being edited has them; one empty row for none. */
+export function setMedia(items) {
+  const filled = (items || []).map((item) => {
+    const row = newRow(item.type === VIDEO ? VIDEO : IMAGE);
+    part(row, "url").value = item.url || "";
+    part(row, "alt").value = item.alt_text || "";
+    applyType(row);
+    return row;
+  });
+  $("media-list").replaceChildren(...(filled.length ? filled : [newRow(editor.defaultType)]));
+  renumber();
+}
+
 /** One empty row, as a fresh form starts. */
 export function resetMedia() {
   $("media-list").replaceChildren(newRow(editor.defaultType));

@@ -2,7 +2,8 @@
  * PostsList: the seller's scheduled posts (format, media count) with each target's result
  * (status, its id on Meta, when it was published, what went wrong, the first comment's
  * status; DESIGN §13.2), polled while any is still queued or publishing, with "Muat lagi"
- * paging and cancelling.
+ * paging, cancelling, changing a queued post ("Ubah", in the ScheduleForm) and retrying what
+ * failed ("Coba lagi"; "Konfirmasi & coba lagi", asked first, for what may be live already; §13.3).
  */
 
 import { api } from "./api.js";
@@ -43,6 +44,42 @@ const COMMENT_STATUS_LABELS = {
   unconfirmed: "Belum pasti",
 };
 const FORMAT_LABELS = { post: "Postingan", reel: "Reel", story: "Story" };
+// What a retry re-queues (DESIGN §13.3); the server decides, this only chooses the buttons.
+const RETRYABLE_CODES = new Set(["meta_unavailable", "rate_limited", "publishing_limit_reached", "internal_error",
+  "token_expired"]);
+// A published post too: a first comment may have failed on a live target.
+const RETRYABLE_POSTS = new Set(["failed", "partially_published", "unconfirmed", "published"]);
+
+function targetsOf(post) {
+  return TARGETS.map((spec) => ({ spec, target: post.targets && post.targets[spec.name] }))
+    .filter(({ target }) => target && target.status !== "skipped");
+}
+
+/** Queued and nothing of it started: the server takes a PATCH (else 409 not_editable). */
+export function isEditable(post) {
+  return post.status === "queued" && targetsOf(post).every(({ spec, target }) =>
+    target.status === "pending" && !target[spec.idKey]);
+}
+
+/** What "Coba lagi" would re-queue, and the targets only a confirmed retry would (they may be live). */
+function retryChoices(post) {
+  const choices = { retryable: false, unconfirmed: [] };
+  if (!RETRYABLE_POSTS.has(post.status)) return choices;
+  for (const { spec, target } of targetsOf(post)) {
+    const comment = target.comment;
+    if (target.status === "failed" && RETRYABLE_CODES.has(target.error_code)) choices.retryable = true;
+    if (target.status === "published" && comment && comment.status === "failed" &&
+        RETRYABLE_CODES.has(comment.error_code)) choices.retryable = true;
+    if (target.status === "unconfirmed" || (target.status === "published" && comment &&
+        comment.status === "unconfirmed")) choices.unconfirmed.push(spec.label);
+  }
+  return choices;
+}
+
+function actionButtonFor(action, text, label, extra = "") {
+  return el("button", { className: `button small ${extra} post-${action}`.replace(/\s+/g, " ").trim(), text,
+    attrs: { type: "button", "data-action": action, "aria-label": label } });
+}
 
 function targetLabel(status, postStatus) {
   // A target still "pending" on a post that will not run any more was simply never posted.
@@ -140,11 +177,18 @@ function postRow(post) {
   if (status === "queued" && post.attempts > 0 && post.next_attempt_at) {
     row.append(el("p", { className: "post-retry muted", text: `Dicoba lagi ${formatDateTime(post.next_attempt_at)}` }));
   }
-  if (status === "queued") {
-    const cancel = el("button", { className: "button small danger-outline post-cancel", text: "Batalkan",
-      attrs: { type: "button", "data-action": "cancel", "aria-label": `Batalkan postingan ${caption}` } });
-    row.append(el("div", { className: "post-actions" }, [cancel]));
+  const controls = [];
+  if (isEditable(post)) controls.push(actionButtonFor("edit", "Ubah", `Ubah postingan ${caption}`));
+  const retry = retryChoices(post);
+  if (retry.retryable) controls.push(actionButtonFor("retry", "Coba lagi", `Coba lagi postingan ${caption}`, "primary"));
+  if (retry.unconfirmed.length) {
+    controls.push(actionButtonFor("confirm-retry", "Konfirmasi & coba lagi",
+      `Konfirmasi dan coba lagi postingan ${caption}`));
   }
+  if (status === "queued") {
+    controls.push(actionButtonFor("cancel", "Batalkan", `Batalkan postingan ${caption}`, "danger-outline"));
+  }
+  if (controls.length) row.append(el("div", { className: "post-actions" }, controls));
   return row;
 }
 
@@ -257,12 +301,65 @@ async function cancelPost(button) {
   await loadPosts();
 }
 
+function showPostsError(code) {
+  const box = $("posts-error");
+  box.textContent = messageFor(code);
+  show(box);
+}
+
+function postOf(row) {
+  return state.posts.find((post) => post.job_id === row.dataset.jobId) || null;
+}
+
+/** POST …/retry (with `confirm_unconfirmed` once the seller confirmed), then the list again. */
+async function retryPost(button, body) {
+  const row = button.closest("[data-job-id]");
+  if (!row) return;
+  show($("posts-error"), false);
+  await withBusy(button, async () => {
+    try {
+      await api("POST", `/schedule/${encodeURIComponent(row.dataset.jobId)}/retry`, { body });
+      showNotice("Postingan dijadwalkan untuk dicoba lagi.");
+    } catch (error) {
+      if (error.status === 401) {
+        actions.renderSignedOut();
+        return;
+      }
+      showPostsError(error.code);
+    }
+  });
+  await loadPosts();
+}
+
+function onPostAction(button) {
+  const row = button.closest("[data-job-id]");
+  const post = row ? postOf(row) : null;
+  if (!post) return;
+  switch (button.dataset.action) {
+    case "cancel":
+      cancelPost(button);
+      break;
+    case "edit":
+      actions.editPost(post);
+      break;
+    case "retry":
+      retryPost(button, {});
+      break;
+    case "confirm-retry":
+      actions.confirmRetry({ ...post, unconfirmedLabels: retryChoices(post).unconfirmed },
+        () => retryPost(button, { confirm_unconfirmed: true }));
+      break;
+    default:
+      break;
+  }
+}
+
 export function bindPostsList() {
   $("posts-refresh").addEventListener("click", (event) => withBusy(event.currentTarget, loadPosts));
   $("posts-more").addEventListener("click", (event) => loadMorePosts(event.currentTarget));
   $("posts").addEventListener("click", (event) => {
-    const button = event.target.closest("button[data-action=cancel]");
-    if (button) cancelPost(button);
+    const button = event.target.closest("button[data-action]");
+    if (button) onPostAction(button);
   });
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden && state.connection !== null) loadPosts();

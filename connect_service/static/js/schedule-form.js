@@ -3,11 +3,12 @@
  * targets, time in the device's zone; DESIGN §13.2), checked lightly here and fully by the
  * server, whose `fields` messages are shown next to the inputs as given (a media row's
  * next to that row). A request that got no answer is retried with the same
- * Idempotency-Key, so it is never posted twice.
+ * Idempotency-Key, so it is never posted twice. "Ubah" on a queued post loads it here: the
+ * form then sends a PATCH (DESIGN §13.3) with every field it shows, null for what was emptied.
  */
 
 import { api } from "./api.js";
-import { $, localInputToIso, newIdempotencyKey, show, toLocalInputValue, withBusy } from "./dom.js";
+import { $, localInputToIso, newIdempotencyKey, show, toLocalInputValue, truncate, withBusy } from "./dom.js";
 import { actionButton, errorSpec, facebookLink, messageFor, showNotice } from "./errors.js";
 import {
   IMAGE,
@@ -21,6 +22,7 @@ import {
   mediaRowCount,
   readMedia,
   resetMedia,
+  setMedia,
   setMediaRules,
 } from "./media-editor.js";
 import { loadPosts } from "./posts-list.js";
@@ -225,6 +227,91 @@ function resetScheduleForm() {
   updateCommentCount();
 }
 
+// --- changing a queued post ---
+
+/** The merge patch for the post being edited: each field the form shows, null where it is empty. */
+function patchFrom(body) {
+  const patch = {
+    format: body.format,
+    targets: body.targets,
+    media: body.media || null,
+    caption: body.caption === undefined ? null : body.caption,
+    first_comment: body.first_comment || null,
+    link: body.link || null,
+    cover_url: body.cover_url || null,
+  };
+  // The input holds minutes only: the stored time is sent again only once the seller changed it.
+  if ($("publish-at").value !== state.editing.publishAtInput) patch.publish_at = body.publish_at;
+  return patch;
+}
+
+function setEditMode(post) {
+  const editing = Boolean(post);
+  $("schedule-title").textContent = editing ? "Ubah postingan" : "Jadwalkan postingan";
+  $("schedule-submit").textContent = editing ? "Simpan perubahan" : "Jadwalkan";
+  $("schedule-editing-caption").textContent = editing ? `“${truncate(post.caption || "tanpa caption", 60)}”` : "";
+  show($("schedule-editing"), editing);
+  show($("schedule-cancel-edit"), editing);
+}
+
+/** Load a queued post into the form (ScheduleForm in edit mode). */
+export function startEdit(post) {
+  clearFieldErrors();
+  const format = FORMATS[post.format] ? post.format : "post";
+  document.querySelector(`#schedule-form input[name=format][value=${format}]`).checked = true;
+  applyFormat();
+  setMedia(post.media || []);
+  $("caption").value = post.caption || "";
+  $("first-comment").value = post.first_comment || "";
+  $("link").value = post.link || "";
+  $("cover-url").value = post.cover_url || "";
+  for (const name of ["facebook", "instagram"]) {
+    const target = post.targets && post.targets[name];
+    $(`target-${name}`).checked = Boolean(target && target.status !== "skipped");
+  }
+  const publishAt = toLocalInputValue(new Date(post.publish_at));
+  $("publish-at").value = publishAt;
+  state.editing = { jobId: post.job_id, publishAtInput: publishAt };
+  applyFormat();
+  updateCaptionCount();
+  updateCommentCount();
+  setEditMode(post);
+  $("schedule-section").scrollIntoView({ block: "start" });
+  (document.querySelector("#schedule-form input[name=format]:checked") || $("caption")).focus();
+}
+
+/** Back to scheduling a new post; focus goes back to the list. */
+function stopEdit({ focusList = true } = {}) {
+  const jobId = state.editing && state.editing.jobId;
+  state.editing = null;
+  setEditMode(null);
+  clearFieldErrors();
+  resetScheduleForm();
+  if (!focusList) return;
+  const button = jobId && document.querySelector(`#posts [data-job-id="${CSS.escape(jobId)}"] [data-action=edit]`);
+  (button || $("posts-refresh")).focus();
+}
+
+async function submitEdit(body, mediaRows) {
+  const { jobId } = state.editing;
+  await withBusy($("schedule-submit"), async () => {
+    try {
+      await api("PATCH", `/schedule/${encodeURIComponent(jobId)}`, { body: patchFrom(body) });
+      showNotice("Perubahan disimpan.");
+      stopEdit({ focusList: false });
+      await loadPosts();
+    } catch (error) {
+      if (error.code === "not_editable" || error.code === "not_found") {
+        stopEdit({ focusList: false });
+        showNotice(messageFor(error.code), "info");
+        await loadPosts();
+        return;
+      }
+      await handleScheduleError(error, mediaRows);
+    }
+  });
+}
+
 async function submitSchedule(event) {
   event.preventDefault();
   clearFieldErrors();
@@ -233,6 +320,10 @@ async function submitSchedule(event) {
   if (Object.keys(problems).length) {
     const first = showFieldErrors(problems, mediaRows);
     if (first) first.focus();
+    return;
+  }
+  if (state.editing) {
+    await submitEdit(body, mediaRows);
     return;
   }
   const key = idempotencyKeyFor(body);
@@ -297,4 +388,5 @@ export function bindScheduleForm() {
   }
   bindMediaEditor();
   $("schedule-form").addEventListener("submit", submitSchedule);
+  $("schedule-cancel-edit").addEventListener("click", () => stopEdit());
 }

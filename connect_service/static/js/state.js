@@ -13,6 +13,7 @@ export const state = {
   pollTimer: null,
   seenStatuses: new Map(), // job_id -> status, to announce changes (not whole lists) to screen readers
   unanswered: null, // {key, body}: a schedule request that got no answer, retried with the same key
+  editing: null, // {jobId, publishAt}: the queued post the schedule form is changing (PATCH), if any
 };
 
 export const actions = {
@@ -22,4 +23,8 @@ export const actions = {
   openPagePicker: async () => undefined,
   /** Show the card as signed out (ConnectionStatusCard). */
   renderSignedOut: () => undefined,
+  /** Load a queued post into the ScheduleForm to change it. */
+  editPost: (_post) => undefined,
+  /** Ask before retrying what may be live already; `onYes` retries (the retry confirmation dialog). */
+  confirmRetry: (_post, _onYes) => undefined,
 };
