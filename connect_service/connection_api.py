@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from flask import Blueprint
+from collections.abc import Hashable
+from typing import Any
+
+from flask import Blueprint, Response, current_app
 
 from connect_service.auth import current_caller, require_user
 from connect_service.connections import active_connection, retire, revoke_grant
-from connect_service.extensions import db, graph_client, services
+from connect_service.extensions import db, graph_client, services, status_reader
 from connect_service.page_selection import SelectionStore
 from connect_service.parsing import json_body
 from connect_service.request_context import request_info
 from connect_service.responses import answer, responds
 from connect_service.schemas import NOT_CONNECTED, DisconnectOut, EmptyBody, StatusOut
-from shared.models import CONNECTED, DISCONNECTED
+from connect_service.status_read import StatusReader
+from shared.models import CONNECTED, DISCONNECTED, expiring_soon
 from shared.token_check import is_fresh, recheck_connection
 
 bp = Blueprint("connection", __name__, url_prefix="/api/meta")
@@ -24,12 +28,36 @@ bp = Blueprint("connection", __name__, url_prefix="/api/meta")
 def status():
     """The stored state; a token not checked for ten minutes is re-checked first."""
     svc = services()
-    conn = active_connection(db.session, current_caller().user_id)
+    user_id = current_caller().user_id
+    reader = status_reader()
+    if reader is not None:
+        state = reader.active_connection(user_id)
+        if state is None or state.status == DISCONNECTED:
+            return _remembered_answer(reader, NOT_CONNECTED_KEY, NOT_CONNECTED)
+        if state.status != CONNECTED or is_fresh(state, svc.settings.token_check_max_age_seconds):
+            return _remembered_answer(reader, (state, expiring_soon(state)), state)
+        # A connected token due for its re-check: the ORM path below, which may update the row.
+    conn = active_connection(db.session, user_id)
     if conn is not None and conn.status == CONNECTED and not is_fresh(conn, svc.settings.token_check_max_age_seconds):
         _recheck(conn)
     if conn is None or conn.status == DISCONNECTED:
         return answer(StatusOut, NOT_CONNECTED)
     return answer(StatusOut, conn)
+
+
+NOT_CONNECTED_KEY = "not_connected"
+
+
+def _remembered_answer(reader: StatusReader, key: Hashable, value: Any) -> Response:
+    """``answer(StatusOut, value)``, written once per distinct ``key`` (all it depends on)."""
+    remembered = reader.answers.get(key)
+    if remembered is not None:
+        body, content_type = remembered
+        return current_app.response_class(body, content_type=content_type)
+    response = answer(StatusOut, value)
+    if key == NOT_CONNECTED_KEY or key == (value, expiring_soon(value)):  # not crossing the 14 days just now
+        reader.answers.put(key, (response.get_data(), response.content_type))
+    return response
 
 
 def _recheck(conn) -> None:
