@@ -2,7 +2,7 @@
 "hello", both under ``gunicorn -w 2 -c gunicorn.conf.py``, each loaded by
 ``wrk -t2 -c32 -d10s --latency``. Prints req/s, p99 and the ratios; asserts nothing.
 
-    .venv/bin/python bench/status.py [--duration 10] [--connections 32] [--redis-url URL]
+    .venv/bin/python bench/status.py [--duration 10] [--connections 32] [--rounds 3] [--redis-url URL]
 
 It needs PostgreSQL and Redis (127.0.0.1 by default) and wrk; it creates and drops its own
 database and uses Redis database 12 (FLUSHDB only). The goal (DESIGN §13.4): status req/s
@@ -17,6 +17,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -172,9 +173,9 @@ class StatusBench:
             if proc.poll() is not None:
                 raise RuntimeError(f"gunicorn {name} exited:\n" + (self.workdir / f"{name}.log").read_text()[-3000:])
             try:
-                requests.get(base + "/healthz", timeout=1)
+                requests.get(base + "/healthz", timeout=5)
                 return base
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or a busy machine
                 time.sleep(0.1)
         raise RuntimeError(f"gunicorn {name} did not start")
 
@@ -192,53 +193,102 @@ class StatusBench:
 
     # -- the run --
 
-    def run(self, *, duration: int, connections: int, threads: int) -> dict[str, Any]:
+    def measure(
+        self, base: str, path: str, proc: subprocess.Popen[bytes], load: dict[str, int], headers: list[str]
+    ) -> dict[str, Any]:
+        """wrk against one app, with its workers' CPU time per answer (less sensitive than req/s to
+        whatever else the machine runs)."""
+        workers = gunicorn_workers(proc.pid)
+        before = sum(cpu_seconds(pid) for pid in workers)
+        figures = run_wrk(base + path, **load, headers=headers)
+        spent = sum(cpu_seconds(pid) for pid in workers) - before
+        figures["cpu_us_per_answer"] = spent / max(1.0, figures["rps"] * load["duration"]) * 1e6
+        return figures
+
+    def run(self, *, duration: int, connections: int, threads: int, rounds: int = 1) -> dict[str, Any]:
         redis.Redis.from_url(self.redis_url).flushdb()
         self.create_database()
         try:
-            cookie = self.add_seller()
+            session = self.add_seller()
+            cookie = [f"Cookie: {session}"]
             hello = self.start_gunicorn("bench.hello_app:app", "hello")
             status = self.start_gunicorn("connect_service:create_app()", "status")
-            check = requests.get(status + STATUS_PATH, headers={"Cookie": cookie}, timeout=5)
+            hello_proc, status_proc = self.procs
+            check = requests.get(status + STATUS_PATH, headers={"Cookie": session}, timeout=30)
             if check.status_code != 200 or check.json().get("status") != "connected":
                 raise RuntimeError(f"status answered {check.status_code}: {check.text[:300]}")
             load = {"duration": duration, "connections": connections, "threads": threads}
             # A short warm-up each, so both are measured with their workers' imports done.
             run_wrk(hello + "/", **{**load, "duration": 2}, headers=[])
-            run_wrk(status + STATUS_PATH, **{**load, "duration": 2}, headers=[f"Cookie: {cookie}"])
-            bare = run_wrk(hello + "/", **load, headers=[])
-            lean = run_wrk(status + STATUS_PATH, **load, headers=[f"Cookie: {cookie}"])
+            run_wrk(status + STATUS_PATH, **{**load, "duration": 2}, headers=cookie)
+            runs = []
+            for _ in range(rounds):  # alternating, so that a burst of other load hits both alike
+                bare = self.measure(hello, "/", hello_proc, load, [])
+                lean = self.measure(status, STATUS_PATH, status_proc, load, cookie)
+                runs.append(
+                    {
+                        "bare_rps": bare["rps"],
+                        "bare_p99_ms": bare["p99_ms"],
+                        "bare_cpu_us": bare["cpu_us_per_answer"],
+                        "status_rps": lean["rps"],
+                        "status_p99_ms": lean["p99_ms"],
+                        "status_cpu_us": lean["cpu_us_per_answer"],
+                        "rps_ratio": lean["rps"] / bare["rps"],
+                        "p99_ratio": lean["p99_ms"] / bare["p99_ms"],
+                        "bare_non_2xx": bare["non_2xx"],
+                        "status_non_2xx": lean["non_2xx"],
+                    }
+                )
         finally:
             self.stop_all()
             self.drop_database()
             redis.Redis.from_url(self.redis_url).flushdb()
             shutil.rmtree(self.workdir, ignore_errors=True)
-        return {
-            "bare_rps": bare["rps"],
-            "bare_p99_ms": bare["p99_ms"],
-            "status_rps": lean["rps"],
-            "status_p99_ms": lean["p99_ms"],
-            "rps_ratio": lean["rps"] / bare["rps"],
-            "p99_ratio": lean["p99_ms"] / bare["p99_ms"],
-            "bare_non_2xx": bare["non_2xx"],
-            "status_non_2xx": lean["non_2xx"],
-            "load": load,
-        }
+        # Each figure's median over the rounds (the ratios: the median of each round's own ratio).
+        medians = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+        return {**medians, "load": load, "rounds": runs}
+
+
+def gunicorn_workers(master: int) -> list[int]:
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return [int(pid) for pid in children]
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_status_bench(
-    *, duration: int = 10, connections: int = 32, threads: int = 2, redis_url: str = REDIS_URL
+    *, duration: int = 10, connections: int = 32, threads: int = 2, rounds: int = 1, redis_url: str = REDIS_URL
 ) -> dict[str, Any]:
-    """One run: the bare app's and the status endpoint's req/s and p99, and their ratios."""
-    return StatusBench(redis_url=redis_url).run(duration=duration, connections=connections, threads=threads)
+    """The bare app's and the status endpoint's req/s, p99 and worker CPU per answer, and their
+    ratios (medians when ``rounds`` > 1; each round's figures under ``rounds``)."""
+    return StatusBench(redis_url=redis_url).run(
+        duration=duration, connections=connections, threads=threads, rounds=rounds
+    )
 
 
 def report(figures: dict[str, Any]) -> str:
+    load = figures["load"]
+    rounds = len(figures["rounds"])
     lines = [
-        f"load: wrk -t{figures['load']['threads']} -c{figures['load']['connections']} "
-        f"-d{figures['load']['duration']}s --latency, gunicorn -w 2 -c gunicorn.conf.py",
-        f"bare Flask hello: {figures['bare_rps']:8.1f} req/s  p99 {figures['bare_p99_ms']:7.2f} ms",
-        f"GET {STATUS_PATH}: {figures['status_rps']:8.1f} req/s  p99 {figures['status_p99_ms']:7.2f} ms",
+        f"load: wrk -t{load['threads']} -c{load['connections']} -d{load['duration']}s --latency, "
+        f"gunicorn -w 2 -c gunicorn.conf.py; {rounds} round(s){', medians' if rounds > 1 else ''}",
+    ]
+    if rounds > 1:
+        for number, run in enumerate(figures["rounds"], 1):
+            lines.append(
+                f"  round {number}: bare {run['bare_rps']:7.1f} req/s p99 {run['bare_p99_ms']:6.2f} ms | "
+                f"status {run['status_rps']:7.1f} req/s p99 {run['status_p99_ms']:6.2f} ms | "
+                f"ratios {run['rps_ratio']:.2f} / {run['p99_ratio']:.2f}"
+            )
+    lines += [
+        f"bare Flask hello: {figures['bare_rps']:8.1f} req/s  p99 {figures['bare_p99_ms']:7.2f} ms  "
+        f"worker CPU {figures['bare_cpu_us']:5.0f} us/answer",
+        f"GET {STATUS_PATH}: {figures['status_rps']:8.1f} req/s  p99 {figures['status_p99_ms']:7.2f} ms  "
+        f"worker CPU {figures['status_cpu_us']:5.0f} us/answer",
         f"req/s ratio (status / bare): {figures['rps_ratio']:.2f}  (goal >= 0.60)",
         f"p99 ratio (status / bare):   {figures['p99_ratio']:.2f}  (goal <= 2.00)",
     ]
@@ -252,13 +302,18 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds of load per app (default 10)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
+    parser.add_argument("--rounds", type=int, default=1, help="alternating runs of both; medians (default 1)")
     parser.add_argument("--redis-url", default=REDIS_URL, help=f"Redis database to use, FLUSHDB only ({REDIS_URL})")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed", file=sys.stderr)
         return 2
     figures = run_status_bench(
-        duration=args.duration, connections=args.connections, threads=args.threads, redis_url=args.redis_url
+        duration=args.duration,
+        connections=args.connections,
+        threads=args.threads,
+        rounds=args.rounds,
+        redis_url=args.redis_url,
     )
     print(report(figures))
     return 0
