@@ -78,4 +78,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from connect_service import web
 
     app.register_blueprint(web.bp)
+    from connect_service import status_fast_path
+
+    status_fast_path.install(app)
     return app

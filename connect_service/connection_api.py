@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import Any
 
 from flask import Blueprint, Response, current_app
 
@@ -15,8 +14,8 @@ from connect_service.parsing import json_body
 from connect_service.request_context import request_info
 from connect_service.responses import answer, responds
 from connect_service.schemas import NOT_CONNECTED, DisconnectOut, EmptyBody, StatusOut
-from connect_service.status_read import StatusReader
-from shared.models import CONNECTED, DISCONNECTED, expiring_soon
+from connect_service.status_read import NOT_CONNECTED_KEY, ConnectionState, StatusReader, answer_key
+from shared.models import CONNECTED, DISCONNECTED
 from shared.token_check import is_fresh, recheck_connection
 
 bp = Blueprint("connection", __name__, url_prefix="/api/meta")
@@ -32,10 +31,9 @@ def status():
     reader = status_reader()
     if reader is not None:
         state = reader.active_connection(user_id)
-        if state is None or state.status == DISCONNECTED:
-            return _remembered_answer(reader, NOT_CONNECTED_KEY, NOT_CONNECTED)
-        if state.status != CONNECTED or is_fresh(state, svc.settings.token_check_max_age_seconds):
-            return _remembered_answer(reader, (state, expiring_soon(state)), state)
+        key = answer_key(state, svc.settings.token_check_max_age_seconds)
+        if key is not None:
+            return _remembered_answer(reader, key, state, svc.settings.token_check_max_age_seconds)
         # A connected token due for its re-check: the ORM path below, which may update the row.
     conn = active_connection(db.session, user_id)
     if conn is not None and conn.status == CONNECTED and not is_fresh(conn, svc.settings.token_check_max_age_seconds):
@@ -45,17 +43,14 @@ def status():
     return answer(StatusOut, conn)
 
 
-NOT_CONNECTED_KEY = "not_connected"
-
-
-def _remembered_answer(reader: StatusReader, key: Hashable, value: Any) -> Response:
-    """``answer(StatusOut, value)``, written once per distinct ``key`` (all it depends on)."""
+def _remembered_answer(reader: StatusReader, key: Hashable, state: ConnectionState | None, max_age: int) -> Response:
+    """``answer(StatusOut, state)``, written once per distinct ``key`` (all it depends on)."""
     remembered = reader.answers.get(key)
     if remembered is not None:
         body, content_type = remembered
         return current_app.response_class(body, content_type=content_type)
-    response = answer(StatusOut, value)
-    if key == NOT_CONNECTED_KEY or key == (value, expiring_soon(value)):  # not crossing the 14 days just now
+    response = answer(StatusOut, NOT_CONNECTED if key == NOT_CONNECTED_KEY else state)
+    if answer_key(state, max_age) == key:  # not crossing the 14 days (or the check's age) just now
         reader.answers.put(key, (response.get_data(), response.content_type))
     return response
 

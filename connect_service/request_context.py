@@ -12,7 +12,7 @@ from shared.audit import RequestInfo
 from shared.errors import AppError
 from shared.log import reset_log_context, set_log_context
 
-_VALID_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
 def new_request_id() -> str:
@@ -32,7 +32,7 @@ def init_request_context(app: Flask) -> None:
     @app.before_request
     def assign_request_id() -> None:
         incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if _VALID_ID.match(incoming) else new_request_id()
+        g.request_id = incoming if VALID_REQUEST_ID.match(incoming) else new_request_id()
         g.log_token = set_log_context(request_id=g.request_id)
 
     @app.after_request

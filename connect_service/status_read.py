@@ -19,10 +19,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
+from psycopg import pq
+from psycopg.abc import Transformer as RowLoader
+from psycopg.adapt import Transformer
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 
-from shared.models import DISCONNECTED
+from shared.models import CONNECTED, DISCONNECTED, expiring_soon
+from shared.token_check import is_fresh
 
 # At most this many connections per web process (gunicorn runs 4 threads per worker by
 # default); a thread beyond it waits for one, up to POOL_TIMEOUT_SECONDS.
@@ -45,9 +49,13 @@ _COLUMNS = (
     "last_error_code",
 )
 _SCOPES = _COLUMNS.index("scopes_granted")
+# Prepared once on each pooled connection and executed straight on libpq: psycopg's cursor
+# layers cost several times the statement itself.
+_STATEMENT = b"social_connect_status_read"
 _ACTIVE_CONNECTION_SQL = (
-    f"SELECT {', '.join(_COLUMNS)} FROM social_connections WHERE user_id_resellio = %s AND status <> %s LIMIT 1"
-)
+    f"SELECT {', '.join(_COLUMNS)} FROM social_connections WHERE user_id_resellio = $1 AND status <> $2 LIMIT 1"
+).encode()
+_PREPARED = "social_connect_status_read"  # key in the pooled connection's info: its row loader
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +81,49 @@ def _utc(value: Any) -> Any:
     return value.astimezone(UTC) if isinstance(value, datetime) else value
 
 
+def _select(driver: psycopg.Connection[Any], info: dict[Any, Any], user_id: str) -> tuple[Any, ...] | None:
+    """The row, loaded by psycopg's own loaders (as its cursors would), or None."""
+    pgconn = driver.pgconn
+    loader: RowLoader | None = info.get(_PREPARED)
+    if loader is None:
+        _check(driver, pgconn.prepare(_STATEMENT, _ACTIVE_CONNECTION_SQL))
+        loader = info[_PREPARED] = Transformer(driver)
+    encoding = driver.info.encoding
+    result = pgconn.exec_prepared(_STATEMENT, [user_id.encode(encoding), DISCONNECTED.encode(encoding)])
+    _check(driver, result)
+    if result.ntuples == 0:
+        return None
+    loader.set_pgresult(result)
+    row: tuple[Any, ...] = loader.load_row(0, tuple)
+    loader.set_pgresult(None)
+    return row
+
+
+def _check(driver: psycopg.Connection[Any], result: pq.abc.PGresult) -> None:
+    if driver.pgconn.status == pq.ConnStatus.BAD:  # the server went away (libpq gives no SQLSTATE for it)
+        raise psycopg.OperationalError("the status read lost its database connection")
+    if result.status not in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
+        raise psycopg.errors.error_from_result(result, encoding=driver.info.encoding)
+
+
 def _state(row: tuple[Any, ...]) -> ConnectionState:
     values = [_utc(value) for value in row]
     scopes = values[_SCOPES]
     values[_SCOPES] = tuple(scopes) if isinstance(scopes, list) else scopes
     return ConnectionState(*values)
+
+
+NOT_CONNECTED_KEY = "not_connected"
+
+
+def answer_key(state: ConnectionState | None, token_check_max_age_seconds: int) -> Hashable | None:
+    """All the status answer depends on, or None when the answer must come from the view's
+    full path (a connected token due for its re-check, which may change the row)."""
+    if state is None or state.status == DISCONNECTED:
+        return NOT_CONNECTED_KEY
+    if state.status == CONNECTED and not is_fresh(state, token_check_max_age_seconds):
+        return None
+    return (state, expiring_soon(state))
 
 
 class AnswerMemo:
@@ -141,7 +187,7 @@ class StatusReader:
             driver = pooled.driver_connection
             assert driver is not None
             try:
-                row = driver.execute(_ACTIVE_CONNECTION_SQL, (user_id, DISCONNECTED)).fetchone()
+                row = _select(driver, pooled.info, user_id)
             except psycopg.OperationalError:
                 pooled.invalidate()
                 if not driver.broken or attempt == POOL_SIZE:

@@ -9,6 +9,8 @@ from datetime import timedelta
 
 import psycopg
 import pytest
+import requests
+import requests_mock
 from sqlalchemy import event, update
 
 from connect_service.extensions import STATUS_READER_KEY
@@ -208,3 +210,82 @@ def test_the_reader_closes_its_connections_with_the_app_engine(app, client, db_s
     with app.app_context():
         db.engine.dispose()
     assert reader.engine.pool.checkedin() == 0
+
+
+@pytest.fixture
+def flask_calls(app):
+    """How many calls reached Flask behind the status fast path."""
+    fast_path = app.wsgi_app
+    calls: list[str] = []
+    behind = fast_path.wrapped
+
+    def counting(environ, start_response):
+        calls.append(environ["PATH_INFO"])
+        return behind(environ, start_response)
+
+    fast_path.wrapped = counting
+    return calls
+
+
+ORIGINS = {
+    "no Origin": {},
+    "the dashboard": {"Origin": "https://dashboard.resellio.test"},
+    "another site": {"Origin": "https://evil.example"},
+}
+
+
+@pytest.mark.parametrize("origin", list(ORIGINS))
+def test_a_repeated_call_skips_flask_with_the_same_bytes_and_headers(
+    app, client, db_session, reader, flask_calls, origin
+):
+    make_connection(db_session)
+    headers = ORIGINS[origin]
+    first = client.get(STATUS, headers=headers)
+    again = client.get(STATUS, headers=headers)
+    assert flask_calls == [STATUS]  # the second one never reached Flask
+    same_answer(first, again)
+    same_answer(again, through_the_orm(app, client, headers=headers))
+    assert again.headers["Cache-Control"] == "no-store"
+    if origin == "the dashboard":
+        assert again.headers["Access-Control-Allow-Origin"] == headers["Origin"]
+        assert again.headers["Access-Control-Allow-Credentials"] == "true"
+    else:
+        assert "Access-Control-Allow-Origin" not in again.headers
+
+
+def test_the_fast_path_gives_each_call_its_request_id(client, db_session, reader, flask_calls):
+    make_connection(db_session)
+    client.get(STATUS)
+    generated = {client.get(STATUS).headers["X-Request-ID"] for _ in range(3)}
+    assert len(generated) == 3 and all(len(request_id) == 32 for request_id in generated)
+    assert client.get(STATUS, headers={"X-Request-ID": "req-abc-12345"}).headers["X-Request-ID"] == "req-abc-12345"
+    assert client.get(STATUS, headers={"X-Request-ID": "bad id!"}).headers["X-Request-ID"] != "bad id!"
+    assert flask_calls == [STATUS]
+
+
+def test_what_the_fast_path_does_not_know_goes_to_flask(app, client, db_session, reader, flask_calls):
+    conn = make_connection(db_session)
+    client.get(STATUS)
+    assert client.get(STATUS + "?x=1").status_code == 200  # a query string
+    assert client.get(STATUS, headers={"Origin": "https://dashboard.resellio.test"}).status_code == 200  # new Origin
+    bearer = app.test_client().get(STATUS, headers={"Authorization": "Bearer " + session_jwt("user-1")})
+    assert bearer.status_code == 200
+    assert app.test_client().get(STATUS).status_code == 401  # no session
+    forged = app.test_client()
+    forged.set_cookie("resellio_session", session_jwt("user-1", secret="another-secret-with-enough-entropy-1234"))
+    assert forged.get(STATUS).status_code == 401
+    change(db_session, conn, page_name="Toko Baru")  # an answer not written yet
+    assert client.get(STATUS).json["page_name"] == "Toko Baru"
+    assert len(flask_calls) == 7
+
+
+def test_a_token_due_for_its_recheck_is_never_answered_from_memory(client, db_session, reader, flask_calls):
+    conn = make_connection(db_session)
+    client.get(STATUS)
+    client.get(STATUS)
+    change(db_session, conn, token_last_checked_at=utcnow() - timedelta(minutes=11))
+    with requests_mock.Mocker() as meta:  # Meta does not answer: the stored state, through the view
+        meta.get(requests_mock.ANY, exc=requests.ConnectionError)
+        assert client.get(STATUS).json["status"] == "connected"
+        assert meta.call_count >= 1
+    assert flask_calls == [STATUS, STATUS]
