@@ -1,4 +1,4 @@
-"""The one read behind ``GET /api/meta/status``: a single SELECT on the driver.
+"""The one read behind ``GET /api/meta/status``: a single prepared SELECT, straight on libpq.
 
 The dashboard asks for the status on every load. Under gunicorn's threads each blocking
 call gives up the GIL and waits to get it back, so the answer costs about as many waits
