@@ -165,7 +165,7 @@ def test_the_pool_never_opens_more_than_its_cap_under_many_threads(app, db_sessi
     make_connection(db_session)
     opened = []
     event.listen(reader.engine, "connect", lambda *_: opened.append(1))
-    answers: list[int] = []
+    answers = []
     start = threading.Barrier(24)
 
     def seller() -> None:
@@ -216,7 +216,7 @@ def test_the_reader_closes_its_connections_with_the_app_engine(app, client, db_s
 def flask_calls(app):
     """How many calls reached Flask behind the status fast path."""
     fast_path = app.wsgi_app
-    calls: list[str] = []
+    calls = []
     behind = fast_path.wrapped
 
     def counting(environ, start_response):
