@@ -52,8 +52,10 @@ _SCOPES = _COLUMNS.index("scopes_granted")
 # Prepared once on each pooled connection and executed straight on libpq: psycopg's cursor
 # layers cost several times the statement itself.
 _STATEMENT = b"social_connect_status_read"
+# The status literal matches the partial unique index on the active connection.
 _ACTIVE_CONNECTION_SQL = (
-    f"SELECT {', '.join(_COLUMNS)} FROM social_connections WHERE user_id_resellio = $1 AND status <> $2 LIMIT 1"
+    f"SELECT {', '.join(_COLUMNS)} FROM social_connections"
+    f" WHERE user_id_resellio = $1 AND status <> '{DISCONNECTED}' LIMIT 1"
 ).encode()
 _PREPARED = "social_connect_status_read"  # key in the pooled connection's info: its row loader
 
@@ -88,8 +90,7 @@ def _select(driver: psycopg.Connection[Any], info: dict[Any, Any], user_id: str)
     if loader is None:
         _check(driver, pgconn.prepare(_STATEMENT, _ACTIVE_CONNECTION_SQL))
         loader = info[_PREPARED] = Transformer(driver)
-    encoding = driver.info.encoding
-    result = pgconn.exec_prepared(_STATEMENT, [user_id.encode(encoding), DISCONNECTED.encode(encoding)])
+    result = pgconn.exec_prepared(_STATEMENT, [user_id.encode(driver.info.encoding)])
     _check(driver, result)
     if result.ntuples == 0:
         return None
