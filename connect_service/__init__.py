@@ -46,8 +46,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from connect_service import meta_oauth
     from connect_service.api_errors import register_error_handlers
-    from connect_service.extensions import SERVICES_KEY, cors, db
+    from connect_service.extensions import SERVICES_KEY, STATUS_READER_KEY, cors, db
     from connect_service.request_context import init_request_context
+    from connect_service.status_read import StatusReader
 
     db.init_app(app)
     with app.app_context():
@@ -58,6 +59,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         services = app.extensions[SERVICES_KEY] = build_services(settings, redis=redis_client, engine=db.engine)
         # Outcome events (DESIGN §13.3) from this app's sessions, when RESELLIO_WEBHOOK_URL is set.
         webhooks.bind(services)
+        app.extensions[STATUS_READER_KEY] = StatusReader.beside(db.engine)
     # Exact matches only: flask-cors reads an origin holding "[" (an IPv6 host) as a regex.
     origins = [re.compile(re.escape(origin) + r"\Z", re.IGNORECASE) for origin in settings.cors_origins]
     cors.init_app(app, resources={r"/api/*": {"origins": origins}}, supports_credentials=True)
@@ -76,4 +78,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from connect_service import web
 
     app.register_blueprint(web.bp)
+    from connect_service import status_fast_path
+
+    status_fast_path.install(app)
     return app

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import functools
 import hmac
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -28,8 +31,47 @@ class Caller:
         return self.kind == SCHEDULER
 
 
-def decode_session(token: str, secret: str) -> str:
-    """The ``sub`` of a valid HS256 session JWT; raises ``not_authenticated`` otherwise."""
+class VerifiedSessions:
+    """Session JWTs already verified, remembered with their ``sub`` and ``exp``.
+
+    The dashboard sends the same cookie on every call; verifying its HS256 signature and
+    claims each time is most of the cost of a cheap answer. Only tokens that passed the full
+    check are remembered (keyed by secret and token, so nobody without the secret can fill
+    this), and a remembered one is refused from its ``exp`` on exactly as PyJWT would: the
+    other time claims (``nbf``, ``iat``) were already in the past when it was verified.
+    """
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self.capacity = capacity
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[tuple[str, str], tuple[str, int]] = OrderedDict()
+
+    def subject(self, token: str, secret: str) -> str:
+        key = (secret, token)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+        if entry is None:
+            entry = _verify(token, secret)
+            with self._lock:
+                self._entries[key] = entry
+                while len(self._entries) > self.capacity:
+                    self._entries.popitem(last=False)
+        subject, expires = entry
+        if expires <= time.time():  # PyJWT: expired when exp <= now
+            with self._lock:
+                self._entries.pop(key, None)
+            raise AppError("not_authenticated")
+        return subject
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+def _verify(token: str, secret: str) -> tuple[str, int]:
+    """The full check of a session JWT: its ``sub`` and ``exp``, or ``not_authenticated``."""
     try:
         claims = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["exp", "sub"]})
     except jwt.PyJWTError:
@@ -37,7 +79,15 @@ def decode_session(token: str, secret: str) -> str:
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject.strip() or not subject.isprintable() or len(subject) > 255:
         raise AppError("not_authenticated")
-    return subject
+    return subject, int(claims["exp"])
+
+
+verified_sessions = VerifiedSessions()
+
+
+def decode_session(token: str, secret: str) -> str:
+    """The ``sub`` of a valid HS256 session JWT; raises ``not_authenticated`` otherwise."""
+    return verified_sessions.subject(token, secret)
 
 
 def authenticate() -> Caller:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 import uuid
 
@@ -11,7 +12,14 @@ from shared.audit import RequestInfo
 from shared.errors import AppError
 from shared.log import reset_log_context, set_log_context
 
-_VALID_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+def new_request_id() -> str:
+    """A version-4 UUID as hex, drawn without a system call: ``uuid4`` reads ``os.urandom``, and in
+    a busy threaded worker every call that lets go of the GIL waits to get it back. A request id
+    correlates log lines; it is no secret (callers may send their own)."""
+    return uuid.UUID(int=random.getrandbits(128), version=4).hex
 
 
 def init_request_context(app: Flask) -> None:
@@ -24,7 +32,7 @@ def init_request_context(app: Flask) -> None:
     @app.before_request
     def assign_request_id() -> None:
         incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
+        g.request_id = incoming if VALID_REQUEST_ID.match(incoming) else new_request_id()
         g.log_token = set_log_context(request_id=g.request_id)
 
     @app.after_request

@@ -7,6 +7,7 @@ dump with a schema the view does not name, so the document and the answers canno
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -32,12 +33,19 @@ def response_schemas(view: Callable[..., Any]) -> tuple[type[Schema], ...]:
     return getattr(view, RESPONSE_SCHEMAS, ())
 
 
+@functools.cache
+def schema_instance(schema: type[Schema]) -> Schema:
+    """One instance per schema class, shared by every answer: building one costs more than the
+    dump itself, and dumping keeps no state on the instance."""
+    return schema()
+
+
 def dump(schema: type[Schema], value: Any) -> dict[str, Any]:
     """``value`` (a model object or a dict) as ``schema`` writes it; the view must name ``schema``."""
     view = current_app.view_functions.get(request.endpoint or "")
     if view is None or schema not in response_schemas(view):
         raise LookupError(f"{request.endpoint} does not document {schema.__name__} as its answer")
-    dumped: dict[str, Any] = schema().dump(value)
+    dumped: dict[str, Any] = schema_instance(schema).dump(value)
     return dumped
 
 

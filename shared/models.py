@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import ForeignKey, Index, String, Text, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
@@ -77,14 +77,24 @@ def active_connection(session: Session, user_id: str, *, for_update: bool = Fals
 EXPIRING_SOON = timedelta(days=14)
 
 
-def earliest_expiry(conn: SocialConnection) -> datetime | None:
+class Expiring(Protocol):
+    """A connection's expiry dates, as a stored row or as the status answer's read of it."""
+
+    @property
+    def expires_at(self) -> datetime | None: ...
+
+    @property
+    def data_access_expires_at(self) -> datetime | None: ...
+
+
+def earliest_expiry(conn: Expiring) -> datetime | None:
     """The earlier of ``expires_at`` and ``data_access_expires_at``; None when neither expires
     (Meta says so for page tokens with a null date)."""
     dates = [d for d in (conn.expires_at, conn.data_access_expires_at) if d is not None]
     return min(dates) if dates else None
 
 
-def expiring_soon(conn: SocialConnection, now: datetime | None = None) -> bool:
+def expiring_soon(conn: Expiring, now: datetime | None = None) -> bool:
     """Is the earlier of ``expires_at`` and ``data_access_expires_at`` less than 14 days away?
 
     A null date never expires (Meta says so for page tokens) and is ignored.

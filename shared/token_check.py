@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -67,7 +67,14 @@ def _invalid_reason(error: object) -> str:
     return "token_expired"
 
 
-def is_fresh(conn: SocialConnection, max_age_seconds: int) -> bool:
+class TokenChecked(Protocol):
+    """A connection as a stored row or as the status answer's read of it."""
+
+    @property
+    def token_last_checked_at(self) -> datetime | None: ...
+
+
+def is_fresh(conn: TokenChecked, max_age_seconds: int) -> bool:
     checked = conn.token_last_checked_at
     return checked is not None and utcnow() - checked < timedelta(seconds=max_age_seconds)
 

@@ -152,11 +152,13 @@ def test_every_response_has_a_request_id(client):
 
 def test_an_unexpected_error_is_a_500_without_details(app, client, monkeypatch):
     from connect_service import connection_api
+    from connect_service.status_read import StatusReader
 
     def explode(*args, **kwargs):
         raise RuntimeError("database password is hunter2")
 
     monkeypatch.setattr(connection_api, "active_connection", explode)
+    monkeypatch.setattr(StatusReader, "active_connection", explode)  # the direct read, on PostgreSQL
     response = client.get("/api/meta/status")
     assert response.status_code == 500
     assert response.json["error_code"] == "internal_error"
