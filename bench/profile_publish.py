@@ -175,7 +175,8 @@ def run(args: argparse.Namespace) -> int:
         cpu, proc, wall = plain
         n = args.posts
         print(f"profile: {n} posts (photo → Facebook, image → Instagram), sandbox latency 0, one worker thread")
-        print(f"  statuses    {statuses}; sandbox saw {len(published['facebook'])} FB / {len(published['instagram'])} IG")
+        seen = f"{len(published['facebook'])} FB / {len(published['instagram'])} IG"
+        print(f"  statuses    {statuses}; sandbox saw {seen}")
         print(
             f"  worker cpu  {cpu / n * 1000:.2f} ms per post (worker thread, time.thread_time; median of "
             f"{len(rounds)} rounds, min {rounds[0][0] / n * 1000:.2f})"
@@ -183,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  process cpu {proc / n * 1000:.2f} ms per post (time.process_time, incl. sandbox thread)")
         print(f"  wall        {wall / n * 1000:.2f} ms per post (includes the last idle dequeue wait)")
         if profile is not None and profiled is not None:
-            print(f"  profiled    {profiled[0] / n * 1000:.2f} ms per post under cProfile")
+            print(f"  profiled    {profiled[0] / n * 1000:.2f} ms per post under cProfile (its own overhead included)")
             out = io.StringIO()
             stats = pstats.Stats(profile, stream=out)
             stats.sort_stats(args.sort).print_stats(args.top)
