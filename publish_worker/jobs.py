@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rq import get_current_job
+from sqlalchemy import select
+from sqlalchemy.orm import Session, joinedload
 
 from publish_worker import lease
 from publish_worker.context import get_context
@@ -18,7 +20,7 @@ from publish_worker.publishing import PublishRun
 from shared.audit import record_event
 from shared.errors import AppError
 from shared.log import log_context
-from shared.models import ScheduledPost
+from shared.models import ScheduledPost, SocialConnection
 from shared.scheduling import PostCaller, schedule_post
 
 log = logging.getLogger(__name__)
@@ -44,7 +46,7 @@ def _publish(post_id: str, carried: str | None) -> str:
         if not mine:
             log.info("post not taken (already published, cancelled, not due, or another run holds it)")
             return "skipped"
-        post = session.get(ScheduledPost, post_id)
+        post = load_post(session, post_id)
         if post is None:  # its lease was just taken: only a deletion in between gets here
             raise LookupError(f"post {post_id} is gone")
         with log_context(connection_id=post.connection_id):
@@ -54,6 +56,22 @@ def _publish(post_id: str, carried: str | None) -> str:
                 session.rollback()
                 log.warning("lease lost mid-run; another run carries on")
                 return "lease_lost"
+
+
+def load_post(session: Session, post_id: str) -> ScheduledPost | None:
+    """The post with its target rows and its connection, in one query (the run finds the
+    connection in the session, ``session.get`` asks nothing more)."""
+    row = (
+        session.execute(
+            select(ScheduledPost, SocialConnection)
+            .outerjoin(SocialConnection, SocialConnection.id == ScheduledPost.connection_id)
+            .where(ScheduledPost.id == post_id)
+            .options(joinedload(ScheduledPost.target_rows))
+        )
+        .unique()
+        .first()
+    )
+    return row[0] if row is not None else None
 
 
 def publish_request(payload: dict[str, Any]) -> dict[str, Any]:
