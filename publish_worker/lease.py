@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -116,32 +117,58 @@ def record(
     *,
     target: PostTarget | None = None,
     target_values: dict[str, Any] | None = None,
+    targets: Iterable[tuple[PostTarget, dict[str, Any]]] = (),
+    commit: bool = True,
     **values: Any,
 ) -> None:
     """Write step results only while holding the lease (and extend it); commit at once.
 
-    ``target_values`` go to the ``target`` row in the same transaction, after the fenced
-    UPDATE of the post (which locks its row, so a run that lost the lease writes nothing).
-    The loaded objects are brought up to date without being marked dirty, so nothing is
-    ever written outside these UPDATEs.
+    ``target_values`` go to the ``target`` row (and each of ``targets``' values to its row) in
+    the same transaction, after the fenced UPDATE of the post (which locks its row, so a run
+    that lost the lease writes nothing). The loaded objects are brought up to date without
+    being marked dirty, so nothing is ever written outside these UPDATEs. With ``commit=False``
+    the caller commits (adding its own rows to the same transaction).
     """
+    writes = [*targets, *([(target, target_values)] if target is not None and target_values else [])]
     values.setdefault("lease_expires_at", utcnow() + timedelta(seconds=lease_seconds))
     result = session.execute(_RECORD_POST, {"fence_post_id": post.id, "fence_owner": owner, **values})
     if affected_rows(result) != 1:
         session.rollback()
         raise LeaseLost(post.id)
-    if target is not None and target_values:
-        session.execute(_RECORD_TARGET, {"fence_post_id": post.id, "fence_target": target.target, **target_values})
-    session.commit()
+    for row, row_values in writes:
+        if row_values:
+            session.execute(_RECORD_TARGET, {"fence_post_id": post.id, "fence_target": row.target, **row_values})
+    if commit:
+        session.commit()
+    refresh(post, values)
+    for row, row_values in writes:
+        refresh(row, row_values)
+
+
+def refresh(loaded: ScheduledPost | PostTarget, values: dict[str, Any]) -> None:
+    """Bring a loaded object up to date with values written (or about to be) without marking it dirty."""
     for key, value in values.items():
-        set_committed_value(post, key, value)
-    if target is not None:
-        for key, value in (target_values or {}).items():
-            set_committed_value(target, key, value)
+        set_committed_value(loaded, key, value)
 
 
-def hold_until(session: Session, post: ScheduledPost, owner: str, lease_seconds: float, at: datetime) -> None:
+def hold_until(
+    session: Session,
+    post: ScheduledPost,
+    owner: str,
+    lease_seconds: float,
+    at: datetime,
+    *,
+    targets: Iterable[tuple[PostTarget, dict[str, Any]]] = (),
+    **values: Any,
+) -> None:
     """Keep the lease through a wait (a retry or a status poll), and past it by one lease."""
     record(
-        session, post, owner, lease_seconds, next_attempt_at=at, lease_expires_at=at + timedelta(seconds=lease_seconds)
+        session,
+        post,
+        owner,
+        lease_seconds,
+        targets=targets,
+        **values,
+        next_attempt_at=at,
+        lease_expires_at=at + timedelta(seconds=lease_seconds),
     )
