@@ -46,7 +46,8 @@ def _publish(post_id: str, carried: str | None) -> str:
         if not mine:
             log.info("post not taken (already published, cancelled, not due, or another run holds it)")
             return "skipped"
-        post = load_post(session, post_id)
+        # The connection is held here: the session keeps loaded objects only while they are referenced.
+        post, _conn = load_post(session, post_id)
         if post is None:  # its lease was just taken: only a deletion in between gets here
             raise LookupError(f"post {post_id} is gone")
         with log_context(connection_id=post.connection_id):
@@ -58,9 +59,9 @@ def _publish(post_id: str, carried: str | None) -> str:
                 return "lease_lost"
 
 
-def load_post(session: Session, post_id: str) -> ScheduledPost | None:
-    """The post with its target rows and its connection, in one query (the run finds the
-    connection in the session, ``session.get`` asks nothing more)."""
+def load_post(session: Session, post_id: str) -> tuple[ScheduledPost | None, SocialConnection | None]:
+    """The post with its target rows, and its connection, in one query (while the connection is
+    referenced, the run's ``session.get`` finds it in the session and asks nothing more)."""
     row = (
         session.execute(
             select(ScheduledPost, SocialConnection)
@@ -71,7 +72,7 @@ def load_post(session: Session, post_id: str) -> ScheduledPost | None:
         .unique()
         .first()
     )
-    return row[0] if row is not None else None
+    return (row[0], row[1]) if row is not None else (None, None)
 
 
 def publish_request(payload: dict[str, Any]) -> dict[str, Any]:
