@@ -5,9 +5,9 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, func, or_, update
+from sqlalchemy import Table, and_, bindparam, func, or_, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -26,8 +26,8 @@ def new_owner() -> str:
     return "lease-" + secrets.token_hex(12)
 
 
-_POSTS = ScheduledPost.__table__
-_TARGETS = PostTarget.__table__
+_POSTS = cast(Table, ScheduledPost.__table__)
+_TARGETS = cast(Table, PostTarget.__table__)
 _TIME = _POSTS.c.lease_expires_at.type
 
 # The lease statements, built once: each call only binds its values (the compiled SQL is cached

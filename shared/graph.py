@@ -172,7 +172,7 @@ class GraphClient:
         # Absolute URLs are followed only to these (paging.next only to the Graph host).
         self._origins = settings.meta_api_origins
         # The session's own headers (User-Agent, Accept-Encoding…), merged once rather than per call.
-        self._base_headers = {**self.session.headers, "Accept": "application/json"}
+        self._base_headers: dict[str, str | bytes] = {**self.session.headers, "Accept": "application/json"}
 
     @property
     def app_token(self) -> str:
@@ -259,9 +259,9 @@ class GraphClient:
     ) -> Any:
         url, query = self._url_and_params(path, params)
         body = dict(data or {}) if method == "POST" else None
-        headers = {**self._base_headers, **(headers or {})}
+        sent_headers = {**self._base_headers, **(headers or {})}
         if token:
-            headers["Authorization"] = f"{auth_scheme} {token}"
+            sent_headers["Authorization"] = f"{auth_scheme} {token}"
             if proof:
                 target = body if body is not None and not proof_in_query else query
                 target["appsecret_proof"] = appsecret_proof(token, self.settings.meta_app_secret)
@@ -270,7 +270,7 @@ class GraphClient:
         outcome = "error"
         try:
             try:
-                resp = self._send(method, url, query, body, headers)
+                resp = self._send(method, url, query, body, sent_headers)
             except requests.Timeout as exc:
                 sent = not isinstance(exc, requests.ConnectTimeout)
                 outcome = "timeout"
@@ -293,7 +293,7 @@ class GraphClient:
                 self.observer(label, elapsed, outcome)
 
     def _send(
-        self, method: str, url: str, query: JSONObject, body: JSONObject | None, headers: Mapping[str, str]
+        self, method: str, url: str, query: JSONObject, body: JSONObject | None, headers: Mapping[str, str | bytes]
     ) -> requests.Response:
         """``session.request`` without its per-call merging: no cookies are kept for Meta, the
         session's headers are merged once (``_base_headers``), and the environment is read only
@@ -301,9 +301,9 @@ class GraphClient:
         timeout = self.current_timeout()
         prepared = requests.PreparedRequest()
         prepared.prepare(method=method, url=url, headers=dict(headers), data=body, params=query or None)
-        environment: dict[str, Any] = {}
-        if self.session.trust_env:
-            environment = self.session.merge_environment_settings(prepared.url, {}, None, None, None)
+        if not self.session.trust_env:
+            return self.session.send(prepared, timeout=timeout, allow_redirects=False)
+        environment = self.session.merge_environment_settings(prepared.url, {}, None, None, None)
         return self.session.send(prepared, timeout=timeout, allow_redirects=False, **environment)
 
     def _parse(self, resp: requests.Response) -> Any:
