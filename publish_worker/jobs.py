@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rq import get_current_job
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, joinedload
 
 from publish_worker import lease
@@ -59,19 +59,18 @@ def _publish(post_id: str, carried: str | None) -> str:
                 return "lease_lost"
 
 
+_LOAD_POST = (
+    select(ScheduledPost, SocialConnection)
+    .outerjoin(SocialConnection, SocialConnection.id == ScheduledPost.connection_id)
+    .where(ScheduledPost.id == bindparam("post_id"))
+    .options(joinedload(ScheduledPost.target_rows))
+)
+
+
 def load_post(session: Session, post_id: str) -> tuple[ScheduledPost | None, SocialConnection | None]:
     """The post with its target rows, and its connection, in one query (while the connection is
     referenced, the run's ``session.get`` finds it in the session and asks nothing more)."""
-    row = (
-        session.execute(
-            select(ScheduledPost, SocialConnection)
-            .outerjoin(SocialConnection, SocialConnection.id == ScheduledPost.connection_id)
-            .where(ScheduledPost.id == post_id)
-            .options(joinedload(ScheduledPost.target_rows))
-        )
-        .unique()
-        .first()
-    )
+    row = session.execute(_LOAD_POST, {"post_id": post_id}).unique().first()
     return (row[0], row[1]) if row is not None else (None, None)
 
 
