@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rq import get_current_job
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session, joinedload
 
 from publish_worker import lease
 from publish_worker.context import get_context
@@ -20,7 +20,7 @@ from publish_worker.publishing import PublishRun
 from shared.audit import record_event
 from shared.errors import AppError
 from shared.log import log_context
-from shared.models import ScheduledPost
+from shared.models import ScheduledPost, SocialConnection
 from shared.scheduling import PostCaller, schedule_post
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,8 @@ def _publish(post_id: str, carried: str | None) -> str:
         if not mine:
             log.info("post not taken (already published, cancelled, not due, or another run holds it)")
             return "skipped"
-        post = session.get(ScheduledPost, post_id)
+        # The connection is held here: the session keeps loaded objects only while they are referenced.
+        post, _conn = load_post(session, post_id)
         if post is None:  # its lease was just taken: only a deletion in between gets here
             raise LookupError(f"post {post_id} is gone")
         with log_context(connection_id=post.connection_id):
@@ -71,6 +72,21 @@ def _superseded(session: Session, post_id: str) -> bool:
     current = session.scalar(select(ScheduledPost.rq_job_id).where(ScheduledPost.id == post_id))
     session.rollback()  # leave no transaction open before the lease is taken
     return current is not None and current != job.id
+
+
+_LOAD_POST = (
+    select(ScheduledPost, SocialConnection)
+    .outerjoin(SocialConnection, SocialConnection.id == ScheduledPost.connection_id)
+    .where(ScheduledPost.id == bindparam("post_id"))
+    .options(joinedload(ScheduledPost.target_rows))
+)
+
+
+def load_post(session: Session, post_id: str) -> tuple[ScheduledPost | None, SocialConnection | None]:
+    """The post with its target rows, and its connection, in one query (while the connection is
+    referenced, the run's ``session.get`` finds it in the session and asks nothing more)."""
+    row = session.execute(_LOAD_POST, {"post_id": post_id}).unique().first()
+    return (row[0], row[1]) if row is not None else (None, None)
 
 
 def publish_request(payload: dict[str, Any]) -> dict[str, Any]:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, func, or_, update
+from sqlalchemy import Table, and_, bindparam, func, or_, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -25,22 +26,63 @@ def new_owner() -> str:
     return "lease-" + secrets.token_hex(12)
 
 
+_POSTS = cast(Table, ScheduledPost.__table__)
+_TARGETS = cast(Table, PostTarget.__table__)
+_TIME = _POSTS.c.lease_expires_at.type
+
+# The lease statements, built once: each call only binds its values (the compiled SQL is cached
+# per statement and set of columns, so building them anew per call was pure overhead).
+_TAKE = (
+    update(_POSTS)
+    .where(
+        _POSTS.c.id == bindparam("post_id"),
+        or_(
+            and_(_POSTS.c.status == QUEUED, _POSTS.c.publish_at <= bindparam("due_by", type_=_TIME)),
+            and_(_POSTS.c.status == PUBLISHING, _POSTS.c.lease_expires_at < bindparam("now", type_=_TIME)),
+        ),
+    )
+    .values(
+        status=PUBLISHING,
+        lease_owner=bindparam("owner"),
+        lease_expires_at=bindparam("expires", type_=_TIME),
+        takes=_POSTS.c.takes + 1,
+        started_at=func.coalesce(_POSTS.c.started_at, bindparam("started", type_=_TIME)),
+        next_attempt_at=None,
+    )
+)
+_RESUME = (
+    update(_POSTS)
+    .where(
+        _POSTS.c.id == bindparam("post_id"),
+        _POSTS.c.status == PUBLISHING,
+        _POSTS.c.lease_owner == bindparam("carried"),
+    )
+    .values(lease_owner=bindparam("owner"), lease_expires_at=bindparam("expires", type_=_TIME), next_attempt_at=None)
+)
+# The values to write are the execution's other parameters (their names are the columns').
+_RECORD_POST = update(_POSTS).where(
+    _POSTS.c.id == bindparam("fence_post_id"),
+    _POSTS.c.lease_owner == bindparam("fence_owner"),
+    _POSTS.c.status == PUBLISHING,
+)
+_RECORD_TARGET = update(_TARGETS).where(
+    _TARGETS.c.post_id == bindparam("fence_post_id"), _TARGETS.c.target == bindparam("fence_target")
+)
+
+
 def take(session: Session, post_id: str, owner: str, lease_seconds: float) -> bool:
     """Atomically move a due ``queued`` post (or one whose lease expired) to ``publishing``."""
     now = utcnow()
-    due = and_(ScheduledPost.status == QUEUED, ScheduledPost.publish_at <= now + EARLY_TOLERANCE)
-    abandoned = and_(ScheduledPost.status == PUBLISHING, ScheduledPost.lease_expires_at < now)
     result = session.execute(
-        update(ScheduledPost)
-        .where(ScheduledPost.id == post_id, or_(due, abandoned))
-        .values(
-            status=PUBLISHING,
-            lease_owner=owner,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
-            takes=ScheduledPost.takes + 1,
-            started_at=func.coalesce(ScheduledPost.started_at, now),
-            next_attempt_at=None,
-        )
+        _TAKE,
+        {
+            "post_id": post_id,
+            "due_by": now + EARLY_TOLERANCE,
+            "now": now,
+            "owner": owner,
+            "expires": now + timedelta(seconds=lease_seconds),
+            "started": now,
+        },
     )
     count = affected_rows(result)
     session.commit()
@@ -54,11 +96,13 @@ def resume(session: Session, post_id: str, owner: str, new_owner: str, lease_sec
     the first one finds ``owner`` still there.
     """
     result = session.execute(
-        update(ScheduledPost)
-        .where(ScheduledPost.id == post_id, ScheduledPost.status == PUBLISHING, ScheduledPost.lease_owner == owner)
-        .values(
-            lease_owner=new_owner, lease_expires_at=utcnow() + timedelta(seconds=lease_seconds), next_attempt_at=None
-        )
+        _RESUME,
+        {
+            "post_id": post_id,
+            "carried": owner,
+            "owner": new_owner,
+            "expires": utcnow() + timedelta(seconds=lease_seconds),
+        },
     )
     count = affected_rows(result)
     session.commit()
@@ -73,42 +117,58 @@ def record(
     *,
     target: PostTarget | None = None,
     target_values: dict[str, Any] | None = None,
+    targets: Iterable[tuple[PostTarget, dict[str, Any]]] = (),
+    commit: bool = True,
     **values: Any,
 ) -> None:
     """Write step results only while holding the lease (and extend it); commit at once.
 
-    ``target_values`` go to the ``target`` row in the same transaction, after the fenced
-    UPDATE of the post (which locks its row, so a run that lost the lease writes nothing).
-    The loaded objects are brought up to date without being marked dirty, so nothing is
-    ever written outside these UPDATEs.
+    ``target_values`` go to the ``target`` row (and each of ``targets``' values to its row) in
+    the same transaction, after the fenced UPDATE of the post (which locks its row, so a run
+    that lost the lease writes nothing). The loaded objects are brought up to date without
+    being marked dirty, so nothing is ever written outside these UPDATEs. With ``commit=False``
+    the caller commits (adding its own rows to the same transaction).
     """
+    writes = [*targets, *([(target, target_values)] if target is not None and target_values else [])]
     values.setdefault("lease_expires_at", utcnow() + timedelta(seconds=lease_seconds))
-    result = session.execute(
-        update(ScheduledPost)
-        .where(ScheduledPost.id == post.id, ScheduledPost.lease_owner == owner, ScheduledPost.status == PUBLISHING)
-        .values(**values),
-        execution_options={"synchronize_session": False},
-    )
+    result = session.execute(_RECORD_POST, {"fence_post_id": post.id, "fence_owner": owner, **values})
     if affected_rows(result) != 1:
         session.rollback()
         raise LeaseLost(post.id)
-    if target is not None and target_values:
-        session.execute(
-            update(PostTarget)
-            .where(PostTarget.post_id == post.id, PostTarget.target == target.target)
-            .values(**target_values),
-            execution_options={"synchronize_session": False},
-        )
-    session.commit()
+    for row, row_values in writes:
+        if row_values:
+            session.execute(_RECORD_TARGET, {"fence_post_id": post.id, "fence_target": row.target, **row_values})
+    if commit:
+        session.commit()
+    refresh(post, values)
+    for row, row_values in writes:
+        refresh(row, row_values)
+
+
+def refresh(loaded: ScheduledPost | PostTarget, values: dict[str, Any]) -> None:
+    """Bring a loaded object up to date with values written (or about to be) without marking it dirty."""
     for key, value in values.items():
-        set_committed_value(post, key, value)
-    if target is not None:
-        for key, value in (target_values or {}).items():
-            set_committed_value(target, key, value)
+        set_committed_value(loaded, key, value)
 
 
-def hold_until(session: Session, post: ScheduledPost, owner: str, lease_seconds: float, at: datetime) -> None:
+def hold_until(
+    session: Session,
+    post: ScheduledPost,
+    owner: str,
+    lease_seconds: float,
+    at: datetime,
+    *,
+    targets: Iterable[tuple[PostTarget, dict[str, Any]]] = (),
+    **values: Any,
+) -> None:
     """Keep the lease through a wait (a retry or a status poll), and past it by one lease."""
     record(
-        session, post, owner, lease_seconds, next_attempt_at=at, lease_expires_at=at + timedelta(seconds=lease_seconds)
+        session,
+        post,
+        owner,
+        lease_seconds,
+        targets=targets,
+        **values,
+        next_attempt_at=at,
+        lease_expires_at=at + timedelta(seconds=lease_seconds),
     )

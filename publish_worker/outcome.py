@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -45,8 +47,20 @@ def explain(rows: list[PostTarget]) -> tuple[str | None, str | None]:
     return (codes[0] if codes else None), (" ".join(parts) or None)
 
 
-def finish(session: Session, post: ScheduledPost, owner: str, settings: Settings) -> str:
-    """Record the outcome, release the lease, and say so in the audit log and metrics."""
+def finish(
+    session: Session,
+    post: ScheduledPost,
+    owner: str,
+    settings: Settings,
+    *,
+    targets: Iterable[tuple[PostTarget, dict[str, Any]]] = (),
+    **values: Any,
+) -> str:
+    """Record the outcome (with the run's results still to write: ``targets``, the post's
+    ``values``), release the lease, and say so in the audit log and metrics — one commit."""
+    targets = list(targets)
+    for row, row_values in targets:
+        lease.refresh(row, row_values)  # the outcome is decided on them
     rows = wanted(post)
     outcome = decide([row.status for row in rows])
     error_code, error_message = explain(rows)
@@ -56,6 +70,9 @@ def finish(session: Session, post: ScheduledPost, owner: str, settings: Settings
         post,
         owner,
         settings.lease_seconds,
+        targets=targets,
+        commit=False,
+        **values,
         status=outcome,
         error_code=error_code,
         error_message=error_message,

@@ -1,9 +1,12 @@
 """One run of one post (DESIGN §8, §13.2): each target's publisher in turn, each step recorded.
 
-Every step's result is committed under the lease before the next step starts, so
-a retry skips what is done. Before a request that creates something leaves, its
-"sent" marker is committed; finding that marker without a result means the last
-attempt is ambiguous, and the post is looked for before anything is sent again.
+Before a request that creates something leaves, its "sent" marker is committed under
+the lease; finding that marker without a result means the last attempt is ambiguous,
+and the post is looked for before anything is sent again. The other results (a
+publish's remote id, a container, a failure and its retry time) ride with the run's
+next write — the next sent marker, a wait, or the outcome — so a post takes about four
+commits, not one per step; every one is written before the job ends, and a run that
+dies between leaves a marker without a result, which the next run looks up.
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ from shared.tokens import page_token
 log = logging.getLogger(__name__)
 
 QUOTA_DEFER_LIMIT = timedelta(hours=26)  # the IG window is 24 h; past this, give up
+
+# A target value that is the "sent" marker of a request about to leave: committed at once.
+SENT_MARKERS = ("sent_at", "comment_sent_at")
 
 
 class PublishRun:
@@ -62,6 +68,9 @@ class PublishRun:
         self.connection_failure: Failure | None = None
         self.fresh_take = fresh_take
         self.counted_attempt = False
+        # Results not yet written, by target (and the post's), waiting for the run's next write.
+        self.unsaved_targets: dict[str, tuple[PostTarget, dict[str, Any]]] = {}
+        self.unsaved_post: dict[str, Any] = {}
         self.publishers = [
             PUBLISHERS[spec.name](self, row) for spec in TARGETS if (row := post.target(spec.name)) is not None
         ]
@@ -69,23 +78,52 @@ class PublishRun:
     # -- bookkeeping --
 
     def save(self, **values: Any) -> None:
-        lease.record(self.session, self.post, self.owner, self.settings.lease_seconds, **values)
-
-    def save_target(self, row: PostTarget, *, attempt: bool = False, **values: Any) -> None:
-        """Record a target's values under the lease; with ``attempt``, the run's first send counts."""
-        post_values: dict[str, Any] = {}
-        if attempt and not self.counted_attempt:
-            post_values["attempts"] = self.post.attempts + 1
-            self.counted_attempt = True
+        """Write the post's ``values`` and every result waiting, under the lease; committed at once."""
         lease.record(
             self.session,
             self.post,
             self.owner,
             self.settings.lease_seconds,
-            target=row,
-            target_values=values,
-            **post_values,
+            targets=self.take_unsaved(),
+            **{**self.take_unsaved_post(), **values},
         )
+
+    def save_target(self, row: PostTarget, *, attempt: bool = False, **values: Any) -> None:
+        """Record a target's values under the lease; with ``attempt``, the run's first send counts.
+
+        A sent marker is committed at once, with every result waiting, before its request
+        leaves (DESIGN §8); anything else waits for the run's next write.
+        """
+        if attempt and not self.counted_attempt:
+            self.unsaved_post["attempts"] = self.post.attempts + 1
+            self.counted_attempt = True
+        waiting = self.unsaved_targets.get(row.target, (row, {}))[1]
+        self.unsaved_targets[row.target] = (row, {**waiting, **values})
+        if any(values.get(marker) is not None for marker in SENT_MARKERS):
+            self.save()
+        else:
+            lease.refresh(row, values)
+            lease.refresh(self.post, self.unsaved_post)
+
+    def take_unsaved(self) -> list[tuple[PostTarget, dict[str, Any]]]:
+        writes = list(self.unsaved_targets.values())
+        self.unsaved_targets = {}
+        return writes
+
+    def take_unsaved_post(self) -> dict[str, Any]:
+        values, self.unsaved_post = self.unsaved_post, {}
+        return values
+
+    def save_unsaved_after(self, exc: Exception) -> None:
+        """The run failed unexpectedly: still write the results it had (best effort), then it raises."""
+        if not self.unsaved_targets and not self.unsaved_post:
+            return
+        self.session.rollback()
+        try:
+            self.save()
+        except Exception as late:  # noqa: BLE001 - the first failure is the one to raise
+            self.session.rollback()
+            log.warning("the failed run's results not recorded: %s (after %s)", type(late).__name__, type(exc).__name__)
 
     def pending(self) -> list[TargetPublisher]:
         return [publisher for publisher in self.publishers if publisher.work_left()]
@@ -109,6 +147,15 @@ class PublishRun:
     # -- the run --
 
     def run(self) -> str:
+        try:
+            return self.run_steps()
+        except lease.LeaseLost:
+            raise
+        except Exception as exc:
+            self.save_unsaved_after(exc)
+            raise
+
+    def run_steps(self) -> str:
         post = self.post
         if self.conn.status != CONNECTED:
             code = (
@@ -133,12 +180,22 @@ class PublishRun:
                 self.fail_pending(code)
         if self.pending():
             return self.continue_later()
-        return finish(self.session, self.post, self.owner, self.settings)
+        return finish(
+            self.session, self.post, self.owner, self.settings, targets=self.take_unsaved(), **self.take_unsaved_post()
+        )
 
     def continue_later(self) -> str:
         post = self.post
         times = [publisher.next_due() for publisher in self.pending()]
         at = max(utcnow(), min(t or utcnow() for t in times))
-        lease.hold_until(self.session, post, self.owner, self.settings.lease_seconds, at)
+        lease.hold_until(
+            self.session,
+            post,
+            self.owner,
+            self.settings.lease_seconds,
+            at,
+            targets=self.take_unsaved(),
+            **self.take_unsaved_post(),
+        )
         enqueue_publish(self.session, self.ctx, post.id, at=at, lease=self.owner)
         return "continuing"

@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 SCHEDULER_INTERVAL_SECONDS = 1.0
 MIN_WAKE_SECONDS = 0.005
 LOCK_RETRY_SECONDS = 5.0
+RQ_LOG_LEVEL = "WARNING"
 
 
 class PublishScheduler(RQScheduler):
@@ -165,6 +166,7 @@ class ThreadPublishWorker(SimpleWorker):
 
     death_penalty_class = TimerDeathPenalty
     job_class = PublishJob
+    log_result_lifespan = False  # a line per job through the JSON formatter and the secret mask
 
     def __init__(self, *args: Any, stop_event: threading.Event | None = None, **kwargs: Any):
         # A description is whatever the enqueuer wrote (a whole payload, say): log job ids only.
@@ -274,7 +276,9 @@ def run_forever(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     log.info("publish worker: %d worker threads", settings.worker_threads)
-    threads = start_threads(ctx, settings.worker_threads, stop, logging_level="INFO")
+    # RQ's own lines (one per dequeue, "Job OK", "Successfully completed") at WARNING: each job's
+    # outcome is already in our own log line and audit event, and they cost CPU on every job.
+    threads = start_threads(ctx, settings.worker_threads, stop, logging_level=RQ_LOG_LEVEL)
     try:
         while not stop.wait(1.0):
             dead = [t.name for t in threads if not t.is_alive()]

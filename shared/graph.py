@@ -171,6 +171,8 @@ class GraphClient:
         self._origin = (base.scheme, base.netloc)
         # Absolute URLs are followed only to these (paging.next only to the Graph host).
         self._origins = settings.meta_api_origins
+        # The session's own headers (User-Agent, Accept-Encoding…), merged once rather than per call.
+        self._base_headers: dict[str, str | bytes] = {**self.session.headers, "Accept": "application/json"}
 
     @property
     def app_token(self) -> str:
@@ -257,9 +259,9 @@ class GraphClient:
     ) -> Any:
         url, query = self._url_and_params(path, params)
         body = dict(data or {}) if method == "POST" else None
-        headers = {"Accept": "application/json", **(headers or {})}
+        sent_headers = {**self._base_headers, **(headers or {})}
         if token:
-            headers["Authorization"] = f"{auth_scheme} {token}"
+            sent_headers["Authorization"] = f"{auth_scheme} {token}"
             if proof:
                 target = body if body is not None and not proof_in_query else query
                 target["appsecret_proof"] = appsecret_proof(token, self.settings.meta_app_secret)
@@ -268,15 +270,7 @@ class GraphClient:
         outcome = "error"
         try:
             try:
-                resp = self.session.request(
-                    method,
-                    url,
-                    params=query or None,
-                    data=body,
-                    headers=headers,
-                    timeout=self.current_timeout(),
-                    allow_redirects=False,
-                )
+                resp = self._send(method, url, query, body, sent_headers)
             except requests.Timeout as exc:
                 sent = not isinstance(exc, requests.ConnectTimeout)
                 outcome = "timeout"
@@ -297,6 +291,20 @@ class GraphClient:
             log.debug("graph %s %s -> %s in %.3fs", method, label, outcome, elapsed)
             if self.observer:
                 self.observer(label, elapsed, outcome)
+
+    def _send(
+        self, method: str, url: str, query: JSONObject, body: JSONObject | None, headers: Mapping[str, str | bytes]
+    ) -> requests.Response:
+        """``session.request`` without its per-call merging: no cookies are kept for Meta, the
+        session's headers are merged once (``_base_headers``), and the environment is read only
+        by a session that trusts it (the worker's reads it once, see ``services.thread_http_session``)."""
+        timeout = self.current_timeout()
+        prepared = requests.PreparedRequest()
+        prepared.prepare(method=method, url=url, headers=dict(headers), data=body, params=query or None)
+        if not self.session.trust_env:
+            return self.session.send(prepared, timeout=timeout, allow_redirects=False)
+        environment = self.session.merge_environment_settings(prepared.url, {}, None, None, None)
+        return self.session.send(prepared, timeout=timeout, allow_redirects=False, **environment)
 
     def _parse(self, resp: requests.Response) -> Any:
         try:

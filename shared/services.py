@@ -7,6 +7,7 @@ then the call's own arguments.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 import requests
 from redis import Redis
+from requests.utils import get_environ_proxies
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -28,11 +30,22 @@ from shared.settings import Settings
 _http = threading.local()
 
 
-def thread_http_session() -> requests.Session:
-    """This thread's HTTP session: connections to Meta are reused across calls on the thread."""
+def thread_http_session(graph_url: str) -> requests.Session:
+    """This thread's HTTP session: connections to Meta are reused across calls on the thread.
+
+    The environment (``HTTPS_PROXY``/``NO_PROXY``, ``REQUESTS_CA_BUNDLE``) is read once, here,
+    not by requests on every call (``trust_env``, a scan of ``os.environ`` per request).
+    """
     http: requests.Session | None = getattr(_http, "session", None)
     if http is None:
-        http = _http.session = requests.Session()
+        http = _http.session = environment_read_once(requests.Session(), graph_url)
+    return http
+
+
+def environment_read_once(http: requests.Session, url: str) -> requests.Session:
+    http.proxies.update(get_environ_proxies(url))
+    http.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    http.trust_env = False
     return http
 
 
@@ -60,7 +73,7 @@ class Services:
         deadline = time.monotonic() + budget_seconds if budget_seconds else None
         return GraphClient(
             self.settings,
-            session=thread_http_session() if self.reuse_http else None,
+            session=thread_http_session(self.settings.meta_graph_url) if self.reuse_http else None,
             timeout=timeout,
             deadline=deadline,
             observer=self.graph_observer,

@@ -72,3 +72,15 @@ def test_masking_of_token_shapes():
     assert mask("Authorization: Bearer eyJhbGciOi.eyJzdWIi.sig") == "Authorization: Bearer ***"
     assert mask("token EAAGm0PX4ZCpsBAKZAZAbc1234567890 here") == "token *** here"
     assert mask("error_code=token_expired code=190") == "error_code=token_expired code=190"
+
+
+def test_masking_skips_nothing_for_lines_without_anchors_and_keeps_longest_secret_whole():
+    from shared.log import mask, register_secret
+
+    register_secret("shortsecret")
+    register_secret("shortsecret-and-longer")
+    assert mask("plain line about post job_1") == "plain line about post job_1"
+    assert mask("x shortsecret-and-longer y") == "x *** y"
+    # IGNORECASE matches ſ as s: the quick check before the patterns must not let it through.
+    assert "abcdefgh" not in mask("acceſs_token=abcdefgh")
+    assert "abcdefgh" not in mask("STATE: abcdefgh")

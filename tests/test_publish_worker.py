@@ -13,11 +13,11 @@ from sqlalchemy import select
 from publish_worker.jobs import publish_post
 from shared.db import utcnow
 from shared.errors import CATALOGUE
-from shared.models import AuditEvent, SocialConnection
+from shared.models import AuditEvent, PostTarget, SocialConnection
 from shared.queue import PublishJob, enqueue_publish, make_queue
-from tests.factories import PAGE_TOKEN, make_connection, make_post
+from tests.factories import IG_ID, PAGE_ID, PAGE_TOKEN, make_connection, make_post
 from tests.meta_mock import assert_every_token_call_has_proof
-from tests.publish_mock import feed_item, graph_error
+from tests.publish_mock import BASE, feed_item, graph_error
 from tests.worker_fixtures import (
     queued_jobs,
     reload,
@@ -761,3 +761,51 @@ def test_metas_error_table(code, subcode, expected, retry):
     assert (failure.error_code, failure.decision) == (expected, retry)
     assert failure.min_wait_seconds == {341: 600, 2207008: 30}.get(subcode or code, 0)
     assert failure.recreate_after == (3 if subcode == 2207008 else 0)
+
+
+def _committed_targets(ctx, post_id: str) -> dict[str, tuple[bool, str, str | None]]:
+    """What another connection sees of the post's targets right now: (sent marker?, status, remote id)."""
+    with ctx.session() as other:
+        rows = other.scalars(select(PostTarget).where(PostTarget.post_id == post_id)).all()
+        return {row.target: (row.sent_at is not None, row.status, row.remote_id) for row in rows}
+
+
+def test_each_send_leaves_only_once_its_marker_and_the_results_before_it_are_committed(
+    worker_ctx, graph, conn, db_session
+):
+    """Results may ride with the run's next write, but never behind a request: when a send reaches
+    Meta, its sent marker and everything the run learned before are already committed (DESIGN §8)."""
+    post = make_post(db_session, conn)
+    seen: dict[str, dict] = {}
+
+    def watched(name: str, handler):
+        answer = graph._wrap(name, handler)
+
+        def respond(request, context):
+            seen[name] = _committed_targets(worker_ctx, post.id)
+            return answer(request, context)
+
+        return respond
+
+    graph.m.post(f"{BASE}/{PAGE_ID}/photos", json=watched("photos", graph._photos))
+    graph.m.post(f"{BASE}/{IG_ID}/media_publish", json=watched("media_publish", graph._publish))
+    assert publish_post(post.id) == "published"
+    assert seen["photos"]["facebook"] == (True, "pending", None)
+    sent, status, remote_id = seen["media_publish"]["facebook"]
+    assert (sent, status) == (True, "published") and remote_id == "104000000000001_1"
+    assert seen["media_publish"]["instagram"][:2] == (True, "pending")
+
+
+def test_an_unexpected_error_mid_run_still_records_what_was_published(worker_ctx, graph, conn, db_session):
+    """A bug or an unreadable answer in a later step does not lose the earlier step's result."""
+    post = make_post(db_session, conn)
+
+    def broken(request, context):
+        raise RuntimeError("not a Graph failure")
+
+    graph.m.post(f"{BASE}/{IG_ID}/media", json=broken)
+    with pytest.raises(RuntimeError):
+        publish_post(post.id)
+    fb = reload(db_session, post.id).target("facebook")
+    assert fb.status == "published" and fb.remote_id == "104000000000001_1"
+    assert len(graph.calls("photos")) == 1

@@ -1,7 +1,8 @@
 """The interface every target's publisher implements, and the steps they share.
 
 A publisher does the next due step of its target on each call of :meth:`step`, and
-records each result under the lease (``self.save``) before the next step starts. The
+records each result under the lease (``self.save``): a sent marker is committed before
+its request leaves, other results with the run's next write (see ``publishing``). The
 first comment is the same for every target (a sent marker, a check among the object's
 comments after an ambiguous failure); a publisher names where it goes and how to
 recognise ours.

@@ -4,9 +4,11 @@ What is published follows ``INSTAGRAM.kind``: an image container (with ``alt_tex
 ``CAROUSEL`` of child containers, ``REELS`` (also a post of one video) or ``STORIES``.
 The containers' requests are in :mod:`publish_worker.targets.instagram_media`.
 
-Each step is recorded under the lease before the next one starts: a carousel's
-children one by one in ``row.children`` (so a retry never makes a finished child
-again), then the container, then the ``sent_at`` marker of ``media_publish``. Containers
+Each step is recorded under the lease: a carousel's children one by one in
+``row.children`` (so a retry never makes a finished child again), then the container,
+both riding with the run's next write and committed at the latest with the ``sent_at``
+marker of ``media_publish`` (a run that dies before leaves only unpublished containers
+behind, made again by the next run). Containers
 are waited for without holding a worker: ``not_before`` is set and the run continues
 later, up to ``IG_CONTAINER_TIMEOUT_SECONDS``. A container whose status is
 ``PUBLISHED`` is never published again; after a lost ``media_publish`` answer the
