@@ -1,4 +1,5 @@
-"""The end of a post's publishing (DESIGN §8 step 7): outcome, audit event, metrics, lease released."""
+"""The end of a post's publishing (DESIGN §8 step 7): outcome, audit event, outcome event
+(§13.3), metrics, lease released."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from publish_worker import lease
+from shared import webhooks
 from shared.audit import record_event
 from shared.db import utcnow
 from shared.metrics import ERRORS, LATENESS, PUBLISHES, START_LATENESS
@@ -95,6 +97,8 @@ def finish(
             **{f"{row.target}_{spec(row.target).remote_id_key}": row.remote_id for row in post.target_rows},
         },
     )
+    # Resellio hears of the outcome from the outbox, written in the outcome's own transaction.
+    webhooks.post_event(session, post)
     session.commit()
     for row in rows:
         PUBLISHES.labels(target=row.target, result=row.status).inc()

@@ -13,6 +13,7 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import requests
 from click.testing import CliRunner
 from prometheus_client import REGISTRY
 from rq import SimpleWorker
@@ -23,6 +24,8 @@ from standardwebhooks import Webhook
 
 from connect_service.cli import main as cli
 from publish_worker import duties, lease
+from publish_worker.jobs import publish_post
+from publish_worker.outcome import finish
 from publish_worker.webhooks import BACKOFF, LATER, attempt, deliver_event
 from shared import webhooks
 from shared.db import utcnow
@@ -204,6 +207,84 @@ def test_each_post_outcome_has_its_event_and_other_statuses_none(db_session, hoo
         assert webhooks.post_event(session, session.get(ScheduledPost, queued.id)) is None
         session.commit()
     assert [e.type for e in stored(db_session)] == [event_type]
+
+
+@pytest.fixture
+def meta(graph, receiver):
+    """Meta mocked, while the deliveries reach the real receiver."""
+    graph.m.register_uri("POST", receiver.url, real_http=True)
+    return graph
+
+
+def test_a_published_post_sends_one_signed_post_published_event_with_its_api_body(
+    client, db_session, hooked, receiver, redis_client, meta
+):
+    post = make_post(db_session, make_connection(db_session))
+    assert publish_post(post.id) == "published"
+    assert publish_post(post.id) == "skipped"  # a duplicate job changes nothing and says nothing
+
+    run_deliveries(redis_client)
+
+    [payload] = receiver.verified()
+    assert payload["type"] == "post.published"
+    assert payload["data"] == client.get(f"/api/meta/schedule/{post.id}").json
+    assert payload["data"]["status"] == "published"
+    assert [(e.type, e.post_id, e.status) for e in stored(db_session)] == [("post.published", post.id, "delivered")]
+
+
+@pytest.mark.parametrize(
+    ("how", "event_type", "error_code"),
+    [
+        ("container_error", "post.failed", "media_invalid"),
+        ("instagram_fails", "post.partially_published", "media_invalid"),
+        ("answer_lost", "post.unconfirmed", "meta_unavailable"),
+    ],
+)
+def test_a_failed_partial_or_unconfirmed_outcome_sends_exactly_one_event_of_its_type(
+    client, db_session, hooked, receiver, redis_client, meta, how, event_type, error_code
+):
+    conn = make_connection(db_session)
+    if how == "answer_lost":
+        # A worker died after sending; Meta cannot be asked whether the post exists.
+        post = make_post(
+            db_session,
+            conn,
+            targets=["facebook"],
+            status=PUBLISHING,
+            lease_owner="lease-dead",
+            lease_expires_at=utcnow() - timedelta(seconds=1),
+            facebook={"sent_at": utcnow() - timedelta(seconds=30)},
+        )
+        meta.queue("published_posts", {"exc": requests.exceptions.ReadTimeout})
+    else:
+        meta.container_status = "ERROR"
+        targets = ["instagram"] if how == "container_error" else ["facebook", "instagram"]
+        post = make_post(db_session, conn, targets=targets)
+
+    assert publish_post(post.id) == event_type.removeprefix("post.")
+    run_deliveries(redis_client)
+
+    [payload] = receiver.verified()
+    assert payload["type"] == event_type
+    assert payload["data"] == client.get(f"/api/meta/schedule/{post.id}").json
+    assert payload["data"]["error_code"] == error_code
+    assert [e.type for e in stored(db_session)] == [event_type]
+
+
+def test_an_outcome_whose_lease_was_lost_records_no_event(db_session, hooked, graph):
+    """A run that lost its lease writes nothing, the event included (it is in the same transaction)."""
+    post = make_post(
+        db_session,
+        make_connection(db_session),
+        status=PUBLISHING,
+        lease_owner="someone-else",
+        lease_expires_at=utcnow() + timedelta(minutes=1),
+    )
+    with hooked.session() as session:
+        mine = session.get(ScheduledPost, post.id)
+        with pytest.raises(lease.LeaseLost):
+            finish(session, mine, "not-the-owner", hooked.settings)
+    assert stored(db_session) == []
 
 
 def test_needs_reauth_is_one_event_per_change(db_session, hooked, redis_client):
