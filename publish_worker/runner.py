@@ -297,10 +297,12 @@ def start_threads(
 class InProcessWorker:
     """The whole worker inside another process (``social-connect demo``, tests)."""
 
-    def __init__(self, settings: Settings, redis: Redis, *, concurrency: int = 2):
+    def __init__(self, settings: Settings, redis: Redis | None = None, *, concurrency: int | None = None):
+        """``redis`` None: a client for ``REDIS_URL`` sized like the worker's; ``concurrency``
+        None: ``WORKER_CONCURRENCY``."""
         self.ctx = worker_services(settings, redis)
         self.stop_event = threading.Event()
-        self.concurrency = concurrency
+        self.concurrency = concurrency or settings.worker_concurrency
         self._threads: list[threading.Thread] = []
 
     def start(self) -> InProcessWorker:
