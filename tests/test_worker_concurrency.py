@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from rq import Worker
-from rq.registry import FailedJobRegistry, StartedJobRegistry
+from rq.registry import FailedJobRegistry, StartedJobRegistry, clean_registries
 from rq.serializers import JSONSerializer
 from sqlalchemy import select
 
@@ -171,6 +171,11 @@ def test_fifty_posts_on_fifty_pages_are_all_in_flight_together(start_worker, gat
     ids = posts_on_pages(worker.ctx, db_session, [page(n) for n in range(50)])
     # Every post waits on Meta at once: the old eight RQ workers a process never got past 8.
     wait_until(lambda: gate.count() == 50, "50 Graph calls waiting together")
+    # RQ's maintenance (any worker's, every 10 min) does not take the jobs in flight for abandoned ones.
+    queue = make_queue(worker.ctx.redis)
+    clean_registries(queue)
+    assert len(queue.started_job_registry) == 50 and len(queue.failed_job_registry) == 0
+    assert [w.get_state() for w in Worker.all(queue=queue)] == ["busy"]
     gate.open()
     wait_until(lambda: statuses(db_session, ids) == [PUBLISHED] * 50, "all 50 published")
     assert gate.peak == 50
