@@ -20,6 +20,7 @@ from sqlalchemy import select
 from publish_worker.context import install_context, redis_pool_size, worker_services
 from publish_worker.jobs import publish_post
 from publish_worker.runner import InProcessWorker
+from shared.metrics import USAGE_SLOWDOWNS
 from shared.models import PUBLISHED, QUEUED, SocialConnection
 from shared.queue import PUBLISH_POST, QUEUE_NAME, enqueue_publish, make_queue
 from shared.settings import SettingsError, load_settings
@@ -327,3 +328,12 @@ def test_the_worker_pools_follow_the_settings(settings):
             assert (ctx.engine.pool.size(), ctx.engine.pool._max_overflow) == (3, 2)  # type: ignore[attr-defined]
     finally:
         ctx.close()
+
+
+def test_meta_usage_above_90_percent_still_slows_the_run(worker_ctx, graph, db_session):
+    post = make_post(db_session, make_connection(db_session), targets=("facebook",))
+    busy = {"X-App-Usage": json.dumps({"call_count": 95, "total_time": 10, "total_cputime": 10})}
+    graph.queue("photos", {"json": {"id": "1", "post_id": "p_1"}, "headers": busy})
+    before = USAGE_SLOWDOWNS._value.get()
+    assert publish_post(post.id) == PUBLISHED
+    assert USAGE_SLOWDOWNS._value.get() > before
