@@ -334,6 +334,8 @@ def run_forever(settings: Settings) -> None:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    if os.environ.get("WORKER_THREADS") and not os.environ.get("WORKER_CONCURRENCY"):
+        log.warning("WORKER_THREADS is deprecated: it is read as WORKER_CONCURRENCY, posts in flight per process")
     log.info(
         "publish worker: up to %d posts in flight, %d per Page or Instagram account",
         settings.worker_concurrency,
