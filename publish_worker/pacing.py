@@ -23,14 +23,19 @@ WAIT_SLICE_SECONDS = 0.1
 
 
 class PageSlots:
-    """How many posts of this process are in flight on each Facebook Page and Instagram account."""
+    """How many posts of this process are in flight on each Facebook Page and Instagram account.
+
+    A post waiting for its turn waits on the account that is full; a post leaving an account
+    wakes one post waiting on it (not every waiting post of the process).
+    """
 
     def __init__(self) -> None:
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()
         self._in_flight: dict[str, int] = {}
+        self._turns: dict[str, threading.Condition] = {}  # posts waiting on a full account
 
     def in_flight(self, account: str) -> int:
-        with self._changed:
+        with self._lock:
             return self._in_flight.get(account, 0)
 
     @contextmanager
@@ -40,23 +45,35 @@ class PageSlots:
         so two posts sharing accounts never hold one each and wait for the other."""
         taken = False
         try:
-            with self._changed:
-                while any(self._in_flight.get(account, 0) >= limit for account in accounts):
-                    self._changed.wait(WAIT_SLICE_SECONDS)
+            with self._lock:
+                while (full := self._full(accounts, limit)) is not None:
+                    turn = self._turns.setdefault(full, threading.Condition(self._lock))
+                    turn.wait(WAIT_SLICE_SECONDS)
                 for account in accounts:
                     self._in_flight[account] = self._in_flight.get(account, 0) + 1
                 taken = True
             yield
         finally:
             if taken:
-                with self._changed:
+                with self._lock:
                     for account in accounts:
-                        left = self._in_flight[account] - 1
-                        if left:
-                            self._in_flight[account] = left
-                        else:
-                            del self._in_flight[account]
-                    self._changed.notify_all()
+                        self._leave(account)
+
+    def _full(self, accounts: Collection[str], limit: int) -> str | None:
+        return next((account for account in accounts if self._in_flight.get(account, 0) >= limit), None)
+
+    def _leave(self, account: str) -> None:
+        left = self._in_flight[account] - 1
+        turn = self._turns.get(account)
+        if left:
+            self._in_flight[account] = left
+            if turn is not None:
+                turn.notify()
+            return
+        del self._in_flight[account]
+        if turn is not None:
+            turn.notify_all()
+            del self._turns[account]
 
 
 PAGE_SLOTS = PageSlots()

@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from publish_worker.context import install_context, redis_pool_size, worker_services
 from publish_worker.jobs import publish_post
+from publish_worker.pacing import PageSlots
 from publish_worker.runner import InProcessWorker
 from shared.metrics import USAGE_SLOWDOWNS
 from shared.models import PUBLISHED, QUEUED, SocialConnection
@@ -337,3 +338,34 @@ def test_meta_usage_above_90_percent_still_slows_the_run(worker_ctx, graph, db_s
     before = USAGE_SLOWDOWNS._value.get()
     assert publish_post(post.id) == PUBLISHED
     assert USAGE_SLOWDOWNS._value.get() > before
+
+
+def test_page_slots_keep_every_account_under_its_cap_and_all_posts_get_their_turn():
+    slots = PageSlots()
+    lock = threading.Lock()
+    in_flight: dict[str, int] = {}
+    peak: dict[str, int] = {}
+    done: list[int] = []
+
+    def post(n: int) -> None:
+        # Posts on the Page and its Instagram account, some on the Page alone, some on another Page.
+        accounts = [("page:1", "ig:1"), ("page:1",), ("page:2", "ig:1")][n % 3]
+        with slots.hold(set(accounts), 5):
+            with lock:
+                for account in accounts:
+                    in_flight[account] = in_flight.get(account, 0) + 1
+                    peak[account] = max(peak.get(account, 0), in_flight[account])
+            time.sleep(0.01)
+            with lock:
+                for account in accounts:
+                    in_flight[account] -= 1
+                done.append(n)
+
+    threads = [threading.Thread(target=post, args=(n,)) for n in range(60)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(GIVE_UP_SECONDS)
+    assert sorted(done) == list(range(60))
+    assert set(peak) == {"page:1", "ig:1", "page:2"} and max(peak.values()) == 5
+    assert [slots.in_flight(a) for a in ("page:1", "ig:1", "page:2")] == [0, 0, 0]
