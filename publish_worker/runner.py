@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 SCHEDULER_INTERVAL_SECONDS = 1.0
 LOCK_RETRY_SECONDS = 5.0
+HEARTBEAT_EVERY_SECONDS = 1.0
 
 
 class PublishScheduler(RQScheduler):
@@ -189,6 +190,7 @@ class PoolPublishWorker(ThreadPublishWorker):
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="publish-job")
         self._in_flight: set[Future[None]] = set()
         self._in_flight_lock = threading.Lock()
+        self._beaten_at = 0.0
 
     @property
     def jobs_in_flight(self) -> int:
@@ -234,7 +236,20 @@ class PoolPublishWorker(ThreadPublishWorker):
         # RQ marks the worker idle whenever it listens for the next job; busy while any job runs.
         if state == WorkerStatus.IDLE and self.executions:
             state = WorkerStatus.BUSY
+        if pipeline is None and state == self.get_state():
+            return  # already written: RQ sets it before every dequeue
         super().set_state(state, pipeline=pipeline)
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        # RQ beats before and after every dequeue and after every job handed over: three round
+        # trips each time, which a burst of jobs would pay hundreds of times a second. Once a
+        # second keeps the registration (a TTL of minutes) just as alive.
+        if timeout is None and pipeline is None:
+            now = time.monotonic()
+            if now - self._beaten_at < HEARTBEAT_EVERY_SECONDS:
+                return
+            self._beaten_at = now
+        super().heartbeat(timeout, pipeline)
 
     def teardown(self) -> None:
         """Warm shutdown: no job is dequeued any more; those in flight finish (each bounded by its
