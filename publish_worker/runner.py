@@ -192,11 +192,6 @@ class PoolPublishWorker(ThreadPublishWorker):
         self._in_flight_lock = threading.Lock()
         self._beaten_at = 0.0
 
-    @property
-    def jobs_in_flight(self) -> int:
-        with self._in_flight_lock:
-            return len(self._in_flight)
-
     def dequeue_job_and_maintain_ttl(
         self, timeout: int | None, max_idle_time: int | None = None
     ) -> tuple[Job, Queue] | None:
