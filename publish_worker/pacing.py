@@ -19,7 +19,9 @@ from sqlalchemy.orm import Session
 from shared.graph import GraphClient
 from shared.models import ScheduledPost, SocialConnection
 
-WAIT_SLICE_SECONDS = 0.1
+# Long enough that a burst's hundred-odd posts waiting on one Page do not keep waking up
+# (each wake-up takes the GIL from a post at work), short beside any job's time limit.
+WAIT_SLICE_SECONDS = 0.5
 
 
 class PageSlots:
