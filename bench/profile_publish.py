@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from rq.serializers import JSONSerializer
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -34,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from bench.publish import Bench  # noqa: E402
 from meta_sandbox import serve_in_thread  # noqa: E402
 from shared.models import PENDING, QUEUED, PostTarget, ScheduledPost, SocialConnection, new_id  # noqa: E402
+from shared.queue import PublishJob, make_queue  # noqa: E402
 from shared.settings import DEMO_APP_ID, DEMO_APP_SECRET  # noqa: E402
 from shared.targets import TARGET_NAMES  # noqa: E402
 
@@ -116,17 +118,20 @@ def quiet_logging() -> None:
 
 def run(args: argparse.Namespace) -> int:
     from publish_worker.context import install_context, worker_services
-    from publish_worker.runner import RQ_LOG_LEVEL, SchedulerLoop, make_worker
+    from publish_worker.runner import RQ_LOG_LEVEL, SchedulerLoop, ThreadPublishWorker
 
     os.environ["BENCH_REDIS_URL"] = REDIS_URL
-    bench = InProcessBench(Namespace(posts=args.posts, threads=1, latency_ms=0))
+    bench = InProcessBench(
+        Namespace(posts=args.posts, latency_ms=0, concurrency=1, sellers=1, lead_seconds=5, timeout=600)
+    )
     bench.env["REDIS_URL"] = REDIS_URL
     bench.create_database()
     try:
         bench.start_sandbox()
         bench._redis().flushdb()
         quiet_logging()
-        connection_id = bench.connect()
+        bench.make_app()
+        connection_id = bench.connect("profile-seller", 0)
         ctx = worker_services(bench.settings)
         install_context(ctx)
         stop = threading.Event()
@@ -145,7 +150,15 @@ def run(args: argparse.Namespace) -> int:
                 worker_stop.set()
 
             worker_stop = threading.Event()
-            worker = make_worker(ctx, 0, worker_stop)
+            # RQ's in-thread worker runs each job on this thread (the process's pool dispatcher
+            # would run it on another), so the thread's CPU clock and cProfile see all of it.
+            worker = ThreadPublishWorker(
+                [make_queue(ctx.redis)],
+                connection=ctx.redis,
+                serializer=JSONSerializer,
+                job_class=PublishJob,
+                stop_event=worker_stop,
+            )
             watcher = threading.Thread(target=watch, daemon=True)
             cpu0, proc0, wall0 = time.thread_time(), time.process_time(), time.perf_counter()
             watcher.start()

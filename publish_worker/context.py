@@ -10,13 +10,31 @@ import threading
 
 from redis import Redis
 
+from shared.db import make_engine
+from shared.redis_conn import make_redis
 from shared.services import Services, build_services
 from shared.settings import Settings, load_settings
 
 
+def redis_pool_size(concurrency: int) -> int:
+    """Redis connections the worker may open: a few per job in flight (RQ's bookkeeping, the
+    job's own enqueues), plus the dispatcher's dequeue, its command channel, the scheduler and
+    the periodic duties."""
+    return 3 * concurrency + 16
+
+
 def worker_services(settings: Settings, redis: Redis | None = None) -> Services:
-    """The worker's services: its own engine, and one HTTP session to Meta per thread, reused across jobs."""
-    return build_services(settings, redis=redis, reuse_http=True)
+    """The worker's services: its own engine (``WORKER_DB_POOL_SIZE`` + ``WORKER_DB_MAX_OVERFLOW``
+    connections, whatever the concurrency), a Redis pool sized from ``WORKER_CONCURRENCY``, and
+    one HTTP session to Meta per thread, reused across jobs."""
+    engine = make_engine(
+        settings.database_url,
+        pool_size=settings.worker_db_pool_size,
+        max_overflow=settings.worker_db_max_overflow,
+    )
+    if redis is None:
+        redis = make_redis(settings, max_connections=redis_pool_size(settings.worker_concurrency))
+    return build_services(settings, redis=redis, engine=engine, reuse_http=True)
 
 
 _context: Services | None = None

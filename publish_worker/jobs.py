@@ -16,12 +16,14 @@ from sqlalchemy.orm import Session, joinedload
 
 from publish_worker import lease
 from publish_worker.context import get_context
+from publish_worker.pacing import PAGE_SLOTS, RunGraphClient, accounts_of
 from publish_worker.publishing import PublishRun
 from shared.audit import record_event
 from shared.errors import AppError
 from shared.log import log_context
 from shared.models import ScheduledPost, SocialConnection
 from shared.scheduling import PostCaller, schedule_post
+from shared.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -38,28 +40,35 @@ def publish_post(post_id: str, lease: str | None = None) -> str:
 def _publish(post_id: str, carried: str | None) -> str:
     ctx = get_context()
     with log_context(job_id=post_id), ctx.session() as session:
-        owner = lease.new_owner()
-        if carried is None and _superseded(session, post_id):
-            log.info("job superseded (the post was edited or retried since): nothing to do")
-            return "skipped"
-        if carried is None:
-            mine = lease.take(session, post_id, owner, ctx.settings.lease_seconds)
-        else:
-            mine = lease.resume(session, post_id, carried, owner, ctx.settings.lease_seconds)
-        if not mine:
-            log.info("post not taken (already published, cancelled, not due, or another run holds it)")
-            return "skipped"
-        # The connection is held here: the session keeps loaded objects only while they are referenced.
-        post, _conn = load_post(session, post_id)
-        if post is None:  # its lease was just taken: only a deletion in between gets here
-            raise LookupError(f"post {post_id} is gone")
-        with log_context(connection_id=post.connection_id):
-            try:
-                return PublishRun(ctx, session, post, owner, ctx.graph(), fresh_take=carried is None).run()
-            except lease.LeaseLost:
-                session.rollback()
-                log.warning("lease lost mid-run; another run carries on")
-                return "lease_lost"
+        # The Page's turn is waited for before the lease is taken, holding no database connection.
+        with PAGE_SLOTS.hold(accounts_of(session, post_id), ctx.settings.worker_page_concurrency):
+            return _run(ctx, session, post_id, carried)
+
+
+def _run(ctx: Services, session: Session, post_id: str, carried: str | None) -> str:
+    owner = lease.new_owner()
+    if carried is None and _superseded(session, post_id):
+        log.info("job superseded (the post was edited or retried since): nothing to do")
+        return "skipped"
+    if carried is None:
+        mine = lease.take(session, post_id, owner, ctx.settings.lease_seconds)
+    else:
+        mine = lease.resume(session, post_id, carried, owner, ctx.settings.lease_seconds)
+    if not mine:
+        log.info("post not taken (already published, cancelled, not due, or another run holds it)")
+        return "skipped"
+    # The connection is held here: the session keeps loaded objects only while they are referenced.
+    post, _conn = load_post(session, post_id)
+    if post is None:  # its lease was just taken: only a deletion in between gets here
+        raise LookupError(f"post {post_id} is gone")
+    with log_context(connection_id=post.connection_id):
+        try:
+            graph = ctx.graph(client=RunGraphClient, db_session=session)
+            return PublishRun(ctx, session, post, owner, graph, fresh_take=carried is None).run()
+        except lease.LeaseLost:
+            session.rollback()
+            log.warning("lease lost mid-run; another run carries on")
+            return "lease_lost"
 
 
 def _superseded(session: Session, post_id: str) -> bool:

@@ -3,7 +3,8 @@
 Both run RQ's scheduler as a thread calling ``acquire_locks()`` / ``enqueue_scheduled_jobs()``
 (RQ would fork it, which does not mix with the threads here) and the periodic duties.
 Jobs run in the worker's own process (``SimpleWorker``): no fork per job, one
-database pool reused across jobs.
+database pool reused across jobs, and up to ``WORKER_CONCURRENCY`` jobs at once on a
+thread pool fed by one RQ worker (DESIGN §13.4).
 """
 
 from __future__ import annotations
@@ -15,17 +16,20 @@ import socket
 import threading
 import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
 from rq.exceptions import DeserializationError, NoSuchJobError, StopRequested
+from rq.executions import Execution
 from rq.job import Job
 from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 from rq.timeouts import TimerDeathPenalty
 from rq.utils import current_timestamp
+from rq.worker import WorkerStatus
 
 from publish_worker.context import install_context, worker_services
 from publish_worker.duties import periodic_duties
@@ -48,6 +52,7 @@ SCHEDULER_INTERVAL_SECONDS = 1.0
 MIN_WAKE_SECONDS = 0.005
 LOCK_RETRY_SECONDS = 5.0
 RQ_LOG_LEVEL = "WARNING"
+HEARTBEAT_EVERY_SECONDS = 1.0
 
 
 class PublishScheduler(RQScheduler):
@@ -201,38 +206,135 @@ class ThreadPublishWorker(SimpleWorker):
         super().handle_exception(job, *exc_info)
 
 
-def make_worker(ctx: Services, index: int, stop: threading.Event) -> ThreadPublishWorker:
+class PoolPublishWorker(ThreadPublishWorker):
+    """The process's one RQ worker: it dequeues a job only when one of ``concurrency`` slots is
+    free and runs RQ's own ``perform_job`` on a thread of a bounded pool, so RQ keeps its
+    bookkeeping (started/finished/failed registries, retries, results, one execution per job)
+    while many posts wait on Meta at once.
+
+    Each execution is registered (``prepare_execution``) before its job is handed to the pool,
+    with a TTL of the job's timeout plus a minute; the job's ``TimerDeathPenalty`` runs on the
+    pool thread, so each job is stopped at its own time limit. The dispatcher keeps the
+    worker's registration alive (heartbeats) while it waits for a slot and, on a stop, while
+    the jobs in flight finish.
+    """
+
+    def __init__(self, *args: Any, concurrency: int, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.concurrency = max(1, concurrency)
+        self._slots = threading.BoundedSemaphore(self.concurrency)
+        self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="publish-job")
+        self._in_flight: set[Future[None]] = set()
+        self._in_flight_lock = threading.Lock()
+        self._beaten_at = 0.0
+
+    def dequeue_job_and_maintain_ttl(
+        self, timeout: int | None, max_idle_time: int | None = None
+    ) -> tuple[Job, Queue] | None:
+        """Take a free slot (heartbeating while all are busy), then wait for a job."""
+        while not self._slots.acquire(timeout=1.0):
+            if self.stop_event.is_set():
+                raise StopRequested()
+            self.heartbeat()
+        try:
+            result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        except BaseException:
+            self._slots.release()
+            raise
+        if result is None:
+            self._slots.release()
+        return result
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        execution = self.prepare_execution(job)
+        future = self._pool.submit(self._perform, job, queue, execution)
+        with self._in_flight_lock:
+            self._in_flight.add(future)
+        future.add_done_callback(self._done)
+
+    def _perform(self, job: Job, queue: Queue, execution: Execution) -> None:
+        try:
+            self.perform_job(job, queue, execution)
+        except Exception:  # noqa: BLE001 - RQ records the job's own failures; this is RQ's bookkeeping failing
+            log.exception("job %s: RQ's bookkeeping failed", job.id)
+
+    def _done(self, future: Future[None]) -> None:
+        with self._in_flight_lock:
+            self._in_flight.discard(future)
+        self._slots.release()
+
+    def set_state(self, state: str, pipeline: Any = None) -> None:
+        # RQ marks the worker idle whenever it listens for the next job; busy while any job runs.
+        if state == WorkerStatus.IDLE and self.executions:
+            state = WorkerStatus.BUSY
+        if pipeline is None and state == self.get_state():
+            return  # already written: RQ sets it before every dequeue
+        super().set_state(state, pipeline=pipeline)
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        # RQ beats before and after every dequeue and after every job handed over: three round
+        # trips each time, which a burst of jobs would pay hundreds of times a second. Once a
+        # second keeps the registration (a TTL of minutes) just as alive.
+        if timeout is None and pipeline is None:
+            now = time.monotonic()
+            if now - self._beaten_at < HEARTBEAT_EVERY_SECONDS:
+                return
+            self._beaten_at = now
+        super().heartbeat(timeout, pipeline)
+
+    def teardown(self) -> None:
+        """Warm shutdown: no job is dequeued any more; those in flight finish (each bounded by its
+        timeout) while the worker stays registered; then RQ registers its death."""
+        while True:
+            with self._in_flight_lock:
+                pending = list(self._in_flight)
+            if not pending:
+                break
+            wait(pending, timeout=1.0)
+            try:
+                self.heartbeat()
+            except RedisError:
+                pass
+        super().teardown()  # type: ignore[no-untyped-call]  # unannotated in RQ 3.0
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False)
+
+
+def make_worker(ctx: Services, concurrency: int, stop: threading.Event) -> PoolPublishWorker:
     # Random suffix: a crashed worker's registration (same host and pid) may still be in Redis.
-    name = f"publish-{socket.gethostname()}-{os.getpid()}-{index}-{uuid.uuid4().hex[:6]}"
-    return ThreadPublishWorker(
+    name = f"publish-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    return PoolPublishWorker(
         [make_queue(ctx.redis)],
         connection=ctx.redis,
         serializer=JSONSerializer,
         job_class=PublishJob,
         name=name,
         stop_event=stop,
+        concurrency=concurrency,
     )
 
 
 def start_threads(
-    ctx: Services, count: int, stop: threading.Event, logging_level: str = "WARNING"
+    ctx: Services, concurrency: int, stop: threading.Event, logging_level: str = "WARNING"
 ) -> list[threading.Thread]:
-    """The whole worker on threads of this process: RQ's scheduler, the periodic duties and
-    ``count`` RQ workers (jobs wait on Meta, not on the CPU). All stop when ``stop`` is set."""
+    """The whole worker on threads of this process: RQ's scheduler, the periodic duties and one
+    RQ worker running up to ``concurrency`` jobs at once (jobs wait on Meta, not on the CPU).
+    All stop when ``stop`` is set; jobs in flight finish first."""
 
-    def loop(index: int) -> None:
-        worker = make_worker(ctx, index, stop)
+    def loop() -> None:
         while not stop.is_set():
+            worker = make_worker(ctx, concurrency, stop)
             try:
                 worker.work(logging_level=logging_level, with_scheduler=False)
             except Exception:  # noqa: BLE001 - the thread must outlive any one failure
-                log.exception("worker thread %d stopped unexpectedly; restarting it", index)
+                log.exception("publish worker stopped unexpectedly; restarting it")
+            finally:
+                worker.close()
             stop.wait(1.0)
 
     threads = [SchedulerLoop(ctx.redis, stop), *periodic_duties(ctx, stop)]
-    threads += [
-        threading.Thread(target=loop, args=(n,), name=f"publish-worker-{n}", daemon=True) for n in range(max(1, count))
-    ]
+    threads.append(threading.Thread(target=loop, name="publish-worker", daemon=True))
     for thread in threads:
         thread.start()
     return threads
@@ -241,21 +343,24 @@ def start_threads(
 class InProcessWorker:
     """The whole worker inside another process (``social-connect demo``, tests)."""
 
-    def __init__(self, settings: Settings, redis: Redis, *, threads: int = 2):
+    def __init__(self, settings: Settings, redis: Redis | None = None, *, concurrency: int | None = None):
+        """``redis`` None: a client for ``REDIS_URL`` sized like the worker's; ``concurrency``
+        None: ``WORKER_CONCURRENCY``."""
         self.ctx = worker_services(settings, redis)
         self.stop_event = threading.Event()
-        self.thread_count = threads
+        self.concurrency = concurrency or settings.worker_concurrency
         self._threads: list[threading.Thread] = []
 
     def start(self) -> InProcessWorker:
         install_context(self.ctx)
-        self._threads = start_threads(self.ctx, self.thread_count, self.stop_event)
+        self._threads = start_threads(self.ctx, self.concurrency, self.stop_event)
         return self
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10) -> None:
+        """Stop taking jobs; those in flight finish (up to ``timeout`` seconds here)."""
         self.stop_event.set()
         for thread in self._threads:
-            thread.join(timeout=10)
+            thread.join(timeout=timeout)
         install_context(None)
         self.ctx.close()
 
@@ -275,10 +380,16 @@ def run_forever(settings: Settings) -> None:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    log.info("publish worker: %d worker threads", settings.worker_threads)
+    if os.environ.get("WORKER_THREADS") and not os.environ.get("WORKER_CONCURRENCY"):
+        log.warning("WORKER_THREADS is deprecated: it is read as WORKER_CONCURRENCY, posts in flight per process")
+    log.info(
+        "publish worker: up to %d posts in flight, %d per Page or Instagram account",
+        settings.worker_concurrency,
+        settings.worker_page_concurrency,
+    )
     # RQ's own lines (one per dequeue, "Job OK", "Successfully completed") at WARNING: each job's
     # outcome is already in our own log line and audit event, and they cost CPU on every job.
-    threads = start_threads(ctx, settings.worker_threads, stop, logging_level=RQ_LOG_LEVEL)
+    threads = start_threads(ctx, settings.worker_concurrency, stop, logging_level=RQ_LOG_LEVEL)
     try:
         while not stop.wait(1.0):
             dead = [t.name for t in threads if not t.is_alive()]
@@ -289,7 +400,7 @@ def run_forever(settings: Settings) -> None:
                 raise SystemExit(1)
     finally:
         stop.set()
-        # Warm shutdown: each thread finishes its current job (a job is shorter than the lease).
+        # Warm shutdown: the jobs in flight finish (a job is shorter than the lease).
         for thread in threads:
             thread.join(timeout=job_timeout(settings) + 5)
         ctx.close()

@@ -67,11 +67,11 @@ class Base(DeclarativeBase):
     )
 
 
-def engine_options(database_url: str) -> dict[str, Any]:
-    """Engine keyword arguments suited to the database in use."""
+def engine_options(database_url: str, *, pool_size: int = 5, max_overflow: int = 5) -> dict[str, Any]:
+    """Engine keyword arguments suited to the database in use (the pool size is PostgreSQL's)."""
     if database_url.startswith("sqlite"):
         return {"connect_args": {"check_same_thread": False, "timeout": 30}}
-    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5}
+    return {"pool_pre_ping": True, "pool_size": pool_size, "max_overflow": max_overflow}
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -81,9 +81,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(database_url: str) -> Engine:
+def make_engine(database_url: str, *, pool_size: int = 5, max_overflow: int = 5) -> Engine:
     """Create an engine for the worker or CLI (the web app goes through Flask-SQLAlchemy)."""
-    engine = create_engine(database_url, **engine_options(database_url))
+    engine = create_engine(database_url, **engine_options(database_url, pool_size=pool_size, max_overflow=max_overflow))
     install_sqlite_pragmas(engine)
     return engine
 

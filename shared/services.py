@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import requests
 from redis import Redis
@@ -68,15 +69,24 @@ class Services:
         with self.session_factory() as session:
             yield session
 
-    def graph(self, *, timeout: tuple[float, float] | None = None, budget_seconds: float | None = None) -> GraphClient:
-        """A Graph client, optionally with its own timeouts and an overall time budget for its calls."""
+    def graph(
+        self,
+        *,
+        timeout: tuple[float, float] | None = None,
+        budget_seconds: float | None = None,
+        client: type[GraphClient] = GraphClient,
+        **client_args: Any,
+    ) -> GraphClient:
+        """A Graph client, optionally with its own timeouts and an overall time budget for its calls;
+        ``client`` a subclass given ``client_args`` too."""
         deadline = time.monotonic() + budget_seconds if budget_seconds else None
-        return GraphClient(
+        return client(
             self.settings,
             session=thread_http_session(self.settings.meta_graph_url) if self.reuse_http else None,
             timeout=timeout,
             deadline=deadline,
             observer=self.graph_observer,
+            **client_args,
         )
 
     def close(self) -> None:

@@ -93,7 +93,12 @@ class Settings:
     max_runs: int = 20
     usage_slowdown_max_seconds: float = 2.0
     token_daily_check_seconds: int = 86400
-    worker_threads: int = 8
+    # Worker sizing (DESIGN §13.4): posts in flight per process, per Page / IG account, and
+    # the worker's database pool (connections are held only while a step reads or commits).
+    worker_concurrency: int = 128
+    worker_page_concurrency: int = 16
+    worker_db_pool_size: int = 10
+    worker_db_max_overflow: int = 10
 
     @property
     def graph_base(self) -> str:
@@ -337,9 +342,33 @@ TUNING: dict[str, tuple[str, Callable[[float], float]]] = {
     "ig_status_poll_seconds": ("IG_STATUS_POLL_SECONDS", float),
     "quota_defer_seconds": ("QUOTA_DEFER_SECONDS", float),
     "usage_slowdown_max_seconds": ("USAGE_SLOWDOWN_MAX_SECONDS", float),
-    "worker_threads": ("WORKER_THREADS", int),
     "graph_read_timeout": ("GRAPH_READ_TIMEOUT_SECONDS", float),
 }
+
+# Worker sizing read from the environment: attribute -> (variable, lowest, highest).
+MAX_WORKER_CONCURRENCY = 256
+WORKER_SIZING: dict[str, tuple[str, int, int]] = {
+    "worker_concurrency": ("WORKER_CONCURRENCY", 1, MAX_WORKER_CONCURRENCY),
+    "worker_page_concurrency": ("WORKER_PAGE_CONCURRENCY", 5, MAX_WORKER_CONCURRENCY),
+    "worker_db_pool_size": ("WORKER_DB_POOL_SIZE", 1, 50),
+    "worker_db_max_overflow": ("WORKER_DB_MAX_OVERFLOW", 0, 50),
+}
+# Read as WORKER_CONCURRENCY when that is unset (deprecated: it once counted RQ worker threads).
+DEPRECATED_CONCURRENCY = "WORKER_THREADS"
+
+
+def _worker_sizing(env: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for attr, (name, lowest, highest) in WORKER_SIZING.items():
+        if attr == "worker_concurrency" and env.get(name) in (None, "") and env.get(DEPRECATED_CONCURRENCY):
+            name = DEPRECATED_CONCURRENCY
+        if env.get(name) in (None, ""):
+            continue
+        value = _int(env, name, 0)
+        if not lowest <= value <= highest:
+            raise SettingsError(f"{name} must be a whole number from {lowest} to {highest}")
+        values[attr] = value
+    return values
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -405,7 +434,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     for attr, (name, cast) in TUNING.items():
         if env.get(name) not in (None, ""):
             tuning[attr] = cast(_float(env, name, 1.0))
-    settings = replace(settings, **tuning, **_media_precheck(env, app_env, settings.meta_graph_url))
+    settings = replace(
+        settings, **tuning, **_worker_sizing(env), **_media_precheck(env, app_env, settings.meta_graph_url)
+    )
     if production:
         _check_secret_length("RESELLIO_SESSION_SECRET", settings.session_secret)
         _check_secret_length("SCHEDULER_API_TOKEN", settings.scheduler_api_token)

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Signs the demo's outcome events (whsec_ + base64 of 32 bytes); never for production.
+# A few posts at a time: the demo's SQLite file takes one writer at a time anyway.
+DEMO_WORKER_CONCURRENCY = 4
 DEMO_WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"resellio-demo-webhooks-not-prod!").decode()
 
 _embedded_server: fakeredis.FakeServer | None = None
@@ -139,7 +141,7 @@ class DemoStack:
         self._server_thread = threading.Thread(target=self._server.serve_forever, name="connect-service", daemon=True)
         self._server_thread.start()
         if self.with_worker:
-            self.worker = InProcessWorker(self.settings, client).start()
+            self.worker = InProcessWorker(self.settings, client, concurrency=DEMO_WORKER_CONCURRENCY).start()
         return self
 
     def stop(self) -> None:

@@ -1,0 +1,118 @@
+"""Many posts in flight without crowding (DESIGN §13.4): per-Page / per-account caps, and no
+database connection held while Meta is called.
+
+Every wait here is taken in short slices: a job's time limit (``TimerDeathPenalty``, an
+exception raised asynchronously in the job's thread) can only land between slices, never
+inside a blocking call, so a job waiting for its Page's turn is still stopped on time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shared.graph import GraphClient
+from shared.models import ScheduledPost, SocialConnection
+
+# Long enough that a burst's hundred-odd posts waiting on one Page do not keep waking up
+# (each wake-up takes the GIL from a post at work), short beside any job's time limit.
+WAIT_SLICE_SECONDS = 0.5
+
+
+class PageSlots:
+    """How many posts of this process are in flight on each Facebook Page and Instagram account.
+
+    A post waiting for its turn waits on the account that is full; a post leaving an account
+    wakes one post waiting on it (not every waiting post of the process).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._in_flight: dict[str, int] = {}
+        self._turns: dict[str, threading.Condition] = {}  # posts waiting on a full account
+
+    def in_flight(self, account: str) -> int:
+        with self._lock:
+            return self._in_flight.get(account, 0)
+
+    @contextmanager
+    def hold(self, accounts: Collection[str], limit: int) -> Iterator[None]:
+        """Wait until every one of ``accounts`` has fewer than ``limit`` posts in flight, then
+        count this one on all of them until the block ends. All or none are taken at once,
+        so two posts sharing accounts never hold one each and wait for the other."""
+        taken = False
+        try:
+            with self._lock:
+                while (full := self._full(accounts, limit)) is not None:
+                    turn = self._turns.setdefault(full, threading.Condition(self._lock))
+                    turn.wait(WAIT_SLICE_SECONDS)
+                for account in accounts:
+                    self._in_flight[account] = self._in_flight.get(account, 0) + 1
+                taken = True
+            yield
+        finally:
+            if taken:
+                with self._lock:
+                    for account in accounts:
+                        self._leave(account)
+
+    def _full(self, accounts: Collection[str], limit: int) -> str | None:
+        return next((account for account in accounts if self._in_flight.get(account, 0) >= limit), None)
+
+    def _leave(self, account: str) -> None:
+        left = self._in_flight[account] - 1
+        turn = self._turns.get(account)
+        if left:
+            self._in_flight[account] = left
+            if turn is not None:
+                turn.notify()
+            return
+        del self._in_flight[account]
+        if turn is not None:
+            turn.notify_all()
+            del self._turns[account]
+
+
+PAGE_SLOTS = PageSlots()
+
+
+def accounts_of(session: Session, post_id: str) -> set[str]:
+    """The Page and Instagram account a post goes to (none for an unknown post)."""
+    row = session.execute(
+        select(SocialConnection.facebook_page_id, SocialConnection.instagram_business_account_id)
+        .join(ScheduledPost, ScheduledPost.connection_id == SocialConnection.id)
+        .where(ScheduledPost.id == post_id)
+    ).first()
+    release_connection(session)
+    if row is None:
+        return set()
+    page_id, ig_id = row
+    return {name for name in (page_id and f"page:{page_id}", ig_id and f"ig:{ig_id}") if name}
+
+
+def release_connection(session: Session) -> None:
+    """End the session's reading transaction, so its database connection goes back to the pool.
+
+    Loaded objects keep their values (the factory's ``expire_on_commit=False``). A session holding
+    changes not yet written is left as it is: those are written by the step, under the lease.
+    """
+    if session.in_transaction() and not (session.new or session.dirty or session.deleted):
+        session.commit()
+
+
+class RunGraphClient(GraphClient):
+    """A run's Graph client: before each call to Meta the run's session gives its database
+    connection back (a call may take seconds; the pool is far smaller than the posts in flight)."""
+
+    def __init__(self, *args: Any, db_session: Session, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.db_session = db_session
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        release_connection(self.db_session)
+        return super().request(*args, **kwargs)

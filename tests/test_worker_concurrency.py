@@ -1,0 +1,371 @@
+"""The worker's concurrency (DESIGN §13.4): many posts in flight per process, per-Page caps,
+job time limits inside the pool, warm shutdown, the Redis and database pools."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from rq import Worker
+from rq.registry import FailedJobRegistry, StartedJobRegistry, clean_registries
+from rq.serializers import JSONSerializer
+from sqlalchemy import select
+
+from publish_worker.context import install_context, redis_pool_size, worker_services
+from publish_worker.jobs import publish_post
+from publish_worker.pacing import PageSlots
+from publish_worker.runner import InProcessWorker
+from shared.metrics import USAGE_SLOWDOWNS
+from shared.models import PUBLISHED, QUEUED, SocialConnection
+from shared.queue import PUBLISH_POST, QUEUE_NAME, enqueue_publish, make_queue
+from shared.settings import SettingsError, load_settings
+from tests.conftest import make_test_env
+from tests.factories import make_connection, make_post
+from tests.worker_fixtures import FAST, reload
+
+GIVE_UP_SECONDS = 30  # only reached when the behaviour under test is broken
+FEED = re.compile(r"^/v[0-9.]+/(\d+)/feed$")
+
+
+class Gate(ThreadingHTTPServer):
+    """Meta on 127.0.0.1 for Facebook text posts on any Page: each ``POST /{page-id}/feed`` waits
+    at the gate until the test opens it; counts the calls waiting together (per Page too).
+    A real HTTP server: requests-mock lets only one request through at a time."""
+
+    daemon_threads = True
+    request_queue_size = 1024
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), GateHandler)
+        self.lock = threading.Lock()
+        self.opened = threading.Event()
+        self.waiting: list[str] = []
+        self.peak = 0
+        self.peak_per_page: dict[str, int] = {}
+        self.db_connections_seen: list[int] = []
+        self.on_call: Callable[[], int] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def called(self) -> None:
+        if self.on_call is not None:
+            with self.lock:
+                self.db_connections_seen.append(self.on_call())
+
+    def feed(self, page: str) -> dict:
+        with self.lock:
+            self.waiting.append(page)
+            self.peak = max(self.peak, len(self.waiting))
+            self.peak_per_page[page] = max(self.peak_per_page.get(page, 0), self.waiting.count(page))
+        self.opened.wait(GIVE_UP_SECONDS)
+        with self.lock:
+            self.waiting.remove(page)
+        return {"id": f"{page}_{time.monotonic_ns()}"}
+
+    def open(self) -> None:
+        self.opened.set()
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.waiting)
+
+
+class GateHandler(BaseHTTPRequestHandler):
+    server: Gate
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.called()
+        match = FEED.match(self.path.split("?")[0])
+        if match:
+            self.answer(200, self.server.feed(match.group(1)))
+        else:
+            self.answer(404, {"error": {"message": "not here", "code": 100}})
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self.server.called()
+        self.answer(404, {"error": {"message": "not here", "code": 100}})
+
+    def answer(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - http.server's signature
+        pass
+
+
+@pytest.fixture
+def gate() -> Iterator[Gate]:
+    server = Gate()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.open()
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def start_worker(settings, redis_client, gate) -> Iterator[Callable[..., InProcessWorker]]:
+    started: list[InProcessWorker] = []
+
+    def start(concurrency: int | None = None, **overrides) -> InProcessWorker:
+        tuned = settings.with_overrides(**FAST, meta_graph_url=gate.url, **overrides)
+        worker = InProcessWorker(tuned, redis_client, concurrency=concurrency).start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop_event.set()
+    for worker in started:
+        worker.stop()
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + GIVE_UP_SECONDS
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting: {what}")
+        time.sleep(0.02)
+
+
+def posts_on_pages(ctx, db_session, pages: list[str], *, enqueue: bool = True) -> list[str]:
+    """One Facebook text post per entry of ``pages`` (each Page its own seller's connection), due now."""
+    conns: dict[str, SocialConnection] = {}
+    ids: list[str] = []
+    for page in pages:
+        if page not in conns:
+            known = db_session.scalars(select(SocialConnection).where(SocialConnection.facebook_page_id == page))
+            conns[page] = known.first() or make_connection(db_session, f"seller-{page}", page_id=page, ig_id=None)
+        post = make_post(db_session, conns[page], targets=("facebook",), media_url=None, caption=f"post {len(ids)}")
+        ids.append(post.id)
+    if enqueue:
+        with ctx.session() as session:
+            for post_id in ids:
+                enqueue_publish(session, ctx, post_id)
+    return ids
+
+
+def statuses(db_session, ids: list[str]) -> list[str]:
+    return [reload(db_session, post_id).status for post_id in ids]
+
+
+def page(n: int) -> str:
+    return str(104000000100000 + n)
+
+
+def test_fifty_posts_on_fifty_pages_are_all_in_flight_together(start_worker, gate, db_session, settings):
+    assert settings.worker_concurrency >= 50  # the default
+    worker = start_worker()
+    ids = posts_on_pages(worker.ctx, db_session, [page(n) for n in range(50)])
+    # Every post waits on Meta at once: the old eight RQ workers a process never got past 8.
+    wait_until(lambda: gate.count() == 50, "50 Graph calls waiting together")
+    # RQ's maintenance (any worker's, every 10 min) does not take the jobs in flight for abandoned ones.
+    queue = make_queue(worker.ctx.redis)
+    clean_registries(queue)
+    assert len(queue.started_job_registry) == 50 and len(queue.failed_job_registry) == 0
+    assert [w.get_state() for w in Worker.all(queue=queue)] == ["busy"]
+    gate.open()
+    wait_until(lambda: statuses(db_session, ids) == [PUBLISHED] * 50, "all 50 published")
+    assert gate.peak == 50
+
+
+def test_a_page_has_at_most_its_cap_of_posts_in_flight(start_worker, gate, db_session, redis_client):
+    worker = start_worker(worker_page_concurrency=5)
+    ids = posts_on_pages(worker.ctx, db_session, [page(1)] * 12 + [page(2)] * 2)
+    started = StartedJobRegistry(QUEUE_NAME, connection=redis_client, serializer=JSONSerializer)
+    # Every job runs: five at the crowded Page's Meta, the other Page's two beside them, seven waiting their turn.
+    wait_until(lambda: len(started) == 14 and gate.count() == 7, "14 jobs running, 7 calls at Meta")
+    time.sleep(0.3)  # room for a sixth call on the crowded Page, were the cap not kept
+    assert gate.count() == 7
+    gate.open()
+    wait_until(lambda: statuses(db_session, ids) == [PUBLISHED] * 14, "all published")
+    assert gate.peak_per_page == {page(1): 5, page(2): 2}
+
+
+def test_a_job_past_its_time_limit_while_waiting_for_its_page_is_stopped_alone(
+    start_worker, gate, db_session, redis_client
+):
+    worker = start_worker(worker_page_concurrency=5)
+    ids = posts_on_pages(worker.ctx, db_session, [page(1)] * 5)
+    wait_until(lambda: gate.count() == 5, "the Page's five slots taken")
+    (late,) = posts_on_pages(worker.ctx, db_session, [page(1)], enqueue=False)
+    job = make_queue(redis_client).enqueue(PUBLISH_POST, args=(late,), job_id=f"pub-{late}-9", job_timeout=1)
+    failed = FailedJobRegistry(QUEUE_NAME, connection=redis_client, serializer=JSONSerializer)
+    # Waiting for the Page's turn, the job is still stopped at its limit (the wait is taken in slices).
+    wait_until(lambda: job.id in failed.get_job_ids(), "the late job stopped by its time limit")
+    job.refresh()
+    assert "JobTimeoutException" in (job.latest_result().exc_string or "")  # type: ignore[union-attr]
+    assert gate.count() == 5  # the five in flight were not touched
+    assert reload(db_session, late).status == QUEUED  # never taken: the sweeper enqueues it again
+    gate.open()
+    wait_until(lambda: statuses(db_session, ids) == [PUBLISHED] * 5, "the five published")
+
+
+def test_warm_shutdown_lets_the_posts_in_flight_finish_and_takes_no_new_one(
+    start_worker, gate, db_session, redis_client
+):
+    worker = start_worker()
+    ids = posts_on_pages(worker.ctx, db_session, [page(n) for n in range(3)])
+    wait_until(lambda: gate.count() == 3, "three posts in flight")
+    stopping = threading.Thread(target=worker.stop, kwargs={"timeout": GIVE_UP_SECONDS})
+    stopping.start()
+    wait_until(worker.stop_event.is_set, "stop requested")
+    time.sleep(1.5)  # past a dequeue slice: a job enqueued now must stay queued
+    later = posts_on_pages(worker.ctx, db_session, [page(9)])
+    time.sleep(1.5)
+    # Still registered (heartbeats go on) while its jobs finish.
+    assert [w.name for w in Worker.all(queue=make_queue(redis_client))] != []
+    assert stopping.is_alive() and gate.count() == 3
+    gate.open()
+    stopping.join(GIVE_UP_SECONDS)
+    assert not stopping.is_alive()
+    assert statuses(db_session, ids) == [PUBLISHED] * 3
+    assert statuses(db_session, later) == [QUEUED] and make_queue(redis_client).count == 1
+    assert Worker.all(queue=make_queue(redis_client)) == []
+
+
+def test_concurrency_one_publishes_one_post_at_a_time(start_worker, gate, db_session):
+    worker = start_worker(concurrency=1)
+    ids = posts_on_pages(worker.ctx, db_session, [page(n) for n in range(3)])
+    gate.open()
+    wait_until(lambda: statuses(db_session, ids) == [PUBLISHED] * 3, "all published")
+    assert gate.peak == 1
+
+
+def test_at_concurrency_256_the_worker_publishes(settings, gate, db_session, caplog):
+    """The Redis pool is sized from the concurrency (redis-py's default of 100 connections
+    ran out at WORKER_THREADS=64 and nothing was published)."""
+    if not settings.redis_url:
+        pytest.skip("needs a Redis server: the embedded one has no connection pool")
+    env = make_test_env(settings.database_url, settings.redis_url, WORKER_CONCURRENCY="256")
+    tuned = load_settings(env).with_overrides(**FAST, meta_graph_url=gate.url)
+    worker = InProcessWorker(tuned).start()
+    try:
+        assert worker.concurrency == 256
+        assert worker.ctx.redis.connection_pool.max_connections == redis_pool_size(256) >= 3 * 256
+        ids = posts_on_pages(worker.ctx, db_session, [page(n) for n in range(60)])
+        wait_until(lambda: gate.count() == 60, "60 posts in flight")
+        gate.open()
+        wait_until(lambda: statuses(db_session, ids) == [PUBLISHED] * 60, "all published")
+    finally:
+        worker.stop()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
+
+
+def test_no_database_connection_is_held_while_meta_is_called(settings, redis_client, gate, db_session):
+    ctx = worker_services(settings.with_overrides(**FAST, meta_graph_url=gate.url), redis_client)
+    install_context(ctx)
+    try:
+        conn = make_connection(db_session, "seller-both", page_id=page(1), ig_id="17841400000000042")
+        post = make_post(db_session, conn, targets=("instagram",))  # its first call, the quota read, follows reads only
+        gate.on_call = ctx.engine.pool.checkedout  # type: ignore[attr-defined]
+        publish_post(post.id)
+    finally:
+        install_context(None)
+        ctx.close()
+    assert gate.db_connections_seen == [0]  # held through the call, it would read 1
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, (128, 16, 10, 10)),
+        ({"WORKER_CONCURRENCY": "256", "WORKER_PAGE_CONCURRENCY": "5"}, (256, 5, 10, 10)),
+        ({"WORKER_THREADS": "32"}, (32, 16, 10, 10)),  # the deprecated name, read when the new one is unset
+        ({"WORKER_THREADS": "32", "WORKER_CONCURRENCY": "64"}, (64, 16, 10, 10)),
+        ({"WORKER_DB_POOL_SIZE": "4", "WORKER_DB_MAX_OVERFLOW": "0"}, (128, 16, 4, 0)),
+    ],
+)
+def test_worker_sizing_settings(database_url, env, expected):
+    settings = load_settings(make_test_env(database_url, None, **env))
+    assert (
+        settings.worker_concurrency,
+        settings.worker_page_concurrency,
+        settings.worker_db_pool_size,
+        settings.worker_db_max_overflow,
+    ) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("WORKER_CONCURRENCY", "0"),
+        ("WORKER_CONCURRENCY", "257"),
+        ("WORKER_CONCURRENCY", "many"),
+        ("WORKER_THREADS", "1000"),
+        ("WORKER_PAGE_CONCURRENCY", "4"),
+        ("WORKER_DB_POOL_SIZE", "0"),
+        ("WORKER_DB_MAX_OVERFLOW", "-1"),
+    ],
+)
+def test_worker_sizing_out_of_range_is_refused_by_name(database_url, name, value):
+    with pytest.raises(SettingsError, match=name):
+        load_settings(make_test_env(database_url, None, **{name: value}))
+
+
+def test_the_worker_pools_follow_the_settings(settings):
+    if not settings.redis_url:
+        pytest.skip("needs a Redis server URL")
+    ctx = worker_services(
+        settings.with_overrides(worker_concurrency=64, worker_db_pool_size=3, worker_db_max_overflow=2)
+    )
+    try:
+        assert ctx.redis.connection_pool.max_connections == 3 * 64 + 16
+        if ctx.engine.dialect.name == "postgresql":
+            assert (ctx.engine.pool.size(), ctx.engine.pool._max_overflow) == (3, 2)  # type: ignore[attr-defined]
+    finally:
+        ctx.close()
+
+
+def test_meta_usage_above_90_percent_still_slows_the_run(worker_ctx, graph, db_session):
+    post = make_post(db_session, make_connection(db_session), targets=("facebook",))
+    busy = {"X-App-Usage": json.dumps({"call_count": 95, "total_time": 10, "total_cputime": 10})}
+    graph.queue("photos", {"json": {"id": "1", "post_id": "p_1"}, "headers": busy})
+    before = USAGE_SLOWDOWNS._value.get()
+    assert publish_post(post.id) == PUBLISHED
+    assert USAGE_SLOWDOWNS._value.get() > before
+
+
+def test_page_slots_keep_every_account_under_its_cap_and_all_posts_get_their_turn():
+    slots = PageSlots()
+    lock = threading.Lock()
+    in_flight: dict[str, int] = {}
+    peak: dict[str, int] = {}
+    done: list[int] = []
+
+    def post(n: int) -> None:
+        # Posts on the Page and its Instagram account, some on the Page alone, some on another Page.
+        accounts = [("page:1", "ig:1"), ("page:1",), ("page:2", "ig:1")][n % 3]
+        with slots.hold(set(accounts), 5):
+            with lock:
+                for account in accounts:
+                    in_flight[account] = in_flight.get(account, 0) + 1
+                    peak[account] = max(peak.get(account, 0), in_flight[account])
+            time.sleep(0.01)
+            with lock:
+                for account in accounts:
+                    in_flight[account] -= 1
+                done.append(n)
+
+    threads = [threading.Thread(target=post, args=(n,)) for n in range(60)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(GIVE_UP_SECONDS)
+    assert sorted(done) == list(range(60))
+    assert set(peak) == {"page:1", "ig:1", "page:2"} and max(peak.values()) == 5
+    assert [slots.in_flight(a) for a in ("page:1", "ig:1", "page:2")] == [0, 0, 0]
