@@ -22,6 +22,7 @@ never leaves after a lost lease in any case: the marker's write is fenced by the
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -31,6 +32,8 @@ from contextlib import contextmanager
 from sqlalchemy.orm import Session
 
 from publish_worker.pacing import WAIT_SLICE_SECONDS, release_connection
+
+log = logging.getLogger(__name__)
 
 
 class RunStopped(Exception):
@@ -118,7 +121,7 @@ def side_by_side(db: RunDatabase, steps: Sequence[Callable[[], None]], pool: Thr
         steps[0]()
         db.release()  # no connection held while waiting for the others
     except BaseException as exc:  # noqa: BLE001 - raised below, once the helpers have ended
-        db.stop(exc)
+        _stopping(db, exc)
     for future in futures:
         _join(future, db)
     if db.stopped is not None:
@@ -134,5 +137,10 @@ def _join(future: Future[None], db: RunDatabase) -> None:
         try:
             wait_for_futures([future], timeout=WAIT_SLICE_SECONDS)
         except BaseException as exc:  # noqa: BLE001 - e.g. the job's time limit: stop, still wait
-            db.stop(exc)
+            _stopping(db, exc)
             future.cancel()  # a helper not started yet never starts
+
+
+def _stopping(db: RunDatabase, exc: BaseException) -> None:
+    log.warning("run stopping (%s): its other targets stop at their next step", type(exc).__name__)
+    db.stop(exc)

@@ -6,15 +6,20 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from rq.registry import FailedJobRegistry
+from rq.serializers import JSONSerializer
 from sqlalchemy import update
 
 from publish_worker.context import install_context, worker_services
 from publish_worker.jobs import publish_post
-from shared.models import AuditEvent, ScheduledPost, SocialConnection
+from publish_worker.runner import InProcessWorker
+from shared.models import PUBLISHED, AuditEvent, ScheduledPost, SocialConnection
+from shared.queue import PUBLISH_POST, QUEUE_NAME, enqueue_publish, make_queue
 from tests.factories import IG_ID, PAGE_ID, make_connection, make_post
 from tests.worker_fixtures import FAST, reload, scheduled_jobs
 
@@ -39,6 +44,8 @@ class SideBySideMeta(ThreadingHTTPServer):
         self.photo_answer: tuple[int, dict] = (200, {"id": "1", "post_id": f"{PAGE_ID}_1"})
         self.container_status = "FINISHED"
         self.on_both: Callable[[], None] | None = None  # runs while both calls are held at Meta
+        # Set: the two calls do not wait for each other; /media waits for this event instead.
+        self.media_released: threading.Event | None = None
 
     @property
     def url(self) -> str:
@@ -65,9 +72,11 @@ class SideBySideMeta(ThreadingHTTPServer):
             self.calls.append((method, path))
         apart = (503, {"error": {"message": "not at Meta together", "code": 1}})
         if (method, path) == ("POST", f"{PAGE_ID}/photos"):
-            return self.photo_answer if self.meet() else apart
+            return self.photo_answer if self.media_released or self.meet() else apart
         if (method, path) == ("POST", f"{IG_ID}/media"):
-            return (200, {"id": "container-1"}) if self.meet() else apart
+            if self.media_released is not None:
+                self.media_released.wait(GIVE_UP_SECONDS)
+            return (200, {"id": "container-1"}) if self.media_released or self.meet() else apart
         if (method, path) == ("GET", f"{IG_ID}/content_publishing_limit"):
             return 200, {"data": [{"quota_usage": 0, "config": {"quota_total": 50}}]}
         if (method, path) == ("GET", "container-1"):
@@ -208,3 +217,41 @@ def test_a_lease_lost_while_both_targets_are_at_meta_writes_nothing_more(ctx, me
     assert before["instagram"][2:4] == (None, None) and before["facebook"][2] is None
     assert meta.count("POST", f"{IG_ID}/media_publish") == 0
     assert db_session.query(AuditEvent.event).all() == []
+
+
+def test_a_job_past_its_time_limit_stops_its_other_target_which_sends_nothing_more(
+    settings, redis_client, engine, meta, db_session, caplog
+):
+    """The job's time limit lands in the job's thread while Instagram's call is held at Meta on a
+    helper thread: the job ends once that call is answered, what it learned is recorded under
+    the lease, nothing more is sent, and the worker goes on publishing."""
+    meta.media_released = threading.Event()
+    worker = InProcessWorker(settings.with_overrides(**FAST, meta_graph_url=meta.url), redis_client).start()
+    try:
+        conn = make_connection(db_session)
+        post = make_post(db_session, conn)
+        job = make_queue(redis_client).enqueue(PUBLISH_POST, args=(post.id,), job_id=f"pub-{post.id}-9", job_timeout=2)
+        wait_until(lambda: "run stopping (JobTimeoutException)" in caplog.text, "the job's time limit reached")
+        meta.media_released.set()
+        failed = FailedJobRegistry(QUEUE_NAME, connection=redis_client, serializer=JSONSerializer)
+        wait_until(lambda: job.id in failed.get_job_ids(), "the job ended by its time limit")
+        assert meta.count("GET", "container-1") == meta.count("POST", f"{IG_ID}/media_publish") == 0
+        held = reload(db_session, post.id)
+        fb, ig = held.target("facebook"), held.target("instagram")
+        assert held.status == "publishing"  # under its lease still: the sweeper takes it over after
+        assert (fb.status, fb.remote_id) == ("published", f"{PAGE_ID}_1")
+        assert (ig.status, ig.container_id, ig.sent_at) == ("pending", "container-1", None)
+        other = make_post(db_session, conn, targets=("facebook",))
+        with worker.ctx.session() as session:
+            enqueue_publish(session, worker.ctx, other.id)
+        wait_until(lambda: reload(db_session, other.id).status == PUBLISHED, "the next post published")
+    finally:
+        worker.stop()
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + GIVE_UP_SECONDS * 2
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting: {what}")
+        time.sleep(0.02)
