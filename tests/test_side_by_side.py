@@ -226,11 +226,14 @@ def test_a_job_past_its_time_limit_stops_its_other_target_which_sends_nothing_mo
     helper thread: the job ends once that call is answered, what it learned is recorded under
     the lease, nothing more is sent, and the worker goes on publishing."""
     meta.media_released = threading.Event()
+    conn = make_connection(db_session)
+    post = make_post(db_session, conn)
+    job_id = f"pub-{post.id}-9"
+    db_session.execute(update(ScheduledPost).where(ScheduledPost.id == post.id).values(rq_job_id=job_id))
+    db_session.commit()  # the post's own job: the sweeper leaves it alone
+    job = make_queue(redis_client).enqueue(PUBLISH_POST, args=(post.id,), job_id=job_id, job_timeout=2)
     worker = InProcessWorker(settings.with_overrides(**FAST, meta_graph_url=meta.url), redis_client).start()
     try:
-        conn = make_connection(db_session)
-        post = make_post(db_session, conn)
-        job = make_queue(redis_client).enqueue(PUBLISH_POST, args=(post.id,), job_id=f"pub-{post.id}-9", job_timeout=2)
         wait_until(lambda: "run stopping (JobTimeoutException)" in caplog.text, "the job's time limit reached")
         meta.media_released.set()
         failed = FailedJobRegistry(QUEUE_NAME, connection=redis_client, serializer=JSONSerializer)
