@@ -25,8 +25,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import wait as wait_for_futures
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 
 from sqlalchemy.orm import Session
@@ -135,7 +135,11 @@ def side_by_side(db: RunDatabase, steps: Sequence[Callable[[], None]], pool: Thr
 def _join(future: Future[None], db: RunDatabase) -> None:
     while not future.done():
         try:
-            wait_for_futures([future], timeout=WAIT_SLICE_SECONDS)
+            future.exception(timeout=WAIT_SLICE_SECONDS)  # waits; the helper's failure is read later
+        except FutureTimeout:
+            continue
+        except CancelledError:
+            return
         except BaseException as exc:  # noqa: BLE001 - e.g. the job's time limit: stop, still wait
             _stopping(db, exc)
             future.cancel()  # a helper not started yet never starts
