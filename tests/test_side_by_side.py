@@ -4,6 +4,7 @@ of DESIGN §8: a lease lost mid-run, a connection found unusable while the other
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import time
@@ -17,7 +18,7 @@ from sqlalchemy import update
 
 from publish_worker.context import install_context, worker_services
 from publish_worker.jobs import publish_post
-from publish_worker.runner import InProcessWorker
+from publish_worker.runner import make_worker
 from shared.models import PUBLISHED, AuditEvent, ScheduledPost, SocialConnection
 from shared.queue import PUBLISH_POST, QUEUE_NAME, enqueue_publish, make_queue
 from tests.factories import IG_ID, PAGE_ID, make_connection, make_post
@@ -225,14 +226,19 @@ def test_a_job_past_its_time_limit_stops_its_other_target_which_sends_nothing_mo
     """The job's time limit lands in the job's thread while Instagram's call is held at Meta on a
     helper thread: the job ends once that call is answered, what it learned is recorded under
     the lease, nothing more is sent, and the worker goes on publishing."""
+    caplog.set_level(logging.WARNING, logger="publish_worker.side_by_side")  # whatever the root's level
     meta.media_released = threading.Event()
     conn = make_connection(db_session)
     post = make_post(db_session, conn)
     job_id = f"pub-{post.id}-9"
-    db_session.execute(update(ScheduledPost).where(ScheduledPost.id == post.id).values(rq_job_id=job_id))
-    db_session.commit()  # the post's own job: the sweeper leaves it alone
     job = make_queue(redis_client).enqueue(PUBLISH_POST, args=(post.id,), job_id=job_id, job_timeout=2)
-    worker = InProcessWorker(settings.with_overrides(**FAST, meta_graph_url=meta.url), redis_client).start()
+    # The RQ worker alone (no sweeper to race the job with one of its own).
+    ctx = worker_services(settings.with_overrides(**FAST, meta_graph_url=meta.url), redis_client)
+    install_context(ctx)
+    stop = threading.Event()
+    worker = make_worker(ctx, 4, stop)
+    working = threading.Thread(target=worker.work, kwargs={"with_scheduler": False}, daemon=True)
+    working.start()
     try:
         wait_until(lambda: "run stopping (JobTimeoutException)" in caplog.text, "the job's time limit reached")
         meta.media_released.set()
@@ -245,11 +251,15 @@ def test_a_job_past_its_time_limit_stops_its_other_target_which_sends_nothing_mo
         assert (fb.status, fb.remote_id) == ("published", f"{PAGE_ID}_1")
         assert (ig.status, ig.container_id, ig.sent_at) == ("pending", "container-1", None)
         other = make_post(db_session, conn, targets=("facebook",))
-        with worker.ctx.session() as session:
-            enqueue_publish(session, worker.ctx, other.id)
+        with ctx.session() as session:
+            enqueue_publish(session, ctx, other.id)
         wait_until(lambda: reload(db_session, other.id).status == PUBLISHED, "the next post published")
     finally:
-        worker.stop()
+        stop.set()
+        working.join(GIVE_UP_SECONDS)
+        worker.close()
+        install_context(None)
+        ctx.close()
 
 
 def wait_until(condition: Callable[[], bool], what: str) -> None:
