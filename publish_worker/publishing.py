@@ -90,12 +90,9 @@ class PublishRun:
 
     # -- bookkeeping --
 
-    def save(self, **values: Any) -> None:
-        """Write the post's ``values`` and every result waiting, under the lease; committed at once."""
-        with self.db.use():
-            self.write(**values)
-
     def write(self, **values: Any) -> None:
+        """Write the post's ``values`` and every result waiting, under the lease; committed at once
+        (from a step, under ``self.db.use()``)."""
         lease.record(
             self.session,
             self.post,
@@ -116,15 +113,15 @@ class PublishRun:
         marker = any(values.get(marker) is not None for marker in SENT_MARKERS)
         if marker and self.connection_failure is not None:
             raise ConnectionUnusable(self.connection_failure.error_code)
-        with self.db.locked():
+        # A marker only while the run goes on (else it would be written after, for a request never sent).
+        with self.db.use() if marker else self.db.locked():
             if attempt and not self.counted_attempt:
                 self.unsaved_post["attempts"] = self.post.attempts + 1
                 self.counted_attempt = True
             waiting = self.unsaved_targets.get(row.target, (row, {}))[1]
             self.unsaved_targets[row.target] = (row, {**waiting, **values})
             if marker:
-                with self.db.use():
-                    self.write()
+                self.write()
             else:
                 lease.refresh(row, values)
                 lease.refresh(self.post, self.unsaved_post)
