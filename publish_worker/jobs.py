@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session, joinedload
 
 from publish_worker import lease
 from publish_worker.context import get_context
-from publish_worker.pacing import PAGE_SLOTS, RunGraphClient, accounts_of
+from publish_worker.pacing import PAGE_SLOTS, accounts_of
 from publish_worker.publishing import PublishRun
+from publish_worker.side_by_side import RunDatabase
 from shared.audit import record_event
 from shared.errors import AppError
 from shared.log import log_context
@@ -63,8 +64,8 @@ def _run(ctx: Services, session: Session, post_id: str, carried: str | None) -> 
         raise LookupError(f"post {post_id} is gone")
     with log_context(connection_id=post.connection_id):
         try:
-            graph = ctx.graph(client=RunGraphClient, db_session=session)
-            return PublishRun(ctx, session, post, owner, graph, fresh_take=carried is None).run()
+            db = RunDatabase(session)
+            return PublishRun(ctx, db, post, owner, fresh_take=carried is None).run()
         except lease.LeaseLost:
             session.rollback()
             log.warning("lease lost mid-run; another run carries on")

@@ -9,7 +9,7 @@ inside a blocking call, so a job waiting for its Page's turn is still stopped on
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -106,13 +106,15 @@ def release_connection(session: Session) -> None:
 
 
 class RunGraphClient(GraphClient):
-    """A run's Graph client: before each call to Meta the run's session gives its database
-    connection back (a call may take seconds; the pool is far smaller than the posts in flight)."""
+    """A run's Graph client: before each call to Meta the run gives its database connection
+    back (a call may take seconds; the pool is far smaller than the posts in flight).
+    ``before_call`` does it (``RunDatabase.release``, which also stops a thread whose run has
+    stopped before its call leaves)."""
 
-    def __init__(self, *args: Any, db_session: Session, **kwargs: Any):
+    def __init__(self, *args: Any, before_call: Callable[[], None], **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.db_session = db_session
+        self.before_call = before_call
 
     def request(self, *args: Any, **kwargs: Any) -> Any:
-        release_connection(self.db_session)
+        self.before_call()
         return super().request(*args, **kwargs)

@@ -31,7 +31,8 @@ class PublishMock:
         self.page_size = 25  # /published_posts entries a page
         self.container_status = "FINISHED"
         self.quota_used = 0
-        self.counter = 0
+        # Each platform numbers its own objects: a post's Facebook and Instagram calls run side by side.
+        self.counters = {"facebook": 0, "instagram": 0}
         routes = {
             "photos": ("POST", f"{BASE}/{PAGE_ID}/photos", self._photos),
             "feed_post": ("POST", f"{BASE}/{PAGE_ID}/feed", self._feed_post),
@@ -67,9 +68,9 @@ class PublishMock:
 
         return respond
 
-    def _next(self) -> int:
-        self.counter += 1
-        return self.counter
+    def _next(self, platform: str = "facebook") -> int:
+        self.counters[platform] += 1
+        return self.counters[platform]
 
     def _photos(self, request, context):
         n = self._next()
@@ -101,7 +102,7 @@ class PublishMock:
         return {"data": [{"quota_usage": self.quota_used, "config": config}]}
 
     def _media(self, request, context):
-        return {"id": f"container-{self._next()}"}
+        return {"id": f"container-{self._next('instagram')}"}
 
     def _media_list(self, request, context):
         return {"data": list(reversed(self.ig_media))}
@@ -115,7 +116,7 @@ class PublishMock:
 
     def _publish(self, request, context):
         self.container_status = "PUBLISHED"
-        return {"id": f"1795{self._next():08d}"}
+        return {"id": f"1795{self._next('instagram'):08d}"}
 
     def calls(self, name: str) -> list:
         paths = {

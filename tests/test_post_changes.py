@@ -309,7 +309,9 @@ def test_an_unconfirmed_target_needs_the_confirmation_and_is_looked_for_before_a
 def test_retry_while_the_connection_needs_reauth_answers_token_expired_then_works_once_reconnected(
     client, conn, db_session, worker_ctx, graph
 ):
+    # An expired token fails both targets' first calls (they work side by side).
     graph.queue("photos", graph_error(190, 463, message="Session has expired"))
+    graph.queue("limit", graph_error(190, 463, message="Session has expired"))
     post = make_post(db_session, conn)
     assert publish_post(post.id) == "failed"
     db_session.expire_all()

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Protocol
 from sqlalchemy.orm import Session
 
 from publish_worker.failures import CONNECTION_CODES, NO_RETRY, Failure, classify, retry_delay
+from publish_worker.side_by_side import RunDatabase
 from shared.db import utcnow
 from shared.errors import DEFER, message_for
 from shared.graph import GraphClient, GraphError, GraphTransportError
@@ -39,6 +40,7 @@ class Run(Protocol):
     publishers: naming it here would make an import circle)."""
 
     session: Session
+    db: RunDatabase
     post: ScheduledPost
     conn: SocialConnection
     graph: GraphClient

@@ -192,31 +192,31 @@ class FacebookPublisher(FacebookUploads):
         ]
         if not candidates:
             return None
-        session = self.run.session
-        taken = set(
-            session.scalars(
-                select(PostTarget.remote_id).where(
-                    PostTarget.target == self.spec.name,
-                    PostTarget.remote_id.in_(candidates),
-                    PostTarget.post_id != post.id,
+        with self.run.db.use() as session:
+            taken = set(
+                session.scalars(
+                    select(PostTarget.remote_id).where(
+                        PostTarget.target == self.spec.name,
+                        PostTarget.remote_id.in_(candidates),
+                        PostTarget.post_id != post.id,
+                    )
                 )
             )
-        )
-        candidates = [c for c in candidates if c not in taken]
-        listed = {str(item["id"]) for item in items}
-        others = session.scalars(
-            select(PostTarget.remote_id)
-            .join(ScheduledPost, PostTarget.post_id == ScheduledPost.id)
-            .join(SocialConnection, ScheduledPost.connection_id == SocialConnection.id)
-            .where(
-                PostTarget.target == self.spec.name,
-                SocialConnection.facebook_page_id == self.conn.facebook_page_id,
-                ScheduledPost.id != post.id,
-                ScheduledPost.caption == post.caption,
-                # Only sends whose post could have been created inside this window.
-                PostTarget.sent_at >= window_start - self.run.request_lifetime() - CLOCK_SKEW,
-            )
-        ).all()
+            candidates = [c for c in candidates if c not in taken]
+            listed = {str(item["id"]) for item in items}
+            others = session.scalars(
+                select(PostTarget.remote_id)
+                .join(ScheduledPost, PostTarget.post_id == ScheduledPost.id)
+                .join(SocialConnection, ScheduledPost.connection_id == SocialConnection.id)
+                .where(
+                    PostTarget.target == self.spec.name,
+                    SocialConnection.facebook_page_id == self.conn.facebook_page_id,
+                    ScheduledPost.id != post.id,
+                    ScheduledPost.caption == post.caption,
+                    # Only sends whose post could have been created inside this window.
+                    PostTarget.sent_at >= window_start - self.run.request_lifetime() - CLOCK_SKEW,
+                )
+            ).all()
         rivals = [remote_id for remote_id in others if remote_id is None or remote_id not in listed]
         if len(candidates) == 1 and not rivals:
             return candidates[0]

@@ -231,23 +231,24 @@ class FacebookUploads(TargetPublisher):
         """Fewer than 30 of our reels on this Page in the last 24 h; else deferred until one ages out."""
         now = utcnow()
         cutoff = now - REELS_WINDOW
-        rows = self.run.session.execute(
-            select(PostTarget.published_at, PostTarget.sent_at)
-            .join(ScheduledPost, PostTarget.post_id == ScheduledPost.id)
-            .join(SocialConnection, ScheduledPost.connection_id == SocialConnection.id)
-            .where(
-                PostTarget.target == self.spec.name,
-                ScheduledPost.format == FORMAT_REEL,
-                ScheduledPost.id != self.post.id,
-                SocialConnection.facebook_page_id == self.conn.facebook_page_id,
-                or_(
-                    and_(PostTarget.status == PUBLISHED, PostTarget.published_at >= cutoff),
-                    # Sent and not known to have failed: it may be live, so it counts.
-                    and_(PostTarget.status.in_((PENDING, UNCONFIRMED)), PostTarget.sent_at >= cutoff),
-                ),
-            )
-        ).all()
-        self.run.session.commit()  # end the read's transaction: nothing is held while Meta is called
+        with self.run.db.use() as session:
+            rows = session.execute(
+                select(PostTarget.published_at, PostTarget.sent_at)
+                .join(ScheduledPost, PostTarget.post_id == ScheduledPost.id)
+                .join(SocialConnection, ScheduledPost.connection_id == SocialConnection.id)
+                .where(
+                    PostTarget.target == self.spec.name,
+                    ScheduledPost.format == FORMAT_REEL,
+                    ScheduledPost.id != self.post.id,
+                    SocialConnection.facebook_page_id == self.conn.facebook_page_id,
+                    or_(
+                        and_(PostTarget.status == PUBLISHED, PostTarget.published_at >= cutoff),
+                        # Sent and not known to have failed: it may be live, so it counts.
+                        and_(PostTarget.status.in_((PENDING, UNCONFIRMED)), PostTarget.sent_at >= cutoff),
+                    ),
+                )
+            ).all()
+            session.commit()  # end the read's transaction: nothing is held while Meta is called
         times = sorted(_when(published_at, sent_at) for published_at, sent_at in rows)
         if len(times) < REELS_PER_DAY:
             return True

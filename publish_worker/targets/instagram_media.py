@@ -113,34 +113,34 @@ def find_published_media(publisher: TargetPublisher, kind: str) -> str | None:
         return None
     if not candidates:
         return None
-    session = publisher.run.session
-    taken = set(
-        session.scalars(
-            select(PostTarget.remote_id).where(
-                PostTarget.target == publisher.spec.name,
-                PostTarget.remote_id.in_(candidates),
-                PostTarget.post_id != post.id,
+    with publisher.run.db.use() as session:
+        taken = set(
+            session.scalars(
+                select(PostTarget.remote_id).where(
+                    PostTarget.target == publisher.spec.name,
+                    PostTarget.remote_id.in_(candidates),
+                    PostTarget.post_id != post.id,
+                )
             )
         )
-    )
-    candidates = [c for c in candidates if c not in taken]
-    # Another post of ours on this account with the same caption, no known media id, and a
-    # media_publish that may have gone through in this window: the two cannot be told apart.
-    rivals = session.scalar(
-        select(func.count())
-        .select_from(PostTarget)
-        .join(ScheduledPost, PostTarget.post_id == ScheduledPost.id)
-        .join(SocialConnection, ScheduledPost.connection_id == SocialConnection.id)
-        .where(
-            PostTarget.target == publisher.spec.name,
-            SocialConnection.instagram_business_account_id == conn.instagram_business_account_id,
-            ScheduledPost.id != post.id,
-            ScheduledPost.caption == post.caption,
-            PostTarget.remote_id.is_(None),
-            or_(PostTarget.sent_at.is_not(None), PostTarget.status.in_((PUBLISHED, UNCONFIRMED))),
-            PostTarget.container_at >= window_start - CONTAINER_LIFETIME,
+        candidates = [c for c in candidates if c not in taken]
+        # Another post of ours on this account with the same caption, no known media id, and a
+        # media_publish that may have gone through in this window: the two cannot be told apart.
+        rivals = session.scalar(
+            select(func.count())
+            .select_from(PostTarget)
+            .join(ScheduledPost, PostTarget.post_id == ScheduledPost.id)
+            .join(SocialConnection, ScheduledPost.connection_id == SocialConnection.id)
+            .where(
+                PostTarget.target == publisher.spec.name,
+                SocialConnection.instagram_business_account_id == conn.instagram_business_account_id,
+                ScheduledPost.id != post.id,
+                ScheduledPost.caption == post.caption,
+                PostTarget.remote_id.is_(None),
+                or_(PostTarget.sent_at.is_not(None), PostTarget.status.in_((PUBLISHED, UNCONFIRMED))),
+                PostTarget.container_at >= window_start - CONTAINER_LIFETIME,
+            )
         )
-    )
     if len(candidates) == 1 and not rivals:
         return candidates[0]
     return None
