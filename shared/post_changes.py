@@ -66,6 +66,9 @@ RETRYABLE_POSTS = (FAILED, PARTIALLY_PUBLISHED, UNCONFIRMED, PUBLISHED)
 RETRY_RESETS_STEPS = ("recreated", "failures_here")
 
 
+EDIT_ATTEMPTS = 3
+
+
 def _locked(session: Session, post_id: str) -> ScheduledPost:
     """The post re-read under a row lock (PostgreSQL): the worker's lease waits for our commit."""
     return session.scalars(
@@ -207,14 +210,37 @@ def edit_post(
     """Apply a merge patch to a queued post, validated as ``POST /schedule`` validates a body.
 
     ``409 not_editable`` once publishing has started; nothing is changed by any refusal.
+    The patch is merged onto the post as it is under the row lock: when another edit changed
+    it while this one checked the token and media (outside the lock), this one starts over
+    from the new state rather than write back what it read before.
     """
+    for _ in range(EDIT_ATTEMPTS):
+        outcome = _try_edit(session, services, post, patch, info=info, graph=graph, fetcher=fetcher)
+        if outcome is not None:
+            return outcome
+        post = session.get(ScheduledPost, post.id) or post
+    raise AppError("not_editable")
+
+
+def _try_edit(
+    session: Session,
+    services: Services,
+    post: ScheduledPost,
+    patch: dict[str, Any],
+    *,
+    info: RequestInfo,
+    graph: GraphClient | None,
+    fetcher: Fetcher | None,
+) -> ScheduledPost | None:
+    """One attempt of :func:`edit_post`; None when the post changed before the lock was taken."""
     if not is_editable(post):
         raise AppError("not_editable")
     patch = dict(patch)
     if "connection_id" in patch:
         if patch.pop("connection_id") not in (None, post.connection_id):
             raise AppError("validation_error", fields={"connection_id": [OTHER_CONNECTION]})
-    merged = merge_patch(post_body(post), patch)
+    read = post_body(post)
+    merged = merge_patch(read, patch)
     # An untouched publish_at of a post already due (a backlog) is not held against the edit.
     reference = None if "publish_at" in patch else min(utcnow(), post.publish_at)
     body = validate_body(merged, now=reference, allow_hosts=services.settings.media_precheck_allow_hosts)
@@ -233,6 +259,9 @@ def edit_post(
     if not is_editable(post):
         session.rollback()
         raise AppError("not_editable")
+    if post_body(post) != read:
+        session.rollback()  # another edit landed meanwhile: merge onto what it left
+        return None
     stale_job = post.rq_job_id
     changes = _changes(post, body)
     _apply(post, changes)

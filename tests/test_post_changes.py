@@ -12,10 +12,12 @@ from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 from rq.serializers import JSONSerializer
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from publish_worker.jobs import publish_post
+from shared import post_changes
 from shared.db import utcnow
-from shared.models import AuditEvent, SocialConnection
+from shared.models import AuditEvent, ScheduledPost, SocialConnection
 from shared.queue import PUBLISH_POST, PublishJob, make_queue
 from tests.conftest import SCHEDULER_TOKEN, same_origin, session_jwt
 from tests.factories import make_connection, make_post
@@ -190,6 +192,31 @@ def test_an_edit_racing_the_worker_is_not_editable(client, conn, db_session, wor
     response = edit(client, job_id, {"caption": "Terlambat"})
     assert response.status_code == 409 and response.json["error_code"] == "not_editable"
     assert captions(graph.calls("photos")) == ["Promo minggu ini #diskon"]
+
+
+def test_two_overlapping_edits_keep_each_others_changes(client, conn, db_session, engine, monkeypatch):
+    """An edit that lands while another checks the token (outside the row lock) is not undone by it."""
+    job_id = schedule(client, body(caption="Harga lama", publish_at=later(3600))).json["job_id"]
+    real_check = post_changes.ensure_token_valid
+    landed = []
+
+    def check_while_another_edit_lands(*args, **kwargs):
+        real_check(*args, **kwargs)
+        if not landed:  # the other tab's edit commits now, between this edit's read and its lock
+            landed.append(True)
+            with Session(engine) as other:
+                other.execute(update(ScheduledPost).where(ScheduledPost.id == job_id).values(caption="Harga baru"))
+                other.commit()
+
+    monkeypatch.setattr(post_changes, "ensure_token_valid", check_while_another_edit_lands)
+    new_time = later(7200)
+    response = edit(client, job_id, {"publish_at": new_time})
+
+    assert response.status_code == 200, response.json
+    assert response.json["caption"] == "Harga baru"
+    post = reload(db_session, job_id)
+    assert post.caption == "Harga baru"
+    assert post.publish_at.isoformat().replace("+00:00", "Z") == new_time
 
 
 def test_only_sellers_edit_theirs_the_scheduler_is_forbidden(app, client, conn, db_session):
