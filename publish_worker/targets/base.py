@@ -14,6 +14,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Protocol
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from publish_worker.failures import CONNECTION_CODES, NO_RETRY, Failure, classify, retry_delay
@@ -309,6 +310,19 @@ class TargetPublisher:
         if len(ours) > 1:
             raise CheckFailed("more than one comment could be ours")
         return ours[0] if ours else None
+
+
+def held_by_other_posts(session: Session, target: str, remote_ids: list[str], post_id: str) -> set[str]:
+    """Which of ``remote_ids`` another post's row of ``target`` has already recorded as its own."""
+    return set(
+        session.scalars(
+            select(PostTarget.remote_id).where(
+                PostTarget.target == target,
+                PostTarget.remote_id.in_(remote_ids),
+                PostTarget.post_id != post_id,
+            )
+        )
+    )
 
 
 def _text(item: dict[str, Any]) -> str:

@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from publish_worker.targets.base import GRAPH_FAILURES, CheckFailed
+from publish_worker.targets.base import GRAPH_FAILURES, CheckFailed, held_by_other_posts
 from publish_worker.targets.facebook_uploads import VIDEO_EDGES, FacebookUploads
 from shared.db import utcnow
 from shared.errors import message_for
@@ -193,15 +193,7 @@ class FacebookPublisher(FacebookUploads):
         if not candidates:
             return None
         with self.run.db.use() as session:
-            taken = set(
-                session.scalars(
-                    select(PostTarget.remote_id).where(
-                        PostTarget.target == self.spec.name,
-                        PostTarget.remote_id.in_(candidates),
-                        PostTarget.post_id != post.id,
-                    )
-                )
-            )
+            taken = held_by_other_posts(session, self.spec.name, candidates, post.id)
             candidates = [c for c in candidates if c not in taken]
             listed = {str(item["id"]) for item in items}
             others = session.scalars(

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import func, or_, select
 
-from publish_worker.targets.base import GRAPH_FAILURES, TargetPublisher
+from publish_worker.targets.base import GRAPH_FAILURES, TargetPublisher, held_by_other_posts
 from shared.db import utcnow
 from shared.models import PUBLISHED, UNCONFIRMED, PostTarget, ScheduledPost, SocialConnection
 from shared.targets import IMAGE, VIDEO, MediaItem
@@ -114,15 +114,7 @@ def find_published_media(publisher: TargetPublisher, kind: str) -> str | None:
     if not candidates:
         return None
     with publisher.run.db.use() as session:
-        taken = set(
-            session.scalars(
-                select(PostTarget.remote_id).where(
-                    PostTarget.target == publisher.spec.name,
-                    PostTarget.remote_id.in_(candidates),
-                    PostTarget.post_id != post.id,
-                )
-            )
-        )
+        taken = held_by_other_posts(session, publisher.spec.name, candidates, post.id)
         candidates = [c for c in candidates if c not in taken]
         # Another post of ours on this account with the same caption, no known media id, and a
         # media_publish that may have gone through in this window: the two cannot be told apart.
