@@ -79,6 +79,17 @@ def _locked(session: Session, post_id: str) -> ScheduledPost:
     ).one()
 
 
+def _check_connection(
+    session: Session, services: Services, post: ScheduledPost, *, graph: GraphClient | None, info: RequestInfo
+) -> None:
+    """The post's connection is usable and its token still valid, as ``POST /schedule`` checks."""
+    conn = _connection(session, post)
+    check_usable(conn)
+    settings = services.settings
+    graph = graph or services.graph(timeout=(settings.graph_connect_timeout, settings.status_check_timeout))
+    ensure_token_valid(session, services, conn, graph=graph, info=info)
+
+
 def _connection(session: Session, post: ScheduledPost) -> SocialConnection:
     conn = session.get(SocialConnection, post.connection_id)
     if conn is None:  # a post always has its connection; only a deletion in between gets here
@@ -247,11 +258,7 @@ def _try_edit(
     changes = _changes(post, body)
     if not changes:
         return post
-    conn = _connection(session, post)
-    check_usable(conn)
-    settings = services.settings
-    graph = graph or services.graph(timeout=(settings.graph_connect_timeout, settings.status_check_timeout))
-    ensure_token_valid(session, services, conn, graph=graph, info=info)
+    _check_connection(session, services, post, graph=graph, info=info)
     if any(name in changes for name in PRECHECKED):
         check_media(services, body, fetcher=fetcher)
 
@@ -378,11 +385,7 @@ def retry_post(
     confirm = body["confirm_unconfirmed"]
     if not retry_plan(post, confirm_unconfirmed=confirm):
         raise AppError("not_retryable")
-    conn = _connection(session, post)
-    check_usable(conn)
-    settings = services.settings
-    graph = graph or services.graph(timeout=(settings.graph_connect_timeout, settings.status_check_timeout))
-    ensure_token_valid(session, services, conn, graph=graph, info=info)
+    _check_connection(session, services, post, graph=graph, info=info)
 
     post = _locked(session, post.id)
     plan = retry_plan(post, confirm_unconfirmed=confirm)
