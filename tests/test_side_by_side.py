@@ -3,13 +3,12 @@ of DESIGN §8: a lease lost mid-run, a connection found unusable while the other
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 from rq.registry import FailedJobRegistry
@@ -22,6 +21,7 @@ from publish_worker.runner import make_worker
 from shared.models import PUBLISHED, AuditEvent, ScheduledPost, SocialConnection
 from shared.queue import PUBLISH_POST, QUEUE_NAME, enqueue_publish, make_queue
 from tests.factories import IG_ID, PAGE_ID, make_connection, make_post
+from tests.json_stand_in import JsonHandler, serve_in_thread, stop_serving
 from tests.worker_fixtures import FAST, reload, scheduled_jobs
 
 GIVE_UP_SECONDS = 10  # only reached when the two calls are not at Meta together
@@ -87,7 +87,7 @@ class SideBySideMeta(ThreadingHTTPServer):
         return 404, {"error": {"message": "not here", "code": 100}}
 
 
-class SideBySideHandler(BaseHTTPRequestHandler):
+class SideBySideHandler(JsonHandler):
     server: SideBySideMeta
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
@@ -99,27 +99,16 @@ class SideBySideHandler(BaseHTTPRequestHandler):
 
     def respond(self, method: str) -> None:
         match = PATH.match(self.path)
-        status, body = self.server.answer(method, match.group(1) if match else self.path)
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - http.server's signature
-        pass
+        self.send_json(*self.server.answer(method, match.group(1) if match else self.path))
 
 
 @pytest.fixture
 def meta() -> Iterator[SideBySideMeta]:
     server = SideBySideMeta()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    serve_in_thread(server)
     yield server
     server.together.abort()
-    server.shutdown()
-    server.server_close()
+    stop_serving(server)
 
 
 @pytest.fixture

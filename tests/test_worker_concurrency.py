@@ -9,7 +9,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 from rq import Worker
@@ -27,6 +27,7 @@ from shared.queue import PUBLISH_POST, QUEUE_NAME, enqueue_publish, make_queue
 from shared.settings import SettingsError, load_settings
 from tests.conftest import make_test_env
 from tests.factories import make_connection, make_post
+from tests.json_stand_in import JsonHandler, serve_in_thread, stop_serving
 from tests.worker_fixtures import FAST, reload
 
 GIVE_UP_SECONDS = 30  # only reached when the behaviour under test is broken
@@ -78,7 +79,7 @@ class Gate(ThreadingHTTPServer):
             return len(self.waiting)
 
 
-class GateHandler(BaseHTTPRequestHandler):
+class GateHandler(JsonHandler):
     server: Gate
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
@@ -86,35 +87,22 @@ class GateHandler(BaseHTTPRequestHandler):
         self.server.called()
         match = FEED.match(self.path.split("?")[0])
         if match:
-            self.answer(200, self.server.feed(match.group(1)))
+            self.send_json(200, self.server.feed(match.group(1)))
         else:
-            self.answer(404, {"error": {"message": "not here", "code": 100}})
+            self.send_json(404, {"error": {"message": "not here", "code": 100}})
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         self.server.called()
-        self.answer(404, {"error": {"message": "not here", "code": 100}})
-
-    def answer(self, status: int, body: dict) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - http.server's signature
-        pass
+        self.send_json(404, {"error": {"message": "not here", "code": 100}})
 
 
 @pytest.fixture
 def gate() -> Iterator[Gate]:
     server = Gate()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    serve_in_thread(server)
     yield server
     server.open()
-    server.shutdown()
-    server.server_close()
+    stop_serving(server)
 
 
 @pytest.fixture
