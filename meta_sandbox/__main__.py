@@ -1,4 +1,4 @@
-"""``python -m meta_sandbox [--host 127.0.0.1] [--port 8001]``.
+"""``python -m meta_sandbox [--host 127.0.0.1] [--port 8001] [--quiet]``.
 
 Reads ``SANDBOX_*`` settings from the environment; refuses to start unless ``APP_ENV`` is
 ``demo`` or ``test``.
@@ -12,7 +12,7 @@ import sys
 from werkzeug.serving import run_simple
 
 from . import SandboxRefused, config_from_env, create_app, require_demo_or_test
-from .server import MaskingRequestHandler
+from .server import MaskingRequestHandler, QuietRequestHandler
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
+    parser.add_argument("--quiet", action="store_true", help="log failed requests only (benchmarks)")
     args = parser.parse_args(argv)
     try:
         require_demo_or_test()
@@ -31,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"Meta sandbox on http://{args.host}:{args.port}/ (scenario {app.config['SANDBOX_SCENARIO']})", file=sys.stderr
     )
-    run_simple(args.host, args.port, app, threaded=True, request_handler=MaskingRequestHandler)
+    handler = QuietRequestHandler if args.quiet else MaskingRequestHandler
+    run_simple(args.host, args.port, app, threaded=True, request_handler=handler)
     return 0
 
 

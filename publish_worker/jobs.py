@@ -48,15 +48,12 @@ def _publish(post_id: str, carried: str | None) -> str:
 
 def _run(ctx: Services, session: Session, post_id: str, carried: str | None) -> str:
     owner = lease.new_owner()
-    if carried is None and _superseded(session, post_id):
-        log.info("job superseded (the post was edited or retried since): nothing to do")
-        return "skipped"
     if carried is None:
-        mine = lease.take(session, post_id, owner, ctx.settings.lease_seconds)
+        mine = lease.take(session, post_id, owner, ctx.settings.lease_seconds, job_id=_own_job_id(post_id))
     else:
         mine = lease.resume(session, post_id, carried, owner, ctx.settings.lease_seconds)
     if not mine:
-        log.info("post not taken (already published, cancelled, not due, or another run holds it)")
+        log.info("post not taken (published, cancelled, not due, superseded by a newer job, or held by another run)")
         return "skipped"
     # The connection is held here: the session keeps loaded objects only while they are referenced.
     post, _conn = load_post(session, post_id)
@@ -72,16 +69,14 @@ def _run(ctx: Services, session: Session, post_id: str, carried: str | None) -> 
             return "lease_lost"
 
 
-def _superseded(session: Session, post_id: str) -> bool:
-    """This RQ job is one of the post's (``pub-<post id>-<n>``) but no longer the one it names:
-    an edit or a retry enqueued a newer job (a crash re-run or a duplicate delivery of the
-    current one still takes the lease as before)."""
+def _own_job_id(post_id: str) -> str | None:
+    """This RQ job's id if it is one of the post's (``pub-<post id>-<n>``): such a job takes the
+    post only while the post still names it, since an edit or a retry enqueues a newer one (a
+    crash re-run or a duplicate delivery of the current one still takes the lease as before)."""
     job = get_current_job()
     if job is None or not job.id.startswith(f"pub-{post_id}-"):
-        return False
-    current = session.scalar(select(ScheduledPost.rq_job_id).where(ScheduledPost.id == post_id))
-    session.rollback()  # leave no transaction open before the lease is taken
-    return current is not None and current != job.id
+        return None
+    return job.id
 
 
 _LOAD_POST = (

@@ -50,6 +50,10 @@ _TAKE = (
         next_attempt_at=None,
     )
 )
+# The same, for a job that is one of the post's (``pub-<post id>-<n>``): only while the post still
+# names it, so a job an edit or a retry has replaced does nothing (checked in this one statement
+# rather than by a query of its own before it).
+_TAKE_AS_JOB = _TAKE.where(or_(_POSTS.c.rq_job_id.is_(None), _POSTS.c.rq_job_id == bindparam("job_id")))
 _RESUME = (
     update(_POSTS)
     .where(
@@ -70,20 +74,24 @@ _RECORD_TARGET = update(_TARGETS).where(
 )
 
 
-def take(session: Session, post_id: str, owner: str, lease_seconds: float) -> bool:
-    """Atomically move a due ``queued`` post (or one whose lease expired) to ``publishing``."""
+def take(session: Session, post_id: str, owner: str, lease_seconds: float, *, job_id: str | None = None) -> bool:
+    """Atomically move a due ``queued`` post (or one whose lease expired) to ``publishing``.
+
+    With ``job_id`` (the post's own ``pub-<post id>-<n>``), only while the post still names that
+    job (or none): a superseded job takes nothing."""
     now = utcnow()
-    result = session.execute(
-        _TAKE,
-        {
-            "post_id": post_id,
-            "due_by": now + EARLY_TOLERANCE,
-            "now": now,
-            "owner": owner,
-            "expires": now + timedelta(seconds=lease_seconds),
-            "started": now,
-        },
-    )
+    values = {
+        "post_id": post_id,
+        "due_by": now + EARLY_TOLERANCE,
+        "now": now,
+        "owner": owner,
+        "expires": now + timedelta(seconds=lease_seconds),
+        "started": now,
+    }
+    if job_id is None:
+        result = session.execute(_TAKE, values)
+    else:
+        result = session.execute(_TAKE_AS_JOB, {**values, "job_id": job_id})
     count = affected_rows(result)
     session.commit()
     return count == 1
