@@ -97,8 +97,10 @@ class Settings:
     # the worker's database pool (connections are held only while a step reads or commits).
     worker_concurrency: int = 128
     worker_page_concurrency: int = 16
-    worker_db_pool_size: int = 10
-    worker_db_max_overflow: int = 10
+    # All 20 kept open: an overflow connection is closed on its return, and a burst then opened
+    # (and PostgreSQL forked a backend for) a connection every few posts.
+    worker_db_pool_size: int = 20
+    worker_db_max_overflow: int = 0
 
     @property
     def graph_base(self) -> str:

@@ -277,10 +277,10 @@ def test_no_database_connection_is_held_while_meta_is_called(settings, redis_cli
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
-        ({}, (128, 16, 10, 10)),
-        ({"WORKER_CONCURRENCY": "256", "WORKER_PAGE_CONCURRENCY": "5"}, (256, 5, 10, 10)),
-        ({"WORKER_THREADS": "32"}, (32, 16, 10, 10)),  # the deprecated name, read when the new one is unset
-        ({"WORKER_THREADS": "32", "WORKER_CONCURRENCY": "64"}, (64, 16, 10, 10)),
+        ({}, (128, 16, 20, 0)),
+        ({"WORKER_CONCURRENCY": "256", "WORKER_PAGE_CONCURRENCY": "5"}, (256, 5, 20, 0)),
+        ({"WORKER_THREADS": "32"}, (32, 16, 20, 0)),  # the deprecated name, read when the new one is unset
+        ({"WORKER_THREADS": "32", "WORKER_CONCURRENCY": "64"}, (64, 16, 20, 0)),
         ({"WORKER_DB_POOL_SIZE": "4", "WORKER_DB_MAX_OVERFLOW": "0"}, (128, 16, 4, 0)),
     ],
 )
