@@ -64,6 +64,17 @@ def cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a process and its living descendants (gunicorn's arbiter and worker)."""
+    total = cpu_seconds(pid)
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        try:
+            total += tree_cpu_seconds(int(child))
+        except FileNotFoundError:
+            pass  # it ended meanwhile
+    return total
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds the whole machine spent busy (every core, every process) from /proc/stat."""
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -150,10 +161,22 @@ class Bench:
             "SANDBOX_APP_SECRET": DEMO_APP_SECRET,
             "SANDBOX_SCENARIO": "burst",
         }
+        # One gunicorn process (the sandbox's state is in memory) with keep-alive, as Meta
+        # keeps connections open: Werkzeug's development server (``python -m meta_sandbox``)
+        # closes each connection after one request, so every Graph call paid a new TCP
+        # connection and a new server thread. A thread per call in flight (100 ms or 1 s each),
+        # no access log (a line per call is the stand-in's cost, not the worker's).
+        command = [
+            sys.executable, "-m", "gunicorn",
+            "-w", "1", "-k", "gthread", "--threads", "512", "--worker-connections", "2000",
+            "--keep-alive", "75", "--timeout", "120", "--no-control-socket",
+            "--bind", f"127.0.0.1:{self.sandbox_port}",
+            "meta_sandbox.wsgi:app_from_env()",
+        ]  # fmt: skip
         proc = subprocess.Popen(
-            # --quiet: a request line per Graph call is the stand-in's cost, not the worker's.
-            [sys.executable, "-m", "meta_sandbox", "--port", str(self.sandbox_port), "--quiet"],
-            cwd=ROOT,
+            command,
+            # Not the repository's root: gunicorn would read the connect service's gunicorn.conf.py.
+            cwd=ROOT / "bench",
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -336,7 +359,7 @@ class Bench:
         workers = self.start_workers()
         due_at, ids = self.schedule_through_api(posts, tag)
         cpu_before = {p.pid: cpu_seconds(p.pid) for p in workers}
-        sandbox_cpu_before = cpu_seconds(self.sandbox_proc.pid)
+        sandbox_cpu_before = tree_cpu_seconds(self.sandbox_proc.pid)
         sys_before = sum(cpu_split(p.pid)[1] for p in workers)
         machine_before = machine_busy_seconds()
         deadline = time.monotonic() + self.args.timeout
@@ -352,7 +375,7 @@ class Bench:
             time.sleep(0.5)
         cpu = sum(cpu_seconds(p.pid) - cpu_before[p.pid] for p in workers)
         system_cpu = sum(cpu_split(p.pid)[1] for p in workers) - sys_before
-        sandbox_cpu = cpu_seconds(self.sandbox_proc.pid) - sandbox_cpu_before
+        sandbox_cpu = tree_cpu_seconds(self.sandbox_proc.pid) - sandbox_cpu_before
         machine_cpu = machine_busy_seconds() - machine_before
         self.stop(workers)
         with self.sessions() as session:
