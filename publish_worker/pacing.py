@@ -83,11 +83,15 @@ PAGE_SLOTS = PageSlots()
 
 def accounts_of(session: Session, post_id: str) -> set[str]:
     """The Page and Instagram account a post goes to (none for an unknown post)."""
-    row = session.execute(
-        select(SocialConnection.facebook_page_id, SocialConnection.instagram_business_account_id)
-        .join(ScheduledPost, ScheduledPost.connection_id == SocialConnection.id)
-        .where(ScheduledPost.id == post_id)
-    ).first()
+    row = (
+        session.connection()
+        .execute(
+            select(SocialConnection.facebook_page_id, SocialConnection.instagram_business_account_id)
+            .join(ScheduledPost, ScheduledPost.connection_id == SocialConnection.id)
+            .where(ScheduledPost.id == post_id)
+        )
+        .first()
+    )
     release_connection(session)
     if row is None:
         return set()
