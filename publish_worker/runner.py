@@ -53,6 +53,7 @@ MIN_WAKE_SECONDS = 0.005
 LOCK_RETRY_SECONDS = 5.0
 RQ_LOG_LEVEL = "WARNING"
 HEARTBEAT_EVERY_SECONDS = 1.0
+SUSPENSION_CHECK_EVERY_SECONDS = 1.0
 
 
 class PublishScheduler(RQScheduler):
@@ -227,6 +228,7 @@ class PoolPublishWorker(ThreadPublishWorker):
         self._in_flight: set[Future[None]] = set()
         self._in_flight_lock = threading.Lock()
         self._beaten_at = 0.0
+        self._suspension_checked_at = 0.0
 
     def dequeue_job_and_maintain_ttl(
         self, timeout: int | None, max_idle_time: int | None = None
@@ -270,6 +272,15 @@ class PoolPublishWorker(ThreadPublishWorker):
         if pipeline is None and state == self.get_state():
             return  # already written: RQ sets it before every dequeue
         super().set_state(state, pipeline=pipeline)
+
+    def check_for_suspension(self, burst: bool) -> None:
+        # RQ looks for ``rq suspend`` before every dequeue, a round trip a job; once a second
+        # stops a suspended worker just as surely during a burst.
+        now = time.monotonic()
+        if now - self._suspension_checked_at < SUSPENSION_CHECK_EVERY_SECONDS:
+            return
+        super().check_for_suspension(burst)
+        self._suspension_checked_at = time.monotonic()
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
         # RQ beats before and after every dequeue and after every job handed over: three round

@@ -15,6 +15,7 @@ import pytest
 from rq import Worker
 from rq.registry import FailedJobRegistry, StartedJobRegistry, clean_registries
 from rq.serializers import JSONSerializer
+from rq.suspension import resume, suspend
 from sqlalchemy import select
 
 from publish_worker.context import install_context, redis_pool_size, worker_services
@@ -230,6 +231,21 @@ def test_warm_shutdown_lets_the_posts_in_flight_finish_and_takes_no_new_one(
     assert statuses(db_session, ids) == [PUBLISHED] * 3
     assert statuses(db_session, later) == [QUEUED] and make_queue(redis_client).count == 1
     assert Worker.all(queue=make_queue(redis_client)) == []
+
+
+def test_rq_suspend_stops_the_worker_taking_posts_until_rq_resume(start_worker, gate, db_session, redis_client):
+    worker = start_worker()
+    suspend(redis_client)
+    time.sleep(1.5)  # past the worker's once-a-second look for a suspension
+    try:
+        ids = posts_on_pages(worker.ctx, db_session, [page(n) for n in range(3)])
+        time.sleep(1.5)
+        assert gate.count() == 0 and make_queue(redis_client).count == 3
+    finally:
+        resume(redis_client)
+    wait_until(lambda: gate.count() == 3, "the three posts taken once resumed")
+    gate.open()
+    wait_until(lambda: statuses(db_session, ids) == [PUBLISHED] * 3, "published")
 
 
 def test_concurrency_one_publishes_one_post_at_a_time(start_worker, gate, db_session):
