@@ -15,9 +15,6 @@ from shared.redis_conn import make_redis
 from shared.services import Services, build_services
 from shared.settings import Settings, load_settings
 
-# A pooled database connection idle this long is checked before use (shared.db.ping_when_idle).
-PING_AFTER_IDLE_SECONDS = 2.0
-
 
 def redis_pool_size(concurrency: int) -> int:
     """Redis connections the worker may open: a few per job in flight (RQ's bookkeeping, the
@@ -34,7 +31,6 @@ def worker_services(settings: Settings, redis: Redis | None = None) -> Services:
         settings.database_url,
         pool_size=settings.worker_db_pool_size,
         max_overflow=settings.worker_db_max_overflow,
-        ping_after_idle=PING_AFTER_IDLE_SECONDS,
     )
     if redis is None:
         redis = make_redis(settings, max_connections=redis_pool_size(settings.worker_concurrency))

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import CursorResult, Dialect, Engine
-from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, registry, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -83,54 +81,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(
-    database_url: str, *, pool_size: int = 5, max_overflow: int = 5, ping_after_idle: float | None = None
-) -> Engine:
-    """Create an engine for the worker or CLI (the web app goes through Flask-SQLAlchemy).
-
-    ``ping_after_idle``: check a pooled connection before use only once it has sat idle that
-    many seconds, instead of on every checkout (see :func:`ping_when_idle`)."""
-    options = engine_options(database_url, pool_size=pool_size, max_overflow=max_overflow)
-    if ping_after_idle is not None and "pool_pre_ping" in options:
-        options["pool_pre_ping"] = False
-    engine = create_engine(database_url, **options)
-    if ping_after_idle is not None and "pool_pre_ping" in engine_options(database_url):
-        ping_when_idle(engine, ping_after_idle)
+def make_engine(database_url: str, *, pool_size: int = 5, max_overflow: int = 5) -> Engine:
+    """Create an engine for the worker or CLI (the web app goes through Flask-SQLAlchemy)."""
+    engine = create_engine(database_url, **engine_options(database_url, pool_size=pool_size, max_overflow=max_overflow))
     install_sqlite_pragmas(engine)
     return engine
-
-
-IDLE_SINCE = "idle_since"
-
-
-def ping_when_idle(engine: Engine, idle_seconds: float) -> None:
-    """SQLAlchemy's pessimistic disconnect check (a ``SELECT 1`` at checkout; a dead connection is
-    replaced), but only for a connection back in the pool for ``idle_seconds`` or more.
-
-    The worker checks a connection out and in again around every call to Meta, so a ping on
-    every checkout was a round trip (and its CPU) several times a post. A connection handed
-    back moments ago was working moments ago; one that sat idle (a database restart, a
-    firewall's idle timeout) is checked as before.
-    """
-
-    @event.listens_for(engine, "checkin")
-    def _idle_from(_dbapi_connection: Any, record: Any) -> None:
-        record.info[IDLE_SINCE] = time.monotonic()
-
-    @event.listens_for(engine, "checkout")
-    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-        idle_since = record.info.get(IDLE_SINCE)
-        if idle_since is None or time.monotonic() - idle_since < idle_seconds:
-            return  # just opened, or in use a moment ago
-        try:
-            cursor = dbapi_connection.cursor()
-            try:
-                cursor.execute("SELECT 1")
-            finally:
-                cursor.close()
-        except Exception as exc:
-            # The pool discards this connection and checks out (or opens) another.
-            raise DisconnectionError("pooled connection failed its ping") from exc
 
 
 def install_sqlite_pragmas(engine: Engine) -> None:
