@@ -27,6 +27,7 @@ from rq.executions import Execution
 from rq.job import Job
 from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
+from rq.suspension import is_suspended
 from rq.timeouts import TimerDeathPenalty
 from rq.utils import current_timestamp
 from rq.worker import WorkerStatus
@@ -186,13 +187,28 @@ class ThreadPublishWorker(SimpleWorker):
     def dequeue_job_and_maintain_ttl(
         self, timeout: int | None, max_idle_time: int | None = None
     ) -> tuple[Job, Queue] | None:
-        """Wait for a job a second at a time, leaving only before a dequeue (never after one)."""
+        """Wait for a job a second at a time, leaving only before a dequeue (never after one),
+        and not taking one while ``rq suspend`` holds."""
         while True:
+            if self.stop_event.is_set():
+                raise StopRequested()
+            self.check_for_suspension(False)
             if self.stop_event.is_set():
                 raise StopRequested()
             result = super().dequeue_job_and_maintain_ttl(1, max_idle_time=1)
             if result is not None:
                 return result
+
+    def check_for_suspension(self, burst: bool) -> None:
+        """While ``rq suspend`` holds, take no job; leave when this worker is asked to stop too
+        (RQ's own loop watches only its own flag, so a suspended worker could not be stopped)."""
+        suspended = False
+        while not self.stop_event.is_set() and is_suspended(self.connection, self):
+            if not suspended:
+                log.info("worker suspended (rq suspend): no job is taken until rq resume")
+                suspended = True
+            self.heartbeat()
+            self.stop_event.wait(1.0)
 
     def handle_exception(self, job: Job, *exc_info: Any) -> None:
         """RQ's own line would carry the refused job's raw function name and arguments;
@@ -275,7 +291,7 @@ class PoolPublishWorker(ThreadPublishWorker):
 
     def check_for_suspension(self, burst: bool) -> None:
         # RQ looks for ``rq suspend`` before every dequeue, a round trip a job; once a second
-        # stops a suspended worker just as surely during a burst.
+        # (a burst may take up to a second of jobs after it) is enough for an operator's pause.
         now = time.monotonic()
         if now - self._suspension_checked_at < SUSPENSION_CHECK_EVERY_SECONDS:
             return

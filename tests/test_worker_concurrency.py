@@ -235,6 +235,8 @@ def test_warm_shutdown_lets_the_posts_in_flight_finish_and_takes_no_new_one(
 
 def test_rq_suspend_stops_the_worker_taking_posts_until_rq_resume(start_worker, gate, db_session, redis_client):
     worker = start_worker()
+    wait_until(lambda: Worker.all(queue=make_queue(redis_client)) != [], "the worker listening")
+    time.sleep(1.5)  # well into its wait for a job
     suspend(redis_client)
     time.sleep(1.5)  # past the worker's once-a-second look for a suspension
     try:
@@ -246,6 +248,20 @@ def test_rq_suspend_stops_the_worker_taking_posts_until_rq_resume(start_worker, 
     wait_until(lambda: gate.count() == 3, "the three posts taken once resumed")
     gate.open()
     wait_until(lambda: statuses(db_session, ids) == [PUBLISHED] * 3, "published")
+
+
+def test_a_suspended_worker_still_stops_on_request(start_worker, redis_client):
+    worker = start_worker()
+    suspend(redis_client)
+    try:
+        time.sleep(1.5)
+        stopping = threading.Thread(target=worker.stop, kwargs={"timeout": GIVE_UP_SECONDS})
+        stopping.start()
+        stopping.join(10)
+        assert not stopping.is_alive()
+        assert Worker.all(queue=make_queue(redis_client)) == []
+    finally:
+        resume(redis_client)
 
 
 def test_concurrency_one_publishes_one_post_at_a_time(start_worker, gate, db_session):
