@@ -510,7 +510,7 @@ def print_table(results: list[dict[str, Any]], status: dict[str, Any] | None) ->
         print(f"| worker CPU per post (100 ms runs) | {min(cpu) * 1000:.1f}–{max(cpu) * 1000:.1f} ms | ≤ 8 ms |")
     if status:
         print(
-            f"| status vs bare Flask, 32 connections | {status['ratio']:.2f}× req/s, "
+            f"| status vs bare Flask, 32 connections | {status['rps_ratio']:.2f}× req/s, "
             f"p99 {status['status_p99_ms']:.1f} ms vs {status['bare_p99_ms']:.1f} ms "
             f"({status['p99_ratio']:.1f}×) | ≥ 0.6×, p99 ≤ 2× bare |"
         )
