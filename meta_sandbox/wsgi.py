@@ -5,6 +5,10 @@ single request). The benchmark serves it so, in one process (the sandbox's state
     gunicorn -w 1 -k gthread --threads 512 --keep-alive 75 --no-control-socket \\
         --bind 127.0.0.1:8001 'meta_sandbox.wsgi:app_from_env()'
 
+gunicorn drops request headers with an underscore, as Werkzeug does; the upload host's
+``file_url`` (Facebook Reels, video stories) then needs ``--header-map dangerous`` (loopback only).
+The benchmark posts photos and images, which do not use it.
+
 Reads ``SANDBOX_*`` settings from the environment; refuses unless ``APP_ENV`` is ``demo`` or ``test``.
 """
 
