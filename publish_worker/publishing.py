@@ -92,15 +92,17 @@ class PublishRun:
 
     def write(self, **values: Any) -> None:
         """Write the post's ``values`` and every result waiting, under the lease; committed at once
-        (from a step, under ``self.db.use()``)."""
+        (from a step, under ``self.db.use()``). The results stop waiting only once written: if the
+        write fails they are still there for ``save_unsaved_after``."""
         lease.record(
             self.session,
             self.post,
             self.owner,
             self.settings.lease_seconds,
-            targets=self.take_unsaved(),
-            **{**self.take_unsaved_post(), **values},
+            targets=list(self.unsaved_targets.values()),
+            **{**self.unsaved_post, **values},
         )
+        self.forget_unsaved()
 
     def save_target(self, row: PostTarget, *, attempt: bool = False, **values: Any) -> None:
         """Record a target's values under the lease; with ``attempt``, the run's first send counts.
@@ -115,25 +117,32 @@ class PublishRun:
             raise ConnectionUnusable(self.connection_failure.error_code)
         # A marker only while the run goes on (else it would be written after, for a request never sent).
         with self.db.use() if marker else self.db.locked():
+            before = (dict(self.unsaved_post), self.counted_attempt, self.unsaved_targets.get(row.target))
             if attempt and not self.counted_attempt:
                 self.unsaved_post["attempts"] = self.post.attempts + 1
                 self.counted_attempt = True
             waiting = self.unsaved_targets.get(row.target, (row, {}))[1]
             self.unsaved_targets[row.target] = (row, {**waiting, **values})
             if marker:
-                self.write()
+                try:
+                    self.write()
+                except Exception:
+                    # Its request will not leave: the marker (and its try) must not be written
+                    # later as if it had; the results waiting before it still are.
+                    self.unsaved_post, self.counted_attempt, previous = before
+                    if previous is None:
+                        del self.unsaved_targets[row.target]
+                    else:
+                        self.unsaved_targets[row.target] = previous
+                    raise
             else:
                 lease.refresh(row, values)
                 lease.refresh(self.post, self.unsaved_post)
 
-    def take_unsaved(self) -> list[tuple[PostTarget, dict[str, Any]]]:
-        writes = list(self.unsaved_targets.values())
+    def forget_unsaved(self) -> None:
+        """The waiting results have been written."""
         self.unsaved_targets = {}
-        return writes
-
-    def take_unsaved_post(self) -> dict[str, Any]:
-        values, self.unsaved_post = self.unsaved_post, {}
-        return values
+        self.unsaved_post = {}
 
     def save_unsaved_after(self, exc: Exception) -> None:
         """The run failed unexpectedly: still write the results it had (best effort), then it raises.
@@ -200,9 +209,16 @@ class PublishRun:
                 self.fail_pending(code)
         if self.pending():
             return self.continue_later()
-        return finish(
-            self.session, self.post, self.owner, self.settings, targets=self.take_unsaved(), **self.take_unsaved_post()
+        outcome = finish(
+            self.session,
+            self.post,
+            self.owner,
+            self.settings,
+            targets=list(self.unsaved_targets.values()),
+            **self.unsaved_post,
         )
+        self.forget_unsaved()
+        return outcome
 
     def step_targets(self) -> None:
         """Each target with a step due does it; two or more do theirs at once (DESIGN §13.4), the
@@ -235,8 +251,9 @@ class PublishRun:
             self.owner,
             self.settings.lease_seconds,
             at,
-            targets=self.take_unsaved(),
-            **self.take_unsaved_post(),
+            targets=list(self.unsaved_targets.values()),
+            **self.unsaved_post,
         )
+        self.forget_unsaved()
         enqueue_publish(self.session, self.ctx, post.id, at=at, lease=self.owner)
         return "continuing"

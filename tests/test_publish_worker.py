@@ -9,7 +9,9 @@ import requests
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
+from publish_worker import lease, publishing
 from publish_worker.jobs import publish_post
 from shared.db import utcnow
 from shared.errors import CATALOGUE
@@ -814,3 +816,51 @@ def test_an_unexpected_error_mid_run_still_records_what_was_published(worker_ctx
     fb = reload(db_session, post.id).target("facebook")
     assert fb.status == "published" and fb.remote_id == "104000000000001_1"
     assert len(graph.calls("photos")) == 1
+
+
+def _database_down() -> OperationalError:
+    return OperationalError("COMMIT", {}, Exception("server closed the connection unexpectedly"))
+
+
+def test_a_database_error_at_the_outcome_still_records_what_was_published(
+    worker_ctx, graph, conn, db_session, monkeypatch
+):
+    """The results waiting for the outcome's write are kept when that write fails, and written by the
+    run's last effort: the next run finds both targets published instead of looking them up."""
+    post = make_post(db_session, conn)
+
+    def outcome_fails(*args, **kwargs):
+        raise _database_down()
+
+    monkeypatch.setattr(publishing, "finish", outcome_fails)
+    with pytest.raises(OperationalError):
+        publish_post(post.id)
+    stored = reload(db_session, post.id)
+    fb, ig = stored.target("facebook"), stored.target("instagram")
+    assert (fb.status, fb.remote_id) == ("published", "104000000000001_1")
+    assert ig.status == "published" and ig.remote_id.startswith("1795")
+    assert len(graph.calls("photos")) == 1 and len(graph.calls("media_publish")) == 1
+
+
+def test_a_database_error_writing_a_sent_marker_sends_nothing_and_records_no_marker(
+    worker_ctx, graph, conn, db_session, monkeypatch
+):
+    """A marker that could not be committed stops its request, and is not written afterwards as if
+    the request had left (which would make the next run look for a post that was never sent)."""
+    post = make_post(db_session, conn, targets=("instagram",))
+    record = lease.record
+
+    def marker_write_fails(session, post_, owner, lease_seconds, *, targets=(), **values):
+        targets = list(targets)
+        if any(row.target == "instagram" and row_values.get("sent_at") for row, row_values in targets):
+            raise _database_down()
+        return record(session, post_, owner, lease_seconds, targets=targets, **values)
+
+    monkeypatch.setattr(lease, "record", marker_write_fails)
+    with pytest.raises(OperationalError):
+        publish_post(post.id)
+    assert graph.calls("media_publish") == []
+    ig = reload(db_session, post.id).target("instagram")
+    # The container learned before the marker is kept (its creation was the run's one try); no marker.
+    assert ig.sent_at is None and ig.container_id == "container-1" and ig.status == "pending"
+    assert reload(db_session, post.id).attempts == 1
