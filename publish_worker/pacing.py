@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from shared.graph import GraphClient
@@ -81,17 +81,16 @@ class PageSlots:
 PAGE_SLOTS = PageSlots()
 
 
+_ACCOUNTS_OF = (
+    select(SocialConnection.facebook_page_id, SocialConnection.instagram_business_account_id)
+    .join(ScheduledPost, ScheduledPost.connection_id == SocialConnection.id)
+    .where(ScheduledPost.id == bindparam("post_id"))
+)
+
+
 def accounts_of(session: Session, post_id: str) -> set[str]:
     """The Page and Instagram account a post goes to (none for an unknown post)."""
-    row = (
-        session.connection()
-        .execute(
-            select(SocialConnection.facebook_page_id, SocialConnection.instagram_business_account_id)
-            .join(ScheduledPost, ScheduledPost.connection_id == SocialConnection.id)
-            .where(ScheduledPost.id == post_id)
-        )
-        .first()
-    )
+    row = session.connection().execute(_ACCOUNTS_OF, {"post_id": post_id}).first()
     release_connection(session)
     if row is None:
         return set()

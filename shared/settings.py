@@ -14,6 +14,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -112,7 +113,7 @@ class Settings:
         """The versioned base of single Facebook videos, e.g. ``https://graph-video.facebook.com/v25.0``."""
         return f"{self.meta_graph_video_url.rstrip('/')}/{self.meta_graph_version}"
 
-    @property
+    @cached_property
     def meta_api_origins(self) -> frozenset[tuple[str, str]]:
         """(scheme, host[:port]) of every Meta host a token may be sent to."""
         return frozenset(
