@@ -465,7 +465,10 @@ def _count(values: Iterable[str]) -> dict[str, int]:
 def describe(values: list[float]) -> str:
     if not values:
         return "n/a"
-    return f"p50 {statistics.median(values):.2f} s, p99 {percentile(values, 99):.2f} s, max {max(values):.2f} s"
+    return (
+        f"min {min(values):.2f} s, p50 {statistics.median(values):.2f} s, p99 {percentile(values, 99):.2f} s, "
+        f"max {max(values):.2f} s"
+    )
 
 
 def print_publish(result: dict[str, Any]) -> None:

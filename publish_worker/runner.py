@@ -25,6 +25,7 @@ from rq import Queue, SimpleWorker
 from rq.exceptions import DeserializationError, NoSuchJobError, StopRequested
 from rq.executions import Execution
 from rq.job import Job
+from rq.registry import ScheduledJobRegistry
 from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 from rq.suspension import is_suspended
@@ -50,6 +51,8 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 SCHEDULER_INTERVAL_SECONDS = 1.0
+# Due jobs the scheduler moves onto the queue per round trip.
+MOVE_CHUNK = 32
 MIN_WAKE_SECONDS = 0.005
 LOCK_RETRY_SECONDS = 5.0
 RQ_LOG_LEVEL = "WARNING"
@@ -66,29 +69,45 @@ class PublishScheduler(RQScheduler):
     """
 
     def enqueue_scheduled_jobs(self) -> None:
+        """Move the due jobs onto their queue, ``MOVE_CHUNK`` at a time, each read once and screened.
+
+        RQ's own move reads a tick's due jobs (up to 1,000) twice and puts them on the queue in
+        one pipeline at the end, so a burst's first post waited for its last to be moved. Here
+        each chunk is on the queue, and being taken, while the next is read.
+        """
+        self._status = self.Status.WORKING
         if not self._scheduled_job_registries and self._acquired_locks:
             self.prepare_registries()
         for registry in self._scheduled_job_registries:
-            job_ids = registry.get_jobs_to_schedule(current_timestamp())
-            if not job_ids:
-                continue
-            refused: list[tuple[Job, str]] = []
-            unreadable: list[str] = []
-            for job in self._fetch_due(job_ids, unreadable):
+            queue = Queue(registry.name, connection=self.connection, serializer=self.serializer)
+            timestamp = current_timestamp()
+            while True:
+                job_ids = registry.get_jobs_to_schedule(timestamp, chunk_size=MOVE_CHUNK)
+                if job_ids:
+                    self._move(registry, queue, job_ids)
+                if len(job_ids) < MOVE_CHUNK:
+                    break
+        self._status = self.Status.STARTED
+
+    def _move(self, registry: ScheduledJobRegistry, queue: Queue, job_ids: list[str]) -> None:
+        """One chunk: each due job onto the queue, or to the failed registry if the allow-list
+        refuses it; an id whose hash is gone, or that RQ cannot read, off the schedule."""
+        unreadable: list[str] = []
+        jobs = {job.id: job for job in self._fetch_due(job_ids, unreadable)}
+        with self.connection.pipeline() as pipe:
+            for job_id in job_ids:
+                job = jobs.get(job_id)
+                registry.remove(job_id, pipeline=pipe)
+                if job is None:
+                    if job_id in unreadable:
+                        note_unreadable(job_id)  # not even a job RQ can read: dropped, never run
+                    continue
                 reason = job.refusal() if isinstance(job, PublishJob) else "not_allowed"
                 if reason:
-                    refused.append((job, reason))
-            if refused or unreadable:
-                with self.connection.pipeline() as pipe:
-                    for job, reason in refused:
-                        registry.remove(job.id, pipeline=pipe)
-                        refuse(job, reason, registry.name, pipe)
-                    for job_id in unreadable:
-                        # Not even a job RQ can read: dropped from the schedule, never run.
-                        registry.remove(job_id, pipeline=pipe)
-                        note_unreadable(job_id)
-                    pipe.execute()
-        super().enqueue_scheduled_jobs()  # type: ignore[no-untyped-call]  # unannotated in RQ 3.0
+                    refuse(job, reason, registry.name, pipe)
+                else:
+                    queue._enqueue_job(job, pipeline=pipe, at_front=job.should_enqueue_at_front())
+            pipe.execute()
 
     def _fetch_due(self, job_ids: list[str], unreadable: list[str]) -> list[Job]:
         """The due jobs in one round trip; one at a time (noting the unreadable ones) only

@@ -22,7 +22,7 @@ from rq.serializers import JSONSerializer
 from rq.utils import current_timestamp
 from rq.webhook import Webhook
 
-from publish_worker.runner import PublishScheduler, SchedulerLoop, start_threads
+from publish_worker.runner import MOVE_CHUNK, PublishScheduler, SchedulerLoop, start_threads
 from shared.db import utcnow
 from shared.queue import (
     JOB_FUNCTIONS,
@@ -267,6 +267,29 @@ def test_a_forged_unreadable_scheduled_job_does_not_stop_the_scheduler(worker_ct
     assert redis.zcard(f"rq:scheduled:{QUEUE_NAME}") == 0 and refused("unreadable") == before + 1
     run_burst(redis)
     assert reload(db_session, post.id).status == "published"
+
+
+def test_a_burst_larger_than_a_move_is_moved_whole_in_order_with_a_foreign_job_refused(
+    worker_ctx, conn, db_session, marker
+):
+    """The scheduler moves a burst a chunk at a time (MOVE_CHUNK): every due job reaches the queue
+    once, in due order, and a foreign one in the middle of it is still refused."""
+    redis = worker_ctx.redis
+    queue = make_queue(redis)
+    past = utcnow() - timedelta(seconds=200)
+    ids = []
+    for n in range(2 * MOVE_CHUNK + 5):  # each a second later than the one before (RQ's scores are seconds)
+        post = make_post(db_session, conn, caption=f"burst {n}")
+        ids.append(queue.enqueue_at(past + timedelta(seconds=n), PUBLISH_POST, post.id).id)
+        if n == MOVE_CHUNK:
+            foreign = attacker_queue(redis).enqueue_at(past + timedelta(seconds=n), MARKER_JOB, str(marker))
+    scheduler = PublishScheduler([QUEUE_NAME], connection=redis, serializer=JSONSerializer)
+    scheduler._connection = redis
+    assert scheduler.acquire_locks() == {QUEUE_NAME}
+    scheduler.enqueue_scheduled_jobs()
+    scheduler.release_locks()
+    assert queue.get_job_ids() == ids
+    assert failed_ids(redis) == [foreign.id] and redis.zcard(f"rq:scheduled:{QUEUE_NAME}") == 0
 
 
 def test_the_scheduler_wakes_at_the_second_a_post_falls_due_not_a_tick_later(worker_ctx, graph, conn, db_session):
