@@ -131,7 +131,7 @@ class PublishRun:
                     # later as if it had; the results waiting before it still are.
                     self.unsaved_post, self.counted_attempt, previous = before
                     if previous is None:
-                        del self.unsaved_targets[row.target]
+                        self.unsaved_targets.pop(row.target, None)
                     else:
                         self.unsaved_targets[row.target] = previous
                     raise
@@ -145,18 +145,15 @@ class PublishRun:
         self.unsaved_post = {}
 
     def save_unsaved_after(self, exc: Exception) -> None:
-        """The run failed unexpectedly: still write the results it had (best effort), and end its
-        lease, so RQ's retry of the job (seconds later) takes the post over rather than finding
-        it held until the lease runs out; then the run raises. A request it sent without an
-        answer keeps its marker: the next run looks for it first, as after any lost answer.
+        """The run failed unexpectedly: still write the results it had (best effort), then it raises.
 
         Every thread of the run has ended by now (``side_by_side``): the session is this thread's.
         """
-        self.session.rollback()
+        if not self.unsaved_targets and not self.unsaved_post:
+            return
         try:
-            self.write(lease_expires_at=utcnow())
-        except lease.LeaseLost:
-            pass  # another run holds the post: nothing of this one's is written
+            self.session.rollback()
+            self.write()
         except Exception as late:  # noqa: BLE001 - the first failure is the one to raise
             self.session.rollback()
             log.warning("the failed run's results not recorded: %s (after %s)", type(late).__name__, type(exc).__name__)

@@ -864,25 +864,3 @@ def test_a_database_error_writing_a_sent_marker_sends_nothing_and_records_no_mar
     # The container learned before the marker is kept (its creation was the run's one try); no marker.
     assert ig.sent_at is None and ig.container_id == "container-1" and ig.status == "pending"
     assert reload(db_session, post.id).attempts == 1
-
-
-def test_after_an_unexpected_error_the_jobs_retry_takes_the_post_over_at_once(worker_ctx, graph, conn, db_session):
-    """The failed run ends its lease: RQ's retry (10 s later) carries on from what was recorded
-    instead of finding the post held for the rest of the lease and leaving it to the sweeper."""
-    post = make_post(db_session, conn)
-    failures = iter([RuntimeError("not a Graph failure")])
-
-    def broken_once(request, context):
-        error = next(failures, None)
-        if error is not None:
-            raise error
-        return graph._media(request, context)
-
-    graph.m.post(f"{BASE}/{IG_ID}/media", json=broken_once)
-    with pytest.raises(RuntimeError):
-        publish_post(post.id)
-
-    assert publish_post(post.id) == "published"  # what RQ's retry runs
-    stored = reload(db_session, post.id)
-    assert [row.status for row in stored.target_rows] == ["published", "published"]
-    assert len(graph.calls("photos")) == 1 and len(graph.calls("media_publish")) == 1
