@@ -51,8 +51,9 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 SCHEDULER_INTERVAL_SECONDS = 1.0
-# Due jobs the scheduler moves onto the queue per round trip.
+# Due jobs the scheduler moves onto the queue per round trip, and at most per tick.
 MOVE_CHUNK = 32
+MOVED_PER_TICK = 1024
 MIN_WAKE_SECONDS = 0.005
 LOCK_RETRY_SECONDS = 5.0
 RQ_LOG_LEVEL = "WARNING"
@@ -81,7 +82,8 @@ class PublishScheduler(RQScheduler):
         for registry in self._scheduled_job_registries:
             queue = Queue(registry.name, connection=self.connection, serializer=self.serializer)
             timestamp = current_timestamp()
-            while True:
+            # At most RQ's 1,000 a tick: the loop then renews the scheduler lock before the next.
+            for _ in range(MOVED_PER_TICK // MOVE_CHUNK):
                 job_ids = registry.get_jobs_to_schedule(timestamp, chunk_size=MOVE_CHUNK)
                 if job_ids:
                     self._move(registry, queue, job_ids)
@@ -115,6 +117,8 @@ class PublishScheduler(RQScheduler):
         try:
             batch = PublishJob.fetch_many(job_ids, connection=self.connection, serializer=self.serializer)
             return [job for job in batch if job is not None]
+        except RedisError:
+            raise  # Redis failing is not a forged hash: the chunk stays scheduled for the next tick
         except Exception:  # noqa: BLE001 - one forged hash must not stop every other job
             pass
         jobs = []
@@ -123,6 +127,8 @@ class PublishScheduler(RQScheduler):
                 jobs.append(PublishJob.fetch(job_id, connection=self.connection, serializer=self.serializer))
             except NoSuchJobError:
                 continue
+            except RedisError:
+                raise
             except Exception:  # noqa: BLE001 - as above
                 unreadable.append(job_id)
         return jobs

@@ -81,6 +81,10 @@ class PublishJob(Job):
             return "rate_limit"
         if self.timeout is not None and not 0 < self.timeout <= MAX_JOB_TIMEOUT_SECONDS:
             return "timeout"
+        if any(ttl is not None and ttl <= 0 for ttl in (self.ttl, self.failure_ttl)):
+            return "expiry"  # RQ deletes such a job as it saves it, reading Redis mid-pipeline
+        if self.group_id:
+            return "group"
         return None
 
     @property
@@ -130,12 +134,17 @@ def note_unreadable(job_id: str) -> None:
     JOBS_REFUSED.labels(reason="unreadable").inc()
 
 
+REFUSED_JOB_TTL_SECONDS = 7 * 86400
+
+
 def refuse(job: Job, reason: str, queue_name: str, pipeline: Pipeline) -> None:
     """Move ``job`` to the failed registry of ``queue_name`` without running it (the scheduler's path)."""
     note_refusal(job, reason)
     job.set_status(JobStatus.FAILED, pipeline=pipeline)
+    # Kept for our own time, not the job's: a forged ttl of 0 would make RQ delete the job
+    # right here (reading Redis in the middle of the scheduler's pipeline), a negative one keep it forever.
     FailedJobRegistry(queue_name, connection=job.connection, job_class=PublishJob, serializer=JSONSerializer).add(
-        job, ttl=job.failure_ttl, exc_string=f"JobRefused: {reason}", pipeline=pipeline
+        job, ttl=REFUSED_JOB_TTL_SECONDS, exc_string=f"JobRefused: {reason}", pipeline=pipeline
     )
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
+from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import Callback, Queue, Repeat, Retry, SimpleWorker
 from rq.job import JobStatus
 from rq.registry import StartedJobRegistry, clean_registries
@@ -22,6 +23,7 @@ from rq.serializers import JSONSerializer
 from rq.utils import current_timestamp
 from rq.webhook import Webhook
 
+from publish_worker import runner
 from publish_worker.runner import MOVE_CHUNK, PublishScheduler, SchedulerLoop, start_threads
 from shared.db import utcnow
 from shared.queue import (
@@ -290,6 +292,77 @@ def test_a_burst_larger_than_a_move_is_moved_whole_in_order_with_a_foreign_job_r
     scheduler.release_locks()
     assert queue.get_job_ids() == ids
     assert failed_ids(redis) == [foreign.id] and redis.zcard(f"rq:scheduled:{QUEUE_NAME}") == 0
+
+
+def one_tick(redis) -> None:
+    scheduler = PublishScheduler([QUEUE_NAME], connection=redis, serializer=JSONSerializer)
+    scheduler._connection = redis
+    assert scheduler.acquire_locks() == {QUEUE_NAME}
+    try:
+        scheduler.enqueue_scheduled_jobs()
+    finally:
+        scheduler.release_locks()
+
+
+@pytest.mark.parametrize(
+    ("forged", "reason"),
+    [
+        ({"data": "garbage", "failure_ttl": "0"}, "unreadable"),  # no status; RQ would delete it mid-pipeline
+        ({"ttl": "0"}, "expiry"),
+        ({"failure_ttl": "-1"}, "expiry"),
+        ({"group_id": "no-such-group"}, "group"),
+    ],
+)
+def test_a_scheduled_job_forged_to_break_rqs_bookkeeping_is_refused_and_the_rest_still_move(
+    worker_ctx, conn, db_session, forged, reason
+):
+    redis = worker_ctx.redis
+    post = make_post(db_session, conn)
+    past = utcnow() - timedelta(seconds=5)
+    ours = make_queue(redis).enqueue_at(past, PUBLISH_POST, post.id, job_id=f"pub-{post.id}-1")
+    other = make_post(db_session, conn, caption="second")
+    forged_job = make_queue(redis).enqueue_at(past, PUBLISH_POST, other.id, job_id="req-forged")
+    redis.hset(forged_job.key, mapping=forged)
+    if "data" in forged:
+        redis.hdel(forged_job.key, "status")
+    redis.zadd(f"rq:scheduled:{QUEUE_NAME}", {forged_job.id: 0})  # first in line
+    before = refused(reason)
+    for _ in range(2):  # a second tick finds nothing left to trip on
+        one_tick(redis)
+    assert make_queue(redis).get_job_ids() == [ours.id]
+    assert redis.zcard(f"rq:scheduled:{QUEUE_NAME}") == 0 and refused(reason) == before + 1
+    assert failed_ids(redis) == [forged_job.id] and redis.ttl(forged_job.key) > 86400  # kept for our week
+
+
+def test_a_redis_failure_while_reading_due_jobs_leaves_them_scheduled(worker_ctx, conn, db_session, monkeypatch):
+    redis = worker_ctx.redis
+    post = make_post(db_session, conn)
+    ours = make_queue(redis).enqueue_at(utcnow() - timedelta(seconds=5), PUBLISH_POST, post.id)
+
+    def redis_down(*args, **kwargs):
+        raise RedisConnectionError("pool exhausted")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(PublishJob, "fetch_many", redis_down)
+        patch.setattr(PublishJob, "fetch", redis_down)
+        with pytest.raises(RedisConnectionError):
+            one_tick(redis)
+    assert redis.zcard(f"rq:scheduled:{QUEUE_NAME}") == 1 and failed_ids(redis) == []
+    one_tick(redis)
+    assert make_queue(redis).get_job_ids() == [ours.id]
+
+
+def test_a_tick_moves_a_bounded_number_and_the_next_tick_the_rest(worker_ctx, conn, db_session, monkeypatch):
+    monkeypatch.setattr(runner, "MOVED_PER_TICK", 2 * MOVE_CHUNK)
+    redis = worker_ctx.redis
+    queue = make_queue(redis)
+    past = utcnow() - timedelta(seconds=5)
+    for n in range(2 * MOVE_CHUNK + 3):
+        queue.enqueue_at(past, PUBLISH_POST, make_post(db_session, conn, caption=f"tick {n}").id)
+    one_tick(redis)
+    assert queue.count == 2 * MOVE_CHUNK  # the lock is renewed between ticks
+    one_tick(redis)
+    assert queue.count == 2 * MOVE_CHUNK + 3 and redis.zcard(f"rq:scheduled:{QUEUE_NAME}") == 0
 
 
 def test_the_scheduler_wakes_at_the_second_a_post_falls_due_not_a_tick_later(worker_ctx, graph, conn, db_session):
