@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from redis.exceptions import RedisError
 from rq import Queue
@@ -42,8 +42,11 @@ from shared.token_check import recheck_connection
 log = logging.getLogger(__name__)
 
 SWEEP_BATCH = 500
-# Past this, a post is put back on the queue whatever RQ says of its job: a job can be
-# stranded where RQ still calls it queued. Duplicates are harmless (the lease).
+# A job RQ has called queued for this long is put back on the queue whatever else RQ says of
+# it: a job can be stranded where RQ still calls it queued. Duplicates are harmless (the lease).
+# Counted from the job's own enqueue time, not the post's due time: after an outage, posts
+# long overdue whose fresh jobs wait behind a backlog must not be enqueued again every sweep
+# (each new job supersedes the last, so none would reach a worker before the backlog drained).
 RESCUE_AFTER = timedelta(minutes=10)
 
 
@@ -51,10 +54,17 @@ RESCUE_AFTER = timedelta(minutes=10)
 Duty = Callable[[Services], object]
 
 
-def job_is_live(queue: Queue, job_id: str | None, *, overdue_after: timedelta, running_counts: bool = True) -> bool:
-    """The job will still run: really waiting in the queue, scheduled and not long overdue
-    (no scheduler moves an overdue job while the one holding RQ's scheduler lock is dead),
-    or, if it counts, running."""
+def job_is_live(
+    queue: Queue,
+    job_id: str | None,
+    *,
+    overdue_after: timedelta,
+    running_counts: bool = True,
+    stranded_after: timedelta | None = None,
+) -> bool:
+    """The job will still run: really waiting in the queue (for less than ``stranded_after``,
+    when given), scheduled and not long overdue (no scheduler moves an overdue job while the
+    one holding RQ's scheduler lock is dead), or, if it counts, running."""
     if not job_id:
         return False
     try:
@@ -63,8 +73,12 @@ def job_is_live(queue: Queue, job_id: str | None, *, overdue_after: timedelta, r
         return False
     status = job.get_status()
     if status == JobStatus.QUEUED:
+        if stranded_after is not None and _enqueued_before(job, utcnow() - stranded_after):
+            return False
         return queue.get_job_position(job_id) is not None
     if status == JobStatus.STARTED:
+        if stranded_after is not None and _started_before(job, utcnow() - stranded_after):
+            return False  # far past any job's time limit: its worker is gone
         return running_counts
     if status == JobStatus.SCHEDULED:
         registry = ScheduledJobRegistry(  # type: ignore[no-untyped-call]  # RQ 3.0 leaves this __init__ unannotated
@@ -75,6 +89,21 @@ def job_is_live(queue: Queue, job_id: str | None, *, overdue_after: timedelta, r
         except NoSuchJobError:
             return False
     return status == JobStatus.DEFERRED
+
+
+def _enqueued_before(job: Job, moment: datetime) -> bool:
+    return _before(job.enqueued_at, moment)
+
+
+def _started_before(job: Job, moment: datetime) -> bool:
+    return _before(job.started_at, moment)
+
+
+def _before(value: datetime | None, moment: datetime) -> bool:
+    """RQ's naive UTC time (None: unknown, so not before)."""
+    if value is None:
+        return False
+    return (value.replace(tzinfo=UTC) if value.tzinfo is None else value) < moment
 
 
 def sweep(ctx: Services) -> dict[str, int]:
@@ -93,9 +122,7 @@ def sweep(ctx: Services) -> dict[str, int]:
             .limit(SWEEP_BATCH)
         ).all()
         for post in waiting:
-            if post.publish_at < now - RESCUE_AFTER or not job_is_live(
-                queue, post.rq_job_id, overdue_after=overdue_after
-            ):
+            if not job_is_live(queue, post.rq_job_id, overdue_after=overdue_after, stranded_after=RESCUE_AFTER):
                 enqueue_publish(session, ctx, post.id, at=post.publish_at)
                 counts["missing_job"] += 1
         expired = session.scalars(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests_mock
@@ -301,3 +301,36 @@ def test_publish_request_refuses_pathological_payloads_without_crashing(worker_c
     from shared.models import AuditEvent
 
     assert db_session.scalars(select(AuditEvent.event)).all() == ["post_failed"]
+
+
+def _age_job(redis, job_id: str, field: str, minutes: float) -> None:
+    from rq.utils import utcformat
+
+    moment = datetime.now(UTC).replace(tzinfo=None) - timedelta(minutes=minutes)
+    redis.hset(f"rq:job:{job_id}", field, utcformat(moment))
+
+
+def test_long_overdue_posts_waiting_behind_a_backlog_are_not_enqueued_again_every_sweep(worker_ctx, conn, db_session):
+    # After an outage: due 20 minutes ago, its job freshly enqueued and waiting its turn in the queue.
+    post = make_post(db_session, conn, publish_in=-20 * 60)
+    with worker_ctx.session() as session:
+        job_id = enqueue_publish(session, worker_ctx, post.id)
+    assert duties.sweep(worker_ctx)["missing_job"] == 0
+    assert [job.id for job in queued_jobs(worker_ctx.redis)] == [job_id]  # not superseded by a new one
+
+
+def test_a_job_queued_or_started_far_too_long_is_rescued(worker_ctx, conn, db_session):
+    from rq.job import JobStatus
+
+    waiting, running = make_post(db_session, conn), make_post(db_session, conn)
+    with worker_ctx.session() as session:
+        waiting_job = enqueue_publish(session, worker_ctx, waiting.id)
+        running_job = enqueue_publish(session, worker_ctx, running.id)
+    _age_job(worker_ctx.redis, waiting_job, "enqueued_at", 11)  # still "queued" after 11 minutes
+    Job.fetch(running_job, connection=worker_ctx.redis).set_status(JobStatus.STARTED)
+    _age_job(worker_ctx.redis, running_job, "started_at", 11)  # far past any job's time limit
+    assert duties.sweep(worker_ctx)["missing_job"] == 2
+    assert {reload(db_session, p.id).rq_job_id for p in (waiting, running)} == {
+        f"pub-{waiting.id}-2",
+        f"pub-{running.id}-2",
+    }
