@@ -21,7 +21,6 @@ import argparse
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.machine import cpu_seconds, cpu_split, free_port, machine_busy_seconds, tree_cpu_seconds  # noqa: E402
 from shared.db import make_engine, make_session_factory, utcnow  # noqa: E402
 from shared.migrations import run_migrations  # noqa: E402
 from shared.models import CANCELLED, PENDING, QUEUED, PostTarget, ScheduledPost, new_id  # noqa: E402
@@ -48,45 +48,6 @@ from shared.targets import TARGET_NAMES  # noqa: E402
 
 ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (and its reaped children) from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = sum(int(v) for v in fields[11:15])
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """CPU seconds of a process and its living descendants (gunicorn's arbiter and worker)."""
-    total = cpu_seconds(pid)
-    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-        try:
-            total += tree_cpu_seconds(int(child))
-        except FileNotFoundError:
-            pass  # it ended meanwhile
-    return total
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds the whole machine spent busy (every core, every process) from /proc/stat."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def cpu_split(pid: int) -> tuple[float, float]:
-    """(user, system) CPU seconds of a process."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    tick = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -358,7 +319,7 @@ class Bench:
         requests.post(self.sandbox_url + "/_sandbox/latency", json={"ms": latency_ms}, timeout=5)
         workers = self.start_workers()
         due_at, ids = self.schedule_through_api(posts, tag)
-        cpu_before = {p.pid: cpu_seconds(p.pid) for p in workers}
+        cpu_before = {p.pid: cpu_seconds(p.pid, reaped_children=True) for p in workers}
         sandbox_cpu_before = tree_cpu_seconds(self.sandbox_proc.pid)
         sys_before = sum(cpu_split(p.pid)[1] for p in workers)
         machine_before = machine_busy_seconds()
@@ -373,7 +334,7 @@ class Bench:
             if left == 0:
                 break
             time.sleep(0.5)
-        cpu = sum(cpu_seconds(p.pid) - cpu_before[p.pid] for p in workers)
+        cpu = sum(cpu_seconds(p.pid, reaped_children=True) - cpu_before[p.pid] for p in workers)
         system_cpu = sum(cpu_split(p.pid)[1] for p in workers) - sys_before
         sandbox_cpu = tree_cpu_seconds(self.sandbox_proc.pid) - sandbox_cpu_before
         machine_cpu = machine_busy_seconds() - machine_before
@@ -431,7 +392,7 @@ class Bench:
         time.sleep(3)
         due_at = utcnow() + timedelta(seconds=self.args.lead_seconds)
         ids = self.schedule_cancelled(due_at)
-        cpu_before = {p.pid: cpu_seconds(p.pid) for p in workers}
+        cpu_before = {p.pid: cpu_seconds(p.pid, reaped_children=True) for p in workers}
         client = self._redis()
         queue = make_queue(client)
         deadline = time.monotonic() + self.args.timeout
@@ -439,7 +400,7 @@ class Bench:
             if len(queue.finished_job_registry) >= len(ids):
                 break
             time.sleep(0.2)
-        cpu = sum(cpu_seconds(p.pid) - cpu_before[p.pid] for p in workers)
+        cpu = sum(cpu_seconds(p.pid, reaped_children=True) - cpu_before[p.pid] for p in workers)
         self.stop(workers)
         ended = []
         for post_id in ids:

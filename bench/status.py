@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.machine import children, cpu_seconds, free_port  # noqa: E402
 from shared.crypto import cipher_from_settings  # noqa: E402
 from shared.db import make_engine, make_session_factory, utcnow  # noqa: E402
 from shared.migrations import run_migrations  # noqa: E402
@@ -46,13 +46,6 @@ SELLER = "bench-seller-1"
 STATUS_PATH = "/api/meta/status"
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def parse_wrk(output: str) -> dict[str, Any]:
@@ -198,7 +191,7 @@ class StatusBench:
     ) -> dict[str, Any]:
         """wrk against one app, with its workers' CPU time per answer (less sensitive than req/s to
         whatever else the machine runs)."""
-        workers = gunicorn_workers(proc.pid)
+        workers = children(proc.pid)
         before = sum(cpu_seconds(pid) for pid in workers)
         figures = run_wrk(base + path, **load, headers=headers)
         spent = sum(cpu_seconds(pid) for pid in workers) - before
@@ -247,17 +240,6 @@ class StatusBench:
         # Each figure's median over the rounds (the ratios: the median of each round's own ratio).
         medians = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
         return {**medians, "load": load, "rounds": runs}
-
-
-def gunicorn_workers(master: int) -> list[int]:
-    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-    return [int(pid) for pid in children]
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_status_bench(
