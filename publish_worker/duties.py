@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from redis.exceptions import RedisError
 from rq import Queue
@@ -34,7 +34,7 @@ from shared.models import (
     earliest_expiry,
     expiring_soon,
 )
-from shared.queue import enqueue_publish, make_queue
+from shared.queue import enqueue_publish, make_queue, rq_time
 from shared.redis_conn import key
 from shared.services import Services
 from shared.token_check import recheck_connection
@@ -73,11 +73,11 @@ def job_is_live(
         return False
     status = job.get_status()
     if status == JobStatus.QUEUED:
-        if stranded_after is not None and _enqueued_before(job, utcnow() - stranded_after):
+        if _older_than(job.enqueued_at, stranded_after):
             return False
         return queue.get_job_position(job_id) is not None
     if status == JobStatus.STARTED:
-        if stranded_after is not None and _started_before(job, utcnow() - stranded_after):
+        if _older_than(job.started_at, stranded_after):
             return False  # far past any job's time limit: its worker is gone
         return running_counts
     if status == JobStatus.SCHEDULED:
@@ -91,19 +91,10 @@ def job_is_live(
     return status == JobStatus.DEFERRED
 
 
-def _enqueued_before(job: Job, moment: datetime) -> bool:
-    return _before(job.enqueued_at, moment)
-
-
-def _started_before(job: Job, moment: datetime) -> bool:
-    return _before(job.started_at, moment)
-
-
-def _before(value: datetime | None, moment: datetime) -> bool:
-    """RQ's naive UTC time (None: unknown, so not before)."""
-    if value is None:
-        return False
-    return (value.replace(tzinfo=UTC) if value.tzinfo is None else value) < moment
+def _older_than(moment: datetime | None, age: timedelta | None) -> bool:
+    """``moment`` (one of RQ's times; None: unknown) lies more than ``age`` (None: no limit) ago."""
+    when = rq_time(moment)
+    return age is not None and when is not None and when < utcnow() - age
 
 
 def sweep(ctx: Services) -> dict[str, int]:

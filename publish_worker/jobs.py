@@ -7,7 +7,7 @@ allow-list); a job function added here must be added there too.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from rq import get_current_job
@@ -23,6 +23,7 @@ from shared.audit import record_event
 from shared.errors import AppError
 from shared.log import log_context
 from shared.models import ScheduledPost, SocialConnection
+from shared.queue import rq_time
 from shared.scheduling import PostCaller, schedule_post
 from shared.services import Services
 
@@ -150,7 +151,4 @@ def _printable(value: object) -> bool:
 def _enqueued_at() -> datetime | None:
     """When the scheduler handed the request over (the RQ job's enqueue time), if known."""
     job = get_current_job()
-    enqueued = job.enqueued_at if job is not None else None
-    if enqueued is not None and enqueued.tzinfo is None:
-        enqueued = enqueued.replace(tzinfo=UTC)
-    return enqueued
+    return rq_time(job.enqueued_at) if job is not None else None

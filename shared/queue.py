@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from redis import Redis
@@ -146,6 +146,11 @@ def refuse(job: Job, reason: str, queue_name: str, pipeline: Pipeline) -> None:
     FailedJobRegistry(queue_name, connection=job.connection, job_class=PublishJob, serializer=JSONSerializer).add(
         job, ttl=REFUSED_JOB_TTL_SECONDS, exc_string=f"JobRefused: {reason}", pipeline=pipeline
     )
+
+
+def rq_time(value: datetime | None) -> datetime | None:
+    """A time RQ gives back (naive UTC) as an aware UTC datetime."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def make_queue(redis: Redis) -> Queue:
