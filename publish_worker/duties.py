@@ -75,7 +75,15 @@ def job_is_live(
     if status == JobStatus.QUEUED:
         if _older_than(job.enqueued_at, stranded_after):
             return False
-        return queue.get_job_position(job_id) is not None
+        # A job a worker has just taken stays "queued" until it starts, on RQ's intermediate list
+        # (under a burst, for seconds): enqueuing its post again would supersede it, and send the
+        # post to the back of the queue.
+        if queue.get_job_position(job_id) is not None or _taken(queue, job_id):
+            return True
+        # On neither list: stranded, or it moved on (started) since its status was read.
+        status = job.get_status(refresh=True)
+        if status == JobStatus.QUEUED:
+            return False
     if status == JobStatus.STARTED:
         if _older_than(job.started_at, stranded_after):
             return False  # far past any job's time limit: its worker is gone
@@ -89,6 +97,12 @@ def job_is_live(
         except NoSuchJobError:
             return False
     return status == JobStatus.DEFERRED
+
+
+def _taken(queue: Queue, job_id: str) -> bool:
+    """The job is on the queue's intermediate list: taken by a worker, not started yet (one a dead
+    worker left there is failed by RQ's maintenance, or rescued once ``RESCUE_AFTER`` has passed)."""
+    return queue.connection.lpos(queue.intermediate_queue_key, job_id) is not None
 
 
 def _older_than(moment: datetime | None, age: timedelta | None) -> bool:
@@ -114,6 +128,11 @@ def sweep(ctx: Services) -> dict[str, int]:
         ).all()
         for post in waiting:
             if not job_is_live(queue, post.rq_job_id, overdue_after=overdue_after, stranded_after=RESCUE_AFTER):
+                # Under a burst the loop takes a while: the post may have been taken (its job
+                # started, or even finished) since it was read.
+                session.refresh(post)
+                if post.status != QUEUED:
+                    continue
                 enqueue_publish(session, ctx, post.id, at=post.publish_at)
                 counts["missing_job"] += 1
         expired = session.scalars(

@@ -334,3 +334,58 @@ def test_a_job_queued_or_started_far_too_long_is_rescued(worker_ctx, conn, db_se
         f"pub-{waiting.id}-2",
         f"pub-{running.id}-2",
     }
+
+
+def test_a_job_a_worker_has_taken_but_not_yet_started_is_not_enqueued_again(worker_ctx, conn, db_session):
+    # Under a burst a job waits seconds between its worker taking it off the queue and starting it;
+    # RQ still calls it queued. Enqueuing its post again would supersede it (its run would then
+    # do nothing) and send the post to the back of the queue.
+    post = make_post(db_session, conn)
+    queue = make_queue(worker_ctx.redis)
+    with worker_ctx.session() as session:
+        job_id = enqueue_publish(session, worker_ctx, post.id)
+    taken = queue.dequeue_any([queue], timeout=None, connection=worker_ctx.redis, job_class=PublishJob)
+    assert taken is not None and taken[0].id == job_id and taken[0].get_status() == "queued"
+    assert duties.sweep(worker_ctx)["missing_job"] == 0
+    assert reload(db_session, post.id).rq_job_id == job_id
+
+
+def test_a_post_taken_while_the_sweep_looked_at_other_posts_is_not_enqueued_again(
+    worker_ctx, conn, db_session, monkeypatch
+):
+    # The sweep reads the due posts first, then looks at each one's job: by then its job may have
+    # run (RQ keeps a finished job, whose status says nothing of being live).
+    post = make_post(db_session, conn)
+    with worker_ctx.session() as session:
+        job_id = enqueue_publish(session, worker_ctx, post.id)
+
+    def published_meanwhile(queue, job_id, **_):
+        with worker_ctx.session() as session:
+            session.execute(update(ScheduledPost).where(ScheduledPost.id == post.id).values(status="published"))
+            session.commit()
+        return False
+
+    monkeypatch.setattr(duties, "job_is_live", published_meanwhile)
+    assert duties.sweep(worker_ctx)["missing_job"] == 0
+    assert reload(db_session, post.id).rq_job_id == job_id
+
+
+def test_a_job_that_started_while_the_sweep_looked_at_it_is_live(worker_ctx, conn, db_session, monkeypatch):
+    from rq import Queue
+    from rq.job import JobStatus
+
+    post = make_post(db_session, conn)
+    queue = make_queue(worker_ctx.redis)
+    with worker_ctx.session() as session:
+        job_id = enqueue_publish(session, worker_ctx, post.id)
+
+    def started_meanwhile(self, job_id):
+        # Between the sweep reading the job's status (queued) and looking for it on the queue,
+        # a worker took it and started it.
+        worker_ctx.redis.lrem(queue.key, 0, job_id)
+        Job.fetch(job_id, connection=worker_ctx.redis).set_status(JobStatus.STARTED)
+        return None
+
+    monkeypatch.setattr(Queue, "get_job_position", started_meanwhile)
+    assert duties.job_is_live(queue, job_id, overdue_after=timedelta(seconds=60)) is True
+    assert duties.sweep(worker_ctx)["missing_job"] == 0
