@@ -149,6 +149,10 @@ class PublishRun:
 
         Every thread of the run has ended by now (``side_by_side``): the session is this thread's.
         """
+        # No helper may be left at work by now; should one be (see ``side_by_side``), it is
+        # stopped and waited for before its results are read and the session is used here.
+        self.db.stop(exc)
+        self.db.wait_for_helpers()
         if not self.unsaved_targets and not self.unsaved_post:
             return
         try:

@@ -10,7 +10,12 @@ A SQLAlchemy session is not thread-safe, so the run's session is shared by a pla
   session; only a rollback expires them, and a rollback inside the lock (a lost lease) stops
   the run;
 - the job's thread uses the session outside the lock only once every helper has finished:
-  :func:`side_by_side` returns (or raises) only then.
+  :func:`side_by_side` returns (or raises) only then, and a helper counts itself on the run
+  (:meth:`RunDatabase.helping`) so that a run ending by another path can wait for it too.
+
+The job's time limit is an exception RQ raises asynchronously in the job's thread, at any
+bytecode: wherever it lands, the run is stopped before the job's thread waits for its helpers,
+and a run lock it interrupted on its way in is given back (:meth:`RunDatabase.drop_lock`).
 
 A run holds at most one database connection (the session's), and none while it waits for a
 helper. A failure inside the database on any thread (a lost lease, a database error) or any
@@ -28,6 +33,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
+from typing import Any, cast
 
 from sqlalchemy.orm import Session
 
@@ -49,6 +55,8 @@ class RunDatabase:
         # The first failure of any of the run's threads (set without the lock: a thread that
         # leaked it to an asynchronous exception must not keep the others waiting).
         self.stopped: BaseException | None = None
+        self._helpers = 0
+        self._helpers_changed = threading.Condition(threading.Lock())
 
     @contextmanager
     def use(self) -> Iterator[Session]:
@@ -81,6 +89,44 @@ class RunDatabase:
         if self.stopped is None:
             self.stopped = exc
 
+    @contextmanager
+    def helping(self) -> Iterator[None]:
+        """A helper thread at work for the run (counted before it looks at whether the run stopped)."""
+        with self._helpers_changed:
+            self._helpers += 1
+        try:
+            self._check()
+            yield
+        finally:
+            with self._helpers_changed:
+                self._helpers -= 1
+                self._helpers_changed.notify_all()
+
+    def wait_for_helpers(self) -> None:
+        """Return once no helper is at work (a stopped run's helpers stop at their next step; each
+        Graph call is bounded by its timeout). Waits in slices, where an asynchronous exception
+        can land: the wait goes on after it, and it is raised at the end."""
+        late: BaseException | None = None
+        while True:
+            try:
+                with self._helpers_changed:
+                    if self._helpers_changed.wait_for(lambda: self._helpers == 0, WAIT_SLICE_SECONDS):
+                        break
+            except BaseException as exc:  # noqa: BLE001 - raised once the helpers have ended
+                self.stop(exc)
+                late = late or exc
+        if late is not None:
+            raise late
+
+    def drop_lock(self) -> None:
+        """Give back the run lock if this thread still holds it: an asynchronous exception that
+        lands between the lock's acquisition and its ``try`` leaves it held, and the helpers
+        would wait for it until they stop, their results unrecorded. (RLock's own record of its
+        holder, as ``threading.Condition`` reads it.)"""
+        lock = cast(Any, self._lock)
+        while lock._is_owned():
+            lock.release()
+
     def _check(self) -> None:
         if self.stopped is not None:
             raise RunStopped("the run stopped") from None
@@ -111,19 +157,27 @@ def side_by_side(db: RunDatabase, steps: Sequence[Callable[[], None]], pool: Thr
 
     def helper(step: Callable[[], None]) -> Callable[[], None]:
         def run() -> None:
-            db._check()
-            step()
+            with db.helping():
+                step()
 
         return run
 
-    futures = [pool.submit(helper(step)) for step in steps[1:]]
+    futures: list[Future[None]] = []
     try:
-        steps[0]()
-        db.release()  # no connection held while waiting for the others
-    except BaseException as exc:  # noqa: BLE001 - raised below, once the helpers have ended
+        try:
+            for step in steps[1:]:
+                futures.append(pool.submit(helper(step)))
+            steps[0]()
+            db.release()  # no connection held while waiting for the others
+        except BaseException as exc:  # noqa: BLE001 - raised below, once the helpers have ended
+            _stopping(db, exc)
+        for future in futures:
+            _join(future, db)
+    except BaseException as exc:  # noqa: BLE001 - the time limit landing in the lines above
         _stopping(db, exc)
-    for future in futures:
-        _join(future, db)
+        for future in futures:
+            _join(future, db)
+    db.wait_for_helpers()  # also one whose future a time limit inside ``submit`` left unknown
     if db.stopped is not None:
         raise db.stopped
     for future in futures:
@@ -146,5 +200,8 @@ def _join(future: Future[None], db: RunDatabase) -> None:
 
 
 def _stopping(db: RunDatabase, exc: BaseException) -> None:
-    log.warning("run stopping (%s): its other targets stop at their next step", type(exc).__name__)
+    """Stop the run (first: a log line is where a time limit could land too) and give back a run
+    lock the exception left held."""
     db.stop(exc)
+    db.drop_lock()
+    log.warning("run stopping (%s): its other targets stop at their next step", type(exc).__name__)
