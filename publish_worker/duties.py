@@ -13,9 +13,11 @@ from datetime import datetime, timedelta
 from redis.exceptions import RedisError
 from rq import Queue
 from rq.exceptions import NoSuchJobError
+from rq.executions import ExecutionRegistry
 from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
 from rq.serializers import JSONSerializer
+from rq.utils import current_timestamp
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 
@@ -73,15 +75,21 @@ def job_is_live(
         return False
     status = job.get_status()
     if status == JobStatus.QUEUED:
+        # A job a worker has just taken stays "queued" until it starts (under a burst, for
+        # seconds): enqueuing its post again would supersede it, and send the post to the back
+        # of the queue — also behind a backlog older than ``stranded_after``.
+        if _taken(queue, job_id):
+            return True
         if _older_than(job.enqueued_at, stranded_after):
             return False
-        # A job a worker has just taken stays "queued" until it starts, on RQ's intermediate list
-        # (under a burst, for seconds): enqueuing its post again would supersede it, and send the
-        # post to the back of the queue.
-        if queue.get_job_position(job_id) is not None or _taken(queue, job_id):
+        if queue.get_job_position(job_id) is not None:
             return True
-        # On neither list: stranded, or it moved on (started) since its status was read.
-        status = job.get_status(refresh=True)
+        # On no list: stranded, or it moved on (started) since it was read.
+        try:
+            job.refresh()  # type: ignore[no-untyped-call]  # unannotated in RQ 3.0
+        except NoSuchJobError:
+            return False
+        status = job.get_status()
         if status == JobStatus.QUEUED:
             return False
     if status == JobStatus.STARTED:
@@ -100,9 +108,13 @@ def job_is_live(
 
 
 def _taken(queue: Queue, job_id: str) -> bool:
-    """The job is on the queue's intermediate list: taken by a worker, not started yet (one a dead
-    worker left there is failed by RQ's maintenance, or rescued once ``RESCUE_AFTER`` has passed)."""
-    return queue.connection.lpos(queue.intermediate_queue_key, job_id) is not None
+    """A worker has taken the job and not started it yet: it is on the queue's intermediate list
+    and its execution is registered and unexpired. A worker that died with it stops renewing
+    that (RQ's heartbeat TTL, 150 s at most here), so its post is then rescued."""
+    if queue.connection.lpos(queue.intermediate_queue_key, job_id) is None:
+        return False
+    executions = ExecutionRegistry(job_id=job_id, connection=queue.connection)
+    return bool(queue.connection.zcount(executions.key, current_timestamp(), "+inf"))
 
 
 def _older_than(moment: datetime | None, age: timedelta | None) -> bool:
@@ -130,9 +142,10 @@ def sweep(ctx: Services) -> dict[str, int]:
             if not job_is_live(queue, post.rq_job_id, overdue_after=overdue_after, stranded_after=RESCUE_AFTER):
                 # Under a burst the loop takes a while: the post may have been taken (its job
                 # started, or even finished) since it was read.
+                checked = post.rq_job_id
                 session.refresh(post)
-                if post.status != QUEUED:
-                    continue
+                if post.status != QUEUED or post.rq_job_id != checked:
+                    continue  # taken, or given a new job (an edit, a retry) meanwhile
                 enqueue_publish(session, ctx, post.id, at=post.publish_at)
                 counts["missing_job"] += 1
         expired = session.scalars(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,6 +13,7 @@ from sqlalchemy import func, select, update
 
 from publish_worker import duties
 from publish_worker.jobs import publish_request
+from publish_worker.runner import make_worker
 from shared.db import utcnow
 from shared.models import ScheduledPost, SocialConnection
 from shared.queue import PublishJob, enqueue_publish, make_queue
@@ -346,28 +349,52 @@ def test_a_job_a_worker_has_taken_but_not_yet_started_is_not_enqueued_again(work
         job_id = enqueue_publish(session, worker_ctx, post.id)
     taken = queue.dequeue_any([queue], timeout=None, connection=worker_ctx.redis, job_class=PublishJob)
     assert taken is not None and taken[0].id == job_id and taken[0].get_status() == "queued"
+    make_worker(worker_ctx, 4, threading.Event()).prepare_execution(taken[0])  # as the worker does
+    _age_job(worker_ctx.redis, job_id, "enqueued_at", 11)  # behind a backlog: long queued, just taken
     assert duties.sweep(worker_ctx)["missing_job"] == 0
     assert reload(db_session, post.id).rq_job_id == job_id
 
 
-def test_a_post_taken_while_the_sweep_looked_at_other_posts_is_not_enqueued_again(
-    worker_ctx, conn, db_session, monkeypatch
-):
-    # The sweep reads the due posts first, then looks at each one's job: by then its job may have
-    # run (RQ keeps a finished job, whose status says nothing of being live).
+def test_a_job_taken_by_a_worker_that_died_before_starting_it_is_rescued(worker_ctx, conn, db_session):
     post = make_post(db_session, conn)
+    queue = make_queue(worker_ctx.redis)
     with worker_ctx.session() as session:
         job_id = enqueue_publish(session, worker_ctx, post.id)
+    taken = queue.dequeue_any([queue], timeout=None, connection=worker_ctx.redis, job_class=PublishJob)
+    assert taken is not None
+    make_worker(worker_ctx, 4, threading.Event()).prepare_execution(taken[0])
+    # The worker died: its execution is not renewed and runs out.
+    executions = f"rq:executions:{job_id}"
+    [(execution, _)] = worker_ctx.redis.zrange(executions, 0, -1, withscores=True)
+    worker_ctx.redis.zadd(executions, {execution: time.time() - 1})
+    assert duties.sweep(worker_ctx)["missing_job"] == 1
+    assert reload(db_session, post.id).rq_job_id == f"pub-{post.id}-2"
 
-    def published_meanwhile(queue, job_id, **_):
+
+@pytest.mark.parametrize(
+    "meanwhile",
+    [{"status": "published"}, {"rq_job_id": "pub-edited-7"}],
+    ids=["published", "given-a-new-job"],
+)
+def test_a_post_taken_while_the_sweep_looked_at_other_posts_is_not_enqueued_again(
+    worker_ctx, conn, db_session, monkeypatch, meanwhile
+):
+    # The sweep reads the due posts first, then looks at each one's job: by then its job may have
+    # run (RQ keeps a finished job, whose status says nothing of being live), or an edit may have
+    # given the post a new job.
+    post = make_post(db_session, conn)
+    with worker_ctx.session() as session:
+        enqueue_publish(session, worker_ctx, post.id)
+
+    def changed_meanwhile(queue, job_id, **_):
         with worker_ctx.session() as session:
-            session.execute(update(ScheduledPost).where(ScheduledPost.id == post.id).values(status="published"))
+            session.execute(update(ScheduledPost).where(ScheduledPost.id == post.id).values(**meanwhile))
             session.commit()
         return False
 
-    monkeypatch.setattr(duties, "job_is_live", published_meanwhile)
+    monkeypatch.setattr(duties, "job_is_live", changed_meanwhile)
     assert duties.sweep(worker_ctx)["missing_job"] == 0
-    assert reload(db_session, post.id).rq_job_id == job_id
+    assert reload(db_session, post.id).enqueue_seq == 1  # no job reserved, none enqueued
 
 
 def test_a_job_that_started_while_the_sweep_looked_at_it_is_live(worker_ctx, conn, db_session, monkeypatch):
@@ -388,4 +415,3 @@ def test_a_job_that_started_while_the_sweep_looked_at_it_is_live(worker_ctx, con
 
     monkeypatch.setattr(Queue, "get_job_position", started_meanwhile)
     assert duties.job_is_live(queue, job_id, overdue_after=timedelta(seconds=60)) is True
-    assert duties.sweep(worker_ctx)["missing_job"] == 0
