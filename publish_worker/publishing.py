@@ -147,10 +147,9 @@ class PublishRun:
     def save_unsaved_after(self, exc: Exception) -> None:
         """The run failed unexpectedly: still write the results it had (best effort), then it raises.
 
-        Every thread of the run has ended by now (``side_by_side``): the session is this thread's.
+        Every thread of the run has ended by now (``side_by_side`` waits for them): the session is
+        this thread's. Should the time limit have left one at work, it is stopped and waited for first.
         """
-        # No helper may be left at work by now; should one be (see ``side_by_side``), it is
-        # stopped and waited for before its results are read and the session is used here.
         self.db.stop(exc)
         self.db.wait_for_helpers()
         if not self.unsaved_targets and not self.unsaved_post:

@@ -103,9 +103,10 @@ class RunDatabase:
                 self._helpers_changed.notify_all()
 
     def wait_for_helpers(self) -> None:
-        """Return once no helper is at work (a stopped run's helpers stop at their next step; each
-        Graph call is bounded by its timeout). Waits in slices, where an asynchronous exception
+        """Return once no helper is at work (a stopped run's helpers stop at their next step).
+        Waits in slices, where an asynchronous exception
         can land: the wait goes on after it, and it is raised at the end."""
+        # (A helper's database statement has no time bound of its own; its Graph calls do.)
         late: BaseException | None = None
         while True:
             try:
@@ -121,11 +122,14 @@ class RunDatabase:
     def drop_lock(self) -> None:
         """Give back the run lock if this thread still holds it: an asynchronous exception that
         lands between the lock's acquisition and its ``try`` leaves it held, and the helpers
-        would wait for it until they stop, their results unrecorded. (RLock's own record of its
-        holder, as ``threading.Condition`` reads it.)"""
-        lock = cast(Any, self._lock)
-        while lock._is_owned():
-            lock.release()
+        would wait for it until they stop, their results unrecorded."""
+        while self.holds_lock():
+            self._lock.release()
+
+    def holds_lock(self) -> bool:
+        """This thread holds the run lock (RLock's own record of its holder, which
+        ``threading.Condition`` reads too)."""
+        return bool(cast(Any, self._lock)._is_owned())
 
     def _check(self) -> None:
         if self.stopped is not None:
@@ -162,6 +166,10 @@ def side_by_side(db: RunDatabase, steps: Sequence[Callable[[], None]], pool: Thr
 
         return run
 
+    if db.holds_lock():
+        # A helper would wait for it until the run stopped; and drop_lock below must never take
+        # a hold that an enclosing ``with`` gives back.
+        raise RuntimeError("side_by_side called under the run lock")
     futures: list[Future[None]] = []
     try:
         try:

@@ -25,14 +25,16 @@ def pool():
 
 
 class TimeLimitInSubmit:
-    """A pool whose ``submit`` is interrupted by the time limit once the helper is already handed
-    over: the job's thread never learns the helper's future."""
+    """A pool whose ``submit`` is interrupted by the time limit once the helper has started: the
+    job's thread never learns the helper's future."""
 
-    def __init__(self, pool: ThreadPoolExecutor):
+    def __init__(self, pool: ThreadPoolExecutor, started: threading.Event):
         self.pool = pool
+        self.started = started
 
     def submit(self, fn: Any) -> Future[None]:
         self.pool.submit(fn)
+        assert self.started.wait(GIVE_UP_SECONDS)
         raise JobTimeoutException("the job's time limit")
 
 
@@ -58,7 +60,9 @@ def test_a_time_limit_inside_submit_still_waits_for_the_helper_which_touches_not
 
     with pytest.raises(JobTimeoutException):
         side_by_side(
-            db, [lambda: seen.append("job step ran"), helper], cast(ThreadPoolExecutor, TimeLimitInSubmit(pool))
+            db,
+            [lambda: seen.append("job step ran"), helper],
+            cast(ThreadPoolExecutor, TimeLimitInSubmit(pool, started)),
         )
     assert started.is_set() and ended.is_set()  # the job's thread went on only once the helper had ended
     assert seen == ["stopped"]
