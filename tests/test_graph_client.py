@@ -139,3 +139,39 @@ def test_deadline_bounds_every_call(settings):
     with pytest.raises(GraphTransportError) as caught:
         graph.get("/me", token="EAAx")
     assert caught.value.sent is False
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "query", "body"),
+    [
+        ("GET", "https://graph.facebook.com/v25.0/me/accounts", {"fields": "id,name,access_token", "limit": 100}, None),
+        ("GET", "https://graph.facebook.com/v25.0/debug_token", {}, None),
+        ("POST", "https://graph.facebook.com/v25.0/1/photos", {}, {"caption": "Diskon 50% & ongkir! 🎉", "n": 3}),
+        ("POST", "https://graph.facebook.com/v25.0/1/media", {}, {"alt_text": None, "published": False}),
+        ("POST", "https://rupload.facebook.com/video-upload/v25.0/9", {"appsecret_proof": "ab"}, None),
+        ("DELETE", "https://graph.facebook.com/v25.0/1_2", {"x": ["a", "b"]}, None),
+        ("GET", "https://graph.facebook.com/v25.0/1/feed?after=QVFI", {"limit": 25}, None),
+    ],
+)
+def test_a_request_is_sent_exactly_as_requests_would_prepare_it(method, url, query, body):
+    from shared.graph import _prepare
+
+    headers = {"User-Agent": "x", "Accept": "application/json", "Authorization": "Bearer EAAB"}
+    ours = _prepare(method, url, query, body, headers)
+    theirs = requests.PreparedRequest()
+    theirs.prepare(method=method, url=url, headers=dict(headers), data=body, params=query or None)
+    assert (ours.method, ours.url, dict(ours.headers), ours.body) == (
+        theirs.method,
+        theirs.url,
+        dict(theirs.headers),
+        theirs.body,
+    )
+
+
+def test_a_token_with_a_line_break_is_never_sent_as_a_header(graph):
+    with requests_mock.Mocker() as mocker:
+        mocker.get(requests_mock.ANY, json={"id": "1"})
+        with pytest.raises(GraphTransportError) as raised:
+            graph.get("/me", token="EAAB\r\nX-Injected: 1")
+        assert mocker.call_count == 0
+    assert raised.value.sent is False  # surely not at Meta: nothing to look for before a retry
