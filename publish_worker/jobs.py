@@ -49,17 +49,22 @@ def _publish(post_id: str, carried: str | None) -> str:
 
 def _run(ctx: Services, session: Session, post_id: str, carried: str | None) -> str:
     owner = lease.new_owner()
+    # The lease is taken and the post read in one transaction (one commit, not two).
     if carried is None:
-        mine = lease.take(session, post_id, owner, ctx.settings.lease_seconds, job_id=_own_job_id(post_id))
+        mine = lease.take(
+            session, post_id, owner, ctx.settings.lease_seconds, job_id=_own_job_id(post_id), commit=False
+        )
     else:
-        mine = lease.resume(session, post_id, carried, owner, ctx.settings.lease_seconds)
+        mine = lease.resume(session, post_id, carried, owner, ctx.settings.lease_seconds, commit=False)
     if not mine:
+        session.rollback()
         log.info("post not taken (published, cancelled, not due, superseded by a newer job, or held by another run)")
         return "skipped"
-    # The connection is held here: the session keeps loaded objects only while they are referenced.
+    # Referenced here: the session keeps loaded objects only while they are referenced.
     post, _conn = load_post(session, post_id)
-    if post is None:  # its lease was just taken: only a deletion in between gets here
+    if post is None:  # its row is locked by the take: only a deletion just before gets here
         raise LookupError(f"post {post_id} is gone")
+    session.commit()
     with log_context(connection_id=post.connection_id):
         try:
             db = RunDatabase(session)
