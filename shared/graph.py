@@ -273,7 +273,12 @@ class GraphClient:
         outcome = "error"
         try:
             try:
-                resp = self._send(method, url, query, body, sent_headers)
+                prepared = _prepare(method, url, query, body, sent_headers)
+            except requests.exceptions.InvalidHeader:
+                outcome = "invalid_request"  # a value with a line break, say: refused before sending
+                raise GraphTransportError(f"{method} {label}: a header could not be sent", sent=False) from None
+            try:
+                resp = self._send(prepared)
             except requests.Timeout as exc:
                 sent = not isinstance(exc, requests.ConnectTimeout)
                 outcome = "timeout"
@@ -281,11 +286,8 @@ class GraphClient:
             except requests.ConnectionError as exc:
                 outcome = "connection_error"
                 raise GraphTransportError(f"{method} {label}: connection failed", sent=_was_sent(exc)) from None
-            except requests.exceptions.InvalidHeader:
-                outcome = "invalid_request"  # a value with a line break, say: refused before sending
-                raise GraphTransportError(f"{method} {label}: a header could not be sent", sent=False) from None
             except requests.RequestException as exc:
-                # A broken or truncated answer: the request did leave.
+                # A broken or truncated answer (an answer's malformed header too): the request did leave.
                 outcome = "broken_response"
                 raise GraphTransportError(f"{method} {label}: {type(exc).__name__}", sent=True) from None
             self.last_usage = parse_usage(resp.headers)
@@ -298,14 +300,11 @@ class GraphClient:
             if self.observer:
                 self.observer(label, elapsed, outcome)
 
-    def _send(
-        self, method: str, url: str, query: JSONObject, body: JSONObject | None, headers: Mapping[str, str | bytes]
-    ) -> requests.Response:
+    def _send(self, prepared: requests.PreparedRequest) -> requests.Response:
         """``session.request`` without its per-call merging: no cookies are kept for Meta, the
         session's headers are merged once (``_base_headers``), and the environment is read only
         by a session that trusts it (the worker's reads it once, see ``services.thread_http_session``)."""
         timeout = self.current_timeout()
-        prepared = _prepare(method, url, query, body, headers)
         if not self.session.trust_env:
             return self.session.send(prepared, timeout=timeout, allow_redirects=False)
         environment = self.session.merge_environment_settings(prepared.url, {}, None, None, None)
@@ -331,16 +330,18 @@ def _prepare(
 ) -> requests.PreparedRequest:
     """What ``PreparedRequest.prepare`` makes of this client's requests, without its per-call work
     that they do not need (parsing and re-quoting a URL this client built, IDNA, cookies, auth,
-    hooks): it took a twelfth of the worker's CPU. ``url`` is one this client built for Meta's hosts."""
+    hooks): it took a twelfth of the worker's CPU. ``url`` is one this client built for Meta's hosts
+    (a Graph path made of Meta's ids, or a URL rebuilt from its parts): no fragment, no query."""
     prepared = requests.PreparedRequest()
     prepared.method = method
-    prepared.url = f"{url}{'&' if '?' in url else '?'}{_encode(query)}" if query else url
+    encoded = _encode(query) if query else ""
+    prepared.url = f"{url}?{encoded}" if encoded else url
     prepared.headers = CaseInsensitiveDict(cast(Mapping[str, str], headers))
     for header in prepared.headers.items():
         check_header_validity(header)  # a token with a line break must not smuggle a header
-    if body is not None:
+    if body:  # an empty form (an upload's POST) is no body at all, as requests has it
         prepared.body = _encode(body)
-        prepared.headers["Content-Type"] = FORM
+        prepared.headers.setdefault("Content-Type", FORM)
     prepared.prepare_content_length(prepared.body)
     return prepared
 

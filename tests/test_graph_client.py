@@ -148,9 +148,10 @@ def test_deadline_bounds_every_call(settings):
         ("GET", "https://graph.facebook.com/v25.0/debug_token", {}, None),
         ("POST", "https://graph.facebook.com/v25.0/1/photos", {}, {"caption": "Diskon 50% & ongkir! 🎉", "n": 3}),
         ("POST", "https://graph.facebook.com/v25.0/1/media", {}, {"alt_text": None, "published": False}),
-        ("POST", "https://rupload.facebook.com/video-upload/v25.0/9", {"appsecret_proof": "ab"}, None),
+        # An upload: a POST with no form (``request`` passes an empty one), the proof in its query.
+        ("POST", "https://rupload.facebook.com/video-upload/v25.0/9", {"appsecret_proof": "ab"}, {}),
         ("DELETE", "https://graph.facebook.com/v25.0/1_2", {"x": ["a", "b"]}, None),
-        ("GET", "https://graph.facebook.com/v25.0/1/feed?after=QVFI", {"limit": 25}, None),
+        ("GET", "https://graph.facebook.com/v25.0/1/comments", {"after": None}, None),
     ],
 )
 def test_a_request_is_sent_exactly_as_requests_would_prepare_it(method, url, query, body):
@@ -175,3 +176,40 @@ def test_a_token_with_a_line_break_is_never_sent_as_a_header(graph):
             graph.get("/me", token="EAAB\r\nX-Injected: 1")
         assert mocker.call_count == 0
     assert raised.value.sent is False  # surely not at Meta: nothing to look for before a retry
+
+
+def test_a_malformed_answer_to_a_request_that_left_is_reported_as_sent(settings):
+    """urllib3 refuses an answer with conflicting Content-Length headers after the POST has
+    reached Meta: that failure is ambiguous (looked up before any second send), never "not sent"."""
+    import socket
+    import threading
+
+    received: list[bytes] = []
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+
+    def answer_badly() -> None:
+        conn, _ = server.accept()
+        with conn:
+            data = b""
+            while b"hi" not in data:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            received.append(data)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 22, 23\r\n\r\n" + b"{}" * 11)
+
+    thread = threading.Thread(target=answer_badly, daemon=True)
+    thread.start()
+    port = server.getsockname()[1]
+    graph = GraphClient(settings.with_overrides(meta_graph_url=f"http://127.0.0.1:{port}"))
+    try:
+        with pytest.raises(GraphTransportError) as raised:
+            graph.post("/1/feed", token="EAAB", data={"message": "hi"})
+    finally:
+        thread.join(5)
+        server.close()
+    assert received and b"message=hi" in received[0]  # the post reached "Meta"
+    assert raised.value.sent is True
