@@ -62,7 +62,8 @@ def _run(ctx: Services, session: Session, post_id: str, carried: str | None) -> 
         return "skipped"
     # Referenced here: the session keeps loaded objects only while they are referenced.
     post, _conn = load_post(session, post_id)
-    if post is None:  # its row is locked by the take: only a deletion just before gets here
+    if post is None:  # cannot happen (its row is locked by the take), but never leave the take behind
+        session.rollback()
         raise LookupError(f"post {post_id} is gone")
     session.commit()
     with log_context(connection_id=post.connection_id):
