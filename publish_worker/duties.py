@@ -84,14 +84,14 @@ def job_is_live(
             return False
         if queue.get_job_position(job_id) is not None:
             return True
-        # On no list: stranded, or it moved on (started) since it was read.
+        # On no list: stranded, or it moved on (taken, or started) since it was read.
         try:
             job.refresh()  # type: ignore[no-untyped-call]  # unannotated in RQ 3.0
         except NoSuchJobError:
             return False
         status = job.get_status()
         if status == JobStatus.QUEUED:
-            return False
+            return _taken(queue, job_id)
     if status == JobStatus.STARTED:
         if _older_than(job.started_at, stranded_after):
             return False  # far past any job's time limit: its worker is gone
@@ -109,8 +109,9 @@ def job_is_live(
 
 def _taken(queue: Queue, job_id: str) -> bool:
     """A worker has taken the job and not started it yet: it is on the queue's intermediate list
-    and its execution is registered and unexpired. A worker that died with it stops renewing
-    that (RQ's heartbeat TTL, 150 s at most here), so its post is then rescued."""
+    and its execution, registered in the job's execution registry when it was taken, has not
+    run out (RQ gives it 150 s there), so the post of a worker that died with it is rescued by
+    the first sweep after that: within about three minutes."""
     if queue.connection.lpos(queue.intermediate_queue_key, job_id) is None:
         return False
     executions = ExecutionRegistry(job_id=job_id, connection=queue.connection)

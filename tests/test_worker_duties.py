@@ -415,3 +415,22 @@ def test_a_job_that_started_while_the_sweep_looked_at_it_is_live(worker_ctx, con
 
     monkeypatch.setattr(Queue, "get_job_position", started_meanwhile)
     assert duties.job_is_live(queue, job_id, overdue_after=timedelta(seconds=60)) is True
+
+
+def test_a_job_taken_while_the_sweep_looked_at_it_is_live(worker_ctx, conn, db_session, monkeypatch):
+    from rq import Queue
+
+    post = make_post(db_session, conn)
+    queue = make_queue(worker_ctx.redis)
+    with worker_ctx.session() as session:
+        job_id = enqueue_publish(session, worker_ctx, post.id)
+    worker = make_worker(worker_ctx, 4, threading.Event())
+
+    def taken_meanwhile(self, job_id):
+        # Between the sweep looking on the intermediate list and on the queue, a worker took it.
+        taken = queue.dequeue_any([queue], timeout=None, connection=worker_ctx.redis, job_class=PublishJob)
+        worker.prepare_execution(taken[0])
+        return None
+
+    monkeypatch.setattr(Queue, "get_job_position", taken_meanwhile)
+    assert duties.job_is_live(queue, job_id, overdue_after=timedelta(seconds=60)) is True
