@@ -237,6 +237,8 @@ class GraphClient:
             }
             query.update(params or {})
             return f"{split.scheme}://{split.netloc}{split.path}", query
+        if "?" in path or "#" in path:
+            raise ValueError("a Graph path takes its parameters in params, not in the path")
         return f"{self.settings.graph_base}/{path.lstrip('/')}", dict(params or {})
 
     def current_timeout(self) -> tuple[float, float]:

@@ -204,7 +204,9 @@ def test_a_malformed_answer_to_a_request_that_left_is_reported_as_sent(settings)
     thread = threading.Thread(target=answer_badly, daemon=True)
     thread.start()
     port = server.getsockname()[1]
-    graph = GraphClient(settings.with_overrides(meta_graph_url=f"http://127.0.0.1:{port}"))
+    session = requests.Session()
+    session.trust_env = False  # straight to the socket, whatever proxy the environment names
+    graph = GraphClient(settings.with_overrides(meta_graph_url=f"http://127.0.0.1:{port}"), session=session)
     try:
         with pytest.raises(GraphTransportError) as raised:
             graph.post("/1/feed", token="EAAB", data={"message": "hi"})
@@ -212,4 +214,14 @@ def test_a_malformed_answer_to_a_request_that_left_is_reported_as_sent(settings)
         thread.join(5)
         server.close()
     assert received and b"message=hi" in received[0]  # the post reached "Meta"
-    assert raised.value.sent is True
+    assert "InvalidHeader" in str(raised.value) and raised.value.sent is True
+
+
+def test_a_graph_path_carrying_its_own_query_is_refused_before_anything_is_sent(graph):
+    # Its query would be sent beside the client's own (appsecret_proof), or a fragment would drop it.
+    with requests_mock.Mocker() as mocker:
+        mocker.get(requests_mock.ANY, json={"id": "1"})
+        for path in ("/1?fields=id", "/1#x"):
+            with pytest.raises(ValueError):
+                graph.get(path, token="EAAB")
+        assert mocker.call_count == 0

@@ -187,7 +187,8 @@ def test_a_reel_starts_uploads_by_url_and_finishes_published(ctx, fb, conn, db_s
     assert urlsplit(upload.url).path == f"/video-upload/v25.0/{video.id}"
     # The upload host takes the token as "OAuth", the file by URL in a header, and no body.
     assert upload.headers["Authorization"] == f"OAuth {PAGE_TOKEN}" and upload.headers["file_url"] == VIDEO
-    assert parse_qs(urlsplit(upload.url).query) == {"appsecret_proof": [proof()]} and not upload.text
+    assert parse_qs(urlsplit(upload.url).query) == {"appsecret_proof": [proof()]}
+    assert upload.body is None and upload.headers["Content-Length"] == "0" and "Content-Type" not in upload.headers
     assert form(finish) == {
         "upload_phase": "finish",
         "video_id": video.id,
