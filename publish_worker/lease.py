@@ -154,11 +154,11 @@ def record(
     """
     writes = [*targets, *([(target, target_values)] if target is not None and target_values else [])]
     values.setdefault("lease_expires_at", utcnow() + timedelta(seconds=lease_seconds))
-    result = session.connection().execute(_RECORD_POST, {"fence_post_id": post.id, "fence_owner": owner, **values})
+    connection = session.connection()  # asked once: each ask walks the session's transaction states
+    result = connection.execute(_RECORD_POST, {"fence_post_id": post.id, "fence_owner": owner, **values})
     if affected_rows(result) != 1:
         session.rollback()
         raise LeaseLost(post.id)
-    connection = session.connection()
     for row, row_values in writes:
         if row_values:
             connection.execute(_RECORD_TARGET, {"fence_post_id": post.id, "fence_target": row.target, **row_values})
