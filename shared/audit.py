@@ -9,7 +9,6 @@ from typing import Any, cast
 from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
-from shared.db import utcnow
 from shared.models import AuditEvent
 
 log = logging.getLogger("social_connect.audit")
@@ -67,7 +66,6 @@ def record_event(
     session.connection().execute(
         _INSERT,
         {
-            "at": utcnow(),
             "event": event,
             "user_id_resellio": user_id,
             "connection_id": connection_id,
