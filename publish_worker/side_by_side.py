@@ -103,10 +103,10 @@ class RunDatabase:
                 self._helpers_changed.notify_all()
 
     def wait_for_helpers(self) -> None:
-        """Return once no helper is at work (a stopped run's helpers stop at their next step).
-        Waits in slices, where an asynchronous exception
-        can land: the wait goes on after it, and it is raised at the end."""
-        # (A helper's database statement has no time bound of its own; its Graph calls do.)
+        """Return once no helper is at work (a stopped run's helpers stop at their next step;
+        a helper's database statement has no time bound of its own, its Graph calls do). Waits
+        in slices, where an asynchronous exception can land: the wait goes on after it, and it
+        is raised at the end."""
         late: BaseException | None = None
         while True:
             try:
