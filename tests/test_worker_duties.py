@@ -339,6 +339,15 @@ def test_a_job_queued_or_started_far_too_long_is_rescued(worker_ctx, conn, db_se
     }
 
 
+def _taken_by_a_worker(worker_ctx, queue) -> Job:
+    """The next job taken off the queue as the worker takes it (onto RQ's intermediate list, its
+    execution registered), and not started."""
+    taken = queue.dequeue_any([queue], timeout=None, connection=worker_ctx.redis, job_class=PublishJob)
+    assert taken is not None
+    make_worker(worker_ctx, 4, threading.Event()).prepare_execution(taken[0])
+    return taken[0]
+
+
 def test_a_job_a_worker_has_taken_but_not_yet_started_is_not_enqueued_again(worker_ctx, conn, db_session):
     # Under a burst a job waits seconds between its worker taking it off the queue and starting it;
     # RQ still calls it queued. Enqueuing its post again would supersede it (its run would then
@@ -347,9 +356,8 @@ def test_a_job_a_worker_has_taken_but_not_yet_started_is_not_enqueued_again(work
     queue = make_queue(worker_ctx.redis)
     with worker_ctx.session() as session:
         job_id = enqueue_publish(session, worker_ctx, post.id)
-    taken = queue.dequeue_any([queue], timeout=None, connection=worker_ctx.redis, job_class=PublishJob)
-    assert taken is not None and taken[0].id == job_id and taken[0].get_status() == "queued"
-    make_worker(worker_ctx, 4, threading.Event()).prepare_execution(taken[0])  # as the worker does
+    taken = _taken_by_a_worker(worker_ctx, queue)
+    assert taken.id == job_id and taken.get_status() == "queued"
     _age_job(worker_ctx.redis, job_id, "enqueued_at", 11)  # behind a backlog: long queued, just taken
     assert duties.sweep(worker_ctx)["missing_job"] == 0
     assert reload(db_session, post.id).rq_job_id == job_id
@@ -360,9 +368,7 @@ def test_a_job_taken_by_a_worker_that_died_before_starting_it_is_rescued(worker_
     queue = make_queue(worker_ctx.redis)
     with worker_ctx.session() as session:
         job_id = enqueue_publish(session, worker_ctx, post.id)
-    taken = queue.dequeue_any([queue], timeout=None, connection=worker_ctx.redis, job_class=PublishJob)
-    assert taken is not None
-    make_worker(worker_ctx, 4, threading.Event()).prepare_execution(taken[0])
+    assert _taken_by_a_worker(worker_ctx, queue).id == job_id
     # The worker died: its execution is not renewed and runs out.
     executions = f"rq:executions:{job_id}"
     [(execution, _)] = worker_ctx.redis.zrange(executions, 0, -1, withscores=True)
@@ -424,12 +430,10 @@ def test_a_job_taken_while_the_sweep_looked_at_it_is_live(worker_ctx, conn, db_s
     queue = make_queue(worker_ctx.redis)
     with worker_ctx.session() as session:
         job_id = enqueue_publish(session, worker_ctx, post.id)
-    worker = make_worker(worker_ctx, 4, threading.Event())
 
     def taken_meanwhile(self, job_id):
         # Between the sweep looking on the intermediate list and on the queue, a worker took it.
-        taken = queue.dequeue_any([queue], timeout=None, connection=worker_ctx.redis, job_class=PublishJob)
-        worker.prepare_execution(taken[0])
+        _taken_by_a_worker(worker_ctx, queue)
         return None
 
     monkeypatch.setattr(Queue, "get_job_position", taken_meanwhile)
