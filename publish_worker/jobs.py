@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from rq import get_current_job
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from publish_worker import lease
 from publish_worker.context import get_context
-from publish_worker.pacing import PAGE_SLOTS, accounts_of
+from publish_worker.pacing import PAGE_SLOTS, accounts_of, release_connection
 from publish_worker.publishing import PublishRun
 from publish_worker.side_by_side import RunDatabase
 from shared.audit import record_event
@@ -42,8 +43,11 @@ def publish_post(post_id: str, lease: str | None = None) -> str:
 def _publish(post_id: str, carried: str | None) -> str:
     ctx = get_context()
     with log_context(job_id=post_id), ctx.session() as session:
-        # The Page's turn is waited for before the lease is taken, holding no database connection.
-        with PAGE_SLOTS.hold(accounts_of(session, post_id), ctx.settings.worker_page_concurrency):
+        # The Page's turn is waited for before the lease is taken, holding no database connection;
+        # when the Page has room at once, the take follows in the same transaction as the read.
+        accounts = accounts_of(session, post_id)
+        limit = ctx.settings.worker_page_concurrency
+        with PAGE_SLOTS.hold(accounts, limit, before_wait=partial(release_connection, session)):
             return _run(ctx, session, post_id, carried)
 
 

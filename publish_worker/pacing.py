@@ -41,25 +41,39 @@ class PageSlots:
             return self._in_flight.get(account, 0)
 
     @contextmanager
-    def hold(self, accounts: Collection[str], limit: int) -> Iterator[None]:
+    def hold(
+        self, accounts: Collection[str], limit: int, *, before_wait: Callable[[], None] | None = None
+    ) -> Iterator[None]:
         """Wait until every one of ``accounts`` has fewer than ``limit`` posts in flight, then
         count this one on all of them until the block ends. All or none are taken at once,
-        so two posts sharing accounts never hold one each and wait for the other."""
+        so two posts sharing accounts never hold one each and wait for the other.
+        ``before_wait`` is called (outside the lock) only if the post has to wait."""
         taken = False
         try:
             with self._lock:
-                while (full := self._full(accounts, limit)) is not None:
-                    turn = self._turns.setdefault(full, threading.Condition(self._lock))
-                    turn.wait(WAIT_SLICE_SECONDS)
-                for account in accounts:
-                    self._in_flight[account] = self._in_flight.get(account, 0) + 1
-                taken = True
+                taken = self._take(accounts, limit)
+            if not taken:
+                if before_wait is not None:
+                    before_wait()
+                with self._lock:
+                    while (full := self._full(accounts, limit)) is not None:
+                        turn = self._turns.setdefault(full, threading.Condition(self._lock))
+                        turn.wait(WAIT_SLICE_SECONDS)
+                    taken = self._take(accounts, limit)
             yield
         finally:
             if taken:
                 with self._lock:
                     for account in accounts:
                         self._leave(account)
+
+    def _take(self, accounts: Collection[str], limit: int) -> bool:
+        """Count the post on every one of ``accounts`` if none is full (under the lock)."""
+        if self._full(accounts, limit) is not None:
+            return False
+        for account in accounts:
+            self._in_flight[account] = self._in_flight.get(account, 0) + 1
+        return True
 
     def _full(self, accounts: Collection[str], limit: int) -> str | None:
         return next((account for account in accounts if self._in_flight.get(account, 0) >= limit), None)
@@ -89,9 +103,9 @@ _ACCOUNTS_OF = (
 
 
 def accounts_of(session: Session, post_id: str) -> set[str]:
-    """The Page and Instagram account a post goes to (none for an unknown post)."""
+    """The Page and Instagram account a post goes to (none for an unknown post). The reading
+    transaction stays open: the caller ends it (``release_connection``) before any wait."""
     row = session.connection().execute(_ACCOUNTS_OF, {"post_id": post_id}).first()
-    release_connection(session)
     if row is None:
         return set()
     page_id, ig_id = row

@@ -123,8 +123,8 @@ def start_worker(settings, redis_client, gate) -> Iterator[Callable[..., InProce
         worker.stop()
 
 
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + GIVE_UP_SECONDS
+def wait_until(condition: Callable[[], bool], what: str, give_up: float = GIVE_UP_SECONDS) -> None:
+    deadline = time.monotonic() + give_up
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"gave up waiting: {what}")
@@ -189,6 +189,17 @@ def test_a_page_has_at_most_its_cap_of_posts_in_flight(start_worker, gate, db_se
     gate.open()
     wait_until(lambda: statuses(db_session, ids) == [PUBLISHED] * 14, "all published")
     assert gate.peak_per_page == {page(1): 5, page(2): 2}
+
+
+def test_posts_waiting_for_their_page_hold_no_database_connection(start_worker, gate, db_session, redis_client):
+    worker = start_worker(worker_page_concurrency=5)
+    ids = posts_on_pages(worker.ctx, db_session, [page(1)] * 12)
+    wait_until(lambda: posts_running(redis_client) == set(ids) and gate.count() == 5, "12 posts running, 5 at Meta")
+    # The seven waiting for the Page's turn read its accounts, then gave the connection back (held,
+    # they would keep it until their jobs' time limits).
+    wait_until(lambda: worker.ctx.engine.pool.checkedout() == 0, "no database connection held", give_up=5)
+    gate.open()
+    wait_until(lambda: statuses(db_session, ids) == [PUBLISHED] * 12, "all published")
 
 
 def test_a_job_past_its_time_limit_while_waiting_for_its_page_is_stopped_alone(
