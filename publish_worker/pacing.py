@@ -32,7 +32,9 @@ class PageSlots:
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        # Reentrant for its ownership: were a job's time limit to land as a waiting post takes
+        # the lock back, a plain lock would let that post release another thread's hold.
+        self._lock = threading.RLock()
         self._in_flight: dict[str, int] = {}
         self._turns: dict[str, threading.Condition] = {}  # posts waiting on a full account
 
@@ -41,20 +43,18 @@ class PageSlots:
             return self._in_flight.get(account, 0)
 
     @contextmanager
-    def hold(
-        self, accounts: Collection[str], limit: int, *, before_wait: Callable[[], None] | None = None
-    ) -> Iterator[None]:
+    def hold(self, accounts: Collection[str], limit: int, *, before_wait: Callable[[], None]) -> Iterator[None]:
         """Wait until every one of ``accounts`` has fewer than ``limit`` posts in flight, then
         count this one on all of them until the block ends. All or none are taken at once,
         so two posts sharing accounts never hold one each and wait for the other.
-        ``before_wait`` is called (outside the lock) only if the post has to wait."""
+        ``before_wait`` (giving the database connection back) is called, outside the lock, only
+        if the post has to wait."""
         taken = False
         try:
             with self._lock:
                 taken = self._take(accounts, limit)
             if not taken:
-                if before_wait is not None:
-                    before_wait()
+                before_wait()
                 with self._lock:
                     while (full := self._full(accounts, limit)) is not None:
                         turn = self._turns.setdefault(full, threading.Condition(self._lock))

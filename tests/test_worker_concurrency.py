@@ -4,8 +4,10 @@ job time limits inside the pool, warm shutdown, the Redis and database pools."""
 from __future__ import annotations
 
 import json
+import linecache
 import logging
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -387,7 +389,7 @@ def test_page_slots_keep_every_account_under_its_cap_and_all_posts_get_their_tur
     def post(n: int) -> None:
         # Posts on the Page and its Instagram account, some on the Page alone, some on another Page.
         accounts = [("page:1", "ig:1"), ("page:1",), ("page:2", "ig:1")][n % 3]
-        with slots.hold(set(accounts), 5):
+        with slots.hold(set(accounts), 5, before_wait=lambda: None):
             with lock:
                 for account in accounts:
                     in_flight[account] = in_flight.get(account, 0) + 1
@@ -406,3 +408,54 @@ def test_page_slots_keep_every_account_under_its_cap_and_all_posts_get_their_tur
     assert sorted(done) == list(range(60))
     assert set(peak) == {"page:1", "ig:1", "page:2"} and max(peak.values()) == 5
     assert [slots.in_flight(a) for a in ("page:1", "ig:1", "page:2")] == [0, 0, 0]
+
+
+class TimeLimit(Exception):
+    """Stands for RQ's job time limit, raised asynchronously in the job's thread."""
+
+
+def test_a_time_limit_landing_as_a_waiting_post_wakes_leaves_the_lock_with_its_holder():
+    # The limit lands where a post waiting for its Page's turn takes the lock back, while
+    # another thread holds it: the post ends (no slot counted) and the holder keeps the lock.
+    slots = PageSlots()
+    armed = threading.Event()
+    ended: list[BaseException] = []
+
+    def land_at_reacquire(frame, event, _arg):
+        if event == "call" and frame.f_code is threading.Condition.wait.__code__:
+            return land_at_reacquire
+        if (
+            event == "line"
+            and armed.is_set()
+            and "_acquire_restore" in linecache.getline(frame.f_code.co_filename, frame.f_lineno)
+        ):
+            armed.clear()
+            raise TimeLimit()
+        return land_at_reacquire if event != "call" else None
+
+    def waiting_post() -> None:
+        sys.settrace(land_at_reacquire)
+        try:
+            with slots.hold({"page:1"}, 1, before_wait=lambda: None):
+                pass
+        except (TimeLimit, RuntimeError) as exc:
+            ended.append(exc)
+        finally:
+            sys.settrace(None)
+
+    with slots.hold({"page:1"}, 1, before_wait=lambda: None):
+        post = threading.Thread(target=waiting_post)
+        post.start()
+        wait_until(lambda: "page:1" in slots._turns and bool(slots._turns["page:1"]._waiters), "the post waiting")
+        with slots._lock:
+            armed.set()
+            slots._turns["page:1"].notify()
+            post.join(GIVE_UP_SECONDS)
+            taken_by_another: list[bool] = []
+            probe = threading.Thread(target=lambda: taken_by_another.append(slots._lock.acquire(blocking=False)))
+            probe.start()
+            probe.join(GIVE_UP_SECONDS)
+            assert taken_by_another == [False]  # still this thread's
+        assert not post.is_alive() and len(ended) == 1
+        assert slots.in_flight("page:1") == 1  # the holder's only
+    assert slots.in_flight("page:1") == 0
