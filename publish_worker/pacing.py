@@ -29,18 +29,23 @@ class PageSlots:
 
     A post waiting for its turn waits on the account that is full; a post leaving an account
     wakes one post waiting on it (not every waiting post of the process).
+
+    A job's time limit is raised asynchronously, at any bytecode: a post is counted by a single
+    store into ``_holders`` (one entry per post in flight: its accounts) and uncounted by a
+    single pop, so wherever the limit lands while a post takes its turn, the post is counted on
+    all its accounts or on none (counting account by account, it could stay counted on some).
     """
 
     def __init__(self) -> None:
         # Reentrant for its ownership: were a job's time limit to land as a waiting post takes
         # the lock back, a plain lock would let that post release another thread's hold.
         self._lock = threading.RLock()
-        self._in_flight: dict[str, int] = {}
+        self._holders: dict[object, frozenset[str]] = {}
         self._turns: dict[str, threading.Condition] = {}  # posts waiting on a full account
 
     def in_flight(self, account: str) -> int:
         with self._lock:
-            return self._in_flight.get(account, 0)
+            return self._count(account)
 
     @contextmanager
     def hold(self, accounts: Collection[str], limit: int, *, before_wait: Callable[[], None]) -> Iterator[None]:
@@ -49,47 +54,42 @@ class PageSlots:
         so two posts sharing accounts never hold one each and wait for the other.
         ``before_wait`` (giving the database connection back) is called, outside the lock, only
         if the post has to wait."""
-        taken = False
+        post, wanted = object(), frozenset(accounts)
         try:
             with self._lock:
-                taken = self._take(accounts, limit)
-            if not taken:
+                if self._full(wanted, limit) is None:
+                    self._holders[post] = wanted
+            if post not in self._holders:
                 before_wait()
                 with self._lock:
-                    while (full := self._full(accounts, limit)) is not None:
+                    while (full := self._full(wanted, limit)) is not None:
                         turn = self._turns.setdefault(full, threading.Condition(self._lock))
                         turn.wait(WAIT_SLICE_SECONDS)
-                    taken = self._take(accounts, limit)
+                    self._holders[post] = wanted
             yield
         finally:
-            if taken:
-                with self._lock:
-                    for account in accounts:
-                        self._leave(account)
+            with self._lock:
+                if self._holders.pop(post, None) is not None:
+                    self._wake(wanted)
 
-    def _take(self, accounts: Collection[str], limit: int) -> bool:
-        """Count the post on every one of ``accounts`` if none is full (under the lock)."""
-        if self._full(accounts, limit) is not None:
-            return False
+    def _count(self, account: str) -> int:
+        return sum(1 for accounts in self._holders.values() if account in accounts)
+
+    def _full(self, accounts: frozenset[str], limit: int) -> str | None:
+        return next((account for account in accounts if self._count(account) >= limit), None)
+
+    def _wake(self, accounts: frozenset[str]) -> None:
+        """A post left ``accounts``: one post waiting on each gets its turn (all of them, and the
+        account's turn is forgotten, once nothing is in flight there)."""
         for account in accounts:
-            self._in_flight[account] = self._in_flight.get(account, 0) + 1
-        return True
-
-    def _full(self, accounts: Collection[str], limit: int) -> str | None:
-        return next((account for account in accounts if self._in_flight.get(account, 0) >= limit), None)
-
-    def _leave(self, account: str) -> None:
-        left = self._in_flight[account] - 1
-        turn = self._turns.get(account)
-        if left:
-            self._in_flight[account] = left
-            if turn is not None:
+            turn = self._turns.get(account)
+            if turn is None:
+                continue
+            if self._count(account):
                 turn.notify()
-            return
-        del self._in_flight[account]
-        if turn is not None:
-            turn.notify_all()
-            del self._turns[account]
+            else:
+                turn.notify_all()
+                del self._turns[account]
 
 
 PAGE_SLOTS = PageSlots()

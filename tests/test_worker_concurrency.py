@@ -418,7 +418,7 @@ def test_a_time_limit_landing_as_a_waiting_post_wakes_leaves_the_lock_with_its_h
     # The limit lands where a post waiting for its Page's turn takes the lock back, while
     # another thread holds it: the post ends (no slot counted) and the holder keeps the lock.
     slots = PageSlots()
-    armed = threading.Event()
+    armed, landed = threading.Event(), threading.Event()
     ended: list[BaseException] = []
 
     def land_at_reacquire(frame, event, _arg):
@@ -430,6 +430,7 @@ def test_a_time_limit_landing_as_a_waiting_post_wakes_leaves_the_lock_with_its_h
             and "_acquire_restore" in linecache.getline(frame.f_code.co_filename, frame.f_lineno)
         ):
             armed.clear()
+            landed.set()
             raise TimeLimit()
         return land_at_reacquire if event != "call" else None
 
@@ -443,6 +444,13 @@ def test_a_time_limit_landing_as_a_waiting_post_wakes_leaves_the_lock_with_its_h
         finally:
             sys.settrace(None)
 
+    def taken_by_another() -> bool:
+        taken: list[bool] = []
+        probe = threading.Thread(target=lambda: taken.append(slots._lock.acquire(blocking=False)))
+        probe.start()
+        probe.join(GIVE_UP_SECONDS)
+        return taken == [True]
+
     with slots.hold({"page:1"}, 1, before_wait=lambda: None):
         post = threading.Thread(target=waiting_post)
         post.start()
@@ -450,12 +458,55 @@ def test_a_time_limit_landing_as_a_waiting_post_wakes_leaves_the_lock_with_its_h
         with slots._lock:
             armed.set()
             slots._turns["page:1"].notify()
-            post.join(GIVE_UP_SECONDS)
-            taken_by_another: list[bool] = []
-            probe = threading.Thread(target=lambda: taken_by_another.append(slots._lock.acquire(blocking=False)))
-            probe.start()
-            probe.join(GIVE_UP_SECONDS)
-            assert taken_by_another == [False]  # still this thread's
+            assert landed.wait(GIVE_UP_SECONDS)
+            # Time for the post to leave its wait: a plain lock would now be free for anyone.
+            deadline = time.monotonic() + 1
+            while time.monotonic() < deadline:
+                assert not taken_by_another()
+                time.sleep(0.05)
+        post.join(GIVE_UP_SECONDS)
         assert not post.is_alive() and len(ended) == 1
         assert slots.in_flight("page:1") == 1  # the holder's only
     assert slots.in_flight("page:1") == 0
+
+
+def take_with_a_time_limit_at(slots: PageSlots, step: int) -> bool:
+    """A post takes its turn on ``page:1`` and ``ig:1``, its time limit landing at the ``step``-th
+    line of the slots' own code it runs; False if it landed before the post's work began."""
+    pacing_file = PageSlots.hold.__wrapped__.__code__.co_filename  # type: ignore[attr-defined]
+    state = {"steps": 0, "working": False}
+
+    def land(frame, event, _arg):
+        if state["working"] or frame.f_code.co_filename != pacing_file:
+            return None
+        if event == "line":
+            state["steps"] += 1
+            if state["steps"] == step:
+                raise TimeLimit()
+        return land
+
+    sys.settrace(land)
+    try:
+        with slots.hold({"page:1", "ig:1"}, 5, before_wait=lambda: None):
+            state["working"] = True
+        return True
+    except TimeLimit:
+        return False
+    finally:
+        sys.settrace(None)
+
+
+def test_a_time_limit_landing_anywhere_as_a_post_takes_its_slots_leaves_none_counted():
+    # Each run lets the limit land one line further into the slots' own code, until a post runs
+    # through: wherever it landed before the post's work began, nothing stays counted.
+    slots = PageSlots()
+    step = 1
+    while True:
+        with slots.hold({"page:1"}, 5, before_wait=lambda: None):  # another post on the Page
+            ran_through = take_with_a_time_limit_at(slots, step)
+            assert (slots.in_flight("page:1"), slots.in_flight("ig:1")) == (1, 0), step
+        assert slots.in_flight("page:1") == 0
+        if ran_through:
+            break
+        step += 1
+    assert step > 5  # it did land at each line the post ran before its work
