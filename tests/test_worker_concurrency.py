@@ -20,6 +20,7 @@ from rq.serializers import JSONSerializer
 from rq.suspension import resume, suspend
 from sqlalchemy import select
 
+from publish_worker import pacing
 from publish_worker.context import install_context, redis_pool_size, worker_services
 from publish_worker.jobs import publish_post
 from publish_worker.pacing import PageSlots
@@ -414,9 +415,10 @@ class TimeLimit(Exception):
     """Stands for RQ's job time limit, raised asynchronously in the job's thread."""
 
 
-def test_a_time_limit_landing_as_a_waiting_post_wakes_leaves_the_lock_with_its_holder():
+def test_a_time_limit_landing_as_a_waiting_post_wakes_leaves_the_lock_with_its_holder(monkeypatch):
     # The limit lands where a post waiting for its Page's turn takes the lock back, while
     # another thread holds it: the post ends (no slot counted) and the holder keeps the lock.
+    monkeypatch.setattr(pacing, "WAIT_SLICE_SECONDS", GIVE_UP_SECONDS)  # it wakes when notified only
     slots = PageSlots()
     armed, landed = threading.Event(), threading.Event()
     ended: list[BaseException] = []
@@ -435,7 +437,7 @@ def test_a_time_limit_landing_as_a_waiting_post_wakes_leaves_the_lock_with_its_h
         return land_at_reacquire if event != "call" else None
 
     def waiting_post() -> None:
-        sys.settrace(land_at_reacquire)
+        sys.settrace(land_at_reacquire)  # this thread's own (coverage's goes with it)
         try:
             with slots.hold({"page:1"}, 1, before_wait=lambda: None):
                 pass
@@ -485,6 +487,7 @@ def take_with_a_time_limit_at(slots: PageSlots, step: int) -> bool:
                 raise TimeLimit()
         return land
 
+    measuring = sys.gettrace()  # coverage's, on this thread: given back after
     sys.settrace(land)
     try:
         with slots.hold({"page:1", "ig:1"}, 5, before_wait=lambda: None):
@@ -493,7 +496,7 @@ def take_with_a_time_limit_at(slots: PageSlots, step: int) -> bool:
     except TimeLimit:
         return False
     finally:
-        sys.settrace(None)
+        sys.settrace(measuring)
 
 
 def test_a_time_limit_landing_anywhere_as_a_post_takes_its_slots_leaves_none_counted():
