@@ -9,6 +9,7 @@ inside a blocking call, so a job waiting for its Page's turn is still stopped on
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -24,6 +25,12 @@ from shared.models import ScheduledPost, SocialConnection
 WAIT_SLICE_SECONDS = 0.5
 
 
+class _Post:
+    """A post in flight on some accounts: the key of its entry in ``PageSlots._holders``."""
+
+    __slots__ = ("__weakref__",)
+
+
 class PageSlots:
     """How many posts of this process are in flight on each Facebook Page and Instagram account.
 
@@ -34,13 +41,16 @@ class PageSlots:
     store into ``_holders`` (one entry per post in flight: its accounts) and uncounted by a
     single pop, so wherever the limit lands while a post takes its turn, the post is counted on
     all its accounts or on none (counting account by account, it could stay counted on some).
+    Should it land as the post gives its turn back, before the pop, the entry goes with the
+    post's ``hold`` once its job has ended (the key is weakly held); posts waiting on its
+    accounts see the room at their next look, within ``WAIT_SLICE_SECONDS``.
     """
 
     def __init__(self) -> None:
         # Reentrant for its ownership: were a job's time limit to land as a waiting post takes
         # the lock back, a plain lock would let that post release another thread's hold.
         self._lock = threading.RLock()
-        self._holders: dict[object, frozenset[str]] = {}
+        self._holders: weakref.WeakKeyDictionary[_Post, frozenset[str]] = weakref.WeakKeyDictionary()
         self._turns: dict[str, threading.Condition] = {}  # posts waiting on a full account
 
     def in_flight(self, account: str) -> int:
@@ -54,7 +64,7 @@ class PageSlots:
         so two posts sharing accounts never hold one each and wait for the other.
         ``before_wait`` (giving the database connection back) is called, outside the lock, only
         if the post has to wait."""
-        post, wanted = object(), frozenset(accounts)
+        post, wanted = _Post(), frozenset(accounts)
         try:
             with self._lock:
                 if self._full(wanted, limit) is None:

@@ -472,15 +472,16 @@ def test_a_time_limit_landing_as_a_waiting_post_wakes_leaves_the_lock_with_its_h
     assert slots.in_flight("page:1") == 0
 
 
-def take_with_a_time_limit_at(slots: PageSlots, step: int) -> bool:
-    """A post takes its turn on ``page:1`` and ``ig:1``, its time limit landing at the ``step``-th
-    line of the slots' own code it runs; False if it landed before the post's work began."""
+def hold_with_a_time_limit_at(slots: PageSlots, step: int, *, after_work: bool = False) -> bool:
+    """A post takes its turn on ``page:1`` and ``ig:1`` and gives it back, its time limit landing
+    at the ``step``-th line of the slots' own code it runs (before its work, or ``after_work``);
+    False if it landed."""
     pacing_file = PageSlots.hold.__wrapped__.__code__.co_filename  # type: ignore[attr-defined]
     state = {"steps": 0, "working": False}
 
     def land(frame, event, _arg):
-        if state["working"] or frame.f_code.co_filename != pacing_file:
-            return None
+        if state["working"] != after_work or frame.f_code.co_filename != pacing_file:
+            return land if after_work and frame.f_code.co_filename == pacing_file else None
         if event == "line":
             state["steps"] += 1
             if state["steps"] == step:
@@ -506,10 +507,26 @@ def test_a_time_limit_landing_anywhere_as_a_post_takes_its_slots_leaves_none_cou
     step = 1
     while True:
         with slots.hold({"page:1"}, 5, before_wait=lambda: None):  # another post on the Page
-            ran_through = take_with_a_time_limit_at(slots, step)
+            ran_through = hold_with_a_time_limit_at(slots, step)
             assert (slots.in_flight("page:1"), slots.in_flight("ig:1")) == (1, 0), step
         assert slots.in_flight("page:1") == 0
         if ran_through:
             break
         step += 1
     assert step > 5  # it did land at each line the post ran before its work
+
+
+def test_a_time_limit_landing_anywhere_as_a_post_gives_its_turn_back_leaves_it_counted_nowhere():
+    # The post's work ends just as its limit lands: wherever it lands in the giving back, the
+    # post is counted nowhere once its job is over (else, after a few, its Page would be full for good).
+    slots = PageSlots()
+    step = 1
+    while True:
+        with slots.hold({"page:1"}, 5, before_wait=lambda: None):  # another post on the Page
+            ran_through = hold_with_a_time_limit_at(slots, step, after_work=True)
+            assert (slots.in_flight("page:1"), slots.in_flight("ig:1")) == (1, 0), step
+        assert slots.in_flight("page:1") == 0
+        if ran_through:
+            break
+        step += 1
+    assert step > 2  # it did land at each line of the giving back
