@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from sqlalchemy import bindparam, select
@@ -42,15 +42,15 @@ class PageSlots:
     single pop, so wherever the limit lands while a post takes its turn, the post is counted on
     all its accounts or on none (counting account by account, it could stay counted on some).
     Should it land as the post gives its turn back, before the pop, the entry goes with the
-    post's ``hold`` once its job has ended (the key is weakly held); posts waiting on its
-    accounts see the room at their next look, within ``WAIT_SLICE_SECONDS``.
+    post's ``hold`` once its job has ended (its key is a weak reference to the hold's token);
+    posts waiting on its accounts see the room at their next look, within ``WAIT_SLICE_SECONDS``.
     """
 
     def __init__(self) -> None:
         # Reentrant for its ownership: were a job's time limit to land as a waiting post takes
         # the lock back, a plain lock would let that post release another thread's hold.
         self._lock = threading.RLock()
-        self._holders: weakref.WeakKeyDictionary[_Post, frozenset[str]] = weakref.WeakKeyDictionary()
+        self._holders: dict[weakref.ref[_Post], frozenset[str]] = {}
         self._turns: dict[str, threading.Condition] = {}  # posts waiting on a full account
 
     def in_flight(self, account: str) -> int:
@@ -64,26 +64,33 @@ class PageSlots:
         so two posts sharing accounts never hold one each and wait for the other.
         ``before_wait`` (giving the database connection back) is called, outside the lock, only
         if the post has to wait."""
-        post, wanted = _Post(), frozenset(accounts)
+        post = _Post()  # referenced by this frame alone: it lives as long as the hold
+        key, wanted = weakref.ref(post, self._forget), frozenset(accounts)
         try:
             with self._lock:
                 if self._full(wanted, limit) is None:
-                    self._holders[post] = wanted
-            if post not in self._holders:
+                    self._holders[key] = wanted
+            if key not in self._holders:
                 before_wait()
                 with self._lock:
                     while (full := self._full(wanted, limit)) is not None:
                         turn = self._turns.setdefault(full, threading.Condition(self._lock))
                         turn.wait(WAIT_SLICE_SECONDS)
-                    self._holders[post] = wanted
+                    self._holders[key] = wanted
             yield
         finally:
             with self._lock:
-                if self._holders.pop(post, None) is not None:
+                if self._holders.pop(key, None) is not None:
                     self._wake(wanted)
 
+    def _forget(self, key: weakref.ref[_Post]) -> None:
+        """A hold's token is gone with its job: its entry, if the job never gave it back, goes too."""
+        with suppress(TypeError):  # a dead reference never hashed was never stored
+            self._holders.pop(key, None)
+
     def _count(self, account: str) -> int:
-        return sum(1 for accounts in self._holders.values() if account in accounts)
+        # A snapshot in one call: an entry forgotten meanwhile (on any thread) cannot disturb it.
+        return sum(1 for accounts in list(self._holders.values()) if account in accounts)
 
     def _full(self, accounts: frozenset[str], limit: int) -> str | None:
         return next((account for account in accounts if self._count(account) >= limit), None)

@@ -480,6 +480,8 @@ def hold_with_a_time_limit_at(slots: PageSlots, step: int, *, after_work: bool =
     state = {"steps": 0, "working": False}
 
     def land(frame, event, _arg):
+        if frame.f_code is PageSlots._forget.__code__:
+            return None  # a dead token's clean-up: its job's limit has already landed
         if state["working"] != after_work or frame.f_code.co_filename != pacing_file:
             return land if after_work and frame.f_code.co_filename == pacing_file else None
         if event == "line":
