@@ -55,11 +55,9 @@ def _run(ctx: Services, session: Session, post_id: str, carried: str | None) -> 
     owner = lease.new_owner()
     # The lease is taken and the post read in one transaction (one commit, not two).
     if carried is None:
-        mine = lease.take(
-            session, post_id, owner, ctx.settings.lease_seconds, job_id=_own_job_id(post_id), commit=False
-        )
+        mine = lease.take(session, post_id, owner, ctx.settings.lease_seconds, job_id=_own_job_id(post_id))
     else:
-        mine = lease.resume(session, post_id, carried, owner, ctx.settings.lease_seconds, commit=False)
+        mine = lease.resume(session, post_id, carried, owner, ctx.settings.lease_seconds)
     if not mine:
         session.rollback()
         log.info("post not taken (published, cancelled, not due, superseded by a newer job, or held by another run)")

@@ -76,20 +76,12 @@ _RECORD_TARGET = update(_TARGETS).where(
 )
 
 
-def take(
-    session: Session,
-    post_id: str,
-    owner: str,
-    lease_seconds: float,
-    *,
-    job_id: str | None = None,
-    commit: bool = True,
-) -> bool:
+def take(session: Session, post_id: str, owner: str, lease_seconds: float, *, job_id: str | None = None) -> bool:
     """Atomically move a due ``queued`` post (or one whose lease expired) to ``publishing``.
 
     With ``job_id`` (the post's own ``pub-<post id>-<n>``), only while the post still names that
-    job (or none): a superseded job takes nothing. With ``commit=False`` the caller commits (the
-    row stays locked until then, so no other run can take it meanwhile)."""
+    job (or none): a superseded job takes nothing. The caller commits (the row stays locked until
+    then, so no other run can take it meanwhile)."""
     now = utcnow()
     values = {
         "post_id": post_id,
@@ -103,19 +95,14 @@ def take(
         result = session.connection().execute(_TAKE, values)
     else:
         result = session.connection().execute(_TAKE_AS_JOB, {**values, "job_id": job_id})
-    count = affected_rows(result)
-    if commit:
-        session.commit()
-    return count == 1
+    return affected_rows(result) == 1
 
 
-def resume(
-    session: Session, post_id: str, owner: str, new_owner: str, lease_seconds: float, *, commit: bool = True
-) -> bool:
+def resume(session: Session, post_id: str, owner: str, new_owner: str, lease_seconds: float) -> bool:
     """A continuation job carrying the lease takes it over under a fresh owner token.
 
     Rotating the token fences duplicate deliveries of the same continuation: only
-    the first one finds ``owner`` still there. ``commit`` as for :func:`take`.
+    the first one finds ``owner`` still there. The caller commits, as for :func:`take`.
     """
     result = session.connection().execute(
         _RESUME,
@@ -126,10 +113,7 @@ def resume(
             "expires": utcnow() + timedelta(seconds=lease_seconds),
         },
     )
-    count = affected_rows(result)
-    if commit:
-        session.commit()
-    return count == 1
+    return affected_rows(result) == 1
 
 
 def record(
