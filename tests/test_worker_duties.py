@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests_mock
+from rq import Queue
 from rq.job import Job
 from sqlalchemy import func, select, update
 
@@ -156,11 +157,16 @@ def test_job_ids_are_never_reused(worker_ctx, conn, db_session):
     assert all(Job.exists(i, connection=worker_ctx.redis) for i in ids)
 
 
-def test_sweeper_rescues_a_job_rq_still_calls_queued_but_nobody_will_run(worker_ctx, conn, db_session):
+def _post_with_its_job(worker_ctx, conn, db_session) -> tuple[ScheduledPost, Queue, str | None]:
+    """A post due now, its job enqueued as the scheduling path enqueues it."""
     post = make_post(db_session, conn)
-    queue = make_queue(worker_ctx.redis)
     with worker_ctx.session() as session:
         job_id = enqueue_publish(session, worker_ctx, post.id)
+    return post, make_queue(worker_ctx.redis), job_id
+
+
+def test_sweeper_rescues_a_job_rq_still_calls_queued_but_nobody_will_run(worker_ctx, conn, db_session):
+    post, queue, job_id = _post_with_its_job(worker_ctx, conn, db_session)
     worker_ctx.redis.lrem(queue.key, 0, job_id)  # dequeued by a worker that then stopped
     assert Job.fetch(job_id, connection=worker_ctx.redis).get_status() == "queued"
     assert duties.sweep(worker_ctx)["missing_job"] == 1
@@ -352,10 +358,7 @@ def test_a_job_a_worker_has_taken_but_not_yet_started_is_not_enqueued_again(work
     # Under a burst a job waits seconds between its worker taking it off the queue and starting it;
     # RQ still calls it queued. Enqueuing its post again would supersede it (its run would then
     # do nothing) and send the post to the back of the queue.
-    post = make_post(db_session, conn)
-    queue = make_queue(worker_ctx.redis)
-    with worker_ctx.session() as session:
-        job_id = enqueue_publish(session, worker_ctx, post.id)
+    post, queue, job_id = _post_with_its_job(worker_ctx, conn, db_session)
     taken = _taken_by_a_worker(worker_ctx, queue)
     assert taken.id == job_id and taken.get_status() == "queued"
     _age_job(worker_ctx.redis, job_id, "enqueued_at", 11)  # behind a backlog: long queued, just taken
@@ -364,10 +367,7 @@ def test_a_job_a_worker_has_taken_but_not_yet_started_is_not_enqueued_again(work
 
 
 def test_a_job_taken_by_a_worker_that_died_before_starting_it_is_rescued(worker_ctx, conn, db_session):
-    post = make_post(db_session, conn)
-    queue = make_queue(worker_ctx.redis)
-    with worker_ctx.session() as session:
-        job_id = enqueue_publish(session, worker_ctx, post.id)
+    post, queue, job_id = _post_with_its_job(worker_ctx, conn, db_session)
     assert _taken_by_a_worker(worker_ctx, queue).id == job_id
     # The worker died: its execution is not renewed and runs out.
     executions = f"rq:executions:{job_id}"
@@ -404,13 +404,9 @@ def test_a_post_taken_while_the_sweep_looked_at_other_posts_is_not_enqueued_agai
 
 
 def test_a_job_that_started_while_the_sweep_looked_at_it_is_live(worker_ctx, conn, db_session, monkeypatch):
-    from rq import Queue
     from rq.job import JobStatus
 
-    post = make_post(db_session, conn)
-    queue = make_queue(worker_ctx.redis)
-    with worker_ctx.session() as session:
-        job_id = enqueue_publish(session, worker_ctx, post.id)
+    post, queue, job_id = _post_with_its_job(worker_ctx, conn, db_session)
 
     def started_meanwhile(self, job_id):
         # Between the sweep reading the job's status (queued) and looking for it on the queue,
@@ -424,12 +420,8 @@ def test_a_job_that_started_while_the_sweep_looked_at_it_is_live(worker_ctx, con
 
 
 def test_a_job_taken_while_the_sweep_looked_at_it_is_live(worker_ctx, conn, db_session, monkeypatch):
-    from rq import Queue
 
-    post = make_post(db_session, conn)
-    queue = make_queue(worker_ctx.redis)
-    with worker_ctx.session() as session:
-        job_id = enqueue_publish(session, worker_ctx, post.id)
+    post, queue, job_id = _post_with_its_job(worker_ctx, conn, db_session)
 
     def taken_meanwhile(self, job_id):
         # Between the sweep looking on the intermediate list and on the queue, a worker took it.
