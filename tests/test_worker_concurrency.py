@@ -502,33 +502,24 @@ def hold_with_a_time_limit_at(slots: PageSlots, step: int, *, after_work: bool =
         sys.settrace(measuring)
 
 
-def test_a_time_limit_landing_anywhere_as_a_post_takes_its_slots_leaves_none_counted():
-    # Each run lets the limit land one line further into the slots' own code, until a post runs
-    # through: wherever it landed before the post's work began, nothing stays counted.
+@pytest.mark.parametrize(
+    ("after_work", "lines_at_least"),
+    [(False, 5), (True, 2)],
+    ids=["taking its turn", "giving it back"],
+)
+def test_a_time_limit_landing_anywhere_in_the_slots_leaves_the_post_counted_nowhere(after_work, lines_at_least):
+    # Each run lets the limit land one line further into the slots' own code, before the post's
+    # work (taking its turn) or after it (giving it back), until a post runs through: wherever it
+    # landed, the post is counted nowhere once its job is over (else, after a few, its Page would
+    # be full for good).
     slots = PageSlots()
     step = 1
     while True:
         with slots.hold({"page:1"}, 5, before_wait=lambda: None):  # another post on the Page
-            ran_through = hold_with_a_time_limit_at(slots, step)
+            ran_through = hold_with_a_time_limit_at(slots, step, after_work=after_work)
             assert (slots.in_flight("page:1"), slots.in_flight("ig:1")) == (1, 0), step
         assert slots.in_flight("page:1") == 0
         if ran_through:
             break
         step += 1
-    assert step > 5  # it did land at each line the post ran before its work
-
-
-def test_a_time_limit_landing_anywhere_as_a_post_gives_its_turn_back_leaves_it_counted_nowhere():
-    # The post's work ends just as its limit lands: wherever it lands in the giving back, the
-    # post is counted nowhere once its job is over (else, after a few, its Page would be full for good).
-    slots = PageSlots()
-    step = 1
-    while True:
-        with slots.hold({"page:1"}, 5, before_wait=lambda: None):  # another post on the Page
-            ran_through = hold_with_a_time_limit_at(slots, step, after_work=True)
-            assert (slots.in_flight("page:1"), slots.in_flight("ig:1")) == (1, 0), step
-        assert slots.in_flight("page:1") == 0
-        if ran_through:
-            break
-        step += 1
-    assert step > 2  # it did land at each line of the giving back
+    assert step > lines_at_least  # it did land at each line the post ran there
