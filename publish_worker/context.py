@@ -31,6 +31,7 @@ def worker_services(settings: Settings, redis: Redis | None = None) -> Services:
         settings.database_url,
         pool_size=settings.worker_db_pool_size,
         max_overflow=settings.worker_db_max_overflow,
+        ping_on_checkout=False,
     )
     if redis is None:
         redis = make_redis(settings, max_connections=redis_pool_size(settings.worker_concurrency))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import select
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import CursorResult, Dialect, Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, registry, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -81,11 +83,46 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(database_url: str, *, pool_size: int = 5, max_overflow: int = 5) -> Engine:
-    """Create an engine for the worker or CLI (the web app goes through Flask-SQLAlchemy)."""
-    engine = create_engine(database_url, **engine_options(database_url, pool_size=pool_size, max_overflow=max_overflow))
+def make_engine(
+    database_url: str, *, pool_size: int = 5, max_overflow: int = 5, ping_on_checkout: bool = True
+) -> Engine:
+    """Create an engine for the worker or CLI (the web app goes through Flask-SQLAlchemy).
+
+    ``ping_on_checkout=False`` (the worker's): a pooled PostgreSQL connection is not pinged (a
+    round trip) each time it is checked out, only looked at (:func:`_replace_if_closed_by_server`).
+    The worker checks out a connection for each step of a post, several times a post."""
+    options = engine_options(database_url, pool_size=pool_size, max_overflow=max_overflow)
+    if not ping_on_checkout and "pool_pre_ping" in options:
+        options["pool_pre_ping"] = False
+    engine = create_engine(database_url, **options)
+    if not ping_on_checkout and engine.dialect.name == "postgresql":
+        event.listen(engine, "connect", _note_new)
+        event.listen(engine, "checkout", _replace_if_closed_by_server)
     install_sqlite_pragmas(engine)
     return engine
+
+
+def _note_new(_dbapi_connection: Any, record: Any) -> None:
+    record.info["new"] = True
+
+
+def _replace_if_closed_by_server(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """Before a pooled connection is handed out: if the server has ended it (a restart,
+    ``pg_terminate_backend``, an idle timeout), the pool replaces it.
+
+    No round trip: an idle connection whose socket is readable, or has hung up, has been sent
+    something it did not ask for, which the server sends as it ends the session (its FATAL
+    notice, then the end of the stream); anything else unasked (a changed setting's report) only
+    costs a new connection. A connection the server ends after this look fails its next
+    statement, as it would after a ping."""
+    if record.info.pop("new", False):
+        return  # just opened (and ``connect`` has already used it)
+    if dbapi_connection.closed or dbapi_connection.broken:
+        raise DisconnectionError("the database connection is closed")
+    poller = select.poll()
+    poller.register(dbapi_connection.fileno(), select.POLLIN | select.POLLPRI)
+    if poller.poll(0):
+        raise DisconnectionError("the database server closed the connection")
 
 
 def install_sqlite_pragmas(engine: Engine) -> None:

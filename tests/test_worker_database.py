@@ -1,0 +1,61 @@
+"""The worker's database connections: handed out without a round trip, replaced when the server ended them."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from sqlalchemy import text
+
+from publish_worker.jobs import publish_post
+from tests.conftest import POSTGRES_ADMIN_URL
+from tests.factories import make_connection, make_post
+from tests.worker_fixtures import reload
+
+
+@pytest.fixture(autouse=True)
+def _postgresql_only(database_url):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("about PostgreSQL's connections")
+
+
+def backend_pid(connection) -> int:
+    return connection.connection.driver_connection.info.backend_pid
+
+
+def last_seen(pid: int) -> tuple[str, object]:
+    """What the server last saw on that connection: its last statement and when its state changed."""
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        row = admin.execute("SELECT query, state_change FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+    assert row is not None, "the connection is gone"
+    return row[0], row[1]
+
+
+def test_a_pooled_connection_is_handed_out_without_a_round_trip(worker_ctx):
+    engine = worker_ctx.engine
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 'the worker was here'"))
+        pid = backend_pid(connection)
+    before = last_seen(pid)
+
+    for _ in range(3):
+        with engine.connect() as connection:
+            assert backend_pid(connection) == pid  # the same pooled connection, handed out again
+
+    assert last_seen(pid) == before  # nothing reached the server: no ping
+
+
+def test_connections_the_server_ended_are_replaced_before_a_post_uses_them(worker_ctx, graph, db_session):
+    engine = worker_ctx.engine
+    held = [engine.connect() for _ in range(engine.pool.size())]  # the whole pool, opened
+    pids = {backend_pid(connection) for connection in held}
+    for connection in held:
+        connection.close()
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        for pid in pids:  # as a server restart would; waits until each is gone
+            assert admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,)).fetchone() == (True,)
+
+    post = make_post(db_session, make_connection(db_session))
+    assert publish_post(post.id) == "published"
+    assert reload(db_session, post.id).status == "published"
+    with engine.connect() as connection:
+        assert backend_pid(connection) not in pids
