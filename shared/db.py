@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import select
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -88,41 +89,66 @@ def make_engine(
 ) -> Engine:
     """Create an engine for the worker or CLI (the web app goes through Flask-SQLAlchemy).
 
-    ``ping_on_checkout=False`` (the worker's): a pooled PostgreSQL connection is not pinged (a
-    round trip) each time it is checked out, only looked at (:func:`_replace_if_closed_by_server`).
-    The worker checks out a connection for each step of a post, several times a post."""
+    ``ping_on_checkout=False`` (the worker's, which checks a connection out for each step of a
+    post, several times a post): a pooled PostgreSQL connection used moments ago is handed out
+    without a round trip to the server (:class:`PooledConnectionCheck`)."""
     options = engine_options(database_url, pool_size=pool_size, max_overflow=max_overflow)
     if not ping_on_checkout and "pool_pre_ping" in options:
         options["pool_pre_ping"] = False
     engine = create_engine(database_url, **options)
-    if not ping_on_checkout and engine.dialect.name == "postgresql":
-        event.listen(engine, "connect", _note_new)
-        event.listen(engine, "checkout", _replace_if_closed_by_server)
+    if not ping_on_checkout and engine.dialect.driver == "psycopg":
+        PooledConnectionCheck(engine.dialect).install(engine)
     install_sqlite_pragmas(engine)
     return engine
 
 
-def _note_new(_dbapi_connection: Any, record: Any) -> None:
-    record.info["new"] = True
+# A connection idle longer than this is pinged before use: a NAT or firewall may have forgotten
+# it (minutes, usually) without the server or this process hearing of it.
+IDLE_PING_SECONDS = 30.0
 
 
-def _replace_if_closed_by_server(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-    """Before a pooled connection is handed out: if the server has ended it (a restart,
-    ``pg_terminate_backend``, an idle timeout), the pool replaces it.
+class PooledConnectionCheck:
+    """Before a pooled psycopg connection is handed out, the pool replaces it if it is dead.
 
-    No round trip: an idle connection whose socket is readable, or has hung up, has been sent
-    something it did not ask for, which the server sends as it ends the session (its FATAL
-    notice, then the end of the stream); anything else unasked (a changed setting's report) only
-    costs a new connection. A connection the server ends after this look fails its next
-    statement, as it would after a ping."""
-    if record.info.pop("new", False):
-        return  # just opened (and ``connect`` has already used it)
-    if dbapi_connection.closed or dbapi_connection.broken:
-        raise DisconnectionError("the database connection is closed")
-    poller = select.poll()
-    poller.register(dbapi_connection.fileno(), select.POLLIN | select.POLLPRI)
-    if poller.poll(0):
-        raise DisconnectionError("the database server closed the connection")
+    - The server ended it (a restart, ``pg_terminate_backend``, ``idle_session_timeout``): it
+      sent a FATAL error and closed the stream, so the idle connection's socket is readable or
+      hung up. Seen without a round trip. (A live idle session is sent nothing unasked but a
+      ``NOTIFY`` after ``LISTEN``, which the worker never issues: at worst a new connection.)
+    - The network dropped it silently: nothing arrives until something is sent, so a
+      connection idle for more than ``IDLE_PING_SECONDS`` is pinged, as ``pool_pre_ping`` would.
+
+    A connection that dies after this look fails its next statement, as it would after a ping.
+    """
+
+    def __init__(self, dialect: Dialect):
+        self.dialect = dialect
+
+    def install(self, engine: Engine) -> None:
+        event.listen(engine, "connect", self.opened)
+        event.listen(engine, "checkin", self.returned)
+        event.listen(engine, "checkout", self.check)
+
+    def opened(self, _dbapi_connection: Any, record: Any) -> None:
+        record.info["pool_check_new"] = True
+
+    def returned(self, _dbapi_connection: Any, record: Any) -> None:
+        record.info["pool_check_idle_since"] = time.monotonic()
+
+    def check(self, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if record.info.pop("pool_check_new", False):
+            return  # just opened (and ``connect`` has already used it)
+        if dbapi_connection.closed:
+            raise DisconnectionError("the database connection is closed")
+        poller = select.poll()
+        poller.register(dbapi_connection.fileno(), select.POLLIN | select.POLLPRI)
+        if poller.poll(0):
+            raise DisconnectionError("the database server closed the connection")
+        idle_since = record.info.get("pool_check_idle_since", 0.0)
+        if time.monotonic() - idle_since > IDLE_PING_SECONDS:
+            try:
+                self.dialect.do_ping(dbapi_connection)
+            except self.dialect.loaded_dbapi.Error as exc:
+                raise DisconnectionError("the database connection did not answer") from exc
 
 
 def install_sqlite_pragmas(engine: Engine) -> None:

@@ -6,6 +6,7 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
+import shared.db
 from publish_worker.jobs import publish_post
 from tests.conftest import POSTGRES_ADMIN_URL
 from tests.factories import make_connection, make_post
@@ -42,6 +43,40 @@ def test_a_pooled_connection_is_handed_out_without_a_round_trip(worker_ctx):
             assert backend_pid(connection) == pid  # the same pooled connection, handed out again
 
     assert last_seen(pid) == before  # nothing reached the server: no ping
+
+
+def test_a_connection_idle_for_long_is_pinged_before_use(worker_ctx, monkeypatch):
+    """A NAT or firewall may drop an idle connection without a word: only a round trip tells."""
+    engine = worker_ctx.engine
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 'the worker was here'"))
+        pid = backend_pid(connection)
+    before = last_seen(pid)
+    monkeypatch.setattr(shared.db, "IDLE_PING_SECONDS", 0.0)
+
+    with engine.connect() as connection:
+        assert backend_pid(connection) == pid
+
+    assert last_seen(pid) != before  # the ping reached the server
+
+
+def test_a_connection_that_does_not_answer_the_ping_is_replaced(worker_ctx, graph, db_session, monkeypatch):
+    engine = worker_ctx.engine
+    with engine.connect() as connection:
+        pid = backend_pid(connection)
+    monkeypatch.setattr(shared.db, "IDLE_PING_SECONDS", 0.0)
+    pinged = []
+
+    def lost_on_the_way(dbapi_connection):
+        pinged.append(dbapi_connection.info.backend_pid)
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(engine.dialect, "do_ping", lost_on_the_way)
+    post = make_post(db_session, make_connection(db_session))
+    assert publish_post(post.id) == "published"
+    assert pid in pinged
+    with engine.connect() as connection:
+        assert backend_pid(connection) != pid
 
 
 def test_connections_the_server_ended_are_replaced_before_a_post_uses_them(worker_ctx, graph, db_session):
