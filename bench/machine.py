@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from pathlib import Path
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -49,8 +50,32 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def _machine_fields() -> list[int]:
+    """/proc/stat's first line: user nice system idle iowait irq softirq steal …, in ticks."""
+    return [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds the whole machine spent busy (every core, every process) from /proc/stat."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    fields = _machine_fields()
     idle = fields[3] + fields[4]
     return (sum(fields[:8]) - idle) / TICK
+
+
+def steal_seconds() -> float:
+    """CPU seconds the hypervisor gave to other guests while this one wanted them."""
+    return _machine_fields()[7] / TICK
+
+
+def loop_seconds(additions: int = 10_000_000, tries: int = 3) -> float:
+    """How fast this machine runs Python right now: the best of ``tries`` plain loops of
+    ``additions`` additions. Machines "of the same kind" have run the same code up to four
+    times slower from one hour to the next, and a benchmark's figures with it."""
+    best = float("inf")
+    for _ in range(tries):
+        started = time.perf_counter()
+        total = 0
+        for n in range(additions):
+            total += n
+        best = min(best, time.perf_counter() - started)
+    return best

@@ -38,7 +38,15 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.machine import cpu_seconds, cpu_split, free_port, machine_busy_seconds, tree_cpu_seconds  # noqa: E402
+from bench.machine import (  # noqa: E402
+    cpu_seconds,
+    cpu_split,
+    free_port,
+    loop_seconds,
+    machine_busy_seconds,
+    steal_seconds,
+    tree_cpu_seconds,
+)
 from shared.db import make_engine, make_session_factory, utcnow  # noqa: E402
 from shared.migrations import run_migrations  # noqa: E402
 from shared.models import CANCELLED, PENDING, QUEUED, PostTarget, ScheduledPost, new_id  # noqa: E402
@@ -323,6 +331,7 @@ class Bench:
         sandbox_cpu_before = tree_cpu_seconds(self.sandbox_proc.pid)
         sys_before = sum(cpu_split(p.pid)[1] for p in workers)
         machine_before = machine_busy_seconds()
+        steal_before = steal_seconds()
         deadline = time.monotonic() + self.args.timeout
         while time.monotonic() < deadline:
             with self.sessions() as session:
@@ -338,6 +347,7 @@ class Bench:
         system_cpu = sum(cpu_split(p.pid)[1] for p in workers) - sys_before
         sandbox_cpu = tree_cpu_seconds(self.sandbox_proc.pid) - sandbox_cpu_before
         machine_cpu = machine_busy_seconds() - machine_before
+        stolen = steal_seconds() - steal_before
         self.stop(workers)
         with self.sessions() as session:
             stored = session.query(ScheduledPost).filter(ScheduledPost.id.in_(ids)).all()
@@ -367,6 +377,7 @@ class Bench:
             "sandbox_cpu_per_post": sandbox_cpu / max(1, posts),
             "system_cpu_per_post": system_cpu / max(1, posts),
             "machine_cpu_per_post": machine_cpu / max(1, posts),
+            "steal_seconds": stolen,
         }
 
     def count_on_meta(self, tag: str, posts: int) -> tuple[int, int]:
@@ -451,6 +462,8 @@ def print_publish(result: dict[str, Any]) -> None:
         f"+ {result['sandbox_cpu_per_post'] * 1000:.1f} ms in the sandbox; "
         f"{result['machine_cpu_per_post'] * 1000:.1f} ms on the whole machine)"
     )
+    if result["steal_seconds"]:
+        print(f"  steal       {result['steal_seconds']:.1f} s of CPU taken by the hypervisor during the run")
 
 
 TABLE_CASES = ((100, 100), (1000, 100), (1000, 1000))
@@ -510,6 +523,7 @@ def main() -> int:
             f"benchmark: {args.workers} worker processes (concurrency {concurrency}), {args.sellers} sellers, "
             f"photo to Facebook + image to Instagram, {os.cpu_count()} cores"
         )
+        print(f"machine: a loop of 10 million additions takes {loop_seconds():.2f} s, best of 3 (before the runs)")
         cases = TABLE_CASES if args.table else ((args.posts, args.latency_ms),)
         results = []
         for posts, latency_ms in cases:
@@ -521,6 +535,7 @@ def main() -> int:
                 f"no-op floor: {floor['done']}/{args.posts} jobs, {floor['throughput']:.1f} jobs/s, "
                 f"lateness {describe(floor['lateness'])}, cpu {floor['cpu_per_job'] * 1000:.1f} ms per job"
             )
+        print(f"machine: a loop of 10 million additions takes {loop_seconds():.2f} s, best of 3 (after the runs)")
     finally:
         bench.stop(bench.procs)
         bench._redis().flushdb()
