@@ -56,10 +56,11 @@ def _machine_fields() -> list[int]:
 
 
 def machine_busy_seconds() -> float:
-    """CPU seconds the whole machine spent busy (every core, every process) from /proc/stat."""
+    """CPU seconds the whole machine spent busy (every core, every process) from /proc/stat:
+    user, nice, system, irq and softirq (not idle, iowait or the hypervisor's steal)."""
     fields = _machine_fields()
     idle = fields[3] + fields[4]
-    return (sum(fields[:8]) - idle) / TICK
+    return (sum(fields[:7]) - idle) / TICK
 
 
 def steal_seconds() -> float:
@@ -70,7 +71,8 @@ def steal_seconds() -> float:
 def loop_seconds(additions: int = 10_000_000, tries: int = 3) -> float:
     """How fast this machine runs Python right now: the best of ``tries`` plain loops of
     ``additions`` additions. Machines "of the same kind" have run the same code up to four
-    times slower from one hour to the next, and a benchmark's figures with it."""
+    times slower from one session to another, and 1.5 times slower within an hour, and a
+    benchmark's figures with it."""
     best = float("inf")
     for _ in range(tries):
         started = time.perf_counter()

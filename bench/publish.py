@@ -462,8 +462,7 @@ def print_publish(result: dict[str, Any]) -> None:
         f"+ {result['sandbox_cpu_per_post'] * 1000:.1f} ms in the sandbox; "
         f"{result['machine_cpu_per_post'] * 1000:.1f} ms on the whole machine)"
     )
-    if result["steal_seconds"]:
-        print(f"  steal       {result['steal_seconds']:.1f} s of CPU taken by the hypervisor during the run")
+    print(f"  steal       {result['steal_seconds']:.2f} s of CPU the hypervisor kept from the machine during the run")
 
 
 TABLE_CASES = ((100, 100), (1000, 100), (1000, 1000))

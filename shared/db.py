@@ -7,7 +7,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
+from sqlalchemy import JSON, DateTime, MetaData, create_engine, event, make_url
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import CursorResult, Dialect, Engine
 from sqlalchemy.exc import DisconnectionError
@@ -93,10 +93,11 @@ def make_engine(
     post, several times a post): a pooled PostgreSQL connection used moments ago is handed out
     without a round trip to the server (:class:`PooledConnectionCheck`)."""
     options = engine_options(database_url, pool_size=pool_size, max_overflow=max_overflow)
-    if not ping_on_checkout and "pool_pre_ping" in options:
-        options["pool_pre_ping"] = False
+    check = not ping_on_checkout and make_url(database_url).get_driver_name() == "psycopg"
+    if check:
+        options["pool_pre_ping"] = False  # the check below pings only where it has to
     engine = create_engine(database_url, **options)
-    if not ping_on_checkout and engine.dialect.driver == "psycopg":
+    if check:
         PooledConnectionCheck(engine.dialect).install(engine)
     install_sqlite_pragmas(engine)
     return engine
@@ -143,8 +144,8 @@ class PooledConnectionCheck:
         poller.register(dbapi_connection.fileno(), select.POLLIN | select.POLLPRI)
         if poller.poll(0):
             raise DisconnectionError("the database server closed the connection")
-        idle_since = record.info.get("pool_check_idle_since", 0.0)
-        if time.monotonic() - idle_since > IDLE_PING_SECONDS:
+        idle_since = record.info.get("pool_check_idle_since")
+        if idle_since is None or time.monotonic() - idle_since > IDLE_PING_SECONDS:
             try:
                 self.dialect.do_ping(dbapi_connection)
             except self.dialect.loaded_dbapi.Error as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import psycopg
 import pytest
 from sqlalchemy import text
@@ -77,6 +79,18 @@ def test_a_connection_that_does_not_answer_the_ping_is_replaced(worker_ctx, grap
     assert pid in pinged
     with engine.connect() as connection:
         assert backend_pid(connection) != pid
+    assert gone(pid)  # the pool closed the connection that did not answer
+
+
+def gone(pid: int, within: float = 5.0) -> bool:
+    """The server's backend for that connection has ended (it notices the closed socket at once)."""
+    deadline = time.monotonic() + within
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        while time.monotonic() < deadline:
+            if admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone() is None:
+                return True
+            time.sleep(0.05)
+    return False
 
 
 def test_connections_the_server_ended_are_replaced_before_a_post_uses_them(worker_ctx, graph, db_session):
