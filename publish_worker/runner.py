@@ -24,13 +24,13 @@ from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
 from rq.exceptions import DeserializationError, NoSuchJobError, StopRequested
 from rq.executions import Execution
-from rq.job import Job
-from rq.registry import ScheduledJobRegistry
+from rq.job import Job, JobStatus
+from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 from rq.suspension import is_suspended
 from rq.timeouts import TimerDeathPenalty
-from rq.utils import current_timestamp
+from rq.utils import current_timestamp, now
 from rq.worker import WorkerStatus
 
 from publish_worker.context import install_context, worker_services
@@ -234,6 +234,42 @@ class ThreadPublishWorker(SimpleWorker):
                 suspended = True
             self.heartbeat()
             self.stop_event.wait(1.0)
+
+    def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
+        """RQ writes the job's heartbeat here on its own, a round trip a job, to give a success
+        callback its time; a ``PublishJob`` has none. On success the job's hash is saved with the
+        outcome (``handle_job_success``), heartbeat included; a failure keeps RQ's write."""
+        if job.get_status(refresh=False) == JobStatus.FAILED:
+            super().handle_execution_ended(job, queue, heartbeat_ttl)
+            return
+        job.ended_at = job.last_heartbeat = now()
+
+    def handle_job_success(
+        self, job: Job, queue: Queue, started_job_registry: StartedJobRegistry, execution: Execution
+    ) -> None:
+        """RQ's bookkeeping of a success in one round trip instead of three. RQ first WATCHes the
+        job's dependents and reads them, to enqueue them with the outcome, and schedules a repeat
+        and frees a rate-limit slot; a ``PublishJob`` runs only without dependencies, repeats or
+        rate limits (``PublishJob.refusal``), so no job ever depends on one that RQ would run.
+        The rest is RQ's own: counts, the result and the finished registry, the execution."""
+        with self.connection.pipeline() as pipeline:
+            self.increment_successful_job_count(pipeline=pipeline)
+            if job.started_at and job.ended_at:
+                self.increment_total_working_time(job.ended_at - job.started_at, pipeline)
+            result_ttl = job.get_result_ttl(self.default_result_ttl)
+            if result_ttl != 0:
+                job._handle_success(
+                    result_ttl,
+                    pipeline=pipeline,
+                    worker_name=self.name,
+                    execution_id=execution.id,
+                    execution_started_at=execution.created_at,
+                    execution_ended_at=job.ended_at,
+                )
+            job.cleanup(result_ttl, pipeline=pipeline, remove_from_queue=False)
+            job._status = JobStatus.FINISHED
+            self.cleanup_execution(job, pipeline=pipeline, execution=execution)
+            pipeline.execute()
 
     def handle_exception(self, job: Job, *exc_info: Any) -> None:
         """RQ's own line would carry the refused job's raw function name and arguments;

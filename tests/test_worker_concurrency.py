@@ -15,7 +15,8 @@ from http.server import ThreadingHTTPServer
 
 import pytest
 from rq import Worker
-from rq.registry import FailedJobRegistry, StartedJobRegistry, clean_registries
+from rq.job import JobStatus
+from rq.registry import FailedJobRegistry, FinishedJobRegistry, StartedJobRegistry, clean_registries
 from rq.serializers import JSONSerializer
 from rq.suspension import resume, suspend
 from sqlalchemy import select
@@ -27,7 +28,7 @@ from publish_worker.pacing import PageSlots
 from publish_worker.runner import InProcessWorker
 from shared.metrics import USAGE_SLOWDOWNS
 from shared.models import PUBLISHED, QUEUED, SocialConnection
-from shared.queue import PUBLISH_POST, QUEUE_NAME, enqueue_publish, make_queue
+from shared.queue import PUBLISH_POST, QUEUE_NAME, PublishJob, enqueue_publish, make_queue
 from shared.settings import SettingsError, load_settings
 from tests.conftest import make_test_env
 from tests.factories import make_connection, make_post
@@ -284,6 +285,31 @@ def test_concurrency_one_publishes_one_post_at_a_time(start_worker, gate, db_ses
     gate.open()
     wait_until(lambda: statuses(db_session, ids) == [PUBLISHED] * 3, "all published")
     assert gate.peak == 1
+
+
+def test_rq_keeps_its_account_of_each_published_posts_job(start_worker, gate, db_session, redis_client):
+    """The worker writes a success's bookkeeping in one round trip: RQ's record is the same."""
+    worker = start_worker()
+    ids = posts_on_pages(worker.ctx, db_session, [page(n) for n in range(3)])
+    gate.open()
+    wait_until(lambda: statuses(db_session, ids) == [PUBLISHED] * 3, "all published")
+    finished = FinishedJobRegistry(QUEUE_NAME, connection=redis_client, serializer=JSONSerializer)
+    started = StartedJobRegistry(QUEUE_NAME, connection=redis_client, serializer=JSONSerializer)
+    # A post made just after the worker started may also get a job from the sweeper's first pass,
+    # which finds it taken: each post has one job that published it, and any other skipped.
+    job_ids = [reload(db_session, post_id).rq_job_id for post_id in ids]
+    wait_until(lambda: set(job_ids) <= set(finished.get_job_ids()), "every job in the finished registry")
+    results: dict[str, list[str]] = {post_id: [] for post_id in ids}
+    for job_id in finished.get_job_ids():
+        job = PublishJob.fetch(job_id, connection=redis_client, serializer=JSONSerializer)
+        assert job.get_status() == JobStatus.FINISHED
+        assert job.started_at <= job.ended_at <= job.last_heartbeat  # its heartbeat written as it ended
+        assert redis_client.zcard(f"rq:executions:{job_id}") == 0  # its execution cleaned up
+        results[job.args[0]].append(job.return_value())
+    assert all(sorted(values) == ["published"] + ["skipped"] * (len(values) - 1) for values in results.values())
+    assert not set(finished.get_job_ids()) & set(started.get_job_ids())
+    [registered] = [w for w in Worker.all(connection=redis_client) if w.name.startswith("publish-")]
+    assert registered.successful_job_count >= 3 and registered.total_working_time > 0
 
 
 def test_at_concurrency_256_the_worker_publishes(settings, gate, db_session, caplog):
