@@ -250,8 +250,9 @@ class ThreadPublishWorker(SimpleWorker):
         """RQ's bookkeeping of a success in one round trip instead of three. RQ first WATCHes the
         job's dependents and reads them, to enqueue them with the outcome, and schedules a repeat
         and frees a rate-limit slot; a ``PublishJob`` runs only without dependencies, repeats or
-        rate limits (``PublishJob.refusal``), so no job ever depends on one that RQ would run.
-        The rest is RQ's own: counts, the result and the finished registry, the execution."""
+        rate limits (``PublishJob.refusal``). A job naming one as its dependency would itself be
+        refused: it is left deferred instead of being enqueued to be refused. The rest is RQ's
+        own: counts, the result and the finished registry, the execution."""
         with self.connection.pipeline() as pipeline:
             self.increment_successful_job_count(pipeline=pipeline)
             if job.started_at and job.ended_at:
