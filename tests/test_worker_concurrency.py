@@ -321,6 +321,24 @@ def test_rq_keeps_its_account_of_each_published_posts_job(start_worker, gate, db
     assert registered.successful_job_count >= 3 and registered.total_working_time > 0
 
 
+def test_a_forged_dependent_does_not_turn_a_published_posts_job_into_a_failure(
+    start_worker, gate, db_session, redis_client
+):
+    """A writer to the queue's keys naming another job as a dependent of a publish job: RQ's own
+    success handling read it and failed on it, recording a published post's job as failed."""
+    worker = start_worker()
+    post_id, other_id = posts_on_pages(worker.ctx, db_session, [page(1), page(2)], enqueue=False)
+    queue = make_queue(redis_client)
+    other = queue.enqueue(PUBLISH_POST, args=(other_id,), job_id=f"pub-{other_id}-9")
+    redis_client.sadd(f"rq:job:pub-{post_id}-9:dependents", other.id)
+    job = queue.enqueue(PUBLISH_POST, args=(post_id,), job_id=f"pub-{post_id}-9")
+    gate.open()
+    wait_until(lambda: job.get_status(refresh=True) in (JobStatus.FINISHED, JobStatus.FAILED), "the job ended")
+    # Finished, whether it published the post or found it published by the sweeper's job.
+    assert job.get_status() == JobStatus.FINISHED and job.return_value() in ("published", "skipped")
+    wait_until(lambda: reload(db_session, post_id).status == PUBLISHED, "the post published")
+
+
 def test_at_concurrency_256_the_worker_publishes(settings, gate, db_session, caplog):
     """The Redis pool is sized from the concurrency (redis-py's default of 100 connections
     ran out at WORKER_THREADS=64 and nothing was published)."""
