@@ -465,6 +465,10 @@ def print_publish(result: dict[str, Any]) -> None:
     print(f"  steal       {result['steal_seconds']:.2f} s of CPU the hypervisor kept from the machine during the run")
 
 
+def print_machine_speed(when: str) -> None:
+    print(f"machine: a loop of 10 million additions takes {loop_seconds():.2f} s, best of 3 ({when})")
+
+
 TABLE_CASES = ((100, 100), (1000, 100), (1000, 1000))
 
 
@@ -522,7 +526,7 @@ def main() -> int:
             f"benchmark: {args.workers} worker processes (concurrency {concurrency}), {args.sellers} sellers, "
             f"photo to Facebook + image to Instagram, {os.cpu_count()} cores"
         )
-        print(f"machine: a loop of 10 million additions takes {loop_seconds():.2f} s, best of 3 (before the runs)")
+        print_machine_speed("before the runs")
         cases = TABLE_CASES if args.table else ((args.posts, args.latency_ms),)
         results = []
         for posts, latency_ms in cases:
@@ -534,7 +538,7 @@ def main() -> int:
                 f"no-op floor: {floor['done']}/{args.posts} jobs, {floor['throughput']:.1f} jobs/s, "
                 f"lateness {describe(floor['lateness'])}, cpu {floor['cpu_per_job'] * 1000:.1f} ms per job"
             )
-        print(f"machine: a loop of 10 million additions takes {loop_seconds():.2f} s, best of 3 (after the runs)")
+        print_machine_speed("after the runs")
     finally:
         bench.stop(bench.procs)
         bench._redis().flushdb()

@@ -33,11 +33,16 @@ def last_seen(pid: int) -> tuple[str, object]:
     return row[0], row[1]
 
 
-def test_a_pooled_connection_is_handed_out_without_a_round_trip(worker_ctx):
-    engine = worker_ctx.engine
+def used_once(engine) -> int:
+    """A statement on a pooled connection, then the connection back in the pool: its backend's pid."""
     with engine.connect() as connection:
         connection.execute(text("SELECT 'the worker was here'"))
-        pid = backend_pid(connection)
+        return backend_pid(connection)
+
+
+def test_a_pooled_connection_is_handed_out_without_a_round_trip(worker_ctx):
+    engine = worker_ctx.engine
+    pid = used_once(engine)
     before = last_seen(pid)
 
     for _ in range(3):
@@ -50,9 +55,7 @@ def test_a_pooled_connection_is_handed_out_without_a_round_trip(worker_ctx):
 def test_a_connection_idle_for_long_is_pinged_before_use(worker_ctx, monkeypatch):
     """A NAT or firewall may drop an idle connection without a word: only a round trip tells."""
     engine = worker_ctx.engine
-    with engine.connect() as connection:
-        connection.execute(text("SELECT 'the worker was here'"))
-        pid = backend_pid(connection)
+    pid = used_once(engine)
     before = last_seen(pid)
     monkeypatch.setattr(shared.db, "IDLE_PING_SECONDS", 0.0)
 
