@@ -30,12 +30,14 @@ from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 from rq.suspension import is_suspended
 from rq.timeouts import TimerDeathPenalty
-from rq.utils import current_timestamp, now
+from rq.utils import current_timestamp, import_attribute, now
 from rq.worker import WorkerStatus
+from sqlalchemy.orm import configure_mappers
 
 from publish_worker.context import install_context, worker_services
 from publish_worker.duties import periodic_duties
 from shared.queue import (
+    JOB_FUNCTIONS,
     QUEUE_NAME,
     JobRefused,
     PublishJob,
@@ -326,11 +328,36 @@ class PoolPublishWorker(ThreadPublishWorker):
         return result
 
     def execute_job(self, job: Job, queue: Queue) -> None:
-        execution = self.prepare_execution(job)
+        try:
+            execution = self.start_execution(job, queue)
+        except BaseException:
+            self._slots.release()  # the job never reaches the pool (Redis failing, say)
+            raise
         future = self._pool.submit(self._perform, job, queue, execution)
         with self._in_flight_lock:
             self._in_flight.add(future)
         future.add_done_callback(self._done)
+
+    def start_execution(self, job: Job, queue: Queue) -> Execution:
+        """RQ's two writes before a job runs in one round trip: its execution registered (RQ's
+        ``prepare_execution``, on this thread) and the job marked started and taken off the queue's
+        intermediate list (``prepare_job_execution``, which RQ does on the job's thread, and which
+        is left out there). RQ also wrote the job's heartbeat on its own, which the start writes too,
+        and the worker's, which the dispatcher keeps once a second."""
+        heartbeat_ttl = self.get_heartbeat_ttl(job)
+        with self.connection.pipeline() as pipeline:
+            execution = Execution.create(job, heartbeat_ttl, pipeline=pipeline, worker_name=self.name)
+            if self.get_state() != WorkerStatus.BUSY:
+                self.set_state(WorkerStatus.BUSY, pipeline=pipeline)
+            job.prepare_for_execution(self.name, pipeline=pipeline)
+            pipeline.persist(job.key)
+            pipeline.lrem(queue.intermediate_queue_key, 1, job.id)
+            pipeline.execute()
+        self.executions[execution.id] = execution
+        return execution
+
+    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
+        """Done by ``start_execution`` before the job was handed to its thread."""
 
     def _perform(self, job: Job, queue: Queue, execution: Execution) -> None:
         try:
@@ -404,6 +431,15 @@ def make_worker(ctx: Services, concurrency: int, stop: threading.Event) -> PoolP
     )
 
 
+def import_job_functions() -> None:
+    """Import the job functions, and configure the models' mappers, before the first job: done
+    by a burst's first job (about a tenth of a second of CPU), it held every other job thread on
+    the import lock."""
+    for name in sorted(JOB_FUNCTIONS):
+        import_attribute(name)
+    configure_mappers()
+
+
 def start_threads(
     ctx: Services, concurrency: int, stop: threading.Event, logging_level: str = "WARNING"
 ) -> list[threading.Thread]:
@@ -422,6 +458,7 @@ def start_threads(
                 worker.close()
             stop.wait(1.0)
 
+    import_job_functions()
     threads = [SchedulerLoop(ctx.redis, stop), *periodic_duties(ctx, stop)]
     threads.append(threading.Thread(target=loop, name="publish-worker", daemon=True))
     for thread in threads:
