@@ -17,10 +17,9 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypedDict, cast
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import requests
-from requests.models import RequestEncodingMixin
 from requests.structures import CaseInsensitiveDict
 from requests.utils import check_header_validity
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
@@ -322,8 +321,17 @@ class GraphClient:
         raise error_from_response(resp, payload, self.last_usage)
 
 
-# requests' own encoding of params and form bodies (``None`` values left out, sequences repeated).
-_encode: Callable[[JSONObject], str] = RequestEncodingMixin._encode_params  # type: ignore[attr-defined]  # not in its stubs
+def _encode(data: JSONObject) -> str:
+    """Params and form bodies as requests encodes them (``None`` values left out, a sequence's
+    values repeated), without its checks of the data against typing protocols, which Python 3.11
+    makes slow: about a tenth of a millisecond a post."""
+    pairs: list[tuple[str, Any]] = []
+    for name, values in data.items():
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+            values = [values]
+        pairs.extend((name, value) for value in values if value is not None)
+    return urlencode(pairs, doseq=True)
+
 FORM = "application/x-www-form-urlencoded"
 
 
