@@ -332,6 +332,7 @@ def _encode(data: JSONObject) -> str:
         pairs.extend((name, value) for value in values if value is not None)
     return urlencode(pairs, doseq=True)
 
+
 FORM = "application/x-www-form-urlencoded"
 
 
