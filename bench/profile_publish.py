@@ -99,7 +99,7 @@ def quiet_logging() -> None:
 
 def run(args: argparse.Namespace) -> int:
     from publish_worker.context import install_context, worker_services
-    from publish_worker.runner import RQ_LOG_LEVEL, SchedulerLoop, ThreadPublishWorker
+    from publish_worker.runner import RQ_LOG_LEVEL, PoolPublishWorker, SchedulerLoop, ThreadPublishWorker
 
     os.environ["BENCH_REDIS_URL"] = REDIS_URL
     bench = Bench(Namespace(posts=args.posts, latency_ms=0, concurrency=1, sellers=1, lead_seconds=5, timeout=600))
@@ -131,12 +131,14 @@ def run(args: argparse.Namespace) -> int:
             worker_stop = threading.Event()
             # RQ's in-thread worker runs each job on this thread (the process's pool dispatcher
             # would run it on another), so the thread's CPU clock and cProfile see all of it.
-            worker = ThreadPublishWorker(
+            options: dict[str, Any] = {"concurrency": 1} if args.pool else {}
+            worker = (PoolPublishWorker if args.pool else ThreadPublishWorker)(
                 [make_queue(ctx.redis)],
                 connection=ctx.redis,
                 serializer=JSONSerializer,
                 job_class=PublishJob,
                 stop_event=worker_stop,
+                **options,
             )
             watcher = threading.Thread(target=watch, daemon=True)
             cpu0, proc0, wall0 = time.thread_time(), time.process_time(), time.perf_counter()
@@ -146,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
             worker.work(logging_level=RQ_LOG_LEVEL, with_scheduler=False)
             if profile is not None:
                 profile.disable()
+            if args.pool:
+                worker.close()
             cpu, proc, wall = time.thread_time() - cpu0, time.process_time() - proc0, time.perf_counter() - wall0
             watcher.join()
             assert done.is_set()
@@ -166,7 +170,8 @@ def run(args: argparse.Namespace) -> int:
         published = requests.get(bench.sandbox_url + "/_sandbox/published.json", timeout=30).json()
         cpu, proc, wall = plain
         n = args.posts
-        print(f"profile: {n} posts (photo → Facebook, image → Instagram), sandbox latency 0, one worker thread")
+        how = "the production dispatcher, a pool of one thread" if args.pool else "one worker thread"
+        print(f"profile: {n} posts (photo → Facebook, image → Instagram), sandbox latency 0, {how}")
         seen = f"{len(published['facebook'])} FB / {len(published['instagram'])} IG"
         print(f"  statuses    {statuses}; sandbox saw {seen}")
         print(
@@ -200,6 +205,13 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=40, help="functions to list (0: no profile)")
     parser.add_argument("--sort", default="cumulative", help="pstats sort key (cumulative, tottime…)")
     parser.add_argument("--save", help="also write the pstats data to this file")
+    parser.add_argument(
+        "--pool",
+        action="store_true",
+        help="the production dispatcher (one RQ worker handing jobs to a pool of one thread): the worker "
+        "cpu figure is then the production path's; the job-thread figure and the profile cover the "
+        "dispatcher only",
+    )
     return run(parser.parse_args())
 
 
