@@ -75,9 +75,11 @@ def job_is_live(
         return False
     status = job.get_status()
     if status == JobStatus.QUEUED:
-        # A job a worker has just taken stays "queued" until it starts (under a burst, for
+        # A job RQ's own worker has taken stays "queued" until it starts (under a burst, for
         # seconds): enqueuing its post again would supersede it, and send the post to the back
-        # of the queue — also behind a backlog older than ``stranded_after``.
+        # of the queue — also behind a backlog older than ``stranded_after``. This worker starts
+        # a job in the step that registers its execution, so that lasts only the instant
+        # between the two (the re-read below sees it started).
         if _taken(queue, job_id):
             return True
         if _older_than(job.enqueued_at, stranded_after):
@@ -110,8 +112,10 @@ def job_is_live(
 def _taken(queue: Queue, job_id: str) -> bool:
     """A worker has taken the job and not started it yet: it is on the queue's intermediate list
     and its execution, registered in the job's execution registry when it was taken, has not
-    run out (RQ gives it 150 s there), so the post of a worker that died with it is rescued by
-    the first sweep after that: within about three minutes."""
+    run out (RQ gives it the job's timeout plus two minutes there: 230 s with the default lease),
+    so the post of a worker that died with it is rescued by the first sweep after that. RQ's own
+    worker leaves a job so; this one registers the execution and starts the job in one step
+    (``PoolPublishWorker.start_execution``)."""
     if queue.connection.lpos(queue.intermediate_queue_key, job_id) is None:
         return False
     executions = ExecutionRegistry(job_id=job_id, connection=queue.connection)

@@ -15,6 +15,7 @@ from http.server import ThreadingHTTPServer
 
 import pytest
 from rq import Worker
+from rq.executions import ExecutionRegistry
 from rq.job import JobStatus
 from rq.registry import FailedJobRegistry, FinishedJobRegistry, StartedJobRegistry, clean_registries
 from rq.serializers import JSONSerializer
@@ -287,25 +288,32 @@ def test_concurrency_one_publishes_one_post_at_a_time(start_worker, gate, db_ses
     assert gate.peak == 1
 
 
-def test_rq_keeps_its_account_of_each_running_job(start_worker, gate, db_session, redis_client):
+def test_rq_keeps_its_account_of_each_running_job(start_worker, gate, settings, db_session, redis_client):
     """The worker registers a job's execution and marks it started in one round trip: while the
     posts wait on Meta, RQ's record of each job is what RQ's own two steps write."""
-    # Enqueued by the worker's first sweep alone: one job a post.
-    ids = posts_on_pages(None, db_session, [page(n) for n in range(3)], enqueue=False)
+    ctx = worker_services(settings.with_overrides(**FAST), redis_client)
+    try:
+        ids = posts_on_pages(ctx, db_session, [page(n) for n in range(3)])
+    finally:
+        ctx.close()
+    job_ids = [reload(db_session, post_id).rq_job_id for post_id in ids]
+    for job_id in job_ids:
+        redis_client.expire(f"rq:job:{job_id}", 600)  # as RQ's ``ttl=``: a job kept only while queued
     start_worker()
     wait_until(lambda: gate.count() == 3, "3 Graph calls waiting")
     queue = make_queue(redis_client)
     [registered] = [w for w in Worker.all(connection=redis_client) if w.name.startswith("publish-")]
-    job_ids = StartedJobRegistry(QUEUE_NAME, connection=redis_client).get_job_ids()
-    assert sorted(job_id.split("-")[1] for job_id in job_ids) == sorted(ids)
+    started = StartedJobRegistry(QUEUE_NAME, connection=redis_client)
+    assert sorted(started.get_job_ids()) == sorted(job_ids)  # one job a post: the sweeper found them queued
     for job_id in job_ids:
         job = PublishJob.fetch(job_id, connection=redis_client, serializer=JSONSerializer)
         assert job.get_status() == JobStatus.STARTED and job.worker_name == registered.name
-        assert job.started_at is not None and job.last_heartbeat >= job.started_at
+        assert job.started_at is not None and job.last_heartbeat is not None
         assert redis_client.ttl(job.key) == -1  # kept while it runs
-        assert redis_client.zcard(f"rq:executions:{job_id}") == 1
+        [execution] = ExecutionRegistry(job_id=job_id, connection=redis_client).get_executions()
+        assert execution.composite_key in {m.decode() for m in redis_client.smembers(execution.worker_executions_key)}
+        assert redis_client.zscore(started.key, execution.composite_key) > time.time()
     assert redis_client.lrange(queue.intermediate_queue_key, 0, -1) == [] and queue.count == 0
-    assert registered.get_state() == "busy"
     gate.open()
     wait_until(lambda: statuses(db_session, ids) == [PUBLISHED] * 3, "all published")
 
