@@ -78,8 +78,8 @@ def job_is_live(
         # A job RQ's own worker has taken stays "queued" until it starts (under a burst, for
         # seconds): enqueuing its post again would supersede it, and send the post to the back
         # of the queue — also behind a backlog older than ``stranded_after``. This worker starts
-        # a job in the step that registers its execution, so that lasts only the instant
-        # between the two (the re-read below sees it started).
+        # a job in the step that registers its execution, right after taking it: a job it has
+        # taken is queued only for that instant (the re-read below sees it started).
         if _taken(queue, job_id):
             return True
         if _older_than(job.enqueued_at, stranded_after):
