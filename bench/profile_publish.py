@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
             worker.work(logging_level=RQ_LOG_LEVEL, with_scheduler=False)
             if profile is not None:
                 profile.disable()
-            if args.pool:
+            if isinstance(worker, PoolPublishWorker):
                 worker.close()
             cpu, proc, wall = time.thread_time() - cpu0, time.process_time() - proc0, time.perf_counter() - wall0
             watcher.join()
