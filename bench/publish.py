@@ -462,6 +462,10 @@ def print_publish(result: dict[str, Any]) -> None:
         f"+ {result['sandbox_cpu_per_post'] * 1000:.1f} ms in the sandbox; "
         f"{result['machine_cpu_per_post'] * 1000:.1f} ms on the whole machine)"
     )
+    if result["sandbox_cpu_per_post"] > 0:
+        # The sandbox's work for a post is fixed, so its CPU moves only with the machine's speed.
+        ratio = result["cpu_per_post"] / result["sandbox_cpu_per_post"]
+        print(f"  vs sandbox  {ratio:.2f}× the sandbox's CPU a post (a yardstick steadier than the machine)")
     print(f"  steal       {result['steal_seconds']:.2f} s of CPU the hypervisor kept from the machine during the run")
 
 
