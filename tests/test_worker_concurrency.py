@@ -288,14 +288,10 @@ def test_concurrency_one_publishes_one_post_at_a_time(start_worker, gate, db_ses
     assert gate.peak == 1
 
 
-def test_rq_keeps_its_account_of_each_running_job(start_worker, gate, settings, db_session, redis_client):
+def test_rq_keeps_its_account_of_each_running_job(worker_ctx, start_worker, gate, db_session, redis_client):
     """The worker registers a job's execution and marks it started in one round trip: while the
     posts wait on Meta, RQ's record of each job is what RQ's own two steps write."""
-    ctx = worker_services(settings.with_overrides(**FAST), redis_client)
-    try:
-        ids = posts_on_pages(ctx, db_session, [page(n) for n in range(3)])
-    finally:
-        ctx.close()
+    ids = posts_on_pages(worker_ctx, db_session, [page(n) for n in range(3)])
     job_ids = [reload(db_session, post_id).rq_job_id for post_id in ids]
     for job_id in job_ids:
         redis_client.expire(f"rq:job:{job_id}", 600)  # as RQ's ``ttl=``: a job kept only while queued
