@@ -129,8 +129,8 @@ def run(args: argparse.Namespace) -> int:
                 worker_stop.set()
 
             worker_stop = threading.Event()
-            # RQ's in-thread worker runs each job on this thread (the process's pool dispatcher
-            # would run it on another), so the thread's CPU clock and cProfile see all of it.
+            # RQ's in-thread worker runs each job on this thread, so the thread's CPU clock and
+            # cProfile see all of it; with --pool the dispatcher hands it to a thread of its pool.
             options: dict[str, Any] = {"concurrency": 1} if args.pool else {}
             worker = (PoolPublishWorker if args.pool else ThreadPublishWorker)(
                 [make_queue(ctx.redis)],
