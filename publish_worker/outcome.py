@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from publish_worker import lease
 from shared import webhooks
-from shared.audit import record_event
+from shared.audit import audit_row
 from shared.db import utcnow
 from shared.metrics import ERRORS, LATENESS, PUBLISHES, START_LATENESS
 from shared.models import FAILED, PARTIALLY_PUBLISHED, PUBLISHED, SKIPPED, UNCONFIRMED, PostTarget, ScheduledPost
@@ -66,25 +66,7 @@ def finish(
     rows = wanted(post)
     outcome = decide([row.status for row in rows])
     error_code, error_message = explain(rows)
-    now = utcnow()
-    lease.record(
-        session,
-        post,
-        owner,
-        settings.lease_seconds,
-        targets=targets,
-        commit=False,
-        **values,
-        status=outcome,
-        error_code=error_code,
-        error_message=error_message,
-        finished_at=now,
-        lease_owner=None,
-        lease_expires_at=None,
-        next_attempt_at=None,
-    )
-    record_event(
-        session,
+    audit = audit_row(
         "post_published" if outcome == PUBLISHED else "post_failed",
         user_id=post.user_id_resellio,
         connection_id=post.connection_id,
@@ -97,9 +79,29 @@ def finish(
             **{f"{row.target}_{spec(row.target).remote_id_key}": row.remote_id for row in post.target_rows},
         },
     )
-    # Resellio hears of the outcome from the outbox, written in the outcome's own transaction.
-    webhooks.post_event(session, post)
-    session.commit()
+    # Resellio hears of the outcome from the outbox, written in the outcome's own transaction; with
+    # no outbox the outcome and its audit event are one statement, committed on their own.
+    events = webhooks.outbox_for(session) is not None
+    lease.record(
+        session,
+        post,
+        owner,
+        settings.lease_seconds,
+        targets=targets,
+        commit=not events,
+        audit=audit,
+        **values,
+        status=outcome,
+        error_code=error_code,
+        error_message=error_message,
+        finished_at=utcnow(),
+        lease_owner=None,
+        lease_expires_at=None,
+        next_attempt_at=None,
+    )
+    if events:
+        webhooks.post_event(session, post)
+        session.commit()
     for row in rows:
         PUBLISHES.labels(target=row.target, result=row.status).inc()
         if row.error_code and row.status != PUBLISHED:

@@ -9,6 +9,7 @@ from typing import Any, cast
 from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
+from shared.db import utcnow
 from shared.models import AuditEvent
 
 log = logging.getLogger("social_connect.audit")
@@ -61,18 +62,46 @@ def record_event(
     A plain INSERT on the session's connection rather than an object added for the next flush:
     every post's outcome writes one, and the ORM's unit of work cost more than the statement.
     """
+    row = audit_row(
+        event,
+        user_id=user_id,
+        connection_id=connection_id,
+        error_code=error_code,
+        detail=detail,
+        ip=ip,
+        request_id=request_id,
+    )
+    session.connection().execute(_INSERT, row)
+    log_event(row)
+
+
+def audit_row(
+    event: str,
+    *,
+    user_id: str | None = None,
+    connection_id: str | None = None,
+    error_code: str | None = None,
+    detail: dict[str, Any] | None = None,
+    ip: str | None = None,
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    """The ``audit_events`` row of an event, every column but its id (for a statement that
+    writes it with others: the worker's outcome, see ``publish_worker.lease.record``)."""
     if event not in EVENTS:
         raise ValueError(f"unknown audit event {event!r}")
-    session.connection().execute(
-        _INSERT,
-        {
-            "event": event,
-            "user_id_resellio": user_id,
-            "connection_id": connection_id,
-            "error_code": error_code,
-            "detail": detail or None,
-            "ip": ip,
-            "request_id": request_id,
-        },
-    )
+    return {
+        "at": utcnow(),
+        "event": event,
+        "user_id_resellio": user_id,
+        "connection_id": connection_id,
+        "error_code": error_code,
+        "detail": detail or None,
+        "ip": ip,
+        "request_id": request_id,
+    }
+
+
+def log_event(row: dict[str, Any]) -> None:
+    """The log line of an audit event written (its row as :func:`audit_row` made it)."""
+    event, user_id, connection_id = row["event"], row["user_id_resellio"], row["connection_id"]
     log.info("audit %s", event, extra={"event": event, "connection_id": connection_id, "user_id_resellio": user_id})
