@@ -150,10 +150,15 @@ def record(
             by_target[row.target] = (row, {**by_target.get(row.target, (row, {}))[1], **row_values})
     writes = list(by_target.values())
     values.setdefault("lease_expires_at", utcnow() + timedelta(seconds=lease_seconds))
-    if session.get_bind().dialect.name == "postgresql":
-        held = _fenced_write(_connection_for(session, commit), post.id, owner, values, writes, audit)
-    else:
-        held = _fenced_writes(session.connection(), post.id, owner, values, writes, audit)
+    try:
+        if session.get_bind().dialect.name == "postgresql":
+            held = _fenced_write(_connection_for(session, commit), post.id, owner, values, writes, audit)
+        else:
+            held = _fenced_writes(session.connection(), post.id, owner, values, writes, audit)
+    except BaseException:
+        # Nothing was written; the connection goes back (out of autocommit, if the write was in it).
+        session.rollback()
+        raise
     if not held:
         post_id = post.id  # read before the rollback expires it (reading it after would query)
         session.rollback()
@@ -193,7 +198,7 @@ def _fenced_write(
     # Every name is prefixed: SQLAlchemy would add an UPDATE's unnamed columns that a parameter names.
     params = {"fence_post_id": post_id, "fence_owner": owner, **{f"p_{key}": value for key, value in values.items()}}
     for index, (row, row_values) in enumerate(writes):
-        params[f"t{index}_target"] = row.target
+        params[f"fence_t{index}"] = row.target
         params.update({f"t{index}_{key}": value for key, value in row_values.items()})
     params.update({f"a_{key}": value for key, value in (audit or {}).items()})
     return bool(connection.execute(statement, params).scalar_one())
@@ -212,7 +217,7 @@ def _fenced_statement(
     for index, keys in enumerate(targets_keys):
         written = (
             update(_TARGETS)
-            .where(_TARGETS.c.post_id == fenced.c.id, _TARGETS.c.target == bindparam(f"t{index}_target"))
+            .where(_TARGETS.c.post_id == fenced.c.id, _TARGETS.c.target == bindparam(f"fence_t{index}"))
             .values({key: bindparam(f"t{index}_{key}", type_=_TARGETS.c[key].type) for key in keys})
             .returning(_TARGETS.c.post_id)
             .cte(f"t{index}")

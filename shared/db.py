@@ -99,8 +99,20 @@ def make_engine(
     engine = create_engine(database_url, **options)
     if check:
         PooledConnectionCheck(engine.dialect).install(engine)
+    if make_url(database_url).get_driver_name() == "psycopg":
+        event.listen(engine, "checkin", _out_of_autocommit)
     install_sqlite_pragmas(engine)
     return engine
+
+
+def _out_of_autocommit(dbapi_connection: Any, _record: Any) -> None:
+    """A connection goes back to the pool out of autocommit, whatever left it in it. The worker's
+    one-statement writes run in autocommit (``publish_worker.lease``) and SQLAlchemy switches it
+    off again, unless the job's time limit (raised in the job's thread at any bytecode) lands
+    between its switching it on and its noting that it must: the next transaction on that
+    connection would then commit statement by statement. An attribute, not a round trip."""
+    if dbapi_connection is not None and dbapi_connection.autocommit:
+        dbapi_connection.autocommit = False
 
 
 # A connection idle longer than this is pinged before use: a NAT or firewall may have forgotten

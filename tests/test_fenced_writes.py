@@ -8,18 +8,23 @@ import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 from sqlalchemy.exc import DataError
 
 from publish_worker import lease
 from publish_worker.jobs import publish_post
 from shared.audit import audit_row
-from shared.db import make_session_factory, utcnow
-from shared.models import PUBLISHING, AuditEvent, PostTarget
+from shared.db import make_engine, make_session_factory, utcnow
+from shared.models import PUBLISHING, AuditEvent, PostTarget, ScheduledPost
 from tests.factories import make_connection, make_post
 from tests.worker_fixtures import reload
 
-pytestmark = pytest.mark.usefixtures("database_url")
+
+@pytest.fixture
+def postgresql_only(database_url):
+    """What only PostgreSQL does: one statement, its column limits, psycopg's transaction state."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only (conftest fell back to SQLite)")
 
 
 @pytest.fixture
@@ -79,7 +84,7 @@ def test_a_run_that_lost_its_lease_writes_nothing_of_the_post_its_targets_or_its
     assert _stored(engine, post.id) == before
 
 
-def test_a_write_refused_in_part_writes_none_of_it(engine, db_session, conn):
+def test_a_write_refused_in_part_writes_none_of_it(postgresql_only, engine, db_session, conn):
     """One target's value the database refuses (too long for its column): neither the post's
     lease nor the other target is written either, though the write was committed on its own."""
     post = _held(db_session, conn, owner="lease-mine")
@@ -154,7 +159,9 @@ class RoundTrips:
                 self.count += 1
 
 
-def test_a_post_to_both_targets_makes_eight_round_trips_to_postgresql(worker_ctx, graph, conn, db_session):
+def test_a_post_to_both_targets_makes_eight_round_trips_to_postgresql(
+    postgresql_only, worker_ctx, graph, conn, db_session
+):
     """Taking the lease and reading the post (one transaction), then one statement for each
     target's sent marker and one for the outcome with its audit event. Each round trip is worker
     CPU in a burst (DESIGN §13.4); there were 19 before the fenced writes became one statement."""
@@ -163,7 +170,27 @@ def test_a_post_to_both_targets_makes_eight_round_trips_to_postgresql(worker_ctx
     post = make_post(db_session, conn)
     trips = RoundTrips(worker_ctx.engine)
     assert publish_post(post.id) == "published"
-    print("TRIPS", trips.count)
     calls = sorted(request.path.rsplit("/", 1)[1] for request in graph.m.request_history)
     assert calls == ["container-1", "content_publishing_limit", "media", "media_publish", "photos"]  # the whole run
     assert trips.count <= 8
+
+
+def test_a_connection_left_in_autocommit_goes_back_to_the_pool_out_of_it(
+    postgresql_only, database_url, db_session, conn
+):
+    """Should the job's time limit land while SQLAlchemy switches a connection into autocommit for
+    a write, before it notes to switch it back, the pool still hands the connection out
+    transactional: a later rollback undoes what its transaction wrote."""
+    post = make_post(db_session, conn)
+    engine = make_engine(database_url)  # its pool holds one connection: the one used below
+    try:
+        raw = engine.raw_connection()
+        raw.driver_connection.autocommit = True  # as such a time limit leaves it
+        raw.close()
+        with engine.connect() as connection:
+            assert connection.connection.driver_connection.autocommit is False
+            connection.execute(update(ScheduledPost).where(ScheduledPost.id == post.id).values(caption="not kept"))
+            connection.rollback()
+    finally:
+        engine.dispose()
+    assert reload(db_session, post.id).caption == post.caption
