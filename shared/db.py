@@ -91,11 +91,15 @@ def make_engine(
 
     ``ping_on_checkout=False`` (the worker's, which checks a connection out for each step of a
     post, several times a post): a pooled PostgreSQL connection used moments ago is handed out
-    without a round trip to the server (:class:`PooledConnectionCheck`)."""
+    without a round trip to the server (:class:`PooledConnectionCheck`), and its cursors make a
+    result's description only when SQLAlchemy reads it (``shared.pg_cursor``)."""
     options = engine_options(database_url, pool_size=pool_size, max_overflow=max_overflow)
     check = not ping_on_checkout and make_url(database_url).get_driver_name() == "psycopg"
     if check:
+        from shared.pg_cursor import LazyDescriptionCursor
+
         options["pool_pre_ping"] = False  # the check below pings only where it has to
+        options["connect_args"] = {**options.get("connect_args", {}), "cursor_factory": LazyDescriptionCursor}
     engine = create_engine(database_url, **options)
     if check:
         PooledConnectionCheck(engine.dialect).install(engine)

@@ -111,3 +111,34 @@ def test_connections_the_server_ended_are_replaced_before_a_post_uses_them(worke
     assert reload(db_session, post.id).status == "published"
     with engine.connect() as connection:
         assert backend_pid(connection) not in pids
+
+
+DESCRIBED = "SELECT 1 AS one, 'x'::varchar(12) AS label, now() AS at, NULL::numeric(5, 2) AS amount"
+
+
+def test_the_workers_cursor_describes_a_result_as_psycopgs_does_even_once_it_moved_on(database_url):
+    """Its description's columns are made only when read (SQLAlchemy reads them only the first
+    time a statement runs), but they are the result's, read before or after the cursor's next one."""
+    from shared.pg_cursor import LazyDescriptionCursor
+
+    url = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(url) as plain, psycopg.connect(url, cursor_factory=LazyDescriptionCursor) as lazy:
+        expected = [tuple(column) for column in plain.execute(DESCRIBED).description]
+        cursor = lazy.cursor()
+        described = cursor.execute(DESCRIBED).description
+        assert described is not None and len(described) == 4
+        cursor.execute("SELECT 2 AS two")  # the cursor moves on before the columns are read
+        assert [tuple(column) for column in described] == expected
+        assert [column.name for column in described[1:3]] == ["label", "at"]
+        assert cursor.execute("UPDATE pg_class SET relname = relname WHERE false").description is None
+        empty = cursor.execute("SELECT").description
+        assert empty is not None and len(empty) == 0  # columns, though none: as psycopg has it
+
+
+def test_the_worker_engines_connections_use_that_cursor(worker_ctx, graph, db_session):
+    post = make_post(db_session, make_connection(db_session))
+    assert publish_post(post.id) == "published"  # its statements' results read through it
+    with worker_ctx.engine.connect() as connection:
+        cursor = connection.connection.driver_connection.cursor()
+        assert type(cursor).__name__ == "LazyDescriptionCursor"
+    assert reload(db_session, post.id).status == "published"
