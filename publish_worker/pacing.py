@@ -1,7 +1,7 @@
 """Many posts in flight without crowding (DESIGN §13.4): per-Page / per-account caps, and no
 database connection held while Meta is called.
 
-Every wait here is taken in short slices: a job's time limit (``TimerDeathPenalty``, an
+Every wait here is taken in short slices: a job's time limit (``time_limits``, an
 exception raised asynchronously in the job's thread) can only land between slices, never
 inside a blocking call, so a job waiting for its Page's turn is still stopped on time.
 """

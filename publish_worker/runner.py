@@ -29,13 +29,13 @@ from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 from rq.suspension import is_suspended
-from rq.timeouts import TimerDeathPenalty
 from rq.utils import current_timestamp, import_attribute, now
 from rq.worker import WorkerStatus
 from sqlalchemy.orm import configure_mappers
 
 from publish_worker.context import install_context, worker_services
 from publish_worker.duties import periodic_duties
+from publish_worker.time_limits import SharedTimerDeathPenalty
 from shared.queue import (
     JOB_FUNCTIONS,
     QUEUE_NAME,
@@ -195,10 +195,11 @@ class SchedulerLoop(threading.Thread):
 
 class ThreadPublishWorker(SimpleWorker):
     """RQ's in-process worker as one of several on threads of one process: no signal
-    handlers, a timer instead of SIGALRM, and it stops (between jobs) once ``stop_event`` is set.
+    handlers, the process's one timer thread instead of SIGALRM (``time_limits``), and it stops
+    (between jobs) once ``stop_event`` is set.
     Jobs are ``PublishJob``: only the contract's job functions run."""
 
-    death_penalty_class = TimerDeathPenalty
+    death_penalty_class = SharedTimerDeathPenalty
     job_class = PublishJob
     log_result_lifespan = False  # a line per job through the JSON formatter and the secret mask
 
@@ -294,8 +295,8 @@ class PoolPublishWorker(ThreadPublishWorker):
     while many posts wait on Meta at once.
 
     Each execution is registered (``prepare_execution``) before its job is handed to the pool,
-    with a TTL of the job's timeout plus a minute; the job's ``TimerDeathPenalty`` runs on the
-    pool thread, so each job is stopped at its own time limit. The dispatcher keeps the
+    with a TTL of the job's timeout plus a minute; the job's time limit is raised in its pool
+    thread (``time_limits``), so each job is stopped at its own time limit. The dispatcher keeps the
     worker's registration alive (heartbeats) while it waits for a slot and, on a stop, while
     the jobs in flight finish.
     """
