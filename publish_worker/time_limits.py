@@ -24,10 +24,18 @@ log = logging.getLogger(__name__)
 
 
 class Deadlines:
-    """Calls each function added at its time, on one daemon thread, unless it was cancelled first."""
+    """Calls each function added at its time, on one daemon thread, unless it was cancelled first.
+
+    ``add`` and ``cancel`` run in jobs' threads, where a time limit can land at any bytecode: they
+    take a plain lock, acquired in C with nothing between it and the ``with`` that releases it
+    (a ``Condition``'s ``__enter__`` is Python, where a limit landing just after the acquisition
+    would leave the lock held, and every job's limit with it). Only the timer thread waits on
+    the condition made of that lock.
+    """
 
     def __init__(self) -> None:
-        self._changed = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
         self._due: list[tuple[float, int, Callable[[], None]]] = []  # a heap, by time
         self._pending: set[int] = set()
         self._keys = itertools.count()
@@ -36,45 +44,62 @@ class Deadlines:
     def add(self, seconds: float, fire: Callable[[], None]) -> int:
         """``fire`` in ``seconds``; a key to cancel it with."""
         at = time.monotonic() + seconds
-        with self._changed:
+        with self._lock:
             key = next(self._keys)
+            if len(self._due) > 4 * len(self._pending) + 1024:
+                # Cancelled entries wait for their time to be dropped: drop them now instead.
+                self._due = [entry for entry in self._due if entry[1] in self._pending]
+                heapq.heapify(self._due)
             heapq.heappush(self._due, (at, key, fire))
             self._pending.add(key)
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="job-time-limits", daemon=True)
-                self._thread.start()
+                thread = threading.Thread(target=self._run, name="job-time-limits", daemon=True)
+                thread.start()  # before it is counted on: if it cannot start, the next add tries again
+                self._thread = thread
             elif self._due[0][1] == key:
                 self._changed.notify()  # sooner than what the thread waits for
         return key
 
     def cancel(self, key: int) -> None:
         """It will not fire (if it has not already). Its entry goes when its time comes."""
-        with self._changed:
+        with self._lock:
             self._pending.discard(key)
 
-    def pending(self) -> int:
-        with self._changed:
-            return len(self._pending)
+    def pending(self, key: int) -> bool:
+        with self._lock:
+            return key in self._pending
 
     def _run(self) -> None:
-        while True:
-            with self._changed:
-                while self._due and self._due[0][1] not in self._pending:
-                    heapq.heappop(self._due)
-                if not self._due:
-                    self._changed.wait()
-                    continue
-                at, key, fire = self._due[0]
-                left = at - time.monotonic()
-                if left > 0:
-                    self._changed.wait(left)
-                    continue
+        try:
+            while True:
+                failed = self._fire_due()
+                if failed is not None:
+                    log.error("a job's time limit could not be raised", exc_info=failed)
+        finally:
+            with self._lock:
+                self._thread = None  # the next add starts another
+
+    def _fire_due(self) -> Exception | None:
+        """Wait for the next time to come, and fire what is due; a firing's failure is returned,
+        to be logged once the lock is free (firing under it is what makes a cancel final)."""
+        with self._changed:
+            while self._due and self._due[0][1] not in self._pending:
                 heapq.heappop(self._due)
-                self._pending.discard(key)
-                try:
-                    fire()
-                except Exception:  # noqa: BLE001 - one job's limit failing must not end everyone's
-                    log.exception("a job's time limit could not be raised")
+            if not self._due:
+                self._changed.wait()
+                return None
+            at, key, fire = self._due[0]
+            left = at - time.monotonic()
+            if left > 0:
+                self._changed.wait(left)
+                return None
+            heapq.heappop(self._due)
+            self._pending.discard(key)
+            try:
+                fire()
+            except Exception as exc:  # noqa: BLE001 - one job's limit failing must not end everyone's
+                return exc
+            return None
 
 
 JOB_DEADLINES = Deadlines()

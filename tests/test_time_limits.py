@@ -3,13 +3,15 @@ never once the job has ended, from one thread for the whole process rather than 
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
+from functools import partial
 
 import pytest
 from rq.timeouts import JobTimeoutException
 
-from publish_worker.time_limits import JOB_DEADLINES, SharedTimerDeathPenalty
+from publish_worker.time_limits import JOB_DEADLINES, Deadlines, SharedTimerDeathPenalty
 
 
 def _until_stopped(seconds: float) -> None:
@@ -26,10 +28,11 @@ def test_a_job_past_its_time_limit_is_stopped_in_its_own_thread():
 
 
 def test_a_job_that_ended_in_time_is_never_stopped_afterwards():
-    with SharedTimerDeathPenalty(0.2, JobTimeoutException, job_id="pub-x-1"):
-        pass
+    penalty = SharedTimerDeathPenalty(0.2, JobTimeoutException, job_id="pub-x-1")
+    with penalty:
+        key = penalty._deadline
     _until_stopped(0.5)  # past the limit: nothing is raised here
-    assert JOB_DEADLINES.pending() == 0
+    assert key is not None and not JOB_DEADLINES.pending(key)
 
 
 def test_a_shorter_limit_set_after_a_longer_one_still_comes_at_its_time():
@@ -54,7 +57,7 @@ def test_a_shorter_limit_set_after_a_longer_one_still_comes_at_its_time():
 
 def test_many_jobs_at_once_are_timed_by_one_thread():
     """RQ's own ``TimerDeathPenalty`` starts a thread per job: 50 jobs, 50 more threads."""
-    inside = threading.Barrier(51)
+    inside = threading.Barrier(51, timeout=30)
     done = threading.Event()
 
     def job() -> None:
@@ -75,4 +78,55 @@ def test_many_jobs_at_once_are_timed_by_one_thread():
         done.set()
         for thread in jobs:
             thread.join()
-    assert JOB_DEADLINES.pending() == 0
+
+
+class TimeLimit(Exception):
+    """A job's time limit, landing where the test puts it."""
+
+
+def _limit_lands_at(step: int, call) -> bool:
+    """Run ``call`` with a time limit landing at its ``step``-th place where CPython looks for one
+    (an asynchronous exception is raised as a function starts, or as a call into Python or C code
+    returns), in whatever code it runs, the standard library's included; False if it landed."""
+    count = 0
+
+    def land(_frame, event, _arg):
+        nonlocal count
+        if event in ("call", "return", "c_return"):
+            count += 1
+            if count == step:
+                raise TimeLimit()
+
+    measuring = sys.getprofile()
+    sys.setprofile(land)
+    try:
+        call()
+        return True
+    except TimeLimit:
+        return False
+    finally:
+        sys.setprofile(measuring)
+
+
+@pytest.mark.parametrize("where", ["setting a limit", "cancelling one"])
+def test_a_time_limit_landing_anywhere_while_limits_are_set_or_cancelled_leaves_them_working(where):
+    """A job's own limit can land while it sets or cancels its limit (it fires as the job ends):
+    wherever it lands, the lock every job's limit needs is free again after, and limits still fire."""
+    deadlines = Deadlines()
+    deadlines.cancel(deadlines.add(600, lambda: None))  # the timer thread is running
+    step = 1
+    while True:
+        key = deadlines.add(600, lambda: None)
+        if where == "setting a limit":
+            ran_through = _limit_lands_at(step, partial(deadlines.add, 600, lambda: None))
+        else:
+            ran_through = _limit_lands_at(step, partial(deadlines.cancel, key))
+        assert deadlines._lock.acquire(timeout=5), f"the lock was left held (step {step})"
+        deadlines._lock.release()
+        if ran_through:
+            break
+        step += 1
+    assert step > 2  # it did land inside, more than once
+    fired = threading.Event()
+    deadlines.add(0.05, fired.set)
+    assert fired.wait(5)
