@@ -30,7 +30,7 @@ class Deadlines:
     take a plain lock, acquired in C with nothing between it and the ``with`` that releases it
     (a ``Condition``'s ``__enter__`` is Python, where a limit landing just after the acquisition
     would leave the lock held, and every job's limit with it). Only the timer thread waits on
-    the condition made of that lock.
+    the condition made of that lock. No limit can land while a job holds it: firing one takes it.
     """
 
     def __init__(self) -> None:
@@ -45,6 +45,12 @@ class Deadlines:
         """``fire`` in ``seconds``; a key to cancel it with."""
         at = time.monotonic() + seconds
         with self._lock:
+            if self._thread is None:
+                # Started before anything is added: if it cannot start, nothing is left pending
+                # that no caller could cancel, and the next add tries again.
+                thread = threading.Thread(target=self._run, name="job-time-limits", daemon=True)
+                thread.start()
+                self._thread = thread
             key = next(self._keys)
             if len(self._due) > 4 * len(self._pending) + 1024:
                 # Cancelled entries wait for their time to be dropped: drop them now instead.
@@ -52,11 +58,7 @@ class Deadlines:
                 heapq.heapify(self._due)
             heapq.heappush(self._due, (at, key, fire))
             self._pending.add(key)
-            if self._thread is None:
-                thread = threading.Thread(target=self._run, name="job-time-limits", daemon=True)
-                thread.start()  # before it is counted on: if it cannot start, the next add tries again
-                self._thread = thread
-            elif self._due[0][1] == key:
+            if self._due[0][1] == key:
                 self._changed.notify()  # sooner than what the thread waits for
         return key
 
