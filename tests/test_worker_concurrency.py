@@ -304,12 +304,13 @@ def test_rq_keeps_its_account_of_each_running_job(worker_ctx, start_worker, gate
     for job_id in job_ids:
         job = PublishJob.fetch(job_id, connection=redis_client, serializer=JSONSerializer)
         assert job.get_status() == JobStatus.STARTED and job.worker_name == registered.name
-        assert job.started_at is not None and job.last_heartbeat is not None
+        assert job.started_at is not None and job.last_heartbeat >= job.started_at
         assert redis_client.ttl(job.key) == -1  # kept while it runs
         [execution] = ExecutionRegistry(job_id=job_id, connection=redis_client).get_executions()
         assert execution.composite_key in {m.decode() for m in redis_client.smembers(execution.worker_executions_key)}
         assert redis_client.zscore(started.key, execution.composite_key) > time.time()
     assert redis_client.lrange(queue.intermediate_queue_key, 0, -1) == [] and queue.count == 0
+    assert registered.get_state() == "busy"
     gate.open()
     wait_until(lambda: statuses(db_session, ids) == [PUBLISHED] * 3, "all published")
 
