@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Select, Table, and_, bindparam, func, insert,
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from shared.audit import log_event
+from shared.audit import insert_row, log_event
 from shared.db import affected_rows, utcnow
 from shared.models import PUBLISHING, QUEUED, AuditEvent, PostTarget, ScheduledPost
 
@@ -244,7 +244,7 @@ def _fenced_writes(
     for row, row_values in writes:
         connection.execute(_RECORD_TARGET, {"fence_post_id": post_id, "fence_target": row.target, **row_values})
     if audit is not None:
-        connection.execute(insert(_AUDIT), audit)
+        insert_row(connection, audit)
     return True
 
 

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Connection, Table, insert
 from sqlalchemy.orm import Session
 
 from shared.db import utcnow
@@ -71,7 +71,7 @@ def record_event(
         ip=ip,
         request_id=request_id,
     )
-    session.connection().execute(_INSERT, row)
+    insert_row(session.connection(), row)
     log_event(row)
 
 
@@ -99,6 +99,11 @@ def audit_row(
         "ip": ip,
         "request_id": request_id,
     }
+
+
+def insert_row(connection: Connection, row: dict[str, Any]) -> None:
+    """Write an audit event's row (as :func:`audit_row` made it) in the connection's transaction."""
+    connection.execute(_INSERT, row)
 
 
 def log_event(row: dict[str, Any]) -> None:

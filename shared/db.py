@@ -94,7 +94,8 @@ def make_engine(
     without a round trip to the server (:class:`PooledConnectionCheck`), and its cursors make a
     result's description only when SQLAlchemy reads it (``shared.pg_cursor``)."""
     options = engine_options(database_url, pool_size=pool_size, max_overflow=max_overflow)
-    check = not ping_on_checkout and make_url(database_url).get_driver_name() == "psycopg"
+    psycopg_driver = make_url(database_url).get_driver_name() == "psycopg"
+    check = not ping_on_checkout and psycopg_driver
     if check:
         from shared.pg_cursor import LazyDescriptionCursor
 
@@ -103,7 +104,7 @@ def make_engine(
     engine = create_engine(database_url, **options)
     if check:
         PooledConnectionCheck(engine.dialect).install(engine)
-    if make_url(database_url).get_driver_name() == "psycopg":
+    if psycopg_driver:
         event.listen(engine, "checkin", _out_of_autocommit)
     install_sqlite_pragmas(engine)
     return engine
