@@ -5,11 +5,16 @@ statement, committed on its own when nothing else is in its transaction."""
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
+from pathlib import Path
+from typing import TextIO
 
+import psycopg
 import pytest
-from sqlalchemy import event, select, update
-from sqlalchemy.exc import DataError
+from psycopg import pq
+from sqlalchemy import event, select, text, update
+from sqlalchemy.exc import DataError, OperationalError
 
 from publish_worker import lease
 from publish_worker.jobs import publish_post
@@ -84,13 +89,18 @@ def test_a_run_that_lost_its_lease_writes_nothing_of_the_post_its_targets_or_its
     assert _stored(engine, post.id) == before
 
 
-def test_a_write_refused_in_part_writes_none_of_it(postgresql_only, engine, db_session, conn):
+@pytest.mark.parametrize("alone", [True, False], ids=["alone", "in-a-transaction"])
+def test_a_write_refused_in_part_writes_none_of_it(postgresql_only, engine, db_session, conn, alone):
     """One target's value the database refuses (too long for its column): neither the post's
-    lease nor the other target is written either, though the write was committed on its own."""
+    lease nor the other target is written either, whether the write was committed on its own
+    (straight on the driver) or in the session's transaction. The refusal is SQLAlchemy's
+    ``DataError`` either way, and the connection is fit for the next write."""
     post = _held(db_session, conn, owner="lease-mine")
     before = _stored(engine, post.id)
     with make_session_factory(engine)() as session:
         mine = reload(session, post.id)
+        if alone:
+            session.commit()
         fb, ig = mine.target("facebook"), mine.target("instagram")
         with pytest.raises(DataError):
             lease.record(
@@ -102,14 +112,21 @@ def test_a_write_refused_in_part_writes_none_of_it(postgresql_only, engine, db_s
                 audit=audit_row("post_failed", connection_id=conn.id),
                 attempts=1,
             )
-    assert _stored(engine, post.id) == before
+        assert _stored(engine, post.id) == before
+        lease.record(session, mine, "lease-mine", 300, attempts=2)
+    assert _stored(engine, post.id)[0][3] == 2
 
 
-def test_a_write_under_the_lease_lands_whole_with_its_audit_event(engine, db_session, conn):
+@pytest.mark.parametrize("alone", [True, False], ids=["alone", "in-a-transaction"])
+def test_a_write_under_the_lease_lands_whole_with_its_audit_event(engine, db_session, conn, alone):
+    """Every value as SQLAlchemy writes it, alone (straight on the driver) or in a transaction: times
+    in UTC, the audit event's detail as JSON."""
     post = _held(db_session, conn, owner="lease-mine")
     sent = utcnow()
     with make_session_factory(engine)() as session:
         mine = reload(session, post.id)
+        if alone:
+            session.commit()
         fb, ig = mine.target("facebook"), mine.target("instagram")
         lease.record(
             session,
@@ -117,7 +134,9 @@ def test_a_write_under_the_lease_lands_whole_with_its_audit_event(engine, db_ses
             "lease-mine",
             300,
             targets=[(fb, {"sent_at": sent}), (ig, {"status": "failed", "error_code": "media_invalid"})],
-            audit=audit_row("post_failed", connection_id=conn.id, error_code="media_invalid"),
+            audit=audit_row(
+                "post_failed", connection_id=conn.id, error_code="media_invalid", detail={"targets": ["instagram"]}
+            ),
             attempts=1,
         )
         assert mine.attempts == 1 and fb.sent_at == sent and ig.error_code == "media_invalid"  # loaded too
@@ -128,51 +147,55 @@ def test_a_write_under_the_lease_lands_whole_with_its_audit_event(engine, db_ses
     assert targets["instagram"] == (None, "failed", "media_invalid")
     assert events == ["post_failed"]
     with make_session_factory(engine)() as other:
+        assert other.scalars(select(AuditEvent.detail)).one() == {"targets": ["instagram"]}
+    with make_session_factory(engine)() as other:
         assert reload(other, post.id).updated_at > post.updated_at  # stamped, as an UPDATE of its own is
 
 
 class RoundTrips:
-    """Round trips to PostgreSQL through an engine: each statement, and the ``BEGIN`` psycopg sends
-    before a statement outside a transaction (unless in autocommit) and each ``COMMIT``/``ROLLBACK``
-    of a transaction open on the server."""
+    """Round trips to PostgreSQL through an engine's connections opened from now on, as libpq's own
+    trace of the protocol shows them: each ends with the server's ``ReadyForQuery``. Every statement
+    counts, SQLAlchemy's or the driver's, and so does each ``BEGIN``, ``COMMIT`` and ``ROLLBACK``."""
 
-    def __init__(self, engine):
-        self.count = 0
+    def __init__(self, engine, folder):
+        self._folder = folder
+        self._traced: list[tuple[psycopg.Connection, TextIO]] = []
         self._lock = threading.Lock()
-        event.listen(engine, "before_cursor_execute", self.statement)
-        event.listen(engine, "commit", self.ending)
-        event.listen(engine, "rollback", self.ending)
+        engine.dispose()  # its pooled connections were opened untraced
+        event.listen(engine, "connect", self.opened)
 
-    @staticmethod
-    def _driver(connection):
-        return connection.connection.driver_connection
-
-    def statement(self, connection, _cursor, _sql, _params, _context, _many) -> None:
-        driver = self._driver(connection)
-        opens = not driver.autocommit and driver.info.transaction_status == 0  # IDLE: a BEGIN goes first
+    def opened(self, dbapi_connection, _record) -> None:
         with self._lock:
-            self.count += 1 + opens
+            trace = (self._folder / f"connection-{len(self._traced)}.trace").open("w")
+            self._traced.append((dbapi_connection, trace))
+        dbapi_connection.pgconn.trace(trace.fileno())
+        dbapi_connection.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
 
-    def ending(self, connection) -> None:
-        if self._driver(connection).info.transaction_status != 0:
-            with self._lock:
-                self.count += 1
+    @property
+    def count(self) -> int:
+        total = 0
+        for dbapi_connection, trace in self._traced:
+            if not dbapi_connection.closed:
+                dbapi_connection.pgconn.untrace()  # flushes what libpq buffered
+            trace.close()
+            total += Path(trace.name).read_text().count("\tReadyForQuery\t")
+        return total
 
 
 def test_a_post_to_both_targets_makes_eight_round_trips_to_postgresql(
-    postgresql_only, worker_ctx, graph, conn, db_session
+    postgresql_only, worker_ctx, graph, conn, db_session, tmp_path
 ):
     """Taking the lease and reading the post (one transaction), then one statement for each
     target's sent marker and one for the outcome with its audit event. Each round trip is worker
     CPU in a burst (DESIGN §13.4); there were 19 before the fenced writes became one statement."""
     with worker_ctx.session() as session:
-        session.execute(select(1))  # a pooled connection, its first-use queries done
+        session.execute(select(1))  # the engine's first-use queries done
     post = make_post(db_session, conn)
-    trips = RoundTrips(worker_ctx.engine)
+    trips = RoundTrips(worker_ctx.engine, tmp_path)
     assert publish_post(post.id) == "published"
     calls = sorted(request.path.rsplit("/", 1)[1] for request in graph.m.request_history)
     assert calls == ["container-1", "content_publishing_limit", "media", "media_publish", "photos"]  # the whole run
-    assert trips.count <= 8
+    assert 0 < trips.count <= 8
 
 
 def test_a_connection_left_in_autocommit_goes_back_to_the_pool_out_of_it(
@@ -194,3 +217,48 @@ def test_a_connection_left_in_autocommit_goes_back_to_the_pool_out_of_it(
     finally:
         engine.dispose()
     assert reload(db_session, post.id).caption == post.caption
+
+
+def test_a_write_alone_whose_connection_the_server_ends_fails_as_sqlalchemy_says_and_the_next_lands(
+    postgresql_only, database_url, engine, db_session, conn
+):
+    """The server ends the connection while a write runs alone on the driver (an administrator, a
+    restart): the run sees SQLAlchemy's ``OperationalError``, as from any statement, nothing is
+    written, and the next write gets a working connection from the pool."""
+    post = _held(db_session, conn, owner="lease-mine")
+    before = _stored(engine, post.id)
+    worker_engine = make_engine(database_url, pool_size=1, max_overflow=0, ping_on_checkout=False)
+    failures: list[BaseException] = []
+    try:
+        with engine.connect() as locker, make_session_factory(worker_engine)() as session:
+            mine = reload(session, post.id)
+            session.commit()
+            locker.execute(select(ScheduledPost.id).where(ScheduledPost.id == post.id).with_for_update())
+
+            def write() -> None:
+                try:
+                    lease.record(session, mine, "lease-mine", 300, attempts=1)
+                except Exception as exc:  # noqa: BLE001 - read below
+                    failures.append(exc)
+
+            writer = threading.Thread(target=write)
+            writer.start()
+            waiting = text(
+                "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'WITH fenced%'"
+            )
+            for _ in range(500):
+                with engine.connect() as watcher:
+                    pids = [pid for (pid,) in watcher.execute(waiting)]
+                if pids:
+                    break
+                time.sleep(0.01)
+            with engine.connect() as admin:
+                admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pids[0]})
+            writer.join(timeout=30)
+            locker.rollback()
+            assert len(failures) == 1 and isinstance(failures[0], OperationalError)
+            assert _stored(engine, post.id) == before
+            lease.record(session, mine, "lease-mine", 300, attempts=2)
+    finally:
+        worker_engine.dispose()
+    assert _stored(engine, post.id)[0][3] == 2
