@@ -17,7 +17,7 @@ from typing import Any, cast
 
 from psycopg.pq import TransactionStatus
 from sqlalchemy import Dialect, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -34,8 +34,21 @@ class DriverStatement:
 
 
 def driver_statement(statement: ClauseElement, dialect: Dialect) -> DriverStatement:
-    """Compile ``statement`` for ``dialect`` once; cache the result with the statement."""
+    """Compile ``statement`` for ``dialect`` once; cache the result with the statement.
+
+    Only what a plain statement with named values needs is supported; anything SQLAlchemy would
+    work out at each execution (a Python-side default or ``onupdate``, a value computed by a
+    callable, an expanding ``IN``, a renamed or positional parameter) is refused here."""
     compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
+    if (
+        compiled.positiontup
+        or compiled.escaped_bind_names
+        or compiled.post_compile_params
+        or compiled.insert_prefetch
+        or compiled.update_prefetch
+        or any(bind.callable or (bind.required and name != bind.key) for bind, name in compiled.bind_names.items())
+    ):
+        raise ValueError("a statement whose values SQLAlchemy works out at execution cannot run on the driver")
     processors: dict[str, Callable[[Any], Any]] = {}
     fixed: dict[str, Any] = {}
     for bind, name in compiled.bind_names.items():
@@ -57,7 +70,11 @@ def execute_alone(engine: Engine, statement: DriverStatement, params: Mapping[st
     for name, process in statement.processors.items():
         values[name] = process(values[name])
     values.update(statement.fixed)
-    pooled = engine.raw_connection()
+    failure = engine.dialect.loaded_dbapi.Error
+    try:
+        pooled = engine.raw_connection()
+    except failure as exc:  # no connection to be had (the server down, its connections all taken)
+        raise _as_sqlalchemy_error(engine, None, None, exc) from exc
     try:
         driver = pooled.driver_connection
         assert driver is not None
@@ -65,19 +82,27 @@ def execute_alone(engine: Engine, statement: DriverStatement, params: Mapping[st
             driver.autocommit = True
             with driver.cursor() as cursor:
                 cursor.execute(statement.sql, values)
-                row = cursor.fetchone() if cursor.description is not None else None
-            driver.autocommit = False
-            return row
-        except engine.dialect.loaded_dbapi.Error as exc:
+                return cursor.fetchone() if cursor.description is not None else None
+        except failure as exc:
             if driver.broken or driver.info.transaction_status != TransactionStatus.IDLE:
                 pooled.invalidate(exc)
-            raise DBAPIError.instance(
-                statement.sql,
-                values,
-                exc,
-                engine.dialect.loaded_dbapi.Error,
-                hide_parameters=engine.hide_parameters,
-                dialect=engine.dialect,
-            ) from exc
+            raise _as_sqlalchemy_error(engine, statement.sql, values, exc) from exc
+        finally:
+            if not driver.closed and driver.info.transaction_status == TransactionStatus.IDLE:
+                driver.autocommit = False
     finally:
         pooled.close()
+
+
+def _as_sqlalchemy_error(
+    engine: Engine, sql: str | None, values: Mapping[str, Any] | None, exc: Exception
+) -> StatementError:
+    """The driver's error as SQLAlchemy raises it from a statement of its own."""
+    return DBAPIError.instance(
+        sql,
+        values,
+        exc,
+        engine.dialect.loaded_dbapi.Error,
+        hide_parameters=engine.hide_parameters,
+        dialect=engine.dialect,
+    )

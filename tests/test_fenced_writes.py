@@ -4,11 +4,11 @@ statement, committed on its own when nothing else is in its transaction."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import TextIO
 
 import psycopg
 import pytest
@@ -21,6 +21,7 @@ from publish_worker.jobs import publish_post
 from shared.audit import audit_row
 from shared.db import make_engine, make_session_factory, utcnow
 from shared.models import PUBLISHING, AuditEvent, PostTarget, ScheduledPost
+from shared.pg_alone import driver_statement, execute_alone
 from tests.factories import make_connection, make_post
 from tests.worker_fixtures import reload
 
@@ -30,6 +31,19 @@ def postgresql_only(database_url):
     """What only PostgreSQL does: one statement, its column limits, psycopg's transaction state."""
     if not database_url.startswith("postgresql"):
         pytest.skip("PostgreSQL only (conftest fell back to SQLite)")
+
+
+@pytest.fixture
+def alone_writes(monkeypatch):
+    """The writes run straight on the driver (``shared.pg_alone``), counted."""
+    calls: list[str] = []
+
+    def counted(engine, statement, params):
+        calls.append(params["fence_post_id"])
+        return execute_alone(engine, statement, params)
+
+    monkeypatch.setattr(lease, "execute_alone", counted)
+    return calls
 
 
 @pytest.fixture
@@ -90,7 +104,7 @@ def test_a_run_that_lost_its_lease_writes_nothing_of_the_post_its_targets_or_its
 
 
 @pytest.mark.parametrize("alone", [True, False], ids=["alone", "in-a-transaction"])
-def test_a_write_refused_in_part_writes_none_of_it(postgresql_only, engine, db_session, conn, alone):
+def test_a_write_refused_in_part_writes_none_of_it(postgresql_only, engine, db_session, conn, alone, alone_writes):
     """One target's value the database refuses (too long for its column): neither the post's
     lease nor the other target is written either, whether the write was committed on its own
     (straight on the driver) or in the session's transaction. The refusal is SQLAlchemy's
@@ -113,12 +127,13 @@ def test_a_write_refused_in_part_writes_none_of_it(postgresql_only, engine, db_s
                 attempts=1,
             )
         assert _stored(engine, post.id) == before
+        assert alone_writes == ([post.id] if alone else [])
         lease.record(session, mine, "lease-mine", 300, attempts=2)
     assert _stored(engine, post.id)[0][3] == 2
 
 
 @pytest.mark.parametrize("alone", [True, False], ids=["alone", "in-a-transaction"])
-def test_a_write_under_the_lease_lands_whole_with_its_audit_event(engine, db_session, conn, alone):
+def test_a_write_under_the_lease_lands_whole_with_its_audit_event(engine, db_session, conn, alone, alone_writes):
     """Every value as SQLAlchemy writes it, alone (straight on the driver) or in a transaction: times
     in UTC, the audit event's detail as JSON."""
     post = _held(db_session, conn, owner="lease-mine")
@@ -140,6 +155,7 @@ def test_a_write_under_the_lease_lands_whole_with_its_audit_event(engine, db_ses
             attempts=1,
         )
         assert mine.attempts == 1 and fb.sent_at == sent and ig.error_code == "media_invalid"  # loaded too
+        assert alone_writes == ([post.id] if alone and engine.dialect.name == "postgresql" else [])
     (status, owner, expires, attempts), targets, events = _stored(engine, post.id)
     assert (status, owner, attempts) == (PUBLISHING, "lease-mine", 1)
     assert expires > utcnow() + timedelta(seconds=200)  # the lease was extended with the write
@@ -158,27 +174,29 @@ class RoundTrips:
     counts, SQLAlchemy's or the driver's, and so does each ``BEGIN``, ``COMMIT`` and ``ROLLBACK``."""
 
     def __init__(self, engine, folder):
+        self._engine = engine
         self._folder = folder
-        self._traced: list[tuple[psycopg.Connection, TextIO]] = []
+        self._traced: list[tuple[psycopg.Connection, Path]] = []
         self._lock = threading.Lock()
         engine.dispose()  # its pooled connections were opened untraced
         event.listen(engine, "connect", self.opened)
 
     def opened(self, dbapi_connection, _record) -> None:
         with self._lock:
-            trace = (self._folder / f"connection-{len(self._traced)}.trace").open("w")
-            self._traced.append((dbapi_connection, trace))
-        dbapi_connection.pgconn.trace(trace.fileno())
+            path = self._folder / f"connection-{len(self._traced)}.trace"
+            self._traced.append((dbapi_connection, path))
+        with path.open("w") as trace:
+            # libpq keeps its own stream on the descriptor it is given (a copy: this one closes).
+            dbapi_connection.pgconn.trace(os.dup(trace.fileno()))
         dbapi_connection.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
 
-    @property
     def count(self) -> int:
+        event.remove(self._engine, "connect", self.opened)
         total = 0
-        for dbapi_connection, trace in self._traced:
-            if not dbapi_connection.closed:
-                dbapi_connection.pgconn.untrace()  # flushes what libpq buffered
-            trace.close()
-            total += Path(trace.name).read_text().count("\tReadyForQuery\t")
+        for dbapi_connection, path in self._traced:
+            assert not dbapi_connection.closed, "a traced connection was closed: its trace may be cut short"
+            dbapi_connection.pgconn.untrace()  # flushes what libpq buffered
+            total += path.read_text().count("\tReadyForQuery\t")
         return total
 
 
@@ -195,7 +213,7 @@ def test_a_post_to_both_targets_makes_eight_round_trips_to_postgresql(
     assert publish_post(post.id) == "published"
     calls = sorted(request.path.rsplit("/", 1)[1] for request in graph.m.request_history)
     assert calls == ["container-1", "content_publishing_limit", "media", "media_publish", "photos"]  # the whole run
-    assert 0 < trips.count <= 8
+    assert trips.count() == 8
 
 
 def test_a_connection_left_in_autocommit_goes_back_to_the_pool_out_of_it(
@@ -246,19 +264,31 @@ def test_a_write_alone_whose_connection_the_server_ends_fails_as_sqlalchemy_says
             waiting = text(
                 "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'WITH fenced%'"
             )
-            for _ in range(500):
-                with engine.connect() as watcher:
-                    pids = [pid for (pid,) in watcher.execute(waiting)]
-                if pids:
-                    break
-                time.sleep(0.01)
-            with engine.connect() as admin:
-                admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pids[0]})
-            writer.join(timeout=30)
-            locker.rollback()
+            try:
+                for _ in range(500):
+                    with engine.connect() as watcher:
+                        pids = [pid for (pid,) in watcher.execute(waiting)]
+                    if pids:
+                        break
+                    time.sleep(0.01)
+                assert pids, "the write never waited for the row"
+                with engine.connect() as admin:
+                    admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pids[0]})
+            finally:
+                locker.rollback()
+                writer.join(timeout=30)
             assert len(failures) == 1 and isinstance(failures[0], OperationalError)
             assert _stored(engine, post.id) == before
             lease.record(session, mine, "lease-mine", 300, attempts=2)
     finally:
         worker_engine.dispose()
     assert _stored(engine, post.id)[0][3] == 2
+
+
+def test_a_statement_whose_values_sqlalchemy_works_out_at_execution_is_refused_by_the_driver_path(engine):
+    """A Python-side ``onupdate`` (``updated_at``) is stamped by SQLAlchemy at each execution: on the
+    driver it would silently be left out, so such a statement is refused when compiled."""
+    stamped = update(ScheduledPost).where(ScheduledPost.id == "x").values(caption="y")
+    with pytest.raises(ValueError, match="cannot run on the driver"):
+        driver_statement(stamped, engine.dialect)
+    assert driver_statement(stamped.values(updated_at=utcnow()), engine.dialect).sql.startswith("UPDATE")
