@@ -44,30 +44,52 @@ def _publish(post_id: str, carried: str | None) -> str:
     ctx = get_context()
     with log_context(job_id=post_id), ctx.session() as session:
         # The Page's turn is waited for before the lease is taken, holding no database connection;
-        # when the Page has room at once, the take follows in the same transaction as the read.
+        # when the Page has room at once, the take follows on the same connection as the read. A
+        # fresh take on PostgreSQL is one statement: the read before it needs no transaction.
+        if carried is None and _take_in_one(session):
+            session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         accounts = accounts_of(session, post_id)
         limit = ctx.settings.worker_page_concurrency
         with PAGE_SLOTS.hold(accounts, limit, before_wait=partial(release_connection, session)):
             return _run(ctx, session, post_id, carried)
 
 
+def _take_in_one(session: Session) -> bool:
+    """Whether the take and the read of the post are one statement (PostgreSQL)."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
 def _run(ctx: Services, session: Session, post_id: str, carried: str | None) -> str:
     owner = lease.new_owner()
-    # The lease is taken and the post read in one transaction (one commit, not two).
+    if carried is None and _take_in_one(session):
+        taken = lease.take_and_load(session, post_id, owner, ctx.settings.lease_seconds, job_id=_own_job_id(post_id))
+        if taken is None:
+            return _not_taken(session)
+        session.commit()
+        return _publish_taken(ctx, session, taken[0], owner, carried)  # ``taken`` keeps the connection loaded
+    # Elsewhere the lease is taken and the post read in one transaction (one commit, not two).
     if carried is None:
         mine = lease.take(session, post_id, owner, ctx.settings.lease_seconds, job_id=_own_job_id(post_id))
     else:
         mine = lease.resume(session, post_id, carried, owner, ctx.settings.lease_seconds)
     if not mine:
-        session.rollback()
-        log.info("post not taken (published, cancelled, not due, superseded by a newer job, or held by another run)")
-        return "skipped"
+        return _not_taken(session)
     # Referenced here: the session keeps loaded objects only while they are referenced.
     post, _conn = load_post(session, post_id)
     if post is None:  # cannot happen (its row is locked by the take), but never leave the take behind
         session.rollback()
         raise LookupError(f"post {post_id} is gone")
     session.commit()
+    return _publish_taken(ctx, session, post, owner, carried)
+
+
+def _not_taken(session: Session) -> str:
+    session.rollback()
+    log.info("post not taken (published, cancelled, not due, superseded by a newer job, or held by another run)")
+    return "skipped"
+
+
+def _publish_taken(ctx: Services, session: Session, post: ScheduledPost, owner: str, carried: str | None) -> str:
     with log_context(connection_id=post.connection_id):
         try:
             db = RunDatabase(session)

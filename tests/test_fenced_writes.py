@@ -200,12 +200,13 @@ class RoundTrips:
         return total
 
 
-def test_a_post_to_both_targets_makes_eight_round_trips_to_postgresql(
+def test_a_post_to_both_targets_makes_five_round_trips_to_postgresql(
     postgresql_only, worker_ctx, graph, conn, db_session, tmp_path
 ):
-    """Taking the lease and reading the post (one transaction), then one statement for each
-    target's sent marker and one for the outcome with its audit event. Each round trip is worker
-    CPU in a burst (DESIGN §13.4); there were 19 before the fenced writes became one statement."""
+    """Reading the post's Page, taking the lease and reading the post (one statement), then one
+    statement for each target's sent marker and one for the outcome with its audit event, none in a
+    transaction. Each round trip is worker CPU in a burst (DESIGN §13.4): there were 19 before the
+    fenced writes became one statement, and 8 before the take and the read did."""
     with worker_ctx.session() as session:
         session.execute(select(1))  # the engine's first-use queries done
     post = make_post(db_session, conn)
@@ -213,7 +214,7 @@ def test_a_post_to_both_targets_makes_eight_round_trips_to_postgresql(
     assert publish_post(post.id) == "published"
     calls = sorted(request.path.rsplit("/", 1)[1] for request in graph.m.request_history)
     assert calls == ["container-1", "content_publishing_limit", "media", "media_publish", "photos"]  # the whole run
-    assert trips.count() == 8
+    assert trips.count() == 5
 
 
 def test_a_connection_left_in_autocommit_goes_back_to_the_pool_out_of_it(
@@ -292,3 +293,36 @@ def test_a_statement_whose_values_sqlalchemy_works_out_at_execution_is_refused_b
     with pytest.raises(ValueError, match="cannot run on the driver"):
         driver_statement(stamped, engine.dialect)
     assert driver_statement(stamped.values(updated_at=utcnow()), engine.dialect).sql.startswith("UPDATE")
+
+
+def test_a_take_reads_the_post_as_taken_with_its_targets_and_connection_in_one_statement(
+    postgresql_only, engine, db_session, conn
+):
+    """The run sees the post as the take left it (its lease, its count of takes), its targets and its
+    connection, from the one statement; a post not due is neither taken nor read."""
+    post = make_post(db_session, conn)
+    later = make_post(db_session, conn, publish_in=3600)
+    with make_session_factory(engine)() as session:
+        assert lease.take_and_load(session, later.id, "lease-mine", 60) is None
+        session.rollback()
+        taken = lease.take_and_load(session, post.id, "lease-mine", 60)
+        assert taken is not None
+        mine, connection = taken
+        assert (mine.status, mine.lease_owner, mine.takes) == (PUBLISHING, "lease-mine", post.takes + 1)
+        assert sorted(row.target for row in mine.target_rows) == ["facebook", "instagram"]
+        assert connection is not None and connection.id == conn.id
+        session.commit()
+    assert _stored(engine, post.id)[0][:2] == (PUBLISHING, "lease-mine")
+    assert _stored(engine, later.id)[0][:2] == (later.status, None)
+
+
+def test_a_post_without_target_rows_is_still_read_when_taken(postgresql_only, engine, db_session, conn):
+    """A take that found its post reads it even with no target rows to join (the outcome then
+    fails it): a take read as "not taken" would leave the post held by no run."""
+    post = make_post(db_session, conn)
+    db_session.query(PostTarget).filter(PostTarget.post_id == post.id).delete()
+    db_session.commit()
+    with make_session_factory(engine)() as session:
+        taken = lease.take_and_load(session, post.id, "lease-mine", 60)
+        assert taken is not None and taken[0].id == post.id and taken[0].target_rows == []
+        session.commit()
