@@ -45,31 +45,33 @@ def _publish(post_id: str, carried: str | None) -> str:
     with log_context(job_id=post_id), ctx.session() as session:
         # The Page's turn is waited for before the lease is taken, holding no database connection;
         # when the Page has room at once, the take follows on the same connection as the read. A
-        # fresh take on PostgreSQL is one statement: the read before it needs no transaction.
-        if carried is None and _take_in_one(session):
+        # job's fresh take on PostgreSQL is one statement: the read before it needs no transaction.
+        job_id = _own_job_id(post_id) if carried is None else None
+        one_statement = job_id is not None and session.get_bind().dialect.name == "postgresql"
+        if one_statement:
             session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         accounts = accounts_of(session, post_id)
         limit = ctx.settings.worker_page_concurrency
         with PAGE_SLOTS.hold(accounts, limit, before_wait=partial(release_connection, session)):
-            return _run(ctx, session, post_id, carried)
+            if one_statement and job_id is not None:
+                return _take_and_run(ctx, session, post_id, job_id)
+            return _run(ctx, session, post_id, carried, job_id)
 
 
-def _take_in_one(session: Session) -> bool:
-    """Whether the take and the read of the post are one statement (PostgreSQL)."""
-    return session.get_bind().dialect.name == "postgresql"
-
-
-def _run(ctx: Services, session: Session, post_id: str, carried: str | None) -> str:
+def _take_and_run(ctx: Services, session: Session, post_id: str, job_id: str) -> str:
     owner = lease.new_owner()
-    if carried is None and _take_in_one(session):
-        taken = lease.take_and_load(session, post_id, owner, ctx.settings.lease_seconds, job_id=_own_job_id(post_id))
-        if taken is None:
-            return _not_taken(session)
-        session.commit()
-        return _publish_taken(ctx, session, taken[0], owner, carried)  # ``taken`` keeps the connection loaded
-    # Elsewhere the lease is taken and the post read in one transaction (one commit, not two).
+    taken = lease.take_and_load(session, post_id, owner, ctx.settings.lease_seconds, job_id=job_id)
+    if taken is None:
+        return _not_taken(session)
+    session.commit()
+    return _publish_taken(ctx, session, taken[0], owner, None)  # ``taken`` keeps the connection loaded
+
+
+def _run(ctx: Services, session: Session, post_id: str, carried: str | None, job_id: str | None) -> str:
+    owner = lease.new_owner()
+    # The lease is taken and the post read in one transaction (one commit, not two).
     if carried is None:
-        mine = lease.take(session, post_id, owner, ctx.settings.lease_seconds, job_id=_own_job_id(post_id))
+        mine = lease.take(session, post_id, owner, ctx.settings.lease_seconds, job_id=job_id)
     else:
         mine = lease.resume(session, post_id, carried, owner, ctx.settings.lease_seconds)
     if not mine:

@@ -14,7 +14,6 @@ from sqlalchemy import (
     Engine,
     Select,
     Table,
-    Update,
     and_,
     bindparam,
     func,
@@ -109,37 +108,41 @@ def take(session: Session, post_id: str, owner: str, lease_seconds: float, *, jo
     return affected_rows(result) == 1
 
 
-# The same take, reading the post it took with its targets and connection in the one statement
-# (PostgreSQL: the UPDATE is a CTE, its RETURNING the post as taken). Each row of the answer is the
-# post, one of its targets and its connection; none when the post was not taken.
-def _taking(take: Update) -> Select[ScheduledPost, SocialConnection]:
-    taken = aliased(ScheduledPost, take.returning(*_POSTS.c).cte("taken"))
-    return (
-        select(taken, SocialConnection)
-        .outerjoin(taken.target_rows)
-        .outerjoin(SocialConnection, SocialConnection.id == taken.connection_id)
-        .options(contains_eager(taken.target_rows))
-    )
-
-
-_TAKE_AND_LOAD = _taking(_TAKE)
-_TAKE_AS_JOB_AND_LOAD = _taking(_TAKE_AS_JOB)
+# A job's take, reading the post it took with its targets and connection in the one statement
+# (PostgreSQL: the UPDATE is a CTE, its RETURNING the post as taken; the objects already in the
+# session are overwritten with it). Each row of the answer is the post, one of its targets and its
+# connection; none when the post was not taken.
+_TAKE_AS_JOB_AND_LOAD = (
+    select(taken := aliased(ScheduledPost, _TAKE_AS_JOB.returning(*_POSTS.c).cte("taken")), SocialConnection)
+    .outerjoin(taken.target_rows)
+    .outerjoin(SocialConnection, SocialConnection.id == taken.connection_id)
+    .options(contains_eager(taken.target_rows))
+    .execution_options(populate_existing=True)
+)
 
 
 def take_and_load(
-    session: Session, post_id: str, owner: str, lease_seconds: float, *, job_id: str | None = None
+    session: Session, post_id: str, owner: str, lease_seconds: float, *, job_id: str
 ) -> tuple[ScheduledPost, SocialConnection | None] | None:
-    """PostgreSQL: :func:`take` and the read of the post taken (its target rows loaded, and its
-    connection) in one statement; ``None`` when the post was not taken. Outside a transaction the
-    statement runs alone in autocommit: one round trip, where a take and a read in a transaction
-    were four. Nothing is left between the take and the read for a failure to fall into."""
+    """PostgreSQL: :func:`take` for the post's own job ``job_id`` and the read of the post taken (its
+    target rows loaded, and its connection) in one statement; ``None`` when the post was not taken.
+    Outside a transaction the statement runs alone in autocommit: one round trip, where a take and
+    a read in a transaction were four.
+
+    The targets and the connection are read as of the statement's start, the post as taken. A take
+    that waited for another transaction's lock on the post sees what it committed only in the post's
+    row; that is enough because every writer of a post's targets either holds its lease (its write
+    extends or ends the lease, so the waiting take no longer finds the post takeable) or gives the
+    post a new job (an edit or a retry: the waiting job is superseded). Without a job, the take and
+    the read stay two statements in one transaction (:func:`take`).
+
+    As after any committed take, a failure before the run starts (the job's time limit landing
+    while the answer is read, say) leaves the post held until its lease expires; the sweeper then
+    queues it again."""
     if not session.in_transaction():
         session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-    values = _take_values(post_id, owner, lease_seconds)
-    if job_id is None:
-        row = session.execute(_TAKE_AND_LOAD, values).unique().first()
-    else:
-        row = session.execute(_TAKE_AS_JOB_AND_LOAD, {**values, "job_id": job_id}).unique().first()
+    values = {**_take_values(post_id, owner, lease_seconds), "job_id": job_id}
+    row = session.execute(_TAKE_AS_JOB_AND_LOAD, values).unique().first()
     return (row[0], row[1]) if row is not None else None
 
 

@@ -120,8 +120,9 @@ _ACCOUNTS_OF = (
 
 
 def accounts_of(session: Session, post_id: str) -> set[str]:
-    """The Page and Instagram account a post goes to (none for an unknown post). The reading
-    transaction stays open: the caller ends it (``release_connection``) before any wait."""
+    """The Page and Instagram account a post goes to (none for an unknown post). The session keeps
+    its connection (and any transaction it is in): the caller gives it back (``release_connection``)
+    before any wait."""
     row = session.connection().execute(_ACCOUNTS_OF, {"post_id": post_id}).first()
     if row is None:
         return set()

@@ -13,15 +13,18 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import pq
+from rq import SimpleWorker
+from rq.job import Job
+from rq.serializers import JSONSerializer
 from sqlalchemy import event, select, text, update
 from sqlalchemy.exc import DataError, OperationalError
 
 from publish_worker import lease
-from publish_worker.jobs import publish_post
 from shared.audit import audit_row
 from shared.db import make_engine, make_session_factory, utcnow
-from shared.models import PUBLISHING, AuditEvent, PostTarget, ScheduledPost
+from shared.models import PUBLISHING, QUEUED, AuditEvent, PostTarget, ScheduledPost
 from shared.pg_alone import driver_statement, execute_alone
+from shared.queue import PublishJob, enqueue_publish, make_queue
 from tests.factories import make_connection, make_post
 from tests.worker_fixtures import reload
 
@@ -210,8 +213,14 @@ def test_a_post_to_both_targets_makes_five_round_trips_to_postgresql(
     with worker_ctx.session() as session:
         session.execute(select(1))  # the engine's first-use queries done
     post = make_post(db_session, conn)
+    with worker_ctx.session() as session:
+        job_id = enqueue_publish(session, worker_ctx, post.id)  # the post's own job, as in production
     trips = RoundTrips(worker_ctx.engine, tmp_path)
-    assert publish_post(post.id) == "published"
+    worker = SimpleWorker(
+        [make_queue(worker_ctx.redis)], connection=worker_ctx.redis, serializer=JSONSerializer, job_class=PublishJob
+    )
+    worker.work(burst=True)
+    assert Job.fetch(job_id, connection=worker_ctx.redis, serializer=JSONSerializer).return_value() == "published"
     calls = sorted(request.path.rsplit("/", 1)[1] for request in graph.m.request_history)
     assert calls == ["container-1", "content_publishing_limit", "media", "media_publish", "photos"]  # the whole run
     assert trips.count() == 5
@@ -303,16 +312,20 @@ def test_a_take_reads_the_post_as_taken_with_its_targets_and_connection_in_one_s
     post = make_post(db_session, conn)
     later = make_post(db_session, conn, publish_in=3600)
     with make_session_factory(engine)() as session:
-        assert lease.take_and_load(session, later.id, "lease-mine", 60) is None
+        assert lease.take_and_load(session, later.id, "lease-mine", 60, job_id=f"pub-{later.id}-1") is None
         session.rollback()
-        taken = lease.take_and_load(session, post.id, "lease-mine", 60)
+        before = utcnow()
+        taken = lease.take_and_load(session, post.id, "lease-mine", 60, job_id=f"pub-{post.id}-1")
         assert taken is not None
+        # Committed by the statement itself (alone, in autocommit): another connection sees the take.
+        assert _stored(engine, post.id)[0][:2] == (PUBLISHING, "lease-mine")
         mine, connection = taken
         assert (mine.status, mine.lease_owner, mine.takes) == (PUBLISHING, "lease-mine", post.takes + 1)
+        assert mine.started_at >= before and mine.updated_at >= before
+        assert mine.lease_expires_at > before + timedelta(seconds=50)
         assert sorted(row.target for row in mine.target_rows) == ["facebook", "instagram"]
         assert connection is not None and connection.id == conn.id
         session.commit()
-    assert _stored(engine, post.id)[0][:2] == (PUBLISHING, "lease-mine")
     assert _stored(engine, later.id)[0][:2] == (later.status, None)
 
 
@@ -323,6 +336,44 @@ def test_a_post_without_target_rows_is_still_read_when_taken(postgresql_only, en
     db_session.query(PostTarget).filter(PostTarget.post_id == post.id).delete()
     db_session.commit()
     with make_session_factory(engine)() as session:
-        taken = lease.take_and_load(session, post.id, "lease-mine", 60)
+        taken = lease.take_and_load(session, post.id, "lease-mine", 60, job_id=f"pub-{post.id}-1")
         assert taken is not None and taken[0].id == post.id and taken[0].target_rows == []
         session.commit()
+
+
+def test_a_job_an_edit_superseded_while_its_take_waited_takes_nothing(postgresql_only, engine, db_session, conn):
+    """The take reads the targets as of its statement's start. An edit that held the post's row
+    while the take waited commits new targets and a new job for the post: the waiting job, re-checking
+    the post's row, finds itself superseded and takes nothing (it never runs on the old targets)."""
+    post = make_post(db_session, conn)
+    db_session.execute(update(ScheduledPost).where(ScheduledPost.id == post.id).values(rq_job_id=f"pub-{post.id}-1"))
+    db_session.commit()
+    results: list[object] = []
+    with engine.connect() as editor, make_session_factory(engine)() as session:
+        editor.execute(
+            update(ScheduledPost).where(ScheduledPost.id == post.id).values(rq_job_id=f"pub-{post.id}-2", caption="new")
+        )
+        editor.execute(update(PostTarget).where(PostTarget.post_id == post.id).values(status="skipped"))
+
+        def take() -> None:
+            results.append(lease.take_and_load(session, post.id, "lease-old-job", 60, job_id=f"pub-{post.id}-1"))
+
+        taker = threading.Thread(target=take)
+        taker.start()
+        try:
+            waiting = text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'WITH taken%'"
+            )
+            for _ in range(500):
+                with engine.connect() as watcher:
+                    if watcher.execute(waiting).scalar_one():
+                        break
+                time.sleep(0.01)
+            else:
+                pytest.fail("the take never waited for the edit")
+        finally:
+            editor.commit()
+            taker.join(timeout=30)
+        session.rollback()
+    assert results == [None]
+    assert _stored(engine, post.id)[0][:2] == (QUEUED, None)
