@@ -129,12 +129,13 @@ def take_and_load(
     Outside a transaction the statement runs alone in autocommit: one round trip, where a take and
     a read in a transaction were four.
 
-    The targets and the connection are read as of the statement's start, the post as taken. A take
-    that waited for another transaction's lock on the post sees what it committed only in the post's
-    row; that is enough because every writer of a post's targets either holds its lease (its write
-    extends or ends the lease, so the waiting take no longer finds the post takeable) or gives the
-    post a new job (an edit or a retry: the waiting job is superseded). Without a job, the take and
-    the read stay two statements in one transaction (:func:`take`).
+    The targets and the connection are read as of the statement's start, the post as taken (its row
+    re-checked as last committed). A transaction that changes the post's row with its targets or
+    its connection must therefore leave the post untakeable by the job it found: every one does
+    (the worker's writes hold the lease or end it, an edit, a retry or the sweeper gives the post a
+    new job, a cancel or a disconnect cancels it). One that leaves the post's row alone (Meta's data
+    deletion) is as if it ran just after the take, as before. Without a job, the take and the read
+    stay two statements in one transaction (:func:`take`).
 
     As after any committed take, a failure before the run starts (the job's time limit landing
     while the answer is read, say) leaves the post held until its lease expires; the sweeper then

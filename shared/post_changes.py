@@ -70,7 +70,11 @@ EDIT_ATTEMPTS = 3
 
 
 def _locked(session: Session, post_id: str) -> ScheduledPost:
-    """The post re-read under a row lock (PostgreSQL): the worker's lease waits for our commit."""
+    """The post re-read under a row lock (PostgreSQL): the worker's lease waits for our commit.
+
+    A job waiting to take the post reads its targets as they were before our commit
+    (``publish_worker.lease.take_and_load``): a change to them must give the post a new job (or
+    cancel it), so that the waiting job's take is refused."""
     return session.scalars(
         select(ScheduledPost)
         .where(ScheduledPost.id == post_id)
