@@ -47,14 +47,14 @@ def _publish(post_id: str, carried: str | None) -> str:
         # when the Page has room at once, the take follows on the same connection as the read. A
         # job's fresh take on PostgreSQL is one statement: the read before it needs no transaction.
         job_id = _own_job_id(post_id) if carried is None else None
-        one_statement = job_id is not None and session.get_bind().dialect.name == "postgresql"
-        if one_statement:
-            session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        taking_in_one = job_id if session.get_bind().dialect.name == "postgresql" else None
+        if taking_in_one is not None:
+            lease.statements_alone(session)
         accounts = accounts_of(session, post_id)
         limit = ctx.settings.worker_page_concurrency
         with PAGE_SLOTS.hold(accounts, limit, before_wait=partial(release_connection, session)):
-            if one_statement and job_id is not None:
-                return _take_and_run(ctx, session, post_id, job_id)
+            if taking_in_one is not None:
+                return _take_and_run(ctx, session, post_id, taking_in_one)
             return _run(ctx, session, post_id, carried, job_id)
 
 

@@ -140,11 +140,17 @@ def take_and_load(
     As after any committed take, a failure before the run starts (the job's time limit landing
     while the answer is read, say) leaves the post held until its lease expires; the sweeper then
     queues it again."""
-    if not session.in_transaction():
-        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    statements_alone(session)
     values = {**_take_values(post_id, owner, lease_seconds), "job_id": job_id}
     row = session.execute(_TAKE_AS_JOB_AND_LOAD, values).unique().first()
     return (row[0], row[1]) if row is not None else None
+
+
+def statements_alone(session: Session) -> None:
+    """The session's next statements each commit on their own (autocommit) until it gives its
+    connection back, unless it already holds a transaction (whose statements stay in it)."""
+    if not session.in_transaction():
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
 def _take_values(post_id: str, owner: str, lease_seconds: float) -> dict[str, Any]:
@@ -198,8 +204,8 @@ def record(
 
     On PostgreSQL all of it is one statement (:func:`_fenced_write`), and a write committed at once
     that is all its transaction holds runs as that statement alone, with no ``BEGIN`` or
-    ``COMMIT`` round trip (a statement is atomic on its own), straight on the driver: a post costs
-    8 round trips, not 19, and no session or connection machinery for three of them.
+    ``COMMIT`` round trip (a statement is atomic on its own), straight on the driver: no session or
+    connection machinery for three of a post's writes.
     """
     # One write a target (its values merged): a statement may not update a row twice.
     by_target: dict[str, tuple[PostTarget, dict[str, Any]]] = {}

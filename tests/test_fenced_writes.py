@@ -247,6 +247,19 @@ def test_a_connection_left_in_autocommit_goes_back_to_the_pool_out_of_it(
     assert reload(db_session, post.id).caption == post.caption
 
 
+def _waiting_for_a_lock(engine, statement_start: str, never: str) -> int:
+    """The server process of a statement (beginning ``statement_start``) once it waits for a row
+    lock; the test fails with ``never`` if none does within five seconds."""
+    waiting = text("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE :start || '%'")
+    for _ in range(500):
+        with engine.connect() as watcher:
+            pid = watcher.execute(waiting, {"start": statement_start}).scalar()
+        if pid is not None:
+            return int(pid)
+        time.sleep(0.01)
+    pytest.fail(never)
+
+
 def test_a_write_alone_whose_connection_the_server_ends_fails_as_sqlalchemy_says_and_the_next_lands(
     postgresql_only, database_url, engine, db_session, conn
 ):
@@ -271,19 +284,10 @@ def test_a_write_alone_whose_connection_the_server_ends_fails_as_sqlalchemy_says
 
             writer = threading.Thread(target=write)
             writer.start()
-            waiting = text(
-                "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'WITH fenced%'"
-            )
             try:
-                for _ in range(500):
-                    with engine.connect() as watcher:
-                        pids = [pid for (pid,) in watcher.execute(waiting)]
-                    if pids:
-                        break
-                    time.sleep(0.01)
-                assert pids, "the write never waited for the row"
+                pid = _waiting_for_a_lock(engine, "WITH fenced", "the write never waited for the row")
                 with engine.connect() as admin:
-                    admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pids[0]})
+                    admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
             finally:
                 locker.rollback()
                 writer.join(timeout=30)
@@ -361,16 +365,7 @@ def test_a_job_an_edit_superseded_while_its_take_waited_takes_nothing(postgresql
         taker = threading.Thread(target=take)
         taker.start()
         try:
-            waiting = text(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'WITH taken%'"
-            )
-            for _ in range(500):
-                with engine.connect() as watcher:
-                    if watcher.execute(waiting).scalar_one():
-                        break
-                time.sleep(0.01)
-            else:
-                pytest.fail("the take never waited for the edit")
+            _waiting_for_a_lock(engine, "WITH taken", "the take never waited for the edit")
         finally:
             editor.commit()
             taker.join(timeout=30)
