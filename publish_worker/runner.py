@@ -33,6 +33,7 @@ from rq.utils import current_timestamp, import_attribute, now
 from rq.worker import WorkerStatus
 from sqlalchemy.orm import configure_mappers
 
+from publish_worker.collector import settle_after_startup
 from publish_worker.context import install_context, worker_services
 from publish_worker.duties import periodic_duties
 from publish_worker.time_limits import SharedTimerDeathPenalty
@@ -514,6 +515,8 @@ def run_forever(settings: Settings) -> None:
         settings.worker_concurrency,
         settings.worker_page_concurrency,
     )
+    import_job_functions()
+    settle_after_startup()
     # RQ's own lines (one per dequeue, "Job OK", "Successfully completed") at WARNING: each job's
     # outcome is already in our own log line and audit event, and they cost CPU on every job.
     threads = start_threads(ctx, settings.worker_concurrency, stop, logging_level=RQ_LOG_LEVEL)
