@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared.crypto import TokenCipher, cipher_from_settings
 from shared.db import make_engine, make_session_factory
 from shared.graph import GraphClient, GraphObserver
+from shared.meta_adapter import MetaAdapter
 from shared.metrics import observe_graph_call
 from shared.redis_conn import make_redis
 from shared.settings import Settings
@@ -39,7 +40,15 @@ def thread_http_session(graph_url: str) -> requests.Session:
     """
     http: requests.Session | None = getattr(_http, "session", None)
     if http is None:
-        http = _http.session = environment_read_once(requests.Session(), graph_url)
+        http = _http.session = environment_read_once(meta_session(), graph_url)
+    return http
+
+
+def meta_session() -> requests.Session:
+    """A session whose transport is :class:`MetaAdapter` for both schemes."""
+    http = requests.Session()
+    http.mount("https://", MetaAdapter())
+    http.mount("http://", MetaAdapter())
     return http
 
 
