@@ -2,7 +2,7 @@
 
 With CPython's default a young-generation pass runs every 700 new container objects. A post
 makes thousands (ORM rows, RQ's job, requests' objects), and every pass walks all those still in
-flight, with the GIL held: a worker process ran about 190 passes in a 1,000-post burst, 0.4–0.7 s
+flight, with the GIL held: a worker process ran 145–199 passes in a 1,000-post burst, 0.36–0.66 s
 of its CPU (about a millisecond a post). What the process built before its first job (modules,
 settings, compiled statements, pools: about 95,000 objects) lives as long as the process and
 is left out of every pass. Cycles are still found and freed, a pass every ``YOUNG_THRESHOLD``
