@@ -16,7 +16,7 @@ from typing import Any, cast
 from requests import PreparedRequest, Response
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
-from requests.utils import get_encoding_from_headers
+from requests.utils import get_encoding_from_headers, select_proxy
 from urllib3.connectionpool import HTTPConnectionPool
 
 PoolKey = tuple[str, Any]
@@ -31,25 +31,31 @@ class MetaAdapter(HTTPAdapter):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._pools: dict[PoolKey, HTTPConnectionPool] = {}
+        # Looked up, never iterated: a session shared by two threads cannot trip over a change.
+        self._verified: set[HTTPConnectionPool] = set()
 
     def get_connection_with_tls_context(
         self, request: PreparedRequest, verify: Any, proxies: Any = None, cert: Any = None
     ) -> HTTPConnectionPool:
         key = self._pool_key(request, verify, proxies, cert)
         remembered = self._pools.get(key) if key else None
-        if remembered is not None:
-            # urllib3 2 does not close a pool its manager forgets to make room: it stays usable.
+        # urllib3 2 leaves open a pool its manager forgets to make room; a closed one is replaced.
+        if remembered is not None and remembered.pool is not None:
             return remembered
+        if remembered is not None:
+            self._verified.discard(remembered)
         pool = cast(HTTPConnectionPool, super().get_connection_with_tls_context(request, verify, proxies, cert))
         if key:
             super().cert_verify(pool, str(request.url), verify, cert)  # type: ignore[no-untyped-call]
             if len(self._pools) >= MAX_POOLS:
                 self._pools.clear()
+                self._verified.clear()
+            self._verified.add(pool)
             self._pools[key] = pool
         return pool
 
     def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
-        if any(pool is conn for pool in self._pools.values()):
+        if conn in self._verified:
             return  # set when the pool was first remembered, for this very setting
         super().cert_verify(conn, url, verify, cert)  # type: ignore[no-untyped-call]
 
@@ -69,13 +75,14 @@ class MetaAdapter(HTTPAdapter):
 
     def close(self) -> None:
         self._pools.clear()
+        self._verified.clear()
         super().close()
 
     @staticmethod
     def _pool_key(request: PreparedRequest, verify: Any, proxies: Any, cert: Any) -> PoolKey | None:
-        if proxies or cert or not isinstance(verify, (bool, str)):
-            return None
         url = str(request.url)
+        if cert or not isinstance(verify, (bool, str)) or (proxies and select_proxy(url, proxies)):
+            return None  # NO_PROXY alone ({"no": ...}) names no proxy for the URL: the fast path stays
         scheme, sep, rest = url.partition("://")
         if not sep:
             return None

@@ -4,14 +4,23 @@ honoured, a bounded memory of pools."""
 
 from __future__ import annotations
 
+import ipaddress
+import ssl
 import threading
 import time
+import warnings
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from shared.meta_adapter import MAX_POOLS, MetaAdapter
 from shared.services import environment_read_once, meta_session, thread_http_session
@@ -94,12 +103,47 @@ def test_answers_are_those_of_requests_own_adapter(server: Server) -> None:
     assert lean_session.cookies.get("fr") == "abc"
 
 
-def test_one_connection_serves_many_calls(server: Server) -> None:
+def test_one_connection_and_one_pool_lookup_serve_many_calls(server: Server) -> None:
     session = session_for(server.url)
+    adapter = session.get_adapter(server.url)
+    assert isinstance(adapter, MetaAdapter)
+    lookups = []
+    real_lookup = adapter.poolmanager.connection_from_host
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        lookups.append(args)
+        return real_lookup(*args, **kwargs)
+
+    adapter.poolmanager.connection_from_host = counted  # type: ignore[method-assign]
     for n in range(5):
         assert send(session, f"{server.url}/v25.0/{n}").status_code == 200
     assert server.connections == 1
     assert len(server.request_lines) == 5
+    assert len(lookups) == 1  # requests' own adapter looks the pool up on every call
+
+
+def test_a_closed_pool_is_replaced(server: Server) -> None:
+    session = session_for(server.url)
+    adapter = session.get_adapter(server.url)
+    assert isinstance(adapter, MetaAdapter)
+    assert send(session, server.url + "/v25.0/1").status_code == 200
+    prepared = requests.Request("GET", server.url).prepare()
+    adapter.get_connection_with_tls_context(prepared, session.verify).close()
+    adapter.poolmanager.clear()  # as urllib3 1 did, closing the pools it dropped
+    assert send(session, server.url + "/v25.0/2").status_code == 200
+    assert server.connections == 2
+
+
+def test_no_proxy_alone_keeps_the_remembered_pool(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "proxy-exempt.example")
+    session = session_for(server.url)
+    assert session.proxies == {"no": "proxy-exempt.example"}
+    adapter = session.get_adapter(server.url)
+    for n in range(2):
+        assert send(session, f"{server.url}/v25.0/{n}").status_code == 200
+    assert isinstance(adapter, MetaAdapter) and len(adapter._pools) == 1
 
 
 def test_many_hosts_do_not_grow_the_remembered_pools_without_bound() -> None:
@@ -153,3 +197,54 @@ def test_the_workers_sessions_use_it_for_both_schemes() -> None:
     thread.start()
     thread.join()
     assert [type(a) for a in adapters] == [MetaAdapter, MetaAdapter]
+
+
+def self_signed(tmp: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 signed by itself, and its key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+def test_tls_is_verified_per_setting_whatever_was_sent_before(tmp_path: Path) -> None:
+    cert_path, key_path = self_signed(tmp_path)
+    srv = Server()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    srv.socket = context.wrap_socket(srv.socket, server_side=True)
+    serve_in_thread(srv)
+    url = f"https://127.0.0.1:{srv.server_address[1]}/v25.0/me"
+    try:
+        session = session_for(url)
+        session.verify = True  # the system's CAs, which never signed this certificate
+        with pytest.raises(requests.exceptions.SSLError):
+            send(session, url)
+        assert send(session, url, verify=str(cert_path)).status_code == 200
+        with pytest.raises(requests.exceptions.SSLError):
+            send(session, url)  # the pool verified against the test's CA is not reused
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # urllib3's InsecureRequestWarning
+            assert send(session, url, verify=False).status_code == 200
+        with pytest.raises(requests.exceptions.SSLError):
+            send(session, url)  # nor the unverified one
+        assert send(session, url, verify=str(cert_path)).status_code == 200
+    finally:
+        stop_serving(srv)
