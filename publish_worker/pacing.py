@@ -31,6 +31,13 @@ class _Post:
     __slots__ = ("__weakref__",)
 
 
+class _Taken(frozenset[str]):
+    """The accounts a post in flight holds, and the thread that took them (one store counts both)."""
+
+    __slots__ = ("thread",)
+    thread: int
+
+
 class PageSlots:
     """How many posts of this process are in flight on each Facebook Page and Instagram account.
 
@@ -41,16 +48,19 @@ class PageSlots:
     store into ``_holders`` (one entry per post in flight: its accounts) and uncounted by a
     single pop, so wherever the limit lands while a post takes its turn, the post is counted on
     all its accounts or on none (counting account by account, it could stay counted on some).
-    Should it land as the post gives its turn back, before the pop, the entry goes with the
-    post's ``hold`` once its job has ended (its key is a weak reference to the hold's token);
-    posts waiting on its accounts see the room at their next look, within ``WAIT_SLICE_SECONDS``.
+    Should it land as the post gives its turn back, before the pop, the worker gives the turn
+    back once the job has ended and no limit can land any more (``release_left_by``); failing
+    that, the entry goes with the post's ``hold`` (its key is a weak reference to the hold's
+    token), which a reference cycle through the job's exception can keep until the garbage
+    collector's next pass. Posts waiting on its accounts see the room at their next look,
+    within ``WAIT_SLICE_SECONDS``.
     """
 
     def __init__(self) -> None:
         # Reentrant for its ownership: were a job's time limit to land as a waiting post takes
         # the lock back, a plain lock would let that post release another thread's hold.
         self._lock = threading.RLock()
-        self._holders: dict[weakref.ref[_Post], frozenset[str]] = {}
+        self._holders: dict[weakref.ref[_Post], _Taken] = {}
         self._turns: dict[str, threading.Condition] = {}  # posts waiting on a full account
 
     def in_flight(self, account: str) -> int:
@@ -65,7 +75,8 @@ class PageSlots:
         ``before_wait`` (giving the database connection back) is called, outside the lock, only
         if the post has to wait."""
         post = _Post()  # referenced by this frame alone: it lives as long as the hold
-        key, wanted = weakref.ref(post, self._forget), frozenset(accounts)
+        key, wanted = weakref.ref(post, self._forget), _Taken(accounts)
+        wanted.thread = threading.get_ident()
         try:
             with self._lock:
                 if self._full(wanted, limit) is None:
@@ -82,6 +93,14 @@ class PageSlots:
             with self._lock:
                 if self._holders.pop(key, None) is not None:
                     self._wake(wanted)
+
+    def release_left_by(self, thread: int) -> None:
+        """Give back every turn a job on ``thread`` left taken: called once that job has ended."""
+        with self._lock:
+            left = [(key, taken) for key, taken in list(self._holders.items()) if taken.thread == thread]
+            for key, taken in left:
+                if self._holders.pop(key, None) is not None:
+                    self._wake(taken)
 
     def _forget(self, key: weakref.ref[_Post]) -> None:
         """A hold's token is gone with its job: its entry, if the job never gave it back, goes too."""

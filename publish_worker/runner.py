@@ -36,6 +36,7 @@ from sqlalchemy.orm import configure_mappers
 from publish_worker.collector import settle_after_startup
 from publish_worker.context import install_context, worker_services
 from publish_worker.duties import periodic_duties
+from publish_worker.pacing import PAGE_SLOTS
 from publish_worker.time_limits import SharedTimerDeathPenalty
 from shared.queue import (
     JOB_FUNCTIONS,
@@ -238,6 +239,14 @@ class ThreadPublishWorker(SimpleWorker):
                 suspended = True
             self.heartbeat()
             self.stop_event.wait(1.0)
+
+    def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
+        """RQ's own; then, with the job's time limit gone, any Page turn the limit kept from
+        being given back (``PageSlots.release_left_by``) is given back."""
+        try:
+            return super().perform_job(job, queue, execution)
+        finally:
+            PAGE_SLOTS.release_left_by(threading.get_ident())
 
     def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
         """RQ writes the job's heartbeat here on its own, a round trip a job, to give a success

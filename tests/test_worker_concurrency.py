@@ -3,6 +3,7 @@ job time limits inside the pool, warm shutdown, the Redis and database pools."""
 
 from __future__ import annotations
 
+import gc
 import json
 import linecache
 import logging
@@ -25,7 +26,7 @@ from sqlalchemy import select
 from publish_worker import pacing
 from publish_worker.context import install_context, redis_pool_size, worker_services
 from publish_worker.jobs import publish_post
-from publish_worker.pacing import PageSlots
+from publish_worker.pacing import PAGE_SLOTS, PageSlots
 from publish_worker.runner import InProcessWorker
 from shared.metrics import USAGE_SLOWDOWNS
 from shared.models import PUBLISHED, QUEUED, SocialConnection
@@ -553,10 +554,11 @@ def test_a_time_limit_landing_as_a_waiting_post_wakes_leaves_the_lock_with_its_h
     assert slots.in_flight("page:1") == 0
 
 
-def hold_with_a_time_limit_at(slots: PageSlots, step: int, *, after_work: bool = False) -> bool:
+def hold_with_a_time_limit_at(slots: PageSlots, step: int, *, after_work: bool = False, cycle: bool = False) -> bool:
     """A post takes its turn on ``page:1`` and ``ig:1`` and gives it back, its time limit landing
     at the ``step``-th line of the slots' own code it runs (before its work, or ``after_work``);
-    False if it landed."""
+    False if it landed. With ``cycle``, the limit's exception is kept alive by a reference
+    cycle, as a run's stored failure can keep it (and with it the hold's frame)."""
     pacing_file = PageSlots.hold.__wrapped__.__code__.co_filename  # type: ignore[attr-defined]
     state = {"steps": 0, "working": False}
 
@@ -577,7 +579,9 @@ def hold_with_a_time_limit_at(slots: PageSlots, step: int, *, after_work: bool =
         with slots.hold({"page:1", "ig:1"}, 5, before_wait=lambda: None):
             state["working"] = True
         return True
-    except TimeLimit:
+    except TimeLimit as exc:
+        if cycle:
+            exc.itself = exc  # type: ignore[attr-defined]
         return False
     finally:
         sys.settrace(measuring)
@@ -604,3 +608,40 @@ def test_a_time_limit_landing_anywhere_in_the_slots_leaves_the_post_counted_nowh
             break
         step += 1
     assert step > lines_at_least  # it did land at each line the post ran there
+
+
+def test_a_turn_a_reference_cycle_keeps_is_given_back_once_its_job_has_ended():
+    # The limit lands as the post gives its turn back, before the pop; a cycle keeps the hold's
+    # token alive, so only the garbage collector would free the entry: the worker gives it back.
+    slots = PageSlots()
+    gc.disable()
+    try:
+        assert hold_with_a_time_limit_at(slots, 1, after_work=True, cycle=True) is False
+        assert (slots.in_flight("page:1"), slots.in_flight("ig:1")) == (1, 1)
+        slots.release_left_by(threading.get_ident() + 1)  # another thread's job ended: not this one's turn
+        assert slots.in_flight("page:1") == 1
+        slots.release_left_by(threading.get_ident())
+        assert (slots.in_flight("page:1"), slots.in_flight("ig:1")) == (0, 0)
+    finally:
+        gc.enable()
+        gc.collect()
+
+
+def test_the_worker_gives_back_what_each_job_thread_left_once_its_job_has_ended(
+    start_worker, gate, db_session, monkeypatch
+):
+    ended: list[int] = []
+    real = PAGE_SLOTS.release_left_by
+
+    def release_left_by(thread: int) -> None:
+        ended.append(thread)
+        real(thread)
+
+    monkeypatch.setattr(PAGE_SLOTS, "release_left_by", release_left_by)
+    worker = start_worker()
+    ids = posts_on_pages(worker.ctx, db_session, [page(1), page(2)])
+    gate.open()
+    wait_until(lambda: statuses(db_session, ids) == [PUBLISHED] * 2, "both published")
+    wait_until(lambda: len(ended) >= 2, "both jobs ended")
+    assert threading.get_ident() not in ended  # the job threads', not the caller's
+    assert PAGE_SLOTS.in_flight(f"page:{page(1)}") == PAGE_SLOTS.in_flight(f"page:{page(2)}") == 0
