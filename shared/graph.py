@@ -25,6 +25,7 @@ from requests.utils import check_header_validity
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
 from shared.errors import THROTTLE_CODES, classify_graph_error
+from shared.meta_adapter import NeverSent
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ def parse_usage(headers: Mapping[str, str]) -> Usage:
 
 def _was_sent(exc: requests.ConnectionError) -> bool:
     """A refused or timed-out connect never reached Meta; anything else may have."""
-    if isinstance(exc, requests.ConnectTimeout):
+    if isinstance(exc, (requests.ConnectTimeout, NeverSent)):
         return False
     reason = exc.args[0] if exc.args else None
     if isinstance(reason, MaxRetryError):

@@ -9,6 +9,7 @@ import requests
 import requests_mock
 
 from shared.graph import GraphClient, GraphError, GraphTransportError, appsecret_proof
+from shared.services import meta_session
 from tests.conftest import APP_SECRET
 
 BASE = "https://graph.meta.test/v25.0"
@@ -178,9 +179,11 @@ def test_a_token_with_a_line_break_is_never_sent_as_a_header(graph):
     assert raised.value.sent is False  # surely not at Meta: nothing to look for before a retry
 
 
-def test_a_malformed_answer_to_a_request_that_left_is_reported_as_sent(settings):
-    """urllib3 refuses an answer with conflicting Content-Length headers after the POST has
-    reached Meta: that failure is ambiguous (looked up before any second send), never "not sent"."""
+@pytest.mark.parametrize("transport", ["requests", "worker"])
+def test_a_malformed_answer_to_a_request_that_left_is_reported_as_sent(settings, transport):
+    """An answer with conflicting Content-Length headers after the POST has reached Meta is
+    refused (by urllib3, and by the worker's own transport): that failure is ambiguous (looked up
+    before any second send), never "not sent"."""
     import socket
     import threading
 
@@ -204,7 +207,7 @@ def test_a_malformed_answer_to_a_request_that_left_is_reported_as_sent(settings)
     thread = threading.Thread(target=answer_badly, daemon=True)
     thread.start()
     port = server.getsockname()[1]
-    session = requests.Session()
+    session = requests.Session() if transport == "requests" else meta_session()
     session.trust_env = False  # straight to the socket, whatever proxy the environment names
     graph = GraphClient(settings.with_overrides(meta_graph_url=f"http://127.0.0.1:{port}"), session=session)
     try:

@@ -1,14 +1,17 @@
-"""The worker's transport to Meta (``MetaAdapter``) against a real HTTP server on 127.0.0.1:
-the same answers and errors as requests' own adapter, connections kept, a proxy still
-honoured, a bounded memory of pools."""
+"""The worker's transport to Meta (``MetaAdapter``, on ``http.client``) against real servers on
+127.0.0.1: the same answers and errors as requests' own adapter, connections kept and replaced
+when the server closed them, failures before sending told apart, a proxy still honoured."""
 
 from __future__ import annotations
 
+import gzip
 import ipaddress
+import socket
 import ssl
 import threading
 import time
 import warnings
+import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import ThreadingHTTPServer
@@ -22,7 +25,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from shared.meta_adapter import MAX_POOLS, MetaAdapter
+from shared.graph import GraphClient, GraphTransportError
+from shared.meta_adapter import MAX_ORIGINS, ConnectFailed, ConnectTimedOut, MetaAdapter, NeverSent
 from shared.services import environment_read_once, meta_session, thread_http_session
 from tests.json_stand_in import JsonHandler, serve_in_thread, stop_serving
 
@@ -34,10 +38,14 @@ class Server(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), Handler)
         self.connections = 0
         self.request_lines: list[str] = []
+        self.bodies: list[bytes] = []
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+JSON = b'{"id": "17841400000000000", "name": "caf\xc3\xa9"}'
 
 
 class Handler(JsonHandler):
@@ -48,21 +56,45 @@ class Handler(JsonHandler):
         super().setup()
         self.server.connections += 1
 
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        self.server.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+        self.do_GET()
+
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         self.server.request_lines.append(self.requestline)
-        if self.path.startswith("/slow"):
+        if "/slow" in self.path:
             time.sleep(1.0)
         if self.path.startswith("/drop"):
             self.close_connection = True
             return  # closed without an answer
-        data = b'{"id": "17841400000000000", "name": "caf\xc3\xa9"}'
+        data, headers = JSON, [("Content-Type", "application/json; charset=UTF-8")]
+        if self.path.startswith("/gzip"):
+            data, headers = gzip.compress(JSON), [*headers, ("Content-Encoding", "gzip")]
+        elif self.path.startswith("/deflate"):
+            data, headers = zlib.compress(JSON), [*headers, ("Content-Encoding", "deflate")]
+        elif self.path.startswith("/brotli"):
+            headers.append(("Content-Encoding", "br"))
         self.send_response(200)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Content-Length", str(len(data)))
+        for name, value in headers:
+            self.send_header(name, value)
         self.send_header("X-App-Usage", '{"call_count":3,"total_cputime":1,"total_time":2}')
         self.send_header("Set-Cookie", "fr=abc; Path=/")
+        self.send_header("Set-Cookie", "sb=def; Path=/")
+        if self.path.startswith("/chunked"):
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for piece in (data[:10], data[10:]):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        self.send_header("Content-Length", str(len(data)))
+        if self.path.startswith("/close"):
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(data)
+        # "/bye": the server closes the connection after answering, without saying so (an idle
+        # connection Meta's side timed out).
+        self.close_connection = self.path.startswith(("/bye", "/close"))
 
 
 @pytest.fixture()
@@ -77,16 +109,22 @@ def session_for(url: str) -> requests.Session:
     return environment_read_once(meta_session(), url)
 
 
-def send(session: requests.Session, url: str, **kwargs: Any) -> requests.Response:
-    prepared = requests.Request("GET", url, headers={"Accept": "application/json"}).prepare()
-    return session.send(prepared, timeout=kwargs.pop("timeout", (2, 5)), allow_redirects=False, **kwargs)
+def send(session: requests.Session, url: str, method: str = "GET", **kwargs: Any) -> requests.Response:
+    prepared = requests.Request(method, url, headers={"Accept": "application/json"}, data=kwargs.pop("data", None))
+    return session.send(
+        session.prepare_request(prepared), timeout=kwargs.pop("timeout", (2, 5)), allow_redirects=False, **kwargs
+    )
 
 
-def test_answers_are_those_of_requests_own_adapter(server: Server) -> None:
-    url = server.url + "/v25.0/17841400000000000?fields=id,name"
-    stock = send(environment_read_once(requests.Session(), url), url)
-    lean_session = session_for(url)
-    lean = send(lean_session, url)
+def stock_session(url: str) -> requests.Session:
+    return environment_read_once(requests.Session(), url)
+
+
+@pytest.mark.parametrize("path", ["/v25.0/17841400000000000?fields=id,name", "/gzip", "/deflate", "/chunked"])
+def test_answers_are_those_of_requests_own_adapter(server: Server, path: str) -> None:
+    url = server.url + path
+    stock = send(stock_session(url), url)
+    lean = send(session_for(url), url)
     assert isinstance(lean.connection, MetaAdapter)
     assert (lean.status_code, lean.reason, lean.url, lean.encoding) == (
         stock.status_code,
@@ -94,47 +132,52 @@ def test_answers_are_those_of_requests_own_adapter(server: Server) -> None:
         stock.url,
         stock.encoding,
     )
-    assert lean.json() == stock.json() == {"id": "17841400000000000", "name": "café"}
+    assert lean.content == stock.content == JSON
+    assert lean.json() == {"id": "17841400000000000", "name": "café"}
     assert dict(lean.headers) == {**dict(stock.headers), "Date": lean.headers["Date"]}
     assert lean.headers["x-app-usage"] == stock.headers["X-App-Usage"]
+    assert lean.headers["set-cookie"] == "fr=abc; Path=/, sb=def; Path=/"  # repeated headers joined, as requests
     assert lean.request.url == url
-    # Meta's cookies are never sent back (GraphClient prepares its own requests); the session's jar
-    # keeps them, as requests' own session does.
-    assert lean_session.cookies.get("fr") == "abc"
+    assert b"".join(lean.iter_content(8)) == JSON  # the body is requests' to hand out again
+    lean.close()
 
 
-def test_one_connection_and_one_pool_lookup_serve_many_calls(server: Server) -> None:
+def test_a_form_is_sent_as_requests_sends_it(server: Server) -> None:
+    form = {"caption": "Diskon 50% & ongkir! 🎉", "image_url": "https://cdn.example.com/a.jpg"}
+    send(stock_session(server.url), server.url + "/v25.0/1/media", "POST", data=form)
+    send(session_for(server.url), server.url + "/v25.0/1/media", "POST", data=form)
+    assert server.bodies[0] == server.bodies[1]
+    assert server.request_lines == ["POST /v25.0/1/media HTTP/1.1"] * 2
+
+
+def test_an_answer_in_an_unknown_encoding_is_an_error_not_a_body(server: Server) -> None:
+    with pytest.raises(requests.exceptions.ContentDecodingError) as raised:
+        send(session_for(server.url), server.url + "/brotli")
+    assert not isinstance(raised.value, NeverSent)
+
+
+def test_one_connection_serves_many_calls_without_urllib3(server: Server) -> None:
     session = session_for(server.url)
     adapter = session.get_adapter(server.url)
     assert isinstance(adapter, MetaAdapter)
-    lookups = []
-    real_lookup = adapter.poolmanager.connection_from_host
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        lookups.append(args)
-        return real_lookup(*args, **kwargs)
-
-    adapter.poolmanager.connection_from_host = counted  # type: ignore[method-assign]
     for n in range(5):
         assert send(session, f"{server.url}/v25.0/{n}").status_code == 200
     assert server.connections == 1
     assert len(server.request_lines) == 5
-    assert len(lookups) == 1  # requests' own adapter looks the pool up on every call
+    assert len(adapter.poolmanager.pools) == 0
 
 
-def test_a_closed_pool_is_replaced(server: Server) -> None:
+@pytest.mark.parametrize("path", ["/bye", "/close"])
+def test_a_connection_the_server_closed_is_replaced(server: Server, path: str) -> None:
     session = session_for(server.url)
-    adapter = session.get_adapter(server.url)
-    assert isinstance(adapter, MetaAdapter)
-    assert send(session, server.url + "/v25.0/1").status_code == 200
-    prepared = requests.Request("GET", server.url).prepare()
-    adapter.get_connection_with_tls_context(prepared, session.verify).close()
-    adapter.poolmanager.clear()  # as urllib3 1 did, closing the pools it dropped
-    assert send(session, server.url + "/v25.0/2").status_code == 200
+    assert send(session, server.url + path).status_code == 200
+    time.sleep(0.2)  # the server's close arrives
+    assert send(session, server.url + "/v25.0/after").status_code == 200
     assert server.connections == 2
+    assert server.request_lines == [f"GET {path} HTTP/1.1", "GET /v25.0/after HTTP/1.1"]
 
 
-def test_no_proxy_alone_keeps_the_remembered_pool(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_proxy_alone_keeps_the_fast_path(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy", "no_proxy"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NO_PROXY", "proxy-exempt.example")
@@ -143,11 +186,12 @@ def test_no_proxy_alone_keeps_the_remembered_pool(server: Server, monkeypatch: p
     adapter = session.get_adapter(server.url)
     for n in range(2):
         assert send(session, f"{server.url}/v25.0/{n}").status_code == 200
-    assert isinstance(adapter, MetaAdapter) and len(adapter._pools) == 1
+    assert isinstance(adapter, MetaAdapter) and len(adapter.poolmanager.pools) == 0
+    assert server.connections == 1
 
 
-def test_many_hosts_do_not_grow_the_remembered_pools_without_bound() -> None:
-    servers = [Server() for _ in range(MAX_POOLS + 2)]
+def test_many_hosts_do_not_grow_the_idle_connections_without_bound() -> None:
+    servers = [Server() for _ in range(MAX_ORIGINS + 2)]
     for srv in servers:
         serve_in_thread(srv)
     try:
@@ -157,7 +201,9 @@ def test_many_hosts_do_not_grow_the_remembered_pools_without_bound() -> None:
         assert send(session, servers[0].url + "/v25.0/2").status_code == 200
         adapter = session.get_adapter(servers[0].url)
         assert isinstance(adapter, MetaAdapter)
-        assert 0 < len(adapter._pools) <= MAX_POOLS
+        assert 0 < len(adapter._idle) <= MAX_ORIGINS
+        adapter.close()
+        assert adapter._idle == {}
     finally:
         for srv in servers:
             stop_serving(srv)
@@ -179,11 +225,58 @@ def test_a_proxy_takes_requests_own_path(server: Server) -> None:
 
 def test_timeouts_and_broken_connections_raise_requests_own_exceptions(server: Server) -> None:
     session = session_for(server.url)
-    with pytest.raises(requests.ReadTimeout):
+    with pytest.raises(requests.ReadTimeout) as timed_out:
         send(session, server.url + "/slow", timeout=(2, 0.2))
-    with pytest.raises(requests.ConnectionError):
+    with pytest.raises(requests.ConnectionError) as dropped:
         send(session, server.url + "/drop")
+    assert not isinstance(timed_out.value, NeverSent) and not isinstance(dropped.value, NeverSent)
     assert send(session, server.url + "/v25.0/after").status_code == 200
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_refused_connection_was_never_sent() -> None:
+    url = f"http://127.0.0.1:{free_port()}/v25.0/1/photos"
+    with pytest.raises(ConnectFailed):
+        send(session_for(url), url, "POST", data={"caption": "x"})
+
+
+def test_a_connect_that_times_out_was_never_sent() -> None:
+    # A listening socket that never accepts, its queue full: the next handshake gets no answer.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    waiting = []
+    try:
+        for _ in range(4):
+            client = socket.socket()
+            client.setblocking(False)
+            client.connect_ex(listener.getsockname())
+            waiting.append(client)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/v25.0/1/photos"
+        with pytest.raises(ConnectTimedOut) as raised:
+            send(session_for(url), url, timeout=(0.3, 5))
+        assert isinstance(raised.value, requests.ConnectTimeout)
+    finally:
+        for client in waiting:
+            client.close()
+        listener.close()
+
+
+def test_the_graph_client_tells_never_sent_from_perhaps_sent(settings: Any, server: Server) -> None:
+    nobody = f"http://127.0.0.1:{free_port()}"
+    refused = GraphClient(settings.with_overrides(meta_graph_url=nobody), session=meta_session())
+    with pytest.raises(GraphTransportError) as not_sent:
+        refused.post("/1/photos", token="EAAB", data={"caption": "x"})
+    graph = GraphClient(settings.with_overrides(meta_graph_url=server.url), session=meta_session(), timeout=(2, 0.2))
+    with pytest.raises(GraphTransportError) as perhaps_sent:
+        graph.post("/slow", token="EAAB", data={"caption": "x"})
+    assert not_sent.value.sent is False
+    assert perhaps_sent.value.sent is True
 
 
 def test_the_workers_sessions_use_it_for_both_schemes() -> None:
@@ -235,13 +328,14 @@ def test_tls_is_verified_per_setting_whatever_was_sent_before(tmp_path: Path) ->
     try:
         session = session_for(url)
         session.verify = True  # the system's CAs, which never signed this certificate
-        with pytest.raises(requests.exceptions.SSLError):
+        with pytest.raises(requests.exceptions.SSLError) as refused:
             send(session, url)
+        assert isinstance(refused.value, NeverSent)  # the handshake comes before any of the request
         assert send(session, url, verify=str(cert_path)).status_code == 200
         with pytest.raises(requests.exceptions.SSLError):
-            send(session, url)  # the pool verified against the test's CA is not reused
+            send(session, url)  # the connection verified against the test's CA is not reused
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # urllib3's InsecureRequestWarning
+            warnings.simplefilter("ignore")  # an unverified connection's warning, if any
             assert send(session, url, verify=False).status_code == 200
         with pytest.raises(requests.exceptions.SSLError):
             send(session, url)  # nor the unverified one
