@@ -16,9 +16,11 @@ $(VENV)/.installed: pyproject.toml requirements.lock requirements-dev.lock
 	touch $@
 
 ## Re-resolve the lock files from pyproject.toml's pins (Python 3.11, Linux): requirements.lock
-## for the production image, requirements-dev.lock for everything else (all extras).
+## for the production image, requirements-dev.lock for everything else (all extras). Extras stay
+## on the pins (coverage[toml]): pip 23's hash mode otherwise takes a package asked for with an
+## extra (pytest-cov's coverage[toml]>=…) as unpinned once a newer release is out, and fails.
 LOCK := $(BIN)/uv pip compile pyproject.toml --group build --generate-hashes --python-version 3.11 \
-	--python-platform linux --custom-compile-command "make lock" --quiet
+	--python-platform linux --custom-compile-command "make lock" --quiet --no-strip-extras
 lock: install
 	$(LOCK) --output-file requirements.lock
 	$(LOCK) --extra dev --extra demo --output-file requirements-dev.lock

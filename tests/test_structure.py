@@ -121,9 +121,11 @@ def test_the_demo_command_comes_only_with_the_demo_package(monkeypatch: pytest.M
 
 
 def locked(path: Path) -> dict[str, str]:
-    """``name → version`` of a lock file, every entry carrying its hashes."""
+    """``name → version`` of a lock file (a pin may name extras), every entry carrying its hashes."""
     entries = re.findall(
-        r"^([A-Za-z0-9._-]+)==(\S+)((?:\s*\\\n\s+--hash=sha256:[0-9a-f]{64})+)", path.read_text(), re.M
+        r"^([A-Za-z0-9._-]+)(?:\[[A-Za-z0-9._,-]+\])?==(\S+)((?:\s*\\\n\s+--hash=sha256:[0-9a-f]{64})+)",
+        path.read_text(),
+        re.M,
     )
     return {canonicalize_name(name): version for name, version, _ in entries}
 
