@@ -19,8 +19,8 @@ from __future__ import annotations
 import http.client
 import os
 import ssl
-import threading
 import zlib
+from types import NoneType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -60,9 +60,11 @@ class MetaAdapter(HTTPAdapter):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
+        # No lock: the worker's sessions are a thread's own, and should one be shared, a list's
+        # pop and append and a dict's swap are atomic (a lock a job's time limit interrupted
+        # could be left taken, and the thread's next call would wait on it for ever).
         self._idle: dict[Origin, list[http.client.HTTPConnection]] = {}
         self._contexts: dict[Any, ssl.SSLContext] = {}
-        self._lock = threading.Lock()
 
     def send(
         self,
@@ -75,7 +77,9 @@ class MetaAdapter(HTTPAdapter):
     ) -> Response:
         url = str(request.url)
         origin = None if stream or cert else _origin(url, verify, proxies)
-        if origin is None or not isinstance(request.body, (str, bytes, type(None))):
+        # A body or timeout of another kind (a file, urllib3's Timeout) takes requests' own path too.
+        plain = isinstance(request.body, (str, bytes, NoneType)) and isinstance(timeout, (tuple, float, int, NoneType))
+        if origin is None or not plain:
             return super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
         connect_timeout, read_timeout = timeout if isinstance(timeout, tuple) else (timeout, timeout)
         conn = self._take_idle(origin) or self._connect(origin, connect_timeout, request)
@@ -89,42 +93,37 @@ class MetaAdapter(HTTPAdapter):
         return response
 
     def close(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, {}
-        for conns in idle.values():
-            for conn in conns:
-                conn.close()
+        idle, self._idle = self._idle, {}
+        _close_all(idle)
         super().close()
 
     def _take_idle(self, origin: Origin) -> http.client.HTTPConnection | None:
         """The newest idle connection to ``origin`` still open at the other end."""
-        while True:
-            with self._lock:
-                conns = self._idle.get(origin)
-                conn = conns.pop() if conns else None
-            if conn is None:
-                return None
+        conns = self._idle.get(origin)
+        while conns:
+            try:
+                conn = conns.pop()
+            except IndexError:
+                return None  # taken meanwhile by another thread sharing the session
             # Readable while idle: closed by the server (or sending what nobody asked for).
             if conn.sock is not None and not wait_for_read(conn.sock, timeout=0.0):
                 return conn
             conn.close()
+        return None
 
     def _give_back(self, origin: Origin, conn: http.client.HTTPConnection) -> None:
         if conn.sock is None:
             return  # the answer closed it (Connection: close)
-        with self._lock:
-            if origin not in self._idle and len(self._idle) >= MAX_ORIGINS:
-                dropped = [c for conns in self._idle.values() for c in conns]
-                self._idle.clear()
-            else:
-                dropped = []
+        conns = self._idle.get(origin)
+        if conns is None:
+            if len(self._idle) >= MAX_ORIGINS:
+                forgotten, self._idle = self._idle, {}
+                _close_all(forgotten)
             conns = self._idle.setdefault(origin, [])
-            if len(conns) < MAX_IDLE:
-                conns.append(conn)
-            else:
-                dropped.append(conn)
-        for extra in dropped:
-            extra.close()
+        if len(conns) < MAX_IDLE:
+            conns.append(conn)
+        else:
+            conn.close()
 
     def _connect(self, origin: Origin, timeout: float | None, request: PreparedRequest) -> http.client.HTTPConnection:
         scheme, host, port, verify = origin
@@ -200,6 +199,12 @@ class _Answer:
         self.headers: CaseInsensitiveDict[str] = CaseInsensitiveDict()
         for name, value in answer.getheaders():
             self.headers[name] = f"{self.headers[name]}, {value}" if name in self.headers else value
+
+
+def _close_all(idle: dict[Origin, list[http.client.HTTPConnection]]) -> None:
+    for conns in idle.values():
+        for conn in conns:
+            conn.close()
 
 
 def _origin(url: str, verify: Any, proxies: Any) -> Origin | None:

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import requests
+import urllib3
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -221,6 +222,15 @@ def test_a_proxy_takes_requests_own_path(server: Server) -> None:
         stop_serving(proxy)
     assert proxy.request_lines == [f"GET {server.url}/v25.0/proxied HTTP/1.1"]
     assert server.request_lines == ["GET /v25.0/direct HTTP/1.1"]
+
+
+def test_a_timeout_of_another_kind_takes_requests_own_path(server: Server) -> None:
+    session = session_for(server.url)
+    adapter = session.get_adapter(server.url)
+    assert send(session, server.url + "/v25.0/1", timeout=urllib3.Timeout(connect=2, read=5)).status_code == 200
+    assert len(adapter.poolmanager.pools) == 1  # requests' own adapter sent it
+    assert send(session, server.url + "/v25.0/2").status_code == 200
+    assert len(adapter._idle) == 1
 
 
 def test_timeouts_and_broken_connections_raise_requests_own_exceptions(server: Server) -> None:
