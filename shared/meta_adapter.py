@@ -9,9 +9,10 @@ throughput target (DESIGN §13.4). Through urllib3 a call cost about 0.38 ms of 
 
 What a caller sees is requests' own: a ``Response`` with the status, reason, headers (repeated
 ones joined), encoding and the whole decoded body (gzip and deflate, which requests asks for),
-and requests' exceptions. Those raised before a byte of the request was written also say so
-(``NeverSent``): a refused or timed-out connect and a failed TLS handshake. Anything after that
-may have reached Meta. No cookie is kept: the Graph client never sends one back.
+and requests' exceptions; an answer in a coding it cannot undo is refused as broken. Those
+raised before a byte of the request was written also say so (``NeverSent``): a refused or
+timed-out connect, a failed TLS handshake or an unreadable CA bundle. Anything after that may
+have reached Meta. No cookie is kept: the Graph client never sends one back.
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class NeverSent(Exception):
-    """Raised with requests' own exception when the request surely did not leave."""
+    """Raised with requests' own exception when the request surely did not leave. It speaks of
+    the one request this transport was handed: after a redirect followed by ``Session.send`` the
+    first request did leave (the Graph client follows none)."""
 
 
 class ConnectFailed(NeverSent, requests.ConnectionError):
@@ -129,7 +132,11 @@ class MetaAdapter(HTTPAdapter):
         scheme, host, port, verify = origin
         conn: http.client.HTTPConnection
         if scheme == "https":
-            conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=self._context(verify))
+            try:
+                context = self._context(verify)
+            except (ssl.SSLError, OSError) as exc:  # a CA bundle missing or unreadable: nothing sent
+                raise HandshakeFailed(exc, request=request) from exc
+            conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
         else:
             conn = http.client.HTTPConnection(host, port, timeout=timeout)
         try:
@@ -143,6 +150,9 @@ class MetaAdapter(HTTPAdapter):
         except OSError as exc:
             conn.close()
             raise ConnectFailed(exc, request=request) from exc
+        except BaseException:  # a job's time limit: the socket is not left to the garbage collector
+            conn.close()
+            raise
         return conn
 
     def _context(self, verify: Any) -> ssl.SSLContext:
@@ -175,7 +185,12 @@ class MetaAdapter(HTTPAdapter):
         path = (target.path or "/") + (f"?{target.query}" if target.query else "")
         try:
             conn.sock.settimeout(read_timeout)
-            conn.putrequest(str(request.method), path, skip_host="Host" in request.headers, skip_accept_encoding=True)
+            conn.putrequest(
+                str(request.method),
+                path,
+                skip_host="Host" in request.headers,
+                skip_accept_encoding="Accept-Encoding" in request.headers,  # else "identity", as urllib3
+            )
             for name, value in request.headers.items():
                 conn.putheader(name, value)
             conn.endheaders(body)
@@ -224,21 +239,31 @@ def _origin(url: str, verify: Any, proxies: Any) -> Origin | None:
 
 
 def _decoded(content: bytes, encoding: str | None, request: PreparedRequest) -> bytes:
-    """The body as sent before the server compressed it (requests asks for gzip and deflate)."""
-    coding = (encoding or "identity").strip().lower()
-    try:
-        if coding in ("identity", ""):
-            return content
-        if coding in ("gzip", "x-gzip"):
-            return zlib.decompress(content, 16 + zlib.MAX_WBITS)
-        if coding == "deflate":
-            try:
-                return zlib.decompress(content)
-            except zlib.error:
-                return zlib.decompress(content, -zlib.MAX_WBITS)  # raw deflate, as some servers send
-    except zlib.error as exc:
-        raise requests.exceptions.ContentDecodingError(exc, request=request) from exc
-    raise requests.exceptions.ContentDecodingError(f"unsupported Content-Encoding: {coding}", request=request)
+    """The body as sent before the server compressed it (requests asks for gzip and deflate),
+    codings undone last first. An empty body (a 204, an answer to HEAD) is empty whatever the
+    header says. A coding it cannot undo is refused, where requests would hand over the encoded
+    bytes: an answer the Graph client cannot read must count as broken (perhaps sent), not as
+    Meta's refusal."""
+    if not content:
+        return content
+    for coding in reversed([c.strip().lower() for c in (encoding or "").split(",")]):
+        try:
+            if coding in ("identity", ""):
+                continue
+            if coding in ("gzip", "x-gzip"):
+                content = zlib.decompress(content, 16 + zlib.MAX_WBITS)
+            elif coding == "deflate":
+                try:
+                    content = zlib.decompress(content)
+                except zlib.error:
+                    content = zlib.decompress(content, -zlib.MAX_WBITS)  # raw deflate, as some servers send
+            else:
+                raise requests.exceptions.ContentDecodingError(
+                    f"unsupported Content-Encoding: {coding}", request=request
+                )
+        except zlib.error as exc:
+            raise requests.exceptions.ContentDecodingError(exc, request=request) from exc
+    return content
 
 
 def _response(request: PreparedRequest, answer: _Answer, adapter: MetaAdapter) -> Response:
