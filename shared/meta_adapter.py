@@ -23,7 +23,7 @@ import ssl
 import zlib
 from types import NoneType
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import requests
 from requests import PreparedRequest, Response
@@ -79,19 +79,20 @@ class MetaAdapter(HTTPAdapter):
         proxies: Any = None,
     ) -> Response:
         url = str(request.url)
-        origin = None if stream or cert else _origin(url, verify, proxies)
+        parts = urlsplit(url)
+        origin = None if stream or cert else _origin(url, parts, verify, proxies)
         # A body or timeout of another kind (a file, urllib3's Timeout) takes requests' own path too.
         plain = isinstance(request.body, (str, bytes, NoneType)) and isinstance(timeout, (tuple, float, int, NoneType))
         if origin is None or not plain:
             return super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
         connect_timeout, read_timeout = timeout if isinstance(timeout, tuple) else (timeout, timeout)
         conn = self._take_idle(origin) or self._connect(origin, connect_timeout, request)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         try:
-            answer = self._exchange(conn, request, read_timeout)
+            response = self._exchange(conn, request, target, read_timeout)
         except BaseException:
             conn.close()
             raise
-        response = _response(request, answer, self)
         self._give_back(origin, conn)
         return response
 
@@ -176,18 +177,18 @@ class MetaAdapter(HTTPAdapter):
         self._contexts[verify] = context
         return context
 
-    @staticmethod
-    def _exchange(conn: http.client.HTTPConnection, request: PreparedRequest, read_timeout: float | None) -> _Answer:
-        """Send the request and read its whole answer, with requests' exceptions for what fails."""
+    def _exchange(
+        self, conn: http.client.HTTPConnection, request: PreparedRequest, target: str, read_timeout: float | None
+    ) -> Response:
+        """Send the request to ``target`` (its path and query) and read its whole answer, with
+        requests' exceptions for what fails."""
         assert conn.sock is not None
         body = request.body.encode("utf-8") if isinstance(request.body, str) else request.body
-        target = urlsplit(str(request.url))
-        path = (target.path or "/") + (f"?{target.query}" if target.query else "")
         try:
             conn.sock.settimeout(read_timeout)
             conn.putrequest(
                 str(request.method),
-                path,
+                target,
                 skip_host="Host" in request.headers,
                 skip_accept_encoding="Accept-Encoding" in request.headers,  # else "identity", as urllib3
             )
@@ -205,15 +206,7 @@ class MetaAdapter(HTTPAdapter):
         if len(lengths) > 1 or not all(value.isdigit() for value in lengths):
             # Which length is right cannot be known: the answer (to a request that left) is broken.
             raise requests.exceptions.InvalidHeader(f"bad Content-Length: {sorted(lengths)}", request=request)
-        return _Answer(answer, _decoded(content, answer.getheader("Content-Encoding"), request))
-
-
-class _Answer:
-    def __init__(self, answer: http.client.HTTPResponse, content: bytes):
-        self.status, self.reason, self.content = answer.status, answer.reason, content
-        self.headers: CaseInsensitiveDict[str] = CaseInsensitiveDict()
-        for name, value in answer.getheaders():
-            self.headers[name] = f"{self.headers[name]}, {value}" if name in self.headers else value
+        return _response(request, answer, _decoded(content, answer.getheader("Content-Encoding"), request), self)
 
 
 def _close_all(idle: dict[Origin, list[http.client.HTTPConnection]]) -> None:
@@ -222,12 +215,12 @@ def _close_all(idle: dict[Origin, list[http.client.HTTPConnection]]) -> None:
             conn.close()
 
 
-def _origin(url: str, verify: Any, proxies: Any) -> Origin | None:
-    """Where to connect for ``url``; None when this transport does not send it (a proxy, an
+def _origin(url: str, parts: SplitResult, verify: Any, proxies: Any) -> Origin | None:
+    """Where to connect for ``url`` (``parts``: split once, by ``send``); None when this transport
+    does not send it (a proxy, an
     unknown scheme, a verify setting that is neither a flag nor a path)."""
     if not isinstance(verify, (bool, str)) or (proxies and select_proxy(url, proxies)):
         return None  # NO_PROXY alone ({"no": ...}) names no proxy for the URL
-    parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS or not parts.hostname:
         return None
@@ -266,15 +259,20 @@ def _decoded(content: bytes, encoding: str | None, request: PreparedRequest) -> 
     return content
 
 
-def _response(request: PreparedRequest, answer: _Answer, adapter: MetaAdapter) -> Response:
+def _response(
+    request: PreparedRequest, answer: http.client.HTTPResponse, content: bytes, adapter: MetaAdapter
+) -> Response:
     response = Response()
     response.status_code = answer.status
     response.reason = answer.reason
-    response.headers = answer.headers
-    response.encoding = get_encoding_from_headers(response.headers)
+    headers: CaseInsensitiveDict[str] = CaseInsensitiveDict()
+    for name, value in answer.getheaders():
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value  # repeated: joined
+    response.headers = headers
+    response.encoding = get_encoding_from_headers(headers)
     response.url = str(request.url)
     response.request = request
     response.connection = adapter
-    response._content = answer.content
+    response._content = content
     response._content_consumed = True  # type: ignore[attr-defined]  # requests reads the body from here on
     return response
