@@ -217,8 +217,7 @@ def _close_all(idle: dict[Origin, list[http.client.HTTPConnection]]) -> None:
 
 def _origin(url: str, parts: SplitResult, verify: Any, proxies: Any) -> Origin | None:
     """Where to connect for ``url`` (``parts``: split once, by ``send``); None when this transport
-    does not send it (a proxy, an
-    unknown scheme, a verify setting that is neither a flag nor a path)."""
+    does not send it (a proxy, an unknown scheme, a verify setting neither a flag nor a path)."""
     if not isinstance(verify, (bool, str)) or (proxies and select_proxy(url, proxies)):
         return None  # NO_PROXY alone ({"no": ...}) names no proxy for the URL
     scheme = parts.scheme.lower()
