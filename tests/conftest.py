@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import base64
 import os
+import socket
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import jwt
@@ -223,3 +225,24 @@ def anon_client(app):
 
 def same_origin() -> dict[str, str]:
     return {"Origin": "http://localhost"}
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (just now)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def blackhole() -> Iterator[int]:
+    """A loopback port whose accept queue is full: further connects hang, as with a public
+    address that drops packets."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    filler = socket.create_connection(("127.0.0.1", port), timeout=1)
+    yield port
+    filler.close()
+    listener.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -13,17 +12,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import CI, make_test_env
+from tests.conftest import CI, free_port, make_test_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.slow  # gunicorn, the app and docker-compose in subprocesses
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(url: str, timeout: float = 20.0) -> requests.Response:

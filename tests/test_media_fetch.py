@@ -607,20 +607,6 @@ def test_proxies_from_the_environment_are_never_used(tmp_path, servers, monkeypa
     assert proxy.requests == [] and len(server.requests) == 1
 
 
-@pytest.fixture
-def blackhole() -> Iterator[int]:
-    """A loopback port whose accept queue is full: further connects hang, as with a public
-    address that drops packets."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    port = listener.getsockname()[1]
-    filler = socket.create_connection(("127.0.0.1", port), timeout=1)
-    yield port
-    filler.close()
-    listener.close()
-
-
 def test_a_name_with_many_silent_addresses_still_gets_one_deadline(blackhole: int) -> None:
     # Each address used to get the whole timeout again: six silent ones took six deadlines.
     addresses = [ipaddress.ip_address("127.0.0.1")] * 6

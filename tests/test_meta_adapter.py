@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gzip
 import ipaddress
-import socket
 import ssl
 import threading
 import time
@@ -29,6 +28,7 @@ from cryptography.x509.oid import NameOID
 from shared.graph import GraphClient, GraphTransportError
 from shared.meta_adapter import MAX_ORIGINS, ConnectFailed, ConnectTimedOut, MetaAdapter, NeverSent
 from shared.services import environment_read_once, meta_session, thread_http_session
+from tests.conftest import free_port
 from tests.json_stand_in import JsonHandler, serve_in_thread, stop_serving
 
 
@@ -295,38 +295,17 @@ def test_an_unreadable_ca_bundle_sends_nothing(tmp_path: Path) -> None:
     assert isinstance(refused.value, NeverSent)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_a_refused_connection_was_never_sent() -> None:
     url = f"http://127.0.0.1:{free_port()}/v25.0/1/photos"
     with pytest.raises(ConnectFailed):
         send(session_for(url), url, "POST", data={"caption": "x"})
 
 
-def test_a_connect_that_times_out_was_never_sent() -> None:
-    # A listening socket that never accepts, its queue full: the next handshake gets no answer.
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    waiting = []
-    try:
-        for _ in range(4):
-            client = socket.socket()
-            client.setblocking(False)
-            client.connect_ex(listener.getsockname())
-            waiting.append(client)
-        url = f"http://127.0.0.1:{listener.getsockname()[1]}/v25.0/1/photos"
-        with pytest.raises(ConnectTimedOut) as raised:
-            send(session_for(url), url, timeout=(0.3, 5))
-        assert isinstance(raised.value, requests.ConnectTimeout)
-    finally:
-        for client in waiting:
-            client.close()
-        listener.close()
+def test_a_connect_that_times_out_was_never_sent(blackhole: int) -> None:
+    url = f"http://127.0.0.1:{blackhole}/v25.0/1/photos"
+    with pytest.raises(ConnectTimedOut) as raised:
+        send(session_for(url), url, timeout=(0.3, 5))
+    assert isinstance(raised.value, requests.ConnectTimeout)
 
 
 def test_the_graph_client_tells_never_sent_from_perhaps_sent(settings: Any, server: Server) -> None:

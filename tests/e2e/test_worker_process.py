@@ -86,7 +86,7 @@ def test_a_redis_wipe_after_scheduling_is_repaired_by_the_sweeper(
 def test_a_token_expired_at_publish_time_fails_the_post_and_asks_to_reconnect(
     fresh: tuple[DemoStack, Engine], workers: WorkerProcess
 ) -> None:
-    from tests.test_deployment import free_port
+    from tests.conftest import free_port
 
     system, _ = fresh
     seller = Seller(system)
