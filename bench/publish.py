@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -517,6 +518,9 @@ def main() -> int:
     args = parser.parse_args()
     if not 1 <= args.sellers <= 100:
         parser.error("--sellers must be 1 to 100 (the sandbox's burst scenario has 100 Pages)")
+    if args.table and not args.skip_status and shutil.which("wrk") is None:
+        # Said before the publish runs, not after them: the status bench needs wrk.
+        parser.error("--table needs wrk for the status bench (Debian: apt-get install -y wrk); or add --skip-status")
 
     bench = Bench(args)
     bench.create_database()
