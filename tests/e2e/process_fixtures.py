@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import requests
 from sqlalchemy import Engine, text
 
@@ -36,16 +37,16 @@ IMAGE = "https://cdn.example.com/promo.jpg"
 
 @pytest.fixture(scope="session")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoStack]:
-    if redis_url_for(PROC_REDIS_DB) is None:
+    redis_url = redis_url_for(PROC_REDIS_DB)
+    if redis_url is None:
         pytest.skip("a worker process needs a real Redis")
     database_url = create_database("proc", tmp_path_factory.mktemp("proc"))
-    stack = DemoStack(
-        port=0, sandbox_port=0, database_url=database_url, redis_url=redis_url_for(PROC_REDIS_DB), with_worker=False
-    )
+    stack = DemoStack(port=0, sandbox_port=0, database_url=database_url, redis_url=redis_url, with_worker=False)
     stack.start()
     yield stack
     stack.stop()
     drop_database(database_url)
+    redis.Redis.from_url(redis_url).flushdb()  # nothing of the run left behind in its Redis database either
 
 
 @pytest.fixture
