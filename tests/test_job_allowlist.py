@@ -35,6 +35,7 @@ from shared.queue import (
     enqueue_publish,
     make_queue,
 )
+from tests.conftest import free_port
 from tests.factories import make_connection, make_post
 from tests.worker_fixtures import reload
 
@@ -448,7 +449,6 @@ SCHEDULER_ACL = (
 def acl_redis(tmp_path):
     """A throwaway redis-server of this test's own (ACL users are server-wide)."""
     import shutil
-    import socket
     import subprocess
 
     import redis as redis_lib
@@ -456,9 +456,7 @@ def acl_redis(tmp_path):
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server not installed")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen(
         [
             binary,

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from shared.media_fetch import MAX_BYTES, Hop, MediaUnreachable, PinnedTransport, Reply, fetch, total_size
+from tests.conftest import free_port
 
 PUBLIC = "93.184.215.14"  # a public address; only ever handed to fake or patched connections
 PUBLIC_2 = "2606:2800:21f:cb07:6820:80da:af6b:8b2c"
@@ -567,8 +568,7 @@ def test_a_server_dripping_its_answer_is_cut_at_the_deadline(tmp_path, servers):
 
 
 def test_a_refused_connection_is_unreachable():
-    with socket.create_server(("127.0.0.1", 0)) as unused:
-        port = unused.getsockname()[1]  # nothing listens there once closed
+    port = free_port()
     with pytest.raises(MediaUnreachable, match="refused"):
         fetch(
             f"https://{MEDIA_HOST}:{port}/a.jpg",

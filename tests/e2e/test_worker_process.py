@@ -14,6 +14,7 @@ import requests
 from sqlalchemy import Engine, text
 
 from social_connect_demo import DemoStack
+from tests.conftest import free_port
 from tests.e2e.driver import Seller
 from tests.e2e.process_fixtures import WorkerProcess, fault, published, schedule, wait_until_final
 from tests.e2e.stack_fixtures import reset_sandbox
@@ -86,8 +87,6 @@ def test_a_redis_wipe_after_scheduling_is_repaired_by_the_sweeper(
 def test_a_token_expired_at_publish_time_fails_the_post_and_asks_to_reconnect(
     fresh: tuple[DemoStack, Engine], workers: WorkerProcess
 ) -> None:
-    from tests.conftest import free_port
-
     system, _ = fresh
     seller = Seller(system)
     seller.consent()
@@ -125,8 +124,6 @@ def test_throttled_once_is_retried_and_published_once(fresh: tuple[DemoStack, En
 def test_a_foreign_job_on_the_queue_is_refused_by_the_worker_process(
     fresh: tuple[DemoStack, Engine], workers: WorkerProcess, tmp_path: Path
 ) -> None:
-    import socket
-
     from rq import Queue
     from rq.serializers import JSONSerializer
 
@@ -142,9 +139,7 @@ def test_a_foreign_job_on_the_queue_is_refused_by_the_worker_process(
         attacker.enqueue("os.system", f"touch {marker}"),
         attacker.enqueue("tests.marker_jobs.make_marker", str(marker)),
     ]
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        metrics_port = probe.getsockname()[1]
+    metrics_port = free_port()
     workers.env["METRICS_PORT"] = str(metrics_port)
     workers.start()
     job_id = schedule(seller, 1, "Ours")
