@@ -46,7 +46,8 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoStack]:
     yield stack
     stack.stop()
     drop_database(database_url)
-    redis.Redis.from_url(redis_url).flushdb()  # nothing of the run left behind in its Redis database either
+    with redis.Redis.from_url(redis_url) as client:  # nothing of the run left behind in its Redis database either
+        client.flushdb()
 
 
 @pytest.fixture

@@ -52,7 +52,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoStack]:
     demo.stop()
     drop_database(database_url)
     if redis_url is not None:  # nothing of the run left behind in its Redis database either
-        redis.Redis.from_url(redis_url).flushdb()
+        with redis.Redis.from_url(redis_url) as client:
+            client.flushdb()
 
 
 @pytest.fixture
